@@ -1,0 +1,44 @@
+// The registry of error codes that clients may rely on, and the errors domain code throws.
+// The HTTP layer maps each code to a status (http/plugins/errors.ts); messages never carry secrets.
+
+export const ErrorCode = {
+  validation: 'validation_error',
+  usernameTaken: 'username_taken',
+  invalidCredentials: 'invalid_credentials',
+  notAuthenticated: 'not_authenticated',
+  invalidToken: 'invalid_token',
+  unsupportedMediaType: 'unsupported_media_type',
+  payloadTooLarge: 'payload_too_large',
+  notFound: 'not_found',
+  badRequest: 'bad_request',
+  unavailable: 'service_unavailable',
+  internal: 'internal_error',
+} as const
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** One failed field, in FastAPI's shape: where, what was wrong, and a pydantic-style type. */
+export interface FieldError {
+  loc: (string | number)[]
+  msg: string
+  type: string
+}
+
+export class DomainError extends Error {
+  override name = 'DomainError'
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+  ) {
+    super(detail)
+  }
+}
+
+/** Input that passed the schema but broke a rule (password policy, username form). */
+export class ValidationError extends Error {
+  override name = 'ValidationError'
+  readonly code = ErrorCode.validation
+  constructor(readonly errors: FieldError[]) {
+    super(errors.map((e) => e.msg).join('; '))
+  }
+}

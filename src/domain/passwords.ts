@@ -1,0 +1,113 @@
+// Password hashing (argon2id; the seed's bcrypt verified only) and the password policy.
+import * as argon2 from '@node-rs/argon2'
+import * as bcrypt from '@node-rs/bcrypt'
+import { dictionary } from '@zxcvbn-ts/language-common'
+import type { FieldError } from './errors.js'
+
+export interface Argon2Params {
+  memoryCost: number
+  timeCost: number
+  parallelism: number
+}
+
+// OWASP Password Storage Cheat Sheet, argon2id: m=19456 KiB (19 MiB), t=2, p=1 is the minimum.
+export const OWASP_ARGON2ID: Argon2Params = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 })
+
+export interface PasswordHasher {
+  /** A PHC string for a new password. */
+  hash(password: string): Promise<string>
+  /** True only when `password` is exactly the one `stored` was made from. */
+  verify(stored: string, password: string): Promise<boolean>
+  /** True when `stored` is not an argon2id hash with the current parameters. */
+  needsRehash(stored: string): boolean
+}
+
+const BCRYPT_PREFIX = /^\$2[aby]\$\d\d\$/
+// bcrypt reads at most 72 bytes and stops at NUL: a longer password would match any password
+// sharing its first 72 bytes. Compare exactly (OWASP Password Storage Cheat Sheet, "Input
+// Limits of bcrypt"): such passwords fail against a bcrypt hash rather than match a prefix.
+const BCRYPT_MAX_BYTES = 72
+
+/**
+ * Hashing and verification run on libuv's thread pool (napi-rs async tasks), never on the
+ * event loop, so a login does not stall other requests.
+ */
+export function createPasswordHasher(params: Argon2Params = OWASP_ARGON2ID): PasswordHasher {
+  const options = { algorithm: argon2.Algorithm.Argon2id, ...params }
+  return {
+    hash: (password) => argon2.hash(password, options),
+    async verify(stored, password) {
+      if (stored.startsWith('$argon2')) {
+        try {
+          return await argon2.verify(stored, password)
+        } catch {
+          return false // a malformed stored hash never matches
+        }
+      }
+      if (BCRYPT_PREFIX.test(stored)) {
+        if (Buffer.byteLength(password) > BCRYPT_MAX_BYTES || password.includes('\0')) return false
+        return bcrypt.verify(password, stored)
+      }
+      return false
+    },
+    needsRehash(stored) {
+      if (!stored.startsWith('$argon2id$')) return true
+      try {
+        const p = argon2.parseOptions(stored)
+        return (
+          p.memoryCost !== params.memoryCost ||
+          p.timeCost !== params.timeCost ||
+          p.parallelism !== params.parallelism
+        )
+      } catch {
+        return true
+      }
+    },
+  }
+}
+
+export interface PasswordPolicy {
+  minLength: number
+  maxLength: number
+}
+
+let commonPasswords: Set<string> | undefined
+
+/** True for a password on zxcvbn-ts's list of ~49k common passwords (case-insensitive). */
+export function isCommonPassword(password: string): boolean {
+  commonPasswords ??= new Set(dictionary['passwords-common'])
+  return commonPasswords.has(password) || commonPasswords.has(password.toLowerCase())
+}
+
+/**
+ * NIST SP 800-63B §5.1.1.2 and OWASP ASVS 2.1: a length range counted in code points, no
+ * composition rules, no truncation, and no password from a list of common or breached ones.
+ * Returns the failures in FastAPI's error shape; empty when the password is acceptable.
+ */
+export function checkPasswordPolicy(
+  password: string,
+  policy: PasswordPolicy,
+  username: string,
+): FieldError[] {
+  const loc = ['body', 'password']
+  const length = [...password].length
+  if (length < policy.minLength) {
+    return [
+      { loc, type: 'string_too_short', msg: `Password should have at least ${policy.minLength} characters` },
+    ]
+  }
+  if (length > policy.maxLength) {
+    return [
+      { loc, type: 'string_too_long', msg: `Password should have at most ${policy.maxLength} characters` },
+    ]
+  }
+  if (isCommonPassword(password)) {
+    return [
+      { loc, type: 'password_too_common', msg: 'Password is too common; choose a less predictable one' },
+    ]
+  }
+  if (password.toLowerCase() === username.toLowerCase()) {
+    return [{ loc, type: 'password_matches_username', msg: 'Password must not be the same as the username' }]
+  }
+  return []
+}

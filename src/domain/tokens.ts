@@ -1,0 +1,66 @@
+// Access tokens: HS256 JWTs with the seed's claims (sub, id, exp) plus iat and jti.
+import { createSigner, createVerifier } from 'fast-jwt'
+import type { Clock } from '../lib/clock.js'
+import { randomId } from '../lib/random.js'
+
+export interface TokenSubject {
+  id: number
+  username: string
+}
+
+export interface IssuedToken {
+  accessToken: string
+  /** Lifetime in seconds (RFC 6749 §5.1 expires_in). */
+  expiresIn: number
+}
+
+export interface TokenService {
+  issue(subject: TokenSubject): IssuedToken
+  /** The subject of a valid token, or undefined for anything else. Never throws. */
+  verify(token: string): TokenSubject | undefined
+}
+
+export interface TokenOptions {
+  /** The HMAC key; the seed uses its SECRET_KEY string's UTF-8 bytes, and so do we. */
+  secret: string
+  expiresInMinutes: number
+  clock: Clock
+}
+
+export function createTokenService({ secret, expiresInMinutes, clock }: TokenOptions): TokenService {
+  const expiresIn = expiresInMinutes * 60
+  // No `aud` or `iss` by default: the seed's verifier, python-jose's
+  // jwt.decode(token, SECRET_KEY, algorithms=["HS256"]), must accept our tokens.
+  const sign = createSigner({ key: secret, algorithm: 'HS256', noTimestamp: true })
+  // RFC 8725 §3.1 and §2.1: the algorithm comes from this allow-list, never from the token, so
+  // `none`, `None`, `NONE` and a switch to RS/ES (key confusion) fail. The key is fixed here, so
+  // `jwk`, `jku`, `x5u` and `kid` headers are ignored and no URL from a token is ever fetched.
+  // RFC 7515 §4.1.11: fast-jwt rejects a `crit` header naming an extension we do not understand.
+  // `exp` is required and must be numeric; `nbf` is honoured when present.
+  const verifier = createVerifier({
+    key: secret,
+    algorithms: ['HS256'],
+    requiredClaims: ['exp'],
+    cache: false,
+  })
+
+  return {
+    issue({ id, username }) {
+      const iat = Math.floor(clock.now() / 1000)
+      const accessToken = sign({ sub: username, id, iat, exp: iat + expiresIn, jti: randomId() })
+      return { accessToken, expiresIn }
+    },
+    verify(token) {
+      let payload: Record<string, unknown>
+      try {
+        payload = verifier(token)
+      } catch {
+        return undefined
+      }
+      // The seed's get_current_user requires both claims; we also require their types.
+      const { sub, id } = payload
+      if (typeof sub !== 'string' || !Number.isSafeInteger(id)) return undefined
+      return { id: id as number, username: sub }
+    },
+  }
+}

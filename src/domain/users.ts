@@ -1,0 +1,144 @@
+// Registration and password login: the rules, given a repository, a hasher and a clock.
+import type { Clock } from '../lib/clock.js'
+import { randomId } from '../lib/random.js'
+import { DomainError, ErrorCode, ValidationError } from './errors.js'
+import { checkPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords.js'
+import { canonicalUsername } from './usernames.js'
+
+/** A stored user as the repository returns it. */
+export interface StoredUser {
+  id: number
+  username: string
+  password: string | null
+  username_canonical: string | null
+  created_at: string | null
+}
+
+export interface UsersRepository {
+  findByUsername(username: string): Promise<StoredUser | undefined>
+  findByCanonicalName(canonical: string): Promise<StoredUser | undefined>
+  insert(user: {
+    username: string
+    canonical: string
+    passwordHash: string
+    createdAt: string
+  }): Promise<number | undefined>
+  replacePasswordHash(id: number, expected: string, next: string): Promise<boolean>
+  list(): Promise<StoredUser[]>
+  delete(id: number): Promise<boolean>
+  listWithoutCanonicalName(): Promise<{ id: number; username: string }[]>
+  claimCanonicalName(id: number, canonical: string): Promise<boolean>
+}
+
+export interface User {
+  id: number
+  username: string
+}
+
+/** What an operator may see of a user: never the hash, only its scheme. */
+export interface UserSummary extends User {
+  createdAt: string | null
+  hashScheme: 'argon2id' | 'bcrypt' | 'other' | 'none'
+}
+
+function hashScheme(stored: string | null): UserSummary['hashScheme'] {
+  if (stored === null) return 'none'
+  if (stored.startsWith('$argon2id$')) return 'argon2id'
+  return /^\$2[abxy]\$/.test(stored) ? 'bcrypt' : 'other'
+}
+
+export interface UserServiceDeps {
+  users: UsersRepository
+  hasher: PasswordHasher
+  policy: PasswordPolicy
+  clock: Clock
+}
+
+export const USERNAME_TAKEN = 'Username already registered'
+export const INCORRECT_CREDENTIALS = 'Incorrect username or password'
+
+export interface UserService {
+  register(username: string, password: string): Promise<User>
+  /** The user whose exact password this is, or undefined; equally slow for unknown users. */
+  authenticate(username: string, password: string): Promise<User | undefined>
+  /** Gives canonical names to rows without one (seed rows, rows the seed app added). */
+  claimCanonicalNames(): Promise<number>
+  list(): Promise<UserSummary[]>
+  /** Deletes the user found by exact, then canonical, name; false when there is none. */
+  delete(username: string): Promise<boolean>
+}
+
+export async function createUserService({
+  users,
+  hasher,
+  policy,
+  clock,
+}: UserServiceDeps): Promise<UserService> {
+  // OWASP Authentication Cheat Sheet: an unknown user costs one verify too, against a hash made
+  // with the current algorithm, so response time does not reveal whether the account exists.
+  const dummyHash = await hasher.hash(randomId(32))
+
+  async function findForLogin(username: string): Promise<StoredUser | undefined> {
+    // The exact name first: seed rows that collide after canonicalisation keep logging in with
+    // the name they registered. Then the canonical form, so `Alice` finds `alice`.
+    const exact = await users.findByUsername(username)
+    if (exact) return exact
+    const canonical = canonicalUsername(username)
+    return canonical.ok ? users.findByCanonicalName(canonical.canonical) : undefined
+  }
+
+  return {
+    async register(username, password) {
+      const name = canonicalUsername(username)
+      if (!name.ok)
+        throw new ValidationError([{ loc: ['body', 'username'], msg: name.reason, type: 'value_error' }])
+      const failures = checkPasswordPolicy(password, policy, username)
+      if (failures.length > 0) throw new ValidationError(failures)
+      // Cheap early answer before paying for a hash; the unique indexes decide races.
+      if ((await users.findByCanonicalName(name.canonical)) || (await users.findByUsername(username))) {
+        throw new DomainError(ErrorCode.usernameTaken, USERNAME_TAKEN)
+      }
+      const passwordHash = await hasher.hash(password)
+      const createdAt = new Date(clock.now()).toISOString()
+      const id = await users.insert({ username, canonical: name.canonical, passwordHash, createdAt })
+      if (id === undefined) throw new DomainError(ErrorCode.usernameTaken, USERNAME_TAKEN)
+      return { id, username }
+    },
+
+    async authenticate(username, password) {
+      const user = await findForLogin(username)
+      const stored = user?.password ?? null
+      const ok = await hasher.verify(stored ?? dummyHash, password)
+      if (!user || stored === null || !ok) return undefined
+      if (hasher.needsRehash(stored)) {
+        // Upgrade bcrypt (or weaker argon2) to the current argon2id. Compare-and-swap: if another
+        // login or a password change wrote a newer hash meanwhile, theirs stays.
+        await users.replacePasswordHash(user.id, stored, await hasher.hash(password))
+      }
+      return { id: user.id, username: user.username }
+    },
+
+    async list() {
+      return (await users.list()).map((u) => ({
+        id: u.id,
+        username: u.username,
+        createdAt: u.created_at,
+        hashScheme: hashScheme(u.password),
+      }))
+    },
+
+    async delete(username) {
+      const user = await findForLogin(username)
+      return user ? users.delete(user.id) : false
+    },
+
+    async claimCanonicalNames() {
+      let claimed = 0
+      for (const row of await users.listWithoutCanonicalName()) {
+        const name = canonicalUsername(row.username)
+        if (name.ok && (await users.claimCanonicalName(row.id, name.canonical))) claimed++
+      }
+      return claimed
+    },
+  }
+}

@@ -1,0 +1,35 @@
+// The bearer-token check for protected routes: `onRequest: app.authenticate`, then request.user.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ErrorCode } from '../../domain/errors.js'
+import type { TokenService, TokenSubject } from '../../domain/tokens.js'
+import { sendError } from './errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
+  }
+  interface FastifyRequest {
+    user: TokenSubject | null
+  }
+}
+
+/** The token after a case-insensitive `Bearer` scheme (RFC 6750 §2.1, RFC 9110 §11.1), or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  const space = header.indexOf(' ')
+  if (space !== 6 || header.slice(0, 6).toLowerCase() !== 'bearer') return undefined
+  return header.slice(7).trim()
+}
+
+export function registerAuthenticate(app: FastifyInstance, tokens: TokenService): void {
+  app.decorateRequest('user', null)
+  app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
+    const token = bearerToken(request.headers.authorization)
+    // The seed's messages, word for word: FastAPI's OAuth2PasswordBearer and get_current_user.
+    if (token === undefined) return sendError(reply, 401, ErrorCode.notAuthenticated, 'Not authenticated')
+    const user = tokens.verify(token)
+    if (user === undefined)
+      return sendError(reply, 401, ErrorCode.invalidToken, 'Could not validate credentials')
+    request.user = user
+  })
+}

@@ -1,0 +1,33 @@
+// Liveness and readiness probes.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorCode } from '../../domain/errors.js'
+import { sendError } from '../plugins/errors.js'
+import { errorRef } from '../schemas/common.js'
+
+const Status = Type.Object({ status: Type.String() })
+
+export const healthRoutes: FastifyPluginAsyncTypebox<{ ready: () => Promise<boolean> }> = async (
+  app,
+  { ready },
+) => {
+  app.get(
+    '/healthz',
+    { schema: { tags: ['health'], summary: 'Liveness: the process answers.', response: { 200: Status } } },
+    async () => ({ status: 'ok' }),
+  )
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: the database answers.',
+        response: { 200: Status, 503: errorRef },
+      },
+    },
+    async (_request, reply) => {
+      if (await ready()) return { status: 'ready' }
+      return sendError(reply, 503, ErrorCode.unavailable, 'Database unavailable')
+    },
+  )
+}

@@ -1,0 +1,29 @@
+// GET /: the seed's protected greeting. The hot path: one HMAC check, no database.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errorRef, MessageResponse } from '../schemas/common.js'
+
+export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        summary: 'User',
+        description: 'Greets the user the bearer token belongs to.',
+        security: [{ OAuth2PasswordBearer: [] }],
+        response: {
+          200: { ...MessageResponse, description: 'The greeting.' },
+          401: {
+            ...errorRef,
+            description:
+              '`Not authenticated` without a token, `Could not validate credentials` for a bad one.',
+          },
+        },
+      },
+    },
+    async (request) => {
+      const user = request.user as NonNullable<typeof request.user>
+      return { message: `Hello, ${user.username} with ID: ${user.id}!` }
+    },
+  )
+}

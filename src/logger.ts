@@ -1,0 +1,23 @@
+// The process logger: JSON lines by default, pretty in a terminal. Secrets are redacted by path as
+// a second line of defence; the first is that no handler logs a body, a header or a token.
+import pino, { type Logger } from 'pino'
+import type { LogLevel } from './config.js'
+
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'password',
+  'access_token',
+  'token',
+  '*.password',
+  '*.access_token',
+  '*.token',
+]
+
+export function createLogger(level: LogLevel, pretty = Boolean(process.stdout.isTTY)): Logger {
+  return pino({
+    level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
+  })
+}
