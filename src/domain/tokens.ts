@@ -31,7 +31,8 @@ export function createTokenService({ secret, expiresInMinutes, clock }: TokenOpt
   const expiresIn = expiresInMinutes * 60
   // No `aud` or `iss` by default: the seed's verifier, python-jose's
   // jwt.decode(token, SECRET_KEY, algorithms=["HS256"]), must accept our tokens.
-  const sign = createSigner({ key: secret, algorithm: 'HS256', noTimestamp: true })
+  // iat and exp come from the injected clock: fast-jwt keeps a payload's own iat.
+  const sign = createSigner({ key: secret, algorithm: 'HS256' })
   // RFC 8725 §3.1 and §2.1: the algorithm comes from this allow-list, never from the token, so
   // `none`, `None`, `NONE` and a switch to RS/ES (key confusion) fail. The key is fixed here, so
   // `jwk`, `jku`, `x5u` and `kid` headers are ignored and no URL from a token is ever fetched.

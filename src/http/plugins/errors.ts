@@ -9,6 +9,7 @@ const STATUS: Record<string, number> = {
   [ErrorCode.invalidCredentials]: 401,
   [ErrorCode.notAuthenticated]: 401,
   [ErrorCode.invalidToken]: 401,
+  [ErrorCode.unsupportedMediaType]: 415,
 }
 
 // RFC 6750 §3: a 401 for a bearer-protected resource names the scheme.

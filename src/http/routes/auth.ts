@@ -6,6 +6,10 @@ import { INCORRECT_CREDENTIALS, type UserService } from '../../domain/users.js'
 import { CreateUserRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
 import { errorRef, MessageResponse, validationErrorRef } from '../schemas/common.js'
 
+const FORM = /^application\/x-www-form-urlencoded\b/i
+// Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
+const AUTH_BODY_LIMIT = 16 * 1024
+
 export interface AuthRoutesOptions {
   users: UserService
   tokens: TokenService
@@ -15,6 +19,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   app.post(
     '/auth/',
     {
+      bodyLimit: AUTH_BODY_LIMIT,
       schema: {
         tags: ['auth'],
         summary: 'Create User',
@@ -41,6 +46,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   app.post(
     '/auth/token',
     {
+      bodyLimit: AUTH_BODY_LIMIT,
       schema: {
         tags: ['auth'],
         summary: 'Login For Access Token',
@@ -52,8 +58,18 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
         response: {
           200: { ...TokenResponse, description: 'An access token.' },
           401: { ...errorRef, description: 'Incorrect username or password.' },
+          415: { ...errorRef, description: 'The body is not a form.' },
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
         },
+      },
+      // RFC 6749 §4.3.2: the token request is a form; a JSON body is refused, not half-read.
+      preValidation: async (request) => {
+        if (request.body !== undefined && !FORM.test(request.headers['content-type'] ?? '')) {
+          throw new DomainError(
+            ErrorCode.unsupportedMediaType,
+            'Send the form as application/x-www-form-urlencoded',
+          )
+        }
       },
     },
     async (request, reply) => {

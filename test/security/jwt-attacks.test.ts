@@ -1,0 +1,151 @@
+// The JWT attack list (RFC 8725): every forged or malformed token gets 401 and no greeting.
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildTestApp, type TestApp, tokenFor } from '../helpers/app.js'
+import { craft, hmac, nowSeconds, rs256, rsaKeys } from '../helpers/jwt.js'
+
+const SECRET = 'an-operator-chosen-secret-of-more-than-32-bytes'
+let t: TestApp
+let valid: string
+let userId: number
+// A server standing in for an attacker's key URL: any fetch from the app would show up here.
+let trap: Server
+let trapHits = 0
+let trapUrl: string
+
+beforeAll(async () => {
+  t = await buildTestApp({ SECRET_KEY: SECRET })
+  valid = await tokenFor(t.app, 'victim')
+  userId = JSON.parse(Buffer.from(valid.split('.')[1] ?? '', 'base64url').toString()).id
+  trap = createServer((_req, res) => {
+    trapHits++
+    res.end('{}')
+  })
+  await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve))
+  trapUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}/jwks.json`
+})
+afterAll(async () => {
+  await t.close()
+  await new Promise((resolve) => trap.close(resolve))
+})
+
+const claims = () => ({ sub: 'victim', id: userId, iat: nowSeconds(), exp: nowSeconds() + 600 })
+
+async function get(token: string) {
+  return t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
+}
+
+async function expectRejected(token: string) {
+  const res = await get(token)
+  expect(res.statusCode).toBe(401)
+  expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })
+  expect(res.body).not.toContain('Hello')
+}
+
+describe('JWT verification', () => {
+  it('accepts a correctly signed token (the control case)', async () => {
+    const res = await get(craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET)))
+    expect(res.statusCode).toBe(200)
+    expect(res.json().message).toBe(`Hello, victim with ID: ${userId}!`)
+  })
+
+  it.each(['none', 'None', 'NONE', 'nOnE'])('rejects alg=%s, with or without a signature', async (alg) => {
+    await expectRejected(craft({ alg, typ: 'JWT' }, claims()))
+    await expectRejected(craft({ alg, typ: 'JWT' }, claims(), hmac('sha256', SECRET)))
+  })
+
+  it.each([
+    ['HS384', 'sha384'],
+    ['HS512', 'sha512'],
+  ] as const)('rejects a switch to %s, even signed with the right secret', async (alg, hash) => {
+    await expectRejected(craft({ alg, typ: 'JWT' }, claims(), hmac(hash, SECRET)))
+  })
+
+  it('rejects RS256 with an attacker key, and HS256 keyed with a public key (key confusion)', async () => {
+    const { privateKey, publicKey } = rsaKeys()
+    await expectRejected(craft({ alg: 'RS256', typ: 'JWT' }, claims(), rs256(privateKey)))
+    const pem = publicKey.export({ type: 'spki', format: 'pem' })
+    await expectRejected(craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', pem)))
+  })
+
+  it('ignores an embedded jwk, and never fetches jku or x5u', async () => {
+    const { privateKey, publicKey } = rsaKeys()
+    const jwk = publicKey.export({ format: 'jwk' })
+    await expectRejected(craft({ alg: 'RS256', jwk }, claims(), rs256(privateKey)))
+    await expectRejected(craft({ alg: 'RS256', jku: trapUrl }, claims(), rs256(privateKey)))
+    await expectRejected(craft({ alg: 'RS256', x5u: trapUrl }, claims(), rs256(privateKey)))
+    await expectRejected(craft({ alg: 'HS256', jku: trapUrl }, claims(), hmac('sha256', 'attacker-secret')))
+    expect(trapHits).toBe(0)
+  })
+
+  it('ignores kid tricks: a kid never selects the key', async () => {
+    for (const kid of ['../../../../dev/null', "' OR 1=1 --", '', 'http://127.0.0.1/key']) {
+      await expectRejected(craft({ alg: 'HS256', kid }, claims(), hmac('sha256', '')))
+      await expectRejected(craft({ alg: 'HS256', kid }, claims(), hmac('sha256', 'attacker-secret')))
+    }
+  })
+
+  it('rejects an unknown crit header, even when correctly signed', async () => {
+    await expectRejected(
+      craft({ alg: 'HS256', crit: ['exp-policy'], 'exp-policy': 1 }, claims(), hmac('sha256', SECRET)),
+    )
+    await expectRejected(craft({ alg: 'HS256', crit: [] }, claims(), hmac('sha256', SECRET)))
+  })
+
+  it('requires a numeric exp, in the future', async () => {
+    const { exp: _exp, ...noExp } = claims()
+    await expectRejected(craft({ alg: 'HS256' }, noExp, hmac('sha256', SECRET)))
+    await expectRejected(
+      craft({ alg: 'HS256' }, { ...claims(), exp: String(nowSeconds() + 600) }, hmac('sha256', SECRET)),
+    )
+    await expectRejected(craft({ alg: 'HS256' }, { ...claims(), exp: null }, hmac('sha256', SECRET)))
+    await expectRejected(
+      craft({ alg: 'HS256' }, { ...claims(), exp: nowSeconds() - 1 }, hmac('sha256', SECRET)),
+    )
+  })
+
+  it('honours nbf', async () => {
+    await expectRejected(
+      craft({ alg: 'HS256' }, { ...claims(), nbf: nowSeconds() + 300 }, hmac('sha256', SECRET)),
+    )
+    const res = await get(
+      craft({ alg: 'HS256' }, { ...claims(), nbf: nowSeconds() - 5 }, hmac('sha256', SECRET)),
+    )
+    expect(res.statusCode).toBe(200)
+  })
+
+  it('requires sub as a string and id as an integer, like the seed', async () => {
+    const sign = hmac('sha256', SECRET)
+    const { sub: _sub, ...noSub } = claims()
+    const { id: _id, ...noId } = claims()
+    await expectRejected(craft({ alg: 'HS256' }, noSub, sign))
+    await expectRejected(craft({ alg: 'HS256' }, noId, sign))
+    await expectRejected(craft({ alg: 'HS256' }, { ...claims(), id: String(userId) }, sign))
+    await expectRejected(craft({ alg: 'HS256' }, { ...claims(), id: 1.5 }, sign))
+    await expectRejected(craft({ alg: 'HS256' }, { ...claims(), sub: 42 }, sign))
+  })
+
+  it('rejects a tampered payload, a stripped signature and another secret', async () => {
+    const [h, , s] = valid.split('.')
+    const forged = Buffer.from(JSON.stringify({ ...claims(), sub: 'admin', id: 1 })).toString('base64url')
+    await expectRejected(`${h}.${forged}.${s}`)
+    await expectRejected(`${valid.split('.').slice(0, 2).join('.')}.`)
+    await expectRejected(
+      craft({ alg: 'HS256' }, claims(), hmac('sha256', 'another-secret-of-at-least-32-bytes!!')),
+    )
+  })
+
+  it('rejects malformed tokens without a 500', async () => {
+    for (const junk of [
+      'a.b.c',
+      '.....',
+      'eyJhbGciOiJIUzI1NiJ9..',
+      `${'x'.repeat(8000)}`,
+      '%%%.%%%.%%%',
+      '{}.{}.{}',
+    ]) {
+      await expectRejected(junk)
+    }
+  })
+})
