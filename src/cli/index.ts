@@ -63,6 +63,20 @@ user
   })
 
 user
+  .command('set-password')
+  .description('Reset a user\'s password; read like `user create`. The policy applies.')
+  .argument('<username>')
+  .action(async (username: string) => {
+    const password = await readPassword()
+    if (!(await withServices((s) => s.users.setPassword(username, password)))) {
+      console.error(`No user named ${username}.`)
+      process.exitCode = 1
+      return
+    }
+    console.log(`Password set for ${username}.`)
+  })
+
+user
   .command('list')
   .description('List users: id, username, created, password hash scheme (never the hash).')
   .option('--json', 'print JSON lines')

@@ -24,6 +24,7 @@ export interface UsersRepository {
     createdAt: string
   }): Promise<number | undefined>
   replacePasswordHash(id: number, expected: string, next: string): Promise<boolean>
+  setPasswordHash(id: number, hash: string): Promise<boolean>
   list(): Promise<StoredUser[]>
   delete(id: number): Promise<boolean>
   listWithoutCanonicalName(): Promise<{ id: number; username: string }[]>
@@ -66,6 +67,8 @@ export interface UserService {
   list(): Promise<UserSummary[]>
   /** Deletes the user found by exact, then canonical, name; false when there is none. */
   delete(username: string): Promise<boolean>
+  /** An operator's password reset; the policy applies. False when there is no such user. */
+  setPassword(username: string, password: string): Promise<boolean>
 }
 
 export async function createUserService({
@@ -130,6 +133,14 @@ export async function createUserService({
     async delete(username) {
       const user = await findForLogin(username)
       return user ? users.delete(user.id) : false
+    },
+
+    async setPassword(username, password) {
+      const user = await findForLogin(username)
+      if (!user) return false
+      const failures = checkPasswordPolicy(password, policy, user.username)
+      if (failures.length > 0) throw new ValidationError(failures)
+      return users.setPasswordHash(user.id, await hasher.hash(password))
     },
 
     async claimCanonicalNames() {

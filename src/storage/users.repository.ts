@@ -54,6 +54,11 @@ export async function replacePasswordHash(
   return result.numUpdatedRows === 1n
 }
 
+export async function setPasswordHash(db: Db, id: number, hash: string): Promise<boolean> {
+  const result = await db.updateTable('users').set({ password: hash }).where('id', '=', id).executeTakeFirst()
+  return result.numUpdatedRows === 1n
+}
+
 export async function listUsers(db: Db): Promise<UserRow[]> {
   return db.selectFrom('users').selectAll().orderBy('id').execute()
 }
@@ -98,6 +103,7 @@ export function createUsersRepository(db: Db) {
     insert: (user: Parameters<typeof insertUser>[1]) => insertUser(db, user),
     replacePasswordHash: (id: number, expected: string, next: string) =>
       replacePasswordHash(db, id, expected, next),
+    setPasswordHash: (id: number, hash: string) => setPasswordHash(db, id, hash),
     list: () => listUsers(db),
     delete: (id: number) => deleteUser(db, id),
     listWithoutCanonicalName: () => listUsersWithoutCanonicalName(db),

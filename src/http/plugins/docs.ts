@@ -2,8 +2,22 @@
 // Every docs asset is served from node_modules: no CDN.
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ErrorResponse, ValidationErrorResponse } from '../schemas/common.js'
+
+const DOCS_PATH = '/docs'
+
+// Swagger UI resolves the relative tokenUrl "auth/token" against the page's URL (the spec has no
+// `servers`), exactly as FastAPI's does: from /docs it posts to /auth/token, but from /docs/ to
+// /docs/auth/token, a 404, so the Authorize button would fail. The router's ignoreTrailingSlash serves
+// /docs/ too; send it to /docs instead, with the 307 FastAPI's redirect_slashes answers there.
+async function redirectDocsWithTrailingSlash(request: FastifyRequest, reply: FastifyReply) {
+  const query = request.url.indexOf('?')
+  const path = query === -1 ? request.url : request.url.slice(0, query)
+  if (path === `${DOCS_PATH}/`) {
+    return reply.redirect(`${DOCS_PATH}${query === -1 ? '' : request.url.slice(query)}`, 307)
+  }
+}
 
 export async function registerDocs(app: FastifyInstance, version: string): Promise<void> {
   app.addSchema(ErrorResponse)
@@ -30,6 +44,10 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: false } })
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PATH,
+    uiConfig: { persistAuthorization: false },
+    uiHooks: { onRequest: redirectDocsWithTrailingSlash },
+  })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 }

@@ -1,0 +1,87 @@
+// The operator's CLI, run as a real process on a real SQLite file.
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { runCli } from '../helpers/cli.js'
+import { fastHasher, login, PASSWORD, tempDir } from '../helpers/app.js'
+
+const dir = tempDir()
+const dbPath = join(dir.path, 'cli.db')
+const env = { DATABASE_URL: `sqlite:///${dbPath}` }
+afterAll(() => dir.cleanup())
+
+describe('authgate CLI', () => {
+  it.each([[[]], [['user']], [['user', 'create']], [['serve']], [['migrate']]])('prints help for %j', async (args) => {
+    const run = await runCli([...args, '--help'], env)
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/^Usage: authgate/)
+  })
+
+  it('migrates, then has nothing left to do', async () => {
+    const first = await runCli(['migrate'], env)
+    expect(first).toMatchObject({ code: 0 })
+    expect(first.stdout).toContain('2026_11_28_001_adopt_seed_users')
+    const second = await runCli(['migrate'], env)
+    expect(second.stdout).toContain('Nothing to migrate')
+  })
+
+  it('creates a user with the password from stdin, exactly, and the server logs it in', async () => {
+    const password = `  ${PASSWORD}  `
+    const run = await runCli(['user', 'create', 'Operator'], env, `${password}\n`)
+    expect(run.stderr).toBe('')
+    expect(run.stdout).toMatch(/Created user Operator with ID \d+/)
+    const app = await buildApp(loadConfig(env), { hasher: fastHasher })
+    expect((await login(app, 'operator', password)).statusCode).toBe(200)
+    expect((await login(app, 'operator', password.trim())).statusCode).toBe(401)
+    await app.close()
+  })
+
+  it('applies the password policy and the unique name', async () => {
+    const weak = await runCli(['user', 'create', 'weakling'], env, 'password\n')
+    expect(weak.code).toBe(1)
+    expect(weak.stderr).toMatch(/too common/)
+    const taken = await runCli(['user', 'create', 'OPERATOR'], env, `${PASSWORD}\n`)
+    expect(taken.code).toBe(1)
+    expect(taken.stderr).toMatch(/already registered/)
+  })
+
+  it('resets a password, with the policy', async () => {
+    expect(await runCli(['user', 'set-password', 'OPERATOR'], env, 'qwerty123\n')).toMatchObject({ code: 1 })
+    const run = await runCli(['user', 'set-password', 'OPERATOR'], env, 'a brand new passphrase\n')
+    expect(run).toMatchObject({ code: 0 })
+    const app = await buildApp(loadConfig(env), { hasher: fastHasher })
+    expect((await login(app, 'Operator', 'a brand new passphrase')).statusCode).toBe(200)
+    expect((await login(app, 'Operator', `  ${PASSWORD}  `)).statusCode).toBe(401)
+    await app.close()
+    expect(await runCli(['user', 'set-password', 'nobody'], env, 'a brand new passphrase\n')).toMatchObject({ code: 1 })
+  })
+
+  it('lists users without their hashes', async () => {
+    const run = await runCli(['user', 'list', '--json'], env)
+    expect(run.code).toBe(0)
+    const users = run.stdout.trim().split('\n').map((l) => JSON.parse(l))
+    expect(users).toEqual([{ id: 1, username: 'Operator', createdAt: expect.any(String), hashScheme: 'argon2id' }])
+    expect(run.stdout).not.toContain('$argon2')
+  })
+
+  it('deletes a user by name, and says so when there is none', async () => {
+    expect(await runCli(['user', 'delete', 'operator'], env)).toMatchObject({ code: 0 })
+    const db = new Database(dbPath, { readonly: true })
+    expect(db.prepare('select count(*) as n from users').get()).toEqual({ n: 0 })
+    db.close()
+    const again = await runCli(['user', 'delete', 'operator'], env)
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/No user named operator/)
+  })
+
+  it('stops on a bad setting, naming the variable', async () => {
+    const run = await runCli(['migrate'], { ...env, ACCESS_TOKEN_EXPIRE_MINUTES: 'soon' })
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/ACCESS_TOKEN_EXPIRE_MINUTES/)
+    const short = await runCli(['serve'], { ...env, SECRET_KEY: 'too-short' })
+    expect(short.code).toBe(1)
+    expect(short.stderr).toMatch(/SECRET_KEY: must be at least 32 bytes/)
+  })
+})

@@ -1,0 +1,62 @@
+// What reaches the log: one line per request, and never a password, token or hash.
+import { Writable } from 'node:stream'
+import Database from 'better-sqlite3'
+import pino from 'pino'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { REDACT_PATHS } from '../../src/logger.js'
+import { buildTestApp, login, register, type TestApp } from '../helpers/app.js'
+
+const lines: string[] = []
+const sink = new Writable({
+  write(chunk, _enc, done) {
+    lines.push(...chunk.toString().split('\n').filter(Boolean))
+    done()
+  },
+})
+let t: TestApp
+
+beforeAll(async () => {
+  // The production logger's settings, at the chattiest level.
+  const logger = pino({ level: 'trace', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink)
+  t = await buildTestApp({}, { logger })
+})
+afterAll(async () => {
+  await t.close()
+})
+
+it('logs one JSON line per request with method, path, status and a request id', async () => {
+  lines.length = 0
+  await t.app.inject({ url: '/healthz', headers: { 'x-request-id': 'trace-me-42' } })
+  expect(lines).toHaveLength(1)
+  expect(JSON.parse(lines[0] ?? '')).toMatchObject({
+    reqId: 'trace-me-42',
+    method: 'GET',
+    path: '/healthz',
+    statusCode: 200,
+    ms: expect.any(Number),
+  })
+})
+
+it('never writes a password, token or hash, whatever the request', async () => {
+  lines.length = 0
+  const password = 'Sup3r-secret-passphrase-xyz'
+  await register(t.app, 'logged', password)
+  const token = (await login(t.app, 'logged', password)).json().access_token as string
+  await login(t.app, 'logged', `${password}-wrong`)
+  await t.app.inject({ url: `/?access_token=${token}`, headers: { authorization: `Bearer ${token}` } })
+  await t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}tampered` } })
+  await t.app.inject({ method: 'POST', url: '/auth/', payload: { username: 'x y', password } })
+  await t.app.inject({ method: 'POST', url: '/auth/', headers: { 'content-type': 'application/json' }, payload: `{"password":"${password}"` })
+  const db = new Database(t.dbPath, { readonly: true })
+  const hash = (db.prepare("select password from users where username = 'logged'").get() as { password: string }).password
+  db.close()
+
+  const log = lines.join('\n')
+  expect(lines.length).toBeGreaterThanOrEqual(7)
+  for (const secret of [password, token, token.split('.')[2] ?? '', hash, hash.split('$').pop() ?? '']) {
+    expect(secret.length).toBeGreaterThan(10)
+    expect(log).not.toContain(secret)
+  }
+  // The query string is cut from logged paths.
+  expect(log).not.toContain('access_token=')
+})
