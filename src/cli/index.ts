@@ -64,7 +64,7 @@ user
 
 user
   .command('set-password')
-  .description('Reset a user\'s password; read like `user create`. The policy applies.')
+  .description("Reset a user's password; read like `user create`. The policy applies.")
   .argument('<username>')
   .action(async (username: string) => {
     const password = await readPassword()

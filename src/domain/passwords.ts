@@ -22,10 +22,11 @@ export interface PasswordHasher {
   needsRehash(stored: string): boolean
 }
 
-const BCRYPT_PREFIX = /^\$2[aby]\$\d\d\$/
-// bcrypt reads at most 72 bytes and stops at NUL: a longer password would match any password
-// sharing its first 72 bytes. Compare exactly (OWASP Password Storage Cheat Sheet, "Input
-// Limits of bcrypt"): such passwords fail against a bcrypt hash rather than match a prefix.
+export const BCRYPT_PREFIX = /^\$2[aby]\$\d\d\$/
+// bcrypt reads at most 72 bytes (OWASP Password Storage Cheat Sheet, "Input Limits of bcrypt"),
+// and passlib cut longer passwords to 72 bytes before hashing. A seed hash therefore stands for
+// the first 72 bytes, and only those can be checked against it. That lasts one login: a
+// successful login rehashes the full password with argon2id, which compares it exactly.
 const BCRYPT_MAX_BYTES = 72
 
 /**
@@ -45,8 +46,9 @@ export function createPasswordHasher(params: Argon2Params = OWASP_ARGON2ID): Pas
         }
       }
       if (BCRYPT_PREFIX.test(stored)) {
-        if (Buffer.byteLength(password) > BCRYPT_MAX_BYTES || password.includes('\0')) return false
-        return bcrypt.verify(password, stored)
+        // Python's bcrypt refuses NUL bytes, so no seed password has one; C bcrypt would stop there.
+        if (password.includes('\0')) return false
+        return bcrypt.verify(Buffer.from(password).subarray(0, BCRYPT_MAX_BYTES), stored)
       }
       return false
     },

@@ -2,7 +2,7 @@
 import type { Clock } from '../lib/clock.js'
 import { randomId } from '../lib/random.js'
 import { DomainError, ErrorCode, ValidationError } from './errors.js'
-import { checkPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords.js'
+import { BCRYPT_PREFIX, checkPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords.js'
 import { canonicalUsername } from './usernames.js'
 
 /** A stored user as the repository returns it. */
@@ -45,7 +45,7 @@ export interface UserSummary extends User {
 function hashScheme(stored: string | null): UserSummary['hashScheme'] {
   if (stored === null) return 'none'
   if (stored.startsWith('$argon2id$')) return 'argon2id'
-  return /^\$2[abxy]\$/.test(stored) ? 'bcrypt' : 'other'
+  return BCRYPT_PREFIX.test(stored) ? 'bcrypt' : 'other'
 }
 
 export interface UserServiceDeps {
@@ -87,7 +87,24 @@ export async function createUserService({
     const exact = await users.findByUsername(username)
     if (exact) return exact
     const canonical = canonicalUsername(username)
-    return canonical.ok ? users.findByCanonicalName(canonical.canonical) : undefined
+    if (!canonical.ok) return undefined
+    const found = await users.findByCanonicalName(canonical.canonical)
+    if (found) return found
+    // A row the seed app inserted since we started has no canonical name yet: claim, look again.
+    return (await claimCanonicalNames(canonical.canonical)) > 0
+      ? users.findByCanonicalName(canonical.canonical)
+      : undefined
+  }
+
+  /** Claims canonical names for rows without one; only `only` when given (writes only on a match). */
+  async function claimCanonicalNames(only?: string): Promise<number> {
+    let claimed = 0
+    for (const row of await users.listWithoutCanonicalName()) {
+      const name = canonicalUsername(row.username)
+      if (!name.ok || (only !== undefined && name.canonical !== only)) continue
+      if (await users.claimCanonicalName(row.id, name.canonical)) claimed++
+    }
+    return claimed
   }
 
   return {
@@ -97,6 +114,8 @@ export async function createUserService({
         throw new ValidationError([{ loc: ['body', 'username'], msg: name.reason, type: 'value_error' }])
       const failures = checkPasswordPolicy(password, policy, username)
       if (failures.length > 0) throw new ValidationError(failures)
+      // Rows the seed app inserted meanwhile must hold their canonical names before we check.
+      await claimCanonicalNames(name.canonical)
       // Cheap early answer before paying for a hash; the unique indexes decide races.
       if ((await users.findByCanonicalName(name.canonical)) || (await users.findByUsername(username))) {
         throw new DomainError(ErrorCode.usernameTaken, USERNAME_TAKEN)
@@ -143,13 +162,6 @@ export async function createUserService({
       return users.setPasswordHash(user.id, await hasher.hash(password))
     },
 
-    async claimCanonicalNames() {
-      let claimed = 0
-      for (const row of await users.listWithoutCanonicalName()) {
-        const name = canonicalUsername(row.username)
-        if (name.ok && (await users.claimCanonicalName(row.id, name.canonical))) claimed++
-      }
-      return claimed
-    },
+    claimCanonicalNames: () => claimCanonicalNames(),
   }
 }

@@ -4,8 +4,8 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { runCli } from '../helpers/cli.js'
 import { fastHasher, login, PASSWORD, tempDir } from '../helpers/app.js'
+import { runCli } from '../helpers/cli.js'
 
 const dir = tempDir()
 const dbPath = join(dir.path, 'cli.db')
@@ -13,11 +13,14 @@ const env = { DATABASE_URL: `sqlite:///${dbPath}` }
 afterAll(() => dir.cleanup())
 
 describe('authgate CLI', () => {
-  it.each([[[]], [['user']], [['user', 'create']], [['serve']], [['migrate']]])('prints help for %j', async (args) => {
-    const run = await runCli([...args, '--help'], env)
-    expect(run.code).toBe(0)
-    expect(run.stdout).toMatch(/^Usage: authgate/)
-  })
+  it.each([[[]], [['user']], [['user', 'create']], [['serve']], [['migrate']]])(
+    'prints help for %j',
+    async (args) => {
+      const run = await runCli([...args, '--help'], env)
+      expect(run.code).toBe(0)
+      expect(run.stdout).toMatch(/^Usage: authgate/)
+    },
+  )
 
   it('migrates, then has nothing left to do', async () => {
     const first = await runCli(['migrate'], env)
@@ -55,14 +58,21 @@ describe('authgate CLI', () => {
     expect((await login(app, 'Operator', 'a brand new passphrase')).statusCode).toBe(200)
     expect((await login(app, 'Operator', `  ${PASSWORD}  `)).statusCode).toBe(401)
     await app.close()
-    expect(await runCli(['user', 'set-password', 'nobody'], env, 'a brand new passphrase\n')).toMatchObject({ code: 1 })
+    expect(await runCli(['user', 'set-password', 'nobody'], env, 'a brand new passphrase\n')).toMatchObject({
+      code: 1,
+    })
   })
 
   it('lists users without their hashes', async () => {
     const run = await runCli(['user', 'list', '--json'], env)
     expect(run.code).toBe(0)
-    const users = run.stdout.trim().split('\n').map((l) => JSON.parse(l))
-    expect(users).toEqual([{ id: 1, username: 'Operator', createdAt: expect.any(String), hashScheme: 'argon2id' }])
+    const users = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(users).toEqual([
+      { id: 1, username: 'Operator', createdAt: expect.any(String), hashScheme: 'argon2id' },
+    ])
     expect(run.stdout).not.toContain('$argon2')
   })
 

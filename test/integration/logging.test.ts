@@ -46,9 +46,16 @@ it('never writes a password, token or hash, whatever the request', async () => {
   await t.app.inject({ url: `/?access_token=${token}`, headers: { authorization: `Bearer ${token}` } })
   await t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}tampered` } })
   await t.app.inject({ method: 'POST', url: '/auth/', payload: { username: 'x y', password } })
-  await t.app.inject({ method: 'POST', url: '/auth/', headers: { 'content-type': 'application/json' }, payload: `{"password":"${password}"` })
+  await t.app.inject({
+    method: 'POST',
+    url: '/auth/',
+    headers: { 'content-type': 'application/json' },
+    payload: `{"password":"${password}"`,
+  })
   const db = new Database(t.dbPath, { readonly: true })
-  const hash = (db.prepare("select password from users where username = 'logged'").get() as { password: string }).password
+  const hash = (
+    db.prepare("select password from users where username = 'logged'").get() as { password: string }
+  ).password
   db.close()
 
   const log = lines.join('\n')
