@@ -1,19 +1,56 @@
 // The process entry for `authgate serve`: config, app, listen, and a graceful close on signals.
-import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
 
+const FORCE_EXIT_AFTER_MS = 10_000
+// Ctrl-C reaches both npm and the server, and npm forwards it too: the same signal twice within
+// a moment is one request to stop. A signal after that forces the exit.
+const REPEAT_WINDOW_MS = 1_000
+
 export async function serve(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel)
   const app = await buildApp(config, { logger })
-  // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then close the database
-  // (the app's onClose hook). A second signal, or 10 s, forces the exit.
-  closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
-    if (err) logger.error({ err }, 'shutting down after an error')
-    else logger.info({ signal }, 'shutting down')
+  try {
+    const address = await app.listen({ port: config.port, host: config.host })
+    logger.info({ address, docs: `${address}/docs` }, 'AuthGate listening')
+  } catch (err) {
     await app.close()
-  })
-  const address = await app.listen({ port: config.port, host: config.host })
-  logger.info({ address, docs: `${address}/docs` }, 'AuthGate listening')
+    throw err
+  }
+  // Only once listening: a failed start must exit non-zero, not look like a clean shutdown.
+  handleSignals(app, logger)
+}
+
+/** SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then close the database. */
+function handleSignals(app: FastifyInstance, logger: Logger): void {
+  let firstAt = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (firstAt !== 0) {
+      if (Date.now() - firstAt < REPEAT_WINDOW_MS) return
+      logger.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    firstAt = Date.now()
+    logger.info({ signal }, 'shutting down')
+    const force = setTimeout(() => {
+      logger.error(`still closing after ${FORCE_EXIT_AFTER_MS} ms: exiting now`)
+      process.exit(1)
+    }, FORCE_EXIT_AFTER_MS)
+    force.unref()
+    app.close().then(
+      () => {
+        clearTimeout(force)
+        logger.info('closed')
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while closing')
+        process.exitCode = 1
+      },
+    )
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
 }

@@ -1,4 +1,7 @@
 // The operator's CLI, run as a real process on a real SQLite file.
+
+import type { AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -84,6 +87,19 @@ describe('authgate CLI', () => {
     const again = await runCli(['user', 'delete', 'operator'], env)
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/No user named operator/)
+  })
+
+  it('serve exits non-zero when the port is taken', async () => {
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = String((blocker.address() as AddressInfo).port)
+    try {
+      const run = await runCli(['serve'], { ...env, PORT: port })
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(/EADDRINUSE/)
+    } finally {
+      blocker.close()
+    }
   })
 
   it('stops on a bad setting, naming the variable', async () => {

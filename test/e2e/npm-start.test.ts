@@ -1,0 +1,364 @@
+// The server started the way the README says, `npm start` (tsc build, then `authgate serve`), talked
+// to over real HTTP, its JSON log checked, then stopped with SIGTERM: gracefully, an in-flight login
+// still gets its token, and nothing is left running.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createConnection, createServer, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/app.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const HOST = '127.0.0.1'
+const USERNAME = 'npmstartuser'
+// Distinctive, so finding it in the output means it leaked.
+const PASSWORD = 'quartz-lantern-91-meadow'
+const STARTUP_MS = 60_000
+const STOP_MS = 5_000
+// What src/server.ts logs when it gives up on a graceful close (and exits 1).
+const FORCED_EXIT = /second signal|exiting now|error while closing/
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, HOST)
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  await once(server, 'close')
+  if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  return address.port
+}
+
+/** True while any process of the group `pgid` is alive. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
+    throw err
+  }
+}
+
+async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (groupAlive(pgid) && Date.now() < deadline) await sleep(50)
+  return !groupAlive(pgid)
+}
+
+/** The pid of `node dist/cli/index.js serve` below `pid` (npm -> sh -> node), from /proc. */
+function serverPid(pid: number): number | undefined {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  if (argv.includes('dist/cli/index.js') && argv.includes('serve')) return pid
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim()
+  for (const child of children === '' ? [] : children.split(' ')) {
+    const found = serverPid(Number(child))
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
+async function refusesConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection({ host: HOST, port })
+    probe.on('connect', () => {
+      probe.destroy()
+      resolve(false)
+    })
+    probe.on('error', () => resolve(true))
+  })
+}
+
+/** Collects what the server sends until it closes the connection (or the timeout passes). */
+function readAll(socket: Socket, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve(data)
+    }, timeoutMs)
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => {
+      data += chunk
+    })
+    socket.on('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve(data)
+    })
+  })
+}
+
+interface Started {
+  child: ChildProcess
+  pgid: number
+  port: number
+  base: string
+  output: { stdout: string; stderr: string }
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** "METHOD /path" of every request sent with call() that got an answer: one log line each. */
+  sent: string[]
+  call(method: string, path: string, init?: RequestInit): Promise<Response>
+  cleanup(): Promise<void>
+}
+
+/** `npm start` in the project root, in its own process group, on a free port and a temp database. */
+async function npmStart(): Promise<Started> {
+  const dir = tempDir('authgate-npm-start-')
+  const port = await freePort()
+  const base = `http://${HOST}:${port}`
+  // A minimal environment: the test must not depend on the developer's, nor leak into it.
+  const child = spawn('npm', ['start'], {
+    cwd: ROOT,
+    detached: true, // its own process group, so nothing it starts can outlive the test
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME ?? dir.path,
+      PORT: String(port),
+      HOST,
+      DATABASE_URL: `sqlite:///${join(dir.path, 'authgate.db')}`,
+      LOG_LEVEL: 'info',
+      npm_config_update_notifier: 'false',
+      npm_config_fund: 'false',
+    },
+  })
+  if (child.pid === undefined) throw new Error('npm did not start')
+  const pgid = child.pid
+  const output = { stdout: '', stderr: '' }
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    output.stdout += chunk
+  })
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    output.stderr += chunk
+  })
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }))
+  const sent: string[] = []
+
+  const started: Started = {
+    child,
+    pgid,
+    port,
+    base,
+    output,
+    exited,
+    sent,
+    async call(method, path, init = {}) {
+      const res = await fetch(`${base}${path}`, { ...init, method })
+      sent.push(`${method} ${path.split('?', 1)[0]}`)
+      return res
+    },
+    async cleanup() {
+      if (groupAlive(pgid)) {
+        process.kill(-pgid, 'SIGKILL')
+        await waitGroupGone(pgid, 5_000)
+      }
+      dir.cleanup()
+    },
+  }
+
+  const deadline = Date.now() + STARTUP_MS
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await started.cleanup()
+      throw new Error(`npm start exited early:\n${output.stdout}\n${output.stderr}`)
+    }
+    try {
+      if ((await started.call('GET', '/healthz')).status === 200) return started
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await started.cleanup()
+      throw new Error(`npm start: not listening after ${STARTUP_MS} ms:\n${output.stdout}\n${output.stderr}`)
+    }
+    await sleep(200)
+  }
+}
+
+/** The server's JSON log records (npm's "> authgate@... start" banner lines are not the server's). */
+function logRecords(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('> '))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+}
+
+describe('npm start', () => {
+  let s: Started
+  let token = ''
+
+  beforeAll(async () => {
+    s = await npmStart()
+  }, STARTUP_MS + 10_000)
+
+  afterAll(async () => {
+    await s?.cleanup()
+  })
+
+  it('serves the seed API: sign up, log in with the form, GET / greets', async () => {
+    const created = await s.call('POST', '/auth/', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
+    })
+    expect(created.status).toBe(201)
+    expect(await created.json()).toEqual({ message: 'User created successfully' })
+
+    const login = await s.call('POST', '/auth/token', {
+      body: new URLSearchParams({ username: USERNAME, password: PASSWORD }),
+    })
+    expect(login.status).toBe(200)
+    expect(login.headers.get('cache-control')).toBe('no-store')
+    const body = (await login.json()) as { access_token: string; token_type: string }
+    expect(body.token_type).toBe('bearer')
+    token = body.access_token
+
+    const greeting = await s.call('GET', '/', { headers: { authorization: `Bearer ${token}` } })
+    expect(greeting.status).toBe(200)
+    expect(await greeting.json()).toEqual({ message: `Hello, ${USERNAME} with ID: 1!` })
+
+    expect((await s.call('GET', '/')).status).toBe(401)
+  })
+
+  it('answers /readyz, /openapi.json with the seed password flow, and /docs', async () => {
+    const ready = await s.call('GET', '/readyz')
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toEqual({ status: 'ready' })
+
+    const spec = await s.call('GET', '/openapi.json')
+    expect(spec.status).toBe(200)
+    const openapi = (await spec.json()) as { components: { securitySchemes: Record<string, unknown> } }
+    expect(openapi.components.securitySchemes.OAuth2PasswordBearer).toEqual({
+      type: 'oauth2',
+      flows: { password: { tokenUrl: 'auth/token', scopes: {} } },
+    })
+
+    const docs = await s.call('GET', '/docs')
+    expect(docs.status).toBe(200)
+    expect(docs.headers.get('content-type')).toMatch(/^text\/html/)
+    expect(await docs.text()).toContain('swagger-ui-bundle.js')
+  })
+
+  it('logs JSON lines, one per request, without the password or the token', async () => {
+    // A request's line is written when its response is done, which may be just after the client
+    // has it: wait for the last ones.
+    const requestLines = () => logRecords(s.output.stdout).filter((r) => 'path' in r)
+    await expect.poll(() => requestLines().length, { timeout: 2_000 }).toBe(s.sent.length)
+
+    const records = logRecords(s.output.stdout) // throws if any line is not JSON
+    expect(records.some((r) => r.msg === 'AuthGate listening')).toBe(true)
+    const requests = requestLines()
+    expect(requests.map((r) => `${r.method} ${r.path}`).sort()).toEqual([...s.sent].sort())
+    for (const r of requests) {
+      expect(r).toMatchObject({ level: 30, msg: 'request', statusCode: expect.any(Number) })
+    }
+    expect(token).not.toBe('')
+    for (const output of [s.output.stdout, s.output.stderr]) {
+      expect(output).not.toContain(PASSWORD)
+      expect(output).not.toContain(token)
+      expect(output).not.toContain(token.split('.')[2])
+    }
+  })
+
+  it('on SIGTERM to the process group, finishes an in-flight login, then everything exits', {
+    timeout: 20_000,
+  }, async () => {
+    // A login whose headers are in but whose body is not: in flight, deterministically.
+    const form = new URLSearchParams({ username: USERNAME, password: PASSWORD }).toString()
+    const socket = createConnection({ host: HOST, port: s.port })
+    await once(socket, 'connect')
+    const response = readAll(socket, 15_000)
+    socket.write(
+      'POST /auth/token HTTP/1.1\r\n' +
+        `Host: ${HOST}:${s.port}\r\n` +
+        'Content-Type: application/x-www-form-urlencoded\r\n' +
+        `Content-Length: ${Buffer.byteLength(form)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        form.slice(0, 5),
+    )
+    await sleep(200) // let the server read the headers
+
+    // npm, its `sh -c` and the server all get it, as from Ctrl-C in a terminal.
+    const signalledAt = Date.now()
+    process.kill(-s.pgid, 'SIGTERM')
+
+    // Shutdown has begun once new connections are refused; only then send the rest of the body.
+    while (!(await refusesConnections(s.port))) {
+      if (Date.now() - signalledAt > STOP_MS) throw new Error('still accepting connections after SIGTERM')
+      await sleep(50)
+    }
+    socket.write(form.slice(5))
+    const raw = await response
+    expect(raw).toMatch(/^HTTP\/1\.1 200 /)
+    const late = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { access_token?: string }
+    expect(late.access_token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/)
+
+    const { code, signal } = await s.exited
+    expect(Date.now() - signalledAt).toBeLessThan(STOP_MS)
+    // The server exits 0 (it takes the signal it gets directly and the one npm forwards as one),
+    // but npm may report the SIGTERM it got itself. An exit code (1: a forced exit) must not happen.
+    expect(code === 0 || signal === 'SIGTERM', `npm start ended with ${code ?? signal}`).toBe(true)
+    expect(await waitGroupGone(s.pgid, 2_000)).toBe(true)
+
+    const records = logRecords(s.output.stdout)
+    expect(records.some((r) => r.msg === 'shutting down' && r.signal === 'SIGTERM')).toBe(true)
+    expect(records.filter((r) => r.path === '/auth/token' && r.statusCode === 200)).toHaveLength(2)
+    expect(s.output.stdout + s.output.stderr).not.toMatch(FORCED_EXIT)
+    expect(s.output.stdout + s.output.stderr).not.toContain(late.access_token)
+  })
+})
+
+describe('npm start, stopped by a process manager', () => {
+  let s: Started
+
+  beforeAll(async () => {
+    s = await npmStart()
+  }, STARTUP_MS + 10_000)
+
+  afterAll(async () => {
+    await s?.cleanup()
+  })
+
+  it('exits with code 0 on SIGTERM to the server process, and npm start reports 0', async () => {
+    const pid = serverPid(s.pgid)
+    expect(pid).toBeTypeOf('number')
+    const signalledAt = Date.now()
+    process.kill(pid as number, 'SIGTERM')
+    expect(await s.exited).toEqual({ code: 0, signal: null })
+    expect(Date.now() - signalledAt).toBeLessThan(STOP_MS)
+    expect(await waitGroupGone(s.pgid, 2_000)).toBe(true)
+    expect(s.output.stdout).toContain('"msg":"shutting down"')
+    expect(s.output.stdout + s.output.stderr).not.toMatch(FORCED_EXIT)
+  })
+})
+
+describe('npm start, stopped by signalling npm alone (docker stop, a process manager)', () => {
+  let s: Started
+
+  beforeAll(async () => {
+    s = await npmStart()
+  }, STARTUP_MS + 10_000)
+
+  afterAll(async () => {
+    await s?.cleanup()
+  })
+
+  it('forwards SIGTERM to the server, which closes gracefully: nothing is left running', async () => {
+    const pid = serverPid(s.pgid)
+    expect(pid).toBeTypeOf('number')
+    const signalledAt = Date.now()
+    process.kill(s.pgid, 'SIGTERM') // npm's own pid only
+    await s.exited
+    expect(await waitGroupGone(s.pgid, STOP_MS)).toBe(true)
+    expect(Date.now() - signalledAt).toBeLessThan(STOP_MS)
+    expect(s.output.stdout).toContain('"msg":"shutting down"')
+    expect(s.output.stdout).toContain('"msg":"closed"')
+    expect(s.output.stdout + s.output.stderr).not.toMatch(FORCED_EXIT)
+  })
+})
