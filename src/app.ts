@@ -8,6 +8,7 @@ import { registerAuthenticate } from './http/plugins/authenticate.js'
 import { registerDocs } from './http/plugins/docs.js'
 import { registerErrorHandlers } from './http/plugins/errors.js'
 import { OneLinePerRequest } from './http/plugins/request-log.js'
+import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
 import { healthRoutes } from './http/routes/health.js'
 import { rootRoutes } from './http/routes/root.js'
@@ -24,7 +25,13 @@ export const VERSION: string = JSON.parse(
 ).version
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const { db, users, tokens } = await openServices(config, deps)
+  const { db, users, tokens, sessions, account, revocations } = await openServices(config, {
+    ...deps,
+    ...(deps.logger && !deps.onRevocationPollError
+      ? { onRevocationPollError: (err: unknown) => deps.logger?.warn({ err }, 'revocation feed unreadable') }
+      : {}),
+  })
+  await revocations.start()
 
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
@@ -35,14 +42,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onClose', async () => {
+    revocations.stop()
     await db.destroy()
   })
 
   registerErrorHandlers(app)
-  registerAuthenticate(app, tokens)
+  registerAuthenticate(app, tokens, revocations)
   await app.register(formbody)
   await registerDocs(app, VERSION)
-  await app.register(authRoutes, { users, tokens })
+  await app.register(authRoutes, { users, sessions, tokens })
+  await app.register(accountRoutes, { account, sessions })
   await app.register(rootRoutes)
   await app.register(healthRoutes, { ready: () => pingDatabase(db) })
   await app.ready()

@@ -17,6 +17,9 @@ export const EnvSchema = Type.Object({
   ),
   SECRET_KEY: Type.Optional(Type.String()),
   ACCESS_TOKEN_EXPIRE_MINUTES: Type.Optional(int(1, 525600)),
+  REFRESH_TOKEN_EXPIRE_DAYS: Type.Optional(int(1, 3650)),
+  SESSION_MAX_DAYS: Type.Optional(int(1, 3650)),
+  REFRESH_REUSE_GRACE_SECONDS: Type.Optional(int(0, 300)),
   LOG_LEVEL: Type.Optional(
     Type.Union(
       LOG_LEVELS.map((l) => Type.Literal(l)),
@@ -37,6 +40,12 @@ export interface Config {
   /** From SECRET_KEY; when absent the key is generated once and kept in the database. */
   readonly secretKey: string | undefined
   readonly accessTokenExpireMinutes: number
+  /** A refresh token unused for this long expires. */
+  readonly refreshTokenExpireDays: number
+  /** No session lives longer than this, however often it refreshes. */
+  readonly sessionMaxDays: number
+  /** A just-spent refresh token presented again within this window returns the same pair. */
+  readonly refreshReuseGraceSeconds: number
   readonly logLevel: LogLevel
   readonly passwordMinLength: number
   readonly passwordMaxLength: number
@@ -84,6 +93,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const passwordMinLength = env2.PASSWORD_MIN_LENGTH ?? 8
   const passwordMaxLength = env2.PASSWORD_MAX_LENGTH ?? 128
+  const refreshTokenExpireDays = env2.REFRESH_TOKEN_EXPIRE_DAYS ?? 7
+  const sessionMaxDays = env2.SESSION_MAX_DAYS ?? 30
+  if (sessionMaxDays < refreshTokenExpireDays) {
+    throw new ConfigError('SESSION_MAX_DAYS: must not be shorter than REFRESH_TOKEN_EXPIRE_DAYS')
+  }
   if (passwordMaxLength < passwordMinLength) {
     throw new ConfigError('PASSWORD_MAX_LENGTH: must not be smaller than PASSWORD_MIN_LENGTH')
   }
@@ -93,6 +107,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     secretKey: env2.SECRET_KEY,
     accessTokenExpireMinutes: env2.ACCESS_TOKEN_EXPIRE_MINUTES ?? 30,
+    refreshTokenExpireDays,
+    sessionMaxDays,
+    refreshReuseGraceSeconds: env2.REFRESH_REUSE_GRACE_SECONDS ?? 10,
     logLevel: (env2.LOG_LEVEL ?? 'info') as LogLevel,
     passwordMinLength,
     passwordMaxLength,

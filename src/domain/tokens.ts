@@ -6,6 +6,14 @@ import { randomId } from '../lib/random.js'
 export interface TokenSubject {
   id: number
   username: string
+  /** The session the token belongs to; absent in tokens issued by the seed app. */
+  sid?: string | undefined
+}
+
+/** A verified token: its subject, plus what revocation checks need. */
+export interface VerifiedToken extends TokenSubject {
+  /** Issued-at, epoch seconds; absent in tokens issued by the seed app. */
+  iat?: number | undefined
 }
 
 export interface IssuedToken {
@@ -17,7 +25,7 @@ export interface IssuedToken {
 export interface TokenService {
   issue(subject: TokenSubject): IssuedToken
   /** The subject of a valid token, or undefined for anything else. Never throws. */
-  verify(token: string): TokenSubject | undefined
+  verify(token: string): VerifiedToken | undefined
 }
 
 export interface TokenOptions {
@@ -46,9 +54,10 @@ export function createTokenService({ secret, expiresInMinutes, clock }: TokenOpt
   })
 
   return {
-    issue({ id, username }) {
+    issue({ id, username, sid }) {
       const iat = Math.floor(clock.now() / 1000)
-      const accessToken = sign({ sub: username, id, iat, exp: iat + expiresIn, jti: randomId() })
+      const claims = { sub: username, id, ...(sid === undefined ? {} : { sid }), iat, exp: iat + expiresIn }
+      const accessToken = sign({ ...claims, jti: randomId() })
       return { accessToken, expiresIn }
     },
     verify(token) {
@@ -59,9 +68,10 @@ export function createTokenService({ secret, expiresInMinutes, clock }: TokenOpt
         return undefined
       }
       // The seed's get_current_user requires both claims; we also require their types.
-      const { sub, id } = payload
+      const { sub, id, sid, iat } = payload
       if (typeof sub !== 'string' || !Number.isSafeInteger(id)) return undefined
-      return { id: id as number, username: sub }
+      if (sid !== undefined && typeof sid !== 'string') return undefined
+      return { id: id as number, username: sub, sid, iat: typeof iat === 'number' ? iat : undefined }
     },
   }
 }

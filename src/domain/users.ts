@@ -17,6 +17,7 @@ export interface StoredUser {
 export interface UsersRepository {
   findByUsername(username: string): Promise<StoredUser | undefined>
   findByCanonicalName(canonical: string): Promise<StoredUser | undefined>
+  findById(id: number): Promise<StoredUser | undefined>
   insert(user: {
     username: string
     canonical: string
@@ -56,6 +57,7 @@ export interface UserServiceDeps {
 }
 
 export const USERNAME_TAKEN = 'Username already registered'
+export const WRONG_PASSWORD = 'Incorrect password'
 export const INCORRECT_CREDENTIALS = 'Incorrect username or password'
 
 export interface UserService {
@@ -69,6 +71,12 @@ export interface UserService {
   delete(username: string): Promise<boolean>
   /** An operator's password reset; the policy applies. False when there is no such user. */
   setPassword(username: string, password: string): Promise<boolean>
+  profile(id: number): Promise<(User & { createdAt: string | null }) | undefined>
+  /** The user's own change: the current password must be right, the new one meet the policy. */
+  changePassword(id: number, current: string, next: string): Promise<void>
+  /** Throws wrong_password unless `password` is the user's. */
+  checkPassword(id: number, password: string): Promise<void>
+  removeById(id: number): Promise<boolean>
 }
 
 export async function createUserService({
@@ -163,5 +171,33 @@ export async function createUserService({
     },
 
     claimCanonicalNames: () => claimCanonicalNames(),
+
+    async profile(id) {
+      const user = await users.findById(id)
+      return user && { id: user.id, username: user.username, createdAt: user.created_at }
+    },
+
+    async changePassword(id, current, next) {
+      const user = await requireCorrectPassword(id, current)
+      const failures = checkPasswordPolicy(next, policy, user.username)
+      if (failures.length > 0)
+        throw new ValidationError(failures.map((f) => ({ ...f, loc: ['body', 'new_password'] })))
+      await users.setPasswordHash(id, await hasher.hash(next))
+    },
+
+    async checkPassword(id, password) {
+      await requireCorrectPassword(id, password)
+    },
+
+    removeById: (id) => users.delete(id),
+  }
+
+  async function requireCorrectPassword(id: number, password: string): Promise<StoredUser> {
+    const user = await users.findById(id)
+    const stored = user?.password ?? null
+    const ok = await hasher.verify(stored ?? dummyHash, password)
+    // The account may be gone since the token was issued: same answer as a wrong password.
+    if (!user || stored === null || !ok) throw new DomainError(ErrorCode.wrongPassword, WRONG_PASSWORD)
+    return user
   }
 }

@@ -17,10 +17,47 @@ export interface SettingsTable {
   value: string
 }
 
+export interface SessionsTable {
+  id: string
+  user_id: number
+  created_at: number
+  last_used_at: number
+  expires_at: number
+  user_agent: string | null
+  ip: string | null
+  revoked_at: number | null
+  revoked_reason: string | null
+}
+
+export interface RefreshTokensTable {
+  id: string
+  session_id: string
+  /** SHA-256 of the token, hex; the token itself is never stored. */
+  token_hash: string
+  created_at: number
+  expires_at: number
+  spent_at: number | null
+  successor: string | null
+}
+
+export interface RevocationsTable {
+  seq: Generated<number>
+  kind: 'session' | 'user'
+  subject: string
+  at: number
+  expires_at: number
+}
+
 export interface Database {
   users: UsersTable
   authgate_settings: SettingsTable
+  authgate_sessions: SessionsTable
+  authgate_refresh_tokens: RefreshTokensTable
+  authgate_revocations: RevocationsTable
 }
 
 export type UserRow = Selectable<UsersTable>
 export type NewUserRow = Insertable<UsersTable>
+export type SessionRow = Selectable<SessionsTable>
+export type RefreshTokenRow = Selectable<RefreshTokensTable>
+export type RevocationRow = Selectable<RevocationsTable>

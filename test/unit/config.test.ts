@@ -10,6 +10,9 @@ describe('loadConfig', () => {
       databaseUrl: 'sqlite:///./data/authgate.db',
       secretKey: undefined,
       accessTokenExpireMinutes: 30,
+      refreshTokenExpireDays: 7,
+      sessionMaxDays: 30,
+      refreshReuseGraceSeconds: 10,
       logLevel: 'info',
       passwordMinLength: 8,
       passwordMaxLength: 128,
@@ -35,6 +38,8 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'mysql://localhost/db' }, 'DATABASE_URL'],
     [{ DATABASE_URL: 'sqlite://relative.db' }, 'DATABASE_URL'],
     [{ PASSWORD_MIN_LENGTH: '4' }, 'PASSWORD_MIN_LENGTH'],
+    [{ REFRESH_REUSE_GRACE_SECONDS: '-5' }, 'REFRESH_REUSE_GRACE_SECONDS'],
+    [{ SESSION_MAX_DAYS: '3' }, 'SESSION_MAX_DAYS'],
     [{ PASSWORD_MIN_LENGTH: '100', PASSWORD_MAX_LENGTH: '64' }, 'PASSWORD_MAX_LENGTH'],
   ])('rejects %o naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)

@@ -39,9 +39,11 @@ describe('token service', () => {
 
   it('verifies its own tokens and rejects them after exp', () => {
     const live = createTokenService({ secret, expiresInMinutes: 30, clock: frozenClock() })
-    expect(live.verify(live.issue({ id: 3, username: 'bob' }).accessToken)).toEqual({
+    expect(live.verify(live.issue({ id: 3, username: 'bob', sid: 's1' }).accessToken)).toEqual({
       id: 3,
       username: 'bob',
+      sid: 's1',
+      iat: expect.any(Number),
     })
     // Issued 31 minutes ago with a 30-minute lifetime.
     const past = createTokenService({

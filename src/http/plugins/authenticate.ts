@@ -1,7 +1,8 @@
 // The bearer-token check for protected routes: `onRequest: app.authenticate`, then request.user.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ErrorCode } from '../../domain/errors.js'
-import type { TokenService, TokenSubject } from '../../domain/tokens.js'
+import type { RevocationView } from '../../domain/revocations.js'
+import type { TokenService, VerifiedToken } from '../../domain/tokens.js'
 import { sendError } from './errors.js'
 
 declare module 'fastify' {
@@ -9,7 +10,7 @@ declare module 'fastify' {
     authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
   }
   interface FastifyRequest {
-    user: TokenSubject | null
+    user: VerifiedToken | null
   }
 }
 
@@ -21,15 +22,21 @@ export function bearerToken(header: string | undefined): string | undefined {
   return header.slice(7).trim()
 }
 
-export function registerAuthenticate(app: FastifyInstance, tokens: TokenService): void {
+export function registerAuthenticate(
+  app: FastifyInstance,
+  tokens: TokenService,
+  revocations: RevocationView,
+): void {
   app.decorateRequest('user', null)
   app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
     const token = bearerToken(request.headers.authorization)
     // The seed's messages, word for word: FastAPI's OAuth2PasswordBearer and get_current_user.
     if (token === undefined) return sendError(reply, 401, ErrorCode.notAuthenticated, 'Not authenticated')
     const user = tokens.verify(token)
-    if (user === undefined)
+    // A revoked session's tokens fail at once, not at exp: the view is in memory, kept current.
+    if (user === undefined || revocations.isRevoked(user)) {
       return sendError(reply, 401, ErrorCode.invalidToken, 'Could not validate credentials')
+    }
     request.user = user
   })
 }

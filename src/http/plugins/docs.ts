@@ -3,6 +3,7 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { OAuthErrorResponse } from '../schemas/auth.js'
 import { ErrorResponse, ValidationErrorResponse } from '../schemas/common.js'
 
 const DOCS_PATH = '/docs'
@@ -22,6 +23,7 @@ async function redirectDocsWithTrailingSlash(request: FastifyRequest, reply: Fas
 export async function registerDocs(app: FastifyInstance, version: string): Promise<void> {
   app.addSchema(ErrorResponse)
   app.addSchema(ValidationErrorResponse)
+  app.addSchema(OAuthErrorResponse)
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

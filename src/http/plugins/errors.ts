@@ -10,7 +10,20 @@ const STATUS: Record<string, number> = {
   [ErrorCode.notAuthenticated]: 401,
   [ErrorCode.invalidToken]: 401,
   [ErrorCode.unsupportedMediaType]: 415,
+  [ErrorCode.invalidGrant]: 400,
+  [ErrorCode.invalidRequest]: 400,
+  [ErrorCode.unsupportedGrantType]: 400,
+  [ErrorCode.wrongPassword]: 400,
+  [ErrorCode.notFound]: 404,
+  [ErrorCode.sessionNotFound]: 404,
 }
+
+// RFC 6749 §5.2: token endpoint errors also carry `error` and `error_description`.
+const OAUTH_ERRORS = new Set<string>([
+  ErrorCode.invalidGrant,
+  ErrorCode.invalidRequest,
+  ErrorCode.unsupportedGrantType,
+])
 
 // RFC 6750 §3: a 401 for a bearer-protected resource names the scheme.
 const BEARER_CHALLENGE = new Set<string>([
@@ -21,7 +34,10 @@ const BEARER_CHALLENGE = new Set<string>([
 
 export function sendError(reply: FastifyReply, status: number, code: string, detail: string | FieldError[]) {
   if (BEARER_CHALLENGE.has(code)) reply.header('www-authenticate', 'Bearer')
-  return reply.code(status).type('application/json').send({ detail, code })
+  const body = OAUTH_ERRORS.has(code)
+    ? { error: code, error_description: detail, detail, code }
+    : { detail, code }
+  return reply.code(status).type('application/json').send(body)
 }
 
 const LOCATION: Record<string, string> = {

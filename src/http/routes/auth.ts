@@ -1,10 +1,13 @@
-// POST /auth/ (sign up) and POST /auth/token (OAuth2 password grant), where the seed has them.
+// POST /auth/ (sign up) and POST /auth/token (password and refresh grants), where the seed has
+// them; POST /auth/revoke (RFC 7009).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { DomainError, ErrorCode } from '../../domain/errors.js'
+import { Type } from 'typebox'
+import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
+import type { SessionService } from '../../domain/sessions.js'
 import type { TokenService } from '../../domain/tokens.js'
 import { INCORRECT_CREDENTIALS, type UserService } from '../../domain/users.js'
-import { CreateUserRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
-import { errorRef, MessageResponse, validationErrorRef } from '../schemas/common.js'
+import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
+import { errorRef, MessageResponse, oauthErrorRef, validationErrorRef } from '../schemas/common.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
@@ -12,10 +15,30 @@ const AUTH_BODY_LIMIT = 16 * 1024
 
 export interface AuthRoutesOptions {
   users: UserService
+  sessions: SessionService
   tokens: TokenService
 }
 
-export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, { users, tokens }) => {
+const missing = (field: string): FieldError => ({
+  loc: ['body', field],
+  msg: 'Field required',
+  type: 'missing',
+})
+
+/** RFC 6749 §4.3.2 and §6: token and revocation requests are forms; JSON is refused, not half-read. */
+async function requireForm(request: { body: unknown; headers: { 'content-type'?: string | undefined } }) {
+  if (request.body !== undefined && !FORM.test(request.headers['content-type'] ?? '')) {
+    throw new DomainError(
+      ErrorCode.unsupportedMediaType,
+      'Send the form as application/x-www-form-urlencoded',
+    )
+  }
+}
+
+export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
+  app,
+  { users, sessions, tokens },
+) => {
   app.post(
     '/auth/',
     {
@@ -51,34 +74,88 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
         tags: ['auth'],
         summary: 'Login For Access Token',
         description:
-          'OAuth2 password grant (RFC 6749 §4.3), sent as a form. Returns a bearer access token. ' +
-          'Unknown users and wrong passwords get the same answer, in the same time.',
+          'OAuth2 token endpoint, as a form. `grant_type=password` (the default, RFC 6749 §4.3) logs in ' +
+          'and starts a session; unknown users and wrong passwords get the same answer in the same time. ' +
+          '`grant_type=refresh_token` (§6) trades a refresh token for a new pair; each refresh token ' +
+          'works once, and presenting a spent one ends the session.',
         consumes: ['application/x-www-form-urlencoded'],
         body: TokenRequest,
         response: {
-          200: { ...TokenResponse, description: 'An access token.' },
+          200: { ...TokenResponse, description: 'An access token and a refresh token.' },
+          400: { ...oauthErrorRef, description: 'A bad refresh token, or an unsupported grant type.' },
           401: { ...errorRef, description: 'Incorrect username or password.' },
           415: { ...errorRef, description: 'The body is not a form.' },
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
         },
       },
-      // RFC 6749 §4.3.2: the token request is a form; a JSON body is refused, not half-read.
-      preValidation: async (request) => {
-        if (request.body !== undefined && !FORM.test(request.headers['content-type'] ?? '')) {
-          throw new DomainError(
-            ErrorCode.unsupportedMediaType,
-            'Send the form as application/x-www-form-urlencoded',
-          )
-        }
-      },
+      preValidation: requireForm,
     },
     async (request, reply) => {
-      const user = await users.authenticate(request.body.username, request.body.password)
-      if (!user) throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
-      const issued = tokens.issue(user)
+      const body = request.body
+      const grant = body.grant_type ?? 'password'
+      let pair: Awaited<ReturnType<SessionService['refresh']>>
+      if (grant === 'password') {
+        if (body.username === undefined || body.password === undefined) {
+          throw new ValidationError(
+            [
+              body.username === undefined && missing('username'),
+              body.password === undefined && missing('password'),
+            ].filter((e): e is FieldError => e !== false),
+          )
+        }
+        const user = await users.authenticate(body.username, body.password)
+        if (!user) throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
+        pair = await sessions.start(user, {
+          userAgent: request.headers['user-agent'] ?? null,
+          ip: request.ip,
+        })
+      } else if (grant === 'refresh_token') {
+        if (body.refresh_token === undefined) {
+          throw new DomainError(
+            ErrorCode.invalidRequest,
+            'refresh_token is required for grant_type=refresh_token',
+          )
+        }
+        pair = await sessions.refresh(body.refresh_token)
+      } else {
+        throw new DomainError(ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token')
+      }
       // RFC 6749 §5.1: token responses must not be cached.
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-      return { access_token: issued.accessToken, token_type: 'bearer' as const, expires_in: issued.expiresIn }
+      return {
+        access_token: pair.accessToken,
+        token_type: 'bearer' as const,
+        expires_in: pair.expiresIn,
+        refresh_token: pair.refreshToken,
+      }
+    },
+  )
+
+  app.post(
+    '/auth/revoke',
+    {
+      bodyLimit: AUTH_BODY_LIMIT,
+      schema: {
+        tags: ['auth'],
+        summary: 'Revoke Token',
+        description:
+          'RFC 7009 token revocation, as a form. Revoking a refresh token (or an access token) ends its ' +
+          'whole session at once. Answers 200 whether or not the token was known (§2.2).',
+        consumes: ['application/x-www-form-urlencoded'],
+        body: RevokeRequest,
+        response: {
+          200: Type.Object({}, { description: 'Revoked, or there was nothing to revoke.' }),
+          415: { ...errorRef, description: 'The body is not a form.' },
+          422: { ...validationErrorRef, description: 'The `token` field is missing.' },
+        },
+      },
+      preValidation: requireForm,
+    },
+    async (request) => {
+      const access = tokens.verify(request.body.token)
+      if (access?.sid !== undefined) await sessions.end(access.id, 'revoked', [access.sid])
+      else await sessions.revokeRefreshToken(request.body.token)
+      return {}
     },
   )
 }

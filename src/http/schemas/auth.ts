@@ -25,21 +25,48 @@ export const CreateUserRequest = Type.Object(
 )
 export type CreateUserRequest = Static<typeof CreateUserRequest>
 
-// OAuth2 password grant (RFC 6749 §4.3.2), as FastAPI's OAuth2PasswordRequestForm.
+const REFRESH_TOKEN_MAX = 512
+
+// The token endpoint: the OAuth2 password grant (RFC 6749 §4.3.2), as FastAPI's
+// OAuth2PasswordRequestForm, and the refresh grant (§6), both as a form.
 export const TokenRequest = Type.Object({
   grant_type: Type.Optional(
-    Type.String({ pattern: '^password$', description: 'Must be `password` if sent.' }),
+    Type.String({ maxLength: 64, description: '`password` (the default) or `refresh_token`.' }),
   ),
-  username: Type.String({ maxLength: USERNAME_INPUT_MAX }),
-  password: Type.String({ maxLength: PASSWORD_INPUT_MAX }),
-  scope: Type.Optional(Type.String({ default: '', description: 'Accepted and ignored, as in the seed.' })),
-  client_id: Type.Optional(Type.String()),
-  client_secret: Type.Optional(Type.String()),
+  username: Type.Optional(Type.String({ maxLength: USERNAME_INPUT_MAX, description: 'Password grant.' })),
+  password: Type.Optional(Type.String({ maxLength: PASSWORD_INPUT_MAX, description: 'Password grant.' })),
+  refresh_token: Type.Optional(Type.String({ maxLength: REFRESH_TOKEN_MAX, description: 'Refresh grant.' })),
+  scope: Type.Optional(
+    Type.String({ maxLength: 1024, description: 'Accepted and ignored, as in the seed.' }),
+  ),
+  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 256 })),
 })
 export type TokenRequest = Static<typeof TokenRequest>
 
 export const TokenResponse = Type.Object({
-  access_token: Type.String({ description: 'An HS256 JWT; send it as `Authorization: Bearer <token>`.' }),
+  access_token: Type.String({ description: 'A JWT; send it as `Authorization: Bearer <token>`.' }),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
+  refresh_token: Type.String({
+    description: 'Opaque, single use: trade it at this endpoint with `grant_type=refresh_token`.',
+  }),
 })
+
+// RFC 6749 §5.2, with FastAPI's `detail` beside it.
+export const OAuthErrorResponse = Type.Object(
+  {
+    error: Type.String({ description: '`invalid_request`, `invalid_grant` or `unsupported_grant_type`.' }),
+    error_description: Type.String(),
+    detail: Type.String(),
+    code: Type.String(),
+  },
+  { $id: 'OAuthErrorResponse', description: 'An OAuth 2.0 error (RFC 6749 §5.2).' },
+)
+
+// RFC 7009 §2.1.
+export const RevokeRequest = Type.Object({
+  token: Type.String({ maxLength: 4096, description: 'A refresh token (or an access token) to revoke.' }),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+})
+export type RevokeRequest = Static<typeof RevokeRequest>

@@ -27,3 +27,5 @@ export const MessageResponse = Type.Object({ message: Type.String() })
 
 export const errorRef = Type.Ref('ErrorResponse')
 export const validationErrorRef = Type.Ref('ValidationErrorResponse')
+
+export const oauthErrorRef = Type.Ref('OAuthErrorResponse')

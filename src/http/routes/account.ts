@@ -1,0 +1,157 @@
+// The signed-in user's own account and sessions: /auth/me, /auth/password, /auth/logout, /auth/sessions.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { AccountService } from '../../domain/account.js'
+import { DomainError, ErrorCode } from '../../domain/errors.js'
+import type { SessionService } from '../../domain/sessions.js'
+import {
+  ChangePasswordRequest,
+  DeleteAccountRequest,
+  Me,
+  Session,
+  SessionParams,
+} from '../schemas/account.js'
+import { errorRef, validationErrorRef } from '../schemas/common.js'
+
+const security = [{ OAuth2PasswordBearer: [] }]
+const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
+const BODY_LIMIT = 16 * 1024
+
+export const accountRoutes: FastifyPluginAsyncTypebox<{
+  account: AccountService
+  sessions: SessionService
+}> = async (app, { account, sessions }) => {
+  // Every route here needs a valid, unrevoked access token.
+  app.addHook('onRequest', app.authenticate)
+  const caller = (request: { user: unknown }) =>
+    request.user as { id: number; username: string; sid?: string }
+
+  app.get(
+    '/auth/me',
+    {
+      schema: {
+        tags: ['account'],
+        summary: 'Current User',
+        security,
+        response: { 200: Me, 401: unauthorized, 404: { ...errorRef, description: 'The account is gone.' } },
+      },
+    },
+    async (request) => {
+      const me = await account.profile(caller(request))
+      if (!me) throw new DomainError(ErrorCode.notFound, 'User not found')
+      return { id: me.id, username: me.username, created_at: me.createdAt }
+    },
+  )
+
+  app.post(
+    '/auth/password',
+    {
+      bodyLimit: BODY_LIMIT,
+      schema: {
+        tags: ['account'],
+        summary: 'Change Password',
+        description: 'Needs the current password. Every other session of the user ends; this one stays.',
+        security,
+        body: ChangePasswordRequest,
+        response: {
+          204: Type.Null({ description: 'Changed.' }),
+          400: { ...errorRef, description: 'The current password is wrong.' },
+          401: unauthorized,
+          422: { ...validationErrorRef, description: 'The new password breaks the policy.' },
+        },
+      },
+    },
+    async (request, reply) => {
+      await account.changePassword(caller(request), request.body.current_password, request.body.new_password)
+      return reply.code(204).send(null)
+    },
+  )
+
+  app.delete(
+    '/auth/me',
+    {
+      bodyLimit: BODY_LIMIT,
+      schema: {
+        tags: ['account'],
+        summary: 'Delete Account',
+        description: 'Needs the password. Every session ends, and the username can be registered again.',
+        security,
+        body: DeleteAccountRequest,
+        response: {
+          204: Type.Null({ description: 'Deleted.' }),
+          400: { ...errorRef, description: 'The password is wrong.' },
+          401: unauthorized,
+          422: { ...validationErrorRef, description: 'The password field is missing.' },
+        },
+      },
+    },
+    async (request, reply) => {
+      await account.deleteAccount(caller(request), request.body.password)
+      return reply.code(204).send(null)
+    },
+  )
+
+  app.post(
+    '/auth/logout',
+    {
+      schema: {
+        tags: ['account'],
+        summary: 'Logout',
+        description: "Ends this token's session: its access and refresh tokens stop working at once.",
+        security,
+        response: { 204: Type.Null({ description: 'Logged out.' }), 401: unauthorized },
+      },
+    },
+    async (request, reply) => {
+      await account.logout(caller(request))
+      return reply.code(204).send(null)
+    },
+  )
+
+  app.get(
+    '/auth/sessions',
+    {
+      schema: {
+        tags: ['account'],
+        summary: 'List Sessions',
+        description: "The user's live sessions, newest first.",
+        security,
+        response: { 200: Type.Array(Session), 401: unauthorized },
+      },
+    },
+    async (request) => {
+      const { id, sid } = caller(request)
+      return (await sessions.list(id, sid)).map((s) => ({
+        id: s.id,
+        created_at: s.createdAt,
+        last_used_at: s.lastUsedAt,
+        user_agent: s.userAgent,
+        ip: s.ip,
+        current: s.current,
+      }))
+    },
+  )
+
+  app.delete(
+    '/auth/sessions/:id',
+    {
+      schema: {
+        tags: ['account'],
+        summary: 'End Session',
+        description: 'Ends one of your sessions: its tokens stop working at once.',
+        security,
+        params: SessionParams,
+        response: {
+          204: Type.Null({ description: 'Ended.' }),
+          401: unauthorized,
+          404: { ...errorRef, description: 'No such live session of yours.' },
+        },
+      },
+    },
+    async (request, reply) => {
+      const ended = await sessions.end(caller(request).id, 'revoked', [request.params.id])
+      if (ended === 0) throw new DomainError(ErrorCode.sessionNotFound, 'Session not found')
+      return reply.code(204).send(null)
+    },
+  )
+}

@@ -1,0 +1,36 @@
+// Small crypto helpers: opaque tokens, their stored hashes, and sealing a value under a token.
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
+
+/** An opaque bearer secret: 256 bits from the CSPRNG, base64url. */
+export function randomToken(): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** What is stored instead of a token: its SHA-256, hex. */
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value).digest('hex')
+}
+
+function keyFrom(token: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', token, 'authgate', 'sealed-under-token', 32))
+}
+
+/** AES-256-GCM under a key derived from `token`: only a holder of the token can open it. */
+export function sealUnder(token: string, plaintext: string): string {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', keyFrom(token), iv)
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')
+}
+
+/** The plaintext, or undefined if `sealed` was not sealed under `token` or was altered. */
+export function openUnder(token: string, sealed: string): string | undefined {
+  try {
+    const raw = Buffer.from(sealed, 'base64url')
+    const decipher = createDecipheriv('aes-256-gcm', keyFrom(token), raw.subarray(0, 12))
+    decipher.setAuthTag(raw.subarray(12, 28))
+    return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
+  } catch {
+    return undefined
+  }
+}
