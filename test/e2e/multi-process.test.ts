@@ -1,0 +1,83 @@
+// Two server processes on one SQLite file: a revocation made on either is honoured by the other
+// within 2 s, without a database query per request (each keeps a polled in-memory view).
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { fastHasher, PASSWORD, tempDir } from '../helpers/app.js'
+import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
+
+const dir = tempDir()
+const env = { DATABASE_URL: `sqlite:///${join(dir.path, 'shared.db')}` }
+let other: ServerProcess
+let app: Awaited<ReturnType<typeof buildApp>>
+
+beforeAll(async () => {
+  app = await buildApp(loadConfig(env), { hasher: fastHasher })
+  other = await startServerProcess(env)
+}, 60_000)
+afterAll(async () => {
+  await other?.stop()
+  await app?.close()
+  dir.cleanup()
+})
+
+const form = { 'content-type': 'application/x-www-form-urlencoded' }
+
+async function loginOn(url: string, username: string) {
+  const res = await fetch(`${url}/auth/token`, {
+    method: 'POST',
+    headers: form,
+    body: new URLSearchParams({ username, password: PASSWORD }),
+  })
+  expect(res.status).toBe(200)
+  return (await res.json()) as { access_token: string; refresh_token: string }
+}
+
+/** Milliseconds until `check` is true, polling every 50 ms; fails after `limit`. */
+async function msUntil(check: () => Promise<boolean>, limit = 5_000): Promise<number> {
+  const start = Date.now()
+  while (!(await check())) {
+    if (Date.now() - start > limit) throw new Error(`not true after ${limit} ms`)
+    await sleep(50)
+  }
+  return Date.now() - start
+}
+
+it('honours a logout made in this process on the other one within 2 s', async () => {
+  await app.inject({ method: 'POST', url: '/auth/', payload: { username: 'roamer', password: PASSWORD } })
+  const pair = await loginOn(other.url, 'roamer')
+  const greetThere = () =>
+    fetch(`${other.url}/`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+  expect((await greetThere()).status).toBe(200)
+
+  const out = await app.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: { authorization: `Bearer ${pair.access_token}` },
+  })
+  expect(out.statusCode).toBe(204)
+  const ms = await msUntil(async () => (await greetThere()).status === 401)
+  expect(ms).toBeLessThan(2_000)
+})
+
+it('honours a session ended on the other process here within 2 s', async () => {
+  const res = await fetch(`${other.url}/auth/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'wanderer', password: PASSWORD }),
+  })
+  expect(res.status).toBe(201)
+  const pair = await loginOn(other.url, 'wanderer')
+  const greetHere = () => app.inject({ url: '/', headers: { authorization: `Bearer ${pair.access_token}` } })
+  expect((await greetHere()).statusCode).toBe(200)
+  const revoke = await fetch(`${other.url}/auth/revoke`, {
+    method: 'POST',
+    headers: form,
+    body: new URLSearchParams({ token: pair.refresh_token }),
+  })
+  expect(revoke.status).toBe(200)
+  const ms = await msUntil(async () => (await greetHere()).statusCode === 401)
+  expect(ms).toBeLessThan(2_000)
+})
