@@ -1,0 +1,38 @@
+// The audit trail's interface: what happened, to whom, from where, and how it ended. Never a secret.
+// The tamper-evident, hash-chained store behind it lives in storage/; see docs/security.md.
+
+export type AuditEventType =
+  | 'user.registered'
+  | 'login.succeeded'
+  | 'login.failed'
+  | 'login.throttled'
+  | 'register.throttled'
+  | 'token.refreshed'
+  | 'token.reuse_detected'
+  | 'session.logged_out'
+  | 'session.revoked'
+  | 'password.changed'
+  | 'account.deleted'
+  | 'key.rotated'
+
+export interface AuditEvent {
+  type: AuditEventType
+  outcome: 'success' | 'failure'
+  userId?: number | undefined
+  /** The name as typed (login attempts) or as registered; never a password or token. */
+  username?: string | undefined
+  ip?: string | null | undefined
+  userAgent?: string | null | undefined
+  /** Small, non-secret facts: a session id, a reason, a key id. */
+  detail?: Record<string, string | number | boolean | null> | undefined
+}
+
+export interface AuditLog {
+  /**
+   * Records an event. Never throws and never makes the caller wait for the write to succeed:
+   * a failed write is reported by the implementation (logged), and the request still answers.
+   */
+  record(event: AuditEvent): void
+}
+
+export const noAudit: AuditLog = { record() {} }
