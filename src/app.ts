@@ -8,10 +8,12 @@ import { registerAuthenticate } from './http/plugins/authenticate.js'
 import { registerDocs } from './http/plugins/docs.js'
 import { registerErrorHandlers } from './http/plugins/errors.js'
 import { OneLinePerRequest } from './http/plugins/request-log.js'
+import { registerNotFound, registerSecurity, trackMethods } from './http/plugins/security.js'
 import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
 import { healthRoutes } from './http/routes/health.js'
 import { rootRoutes } from './http/routes/root.js'
+import { wellKnownRoutes } from './http/routes/well-known.js'
 import { openServices, type ServiceDeps } from './services.js'
 import { pingDatabase } from './storage/database.js'
 
@@ -25,35 +27,73 @@ export const VERSION: string = JSON.parse(
 ).version
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const { db, users, tokens, sessions, account, revocations } = await openServices(config, {
+  const { db, tokens, account, auth, throttle, audit, revocations, keys } = await openServices(config, {
     ...deps,
     ...(deps.logger && !deps.onRevocationPollError
       ? { onRevocationPollError: (err: unknown) => deps.logger?.warn({ err }, 'revocation feed unreadable') }
       : {}),
+    ...(deps.logger && !deps.onKeyReloadError
+      ? { onKeyReloadError: (err: unknown) => deps.logger?.warn({ err }, 'signing keys unreadable') }
+      : {}),
+    // A failed audit write never fails the request; the event it lost goes to the log instead.
+    ...(deps.logger && !deps.onAuditError
+      ? {
+          onAuditError: (err: unknown, lost: readonly unknown[]) =>
+            deps.logger?.warn({ err, audit: lost }, 'audit log write failed'),
+        }
+      : {}),
   })
   await revocations.start()
+  keys.start()
+  audit.startRetention()
+  if (!config.throttle.enabled)
+    deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
+  // Old throttling windows are forgotten every ten minutes.
+  const pruneThrottle = setInterval(() => {
+    throttle.prune().catch((err: unknown) => deps.logger?.warn({ err }, 'throttle prune failed'))
+  }, 10 * 60_000)
+  pruneThrottle.unref()
 
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     logController: new OneLinePerRequest(),
     requestIdHeader: 'x-request-id',
+    // Whether X-Forwarded-For is believed for request.ip (throttling, sessions, audit): TRUST_PROXY.
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? (_address: string, hop: number) => hop < (config.trustProxy as number)
+        : config.trustProxy,
     routerOptions: { ignoreTrailingSlash: true },
+    // Auth routes set 16 KiB; nothing here takes more than this.
+    bodyLimit: 64 * 1024,
+    // A client gets 30 s to send a whole request (slow-body attacks); headers are capped at
+    // Node's 16 KiB and must arrive within its headersTimeout.
+    requestTimeout: 30_000,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onClose', async () => {
     revocations.stop()
+    keys.stop()
+    clearInterval(pruneThrottle)
+    audit.stopRetention()
+    // Requests have finished: write what they recorded while the database is still open.
+    await audit.flush()
     await db.destroy()
   })
 
   registerErrorHandlers(app)
+  const allowedMethods = trackMethods(app)
+  await registerSecurity(app, { corsOrigins: config.corsOrigins })
   registerAuthenticate(app, tokens, revocations)
   await app.register(formbody)
   await registerDocs(app, VERSION)
-  await app.register(authRoutes, { users, sessions, tokens })
-  await app.register(accountRoutes, { account, sessions })
+  await app.register(authRoutes, { auth, secureCookies: false })
+  await app.register(accountRoutes, { account })
   await app.register(rootRoutes)
+  await app.register(wellKnownRoutes, { keys, issuer: config.jwtIssuer, publicUrl: config.publicUrl })
   await app.register(healthRoutes, { ready: () => pingDatabase(db) })
+  registerNotFound(app, allowedMethods)
   await app.ready()
   return app
 }

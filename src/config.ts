@@ -1,6 +1,7 @@
 // Every environment variable AuthGate reads, in one schema: loadConfig(env) -> frozen Config.
 import { type Static, type TSchema, Type } from 'typebox'
 import { Value } from 'typebox/value'
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './domain/keys.js'
 import { DatabaseUrlError, parseDatabaseUrl } from './storage/database-url.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -16,6 +17,21 @@ export const EnvSchema = Type.Object({
     Type.String({ description: 'sqlite:///relative.db, sqlite:////abs.db or a path' }),
   ),
   SECRET_KEY: Type.Optional(Type.String()),
+  JWT_ALGORITHM: Type.Optional(
+    Type.Union(
+      SIGNING_ALGORITHMS.map((a) => Type.Literal(a)),
+      { description: `one of ${SIGNING_ALGORITHMS.join(', ')}` },
+    ),
+  ),
+  PUBLIC_URL: Type.Optional(
+    Type.String({ maxLength: 2048, description: 'an http(s) URL such as https://auth.example.com' }),
+  ),
+  JWT_ISSUER: Type.Optional(
+    Type.String({ maxLength: 2048, pattern: '^\\S+$', description: 'a URL or a string without spaces' }),
+  ),
+  JWT_AUDIENCE: Type.Optional(
+    Type.String({ maxLength: 2048, pattern: '^\\S+$', description: 'a URL or a string without spaces' }),
+  ),
   ACCESS_TOKEN_EXPIRE_MINUTES: Type.Optional(int(1, 525600)),
   REFRESH_TOKEN_EXPIRE_DAYS: Type.Optional(int(1, 3650)),
   SESSION_MAX_DAYS: Type.Optional(int(1, 3650)),
@@ -29,6 +45,22 @@ export const EnvSchema = Type.Object({
   // OWASP ASVS 2.1.1 / NIST SP 800-63B 5.1.1.2: at least 8 characters, at least 64 allowed.
   PASSWORD_MIN_LENGTH: Type.Optional(int(8, 1024)),
   PASSWORD_MAX_LENGTH: Type.Optional(int(64, 1024)),
+  // Days an audit entry is kept; 0 keeps them forever.
+  AUDIT_RETENTION_DAYS: Type.Optional(int(0, 36500)),
+  RATE_LIMIT: Type.Optional(
+    Type.Union([Type.Literal('on'), Type.Literal('off')], { description: 'on or off' }),
+  ),
+  // OWASP ASVS 2.2.1: no more than 100 failed attempts per account per hour.
+  LOGIN_MAX_FAILURES: Type.Optional(int(1, 25)),
+  LOGIN_IP_MAX_FAILURES: Type.Optional(int(1, 100_000)),
+  THROTTLE_WINDOW_MINUTES: Type.Optional(int(15, 1440)),
+  REGISTRATIONS_PER_IP_PER_HOUR: Type.Optional(int(1, 100_000)),
+  CORS_ORIGINS: Type.Optional(
+    Type.String({ description: 'a comma-separated list of origins, like https://app.example.com' }),
+  ),
+  TRUST_PROXY: Type.Optional(
+    Type.String({ description: 'off, on, a hop count, or a comma-separated list of proxy addresses/CIDRs' }),
+  ),
 })
 
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -39,6 +71,17 @@ export interface Config {
   readonly databaseUrl: string
   /** From SECRET_KEY; when absent the key is generated once and kept in the database. */
   readonly secretKey: string | undefined
+  /**
+   * From JWT_ALGORITHM. Undefined means "decide from the database" (domain/keys.ts): HS256 with
+   * SECRET_KEY or an already generated HS256 secret, else ES256.
+   */
+  readonly jwtAlgorithm: SigningAlgorithm | undefined
+  /** Where clients reach this server, without a trailing slash: the base of the metadata's URLs. */
+  readonly publicUrl: string
+  /** The `iss` of every token, and the only one accepted. */
+  readonly jwtIssuer: string
+  /** When set, every token carries this `aud` and must carry it to be accepted. */
+  readonly jwtAudience: string | undefined
   readonly accessTokenExpireMinutes: number
   /** A refresh token unused for this long expires. */
   readonly refreshTokenExpireDays: number
@@ -49,6 +92,20 @@ export interface Config {
   readonly logLevel: LogLevel
   readonly passwordMinLength: number
   readonly passwordMaxLength: number
+  /** Audit entries older than this many days are pruned; 0 keeps them forever. */
+  readonly auditRetentionDays: number
+  readonly throttle: {
+    readonly enabled: boolean
+    /** Failed logins per account per window from clients without its device cookie (and per device). */
+    readonly loginMaxFailures: number
+    readonly loginIpMaxFailures: number
+    readonly windowMinutes: number
+    readonly registrationsPerIpPerHour: number
+  }
+  /** Origins allowed to call from a browser (CORS); none by default. */
+  readonly corsOrigins: string[]
+  /** Fastify's trustProxy: whether and which X-Forwarded-For hops to believe. */
+  readonly trustProxy: boolean | number | string[]
 }
 
 export class ConfigError extends Error {
@@ -91,6 +148,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (err instanceof DatabaseUrlError) throw new ConfigError(`DATABASE_URL: ${err.message}`)
     throw err
   }
+  const port = env2.PORT ?? 8000
+  const host = env2.HOST ?? '127.0.0.1'
+  let publicUrl: string
+  if (env2.PUBLIC_URL !== undefined) {
+    publicUrl = parsePublicUrl(env2.PUBLIC_URL)
+  } else {
+    // The listen address, as clients on this machine reach it; set PUBLIC_URL behind a proxy.
+    publicUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  }
   const passwordMinLength = env2.PASSWORD_MIN_LENGTH ?? 8
   const passwordMaxLength = env2.PASSWORD_MAX_LENGTH ?? 128
   const refreshTokenExpireDays = env2.REFRESH_TOKEN_EXPIRE_DAYS ?? 7
@@ -101,11 +167,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (passwordMaxLength < passwordMinLength) {
     throw new ConfigError('PASSWORD_MAX_LENGTH: must not be smaller than PASSWORD_MIN_LENGTH')
   }
+  const trustProxy = parseTrustProxy(env2.TRUST_PROXY)
   return Object.freeze({
-    port: env2.PORT ?? 8000,
-    host: env2.HOST ?? '127.0.0.1',
+    port,
+    host,
     databaseUrl,
     secretKey: env2.SECRET_KEY,
+    jwtAlgorithm: env2.JWT_ALGORITHM,
+    publicUrl,
+    jwtIssuer: env2.JWT_ISSUER ?? publicUrl,
+    jwtAudience: env2.JWT_AUDIENCE,
     accessTokenExpireMinutes: env2.ACCESS_TOKEN_EXPIRE_MINUTES ?? 30,
     refreshTokenExpireDays,
     sessionMaxDays,
@@ -113,7 +184,68 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: (env2.LOG_LEVEL ?? 'info') as LogLevel,
     passwordMinLength,
     passwordMaxLength,
+    auditRetentionDays: env2.AUDIT_RETENTION_DAYS ?? 365,
+    throttle: Object.freeze({
+      enabled: env2.RATE_LIMIT !== 'off',
+      loginMaxFailures: env2.LOGIN_MAX_FAILURES ?? 10,
+      loginIpMaxFailures: env2.LOGIN_IP_MAX_FAILURES ?? 100,
+      windowMinutes: env2.THROTTLE_WINDOW_MINUTES ?? 15,
+      registrationsPerIpPerHour: env2.REGISTRATIONS_PER_IP_PER_HOUR ?? 30,
+    }),
+    trustProxy,
+    corsOrigins: parseOrigins(env2.CORS_ORIGINS),
   })
+}
+
+function parseOrigins(value: string | undefined): string[] {
+  if (value === undefined) return []
+  const origins = value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean)
+  for (const origin of origins) {
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(origin)
+    } catch {
+      parsed = undefined
+    }
+    if (!parsed || parsed.origin !== origin) {
+      throw new ConfigError(
+        `CORS_ORIGINS: ${JSON.stringify(origin)} is not an origin like https://app.example.com`,
+      )
+    }
+  }
+  return origins
+}
+
+function parseTrustProxy(value: string | undefined): boolean | number | string[] {
+  if (value === undefined || value === 'off' || value === 'false') return false
+  if (value === 'on' || value === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  const list = value.split(',').map((v) => v.trim())
+  if (list.some((v) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v))) {
+    throw new ConfigError(
+      `TRUST_PROXY: expected off, on, a hop count or addresses/CIDRs, got ${JSON.stringify(value)}`,
+    )
+  }
+  return list
+}
+
+/** An absolute http(s) URL without query or fragment, returned without a trailing slash. */
+function parsePublicUrl(text: string): string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new ConfigError(`PUBLIC_URL: expected an http(s) URL, got ${JSON.stringify(text)}`)
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username) {
+    throw new ConfigError(
+      `PUBLIC_URL: expected an http(s) URL without query, fragment or credentials, got ${JSON.stringify(text)}`,
+    )
+  }
+  return url.href.replace(/\/+$/, '')
 }
 
 /** Loads ./.env into process.env when present; variables already set win. */

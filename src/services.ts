@@ -1,17 +1,25 @@
 // Opens the database, migrates it, and wires the domain services; shared by the app and the CLI.
 import type { Config } from './config.js'
 import { type AccountService, createAccountService } from './domain/account.js'
-import { resolveSigningSecret } from './domain/keys.js'
+import type { AuditFacts } from './domain/audit-chain.js'
+import { type AuditService, createAuditService } from './domain/audit-writer.js'
+import { type AuthService, createAuthService } from './domain/auth.js'
+import { type KeyAdmin, type KeyRing, openKeyAdmin, openKeyRing } from './domain/keys.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
-import { createSessionService, type SessionEvents, type SessionService } from './domain/sessions.js'
+import { createSessionService, type SessionService } from './domain/sessions.js'
+import { createThrottle, type Throttle } from './domain/throttle.js'
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
+import { randomSecret } from './lib/random.js'
+import { createAuditStore } from './storage/audit.repository.js'
 import { createDatabase, type Db } from './storage/database.js'
+import { createKeysRepository } from './storage/keys.repository.js'
 import { migrateToLatest } from './storage/migrate.js'
 import { createRevocationFeed, createSessionsRepository } from './storage/sessions.repository.js'
-import { getOrInsertSetting } from './storage/settings.repository.js'
+import { getOrInsertSetting, getSetting } from './storage/settings.repository.js'
+import { createThrottleStore } from './storage/throttle.repository.js'
 import { createUsersRepository } from './storage/users.repository.js'
 
 export interface ServiceDeps {
@@ -21,7 +29,11 @@ export interface ServiceDeps {
   /** How often the revocation view reads the feed that other processes write to. */
   revocationPollMs?: number
   onRevocationPollError?: (err: unknown) => void
-  sessionEvents?: SessionEvents
+  /** How often the key ring re-reads the signing keys, to notice a rotation made elsewhere. */
+  keyReloadMs?: number
+  onKeyReloadError?: (err: unknown) => void
+  /** An audit write or prune failed; `lost` are the events not stored. Default: ignored. */
+  onAuditError?: (err: unknown, lost: readonly AuditFacts[]) => void
 }
 
 export interface Services {
@@ -30,11 +42,44 @@ export interface Services {
   tokens: TokenService
   sessions: SessionService
   account: AccountService
+  auth: AuthService
+  throttle: Throttle
+  /** record() for events; flush() before the database closes; retention, verify, export. */
+  audit: AuditService
   /** Not yet polling: the app starts it when it starts serving. */
   revocations: RevocationView
+  /** The signing keys; not yet polling either. */
+  keys: KeyRing
 }
 
 const DAY_MS = 86_400_000
+
+/** The audit log on `db`, with retention from config; also used alone by `authgate audit`. */
+export function openAudit(
+  db: Db,
+  config: Config,
+  clock: Clock = systemClock,
+  onError?: (err: unknown, lost: readonly AuditFacts[]) => void,
+): AuditService {
+  return createAuditService({
+    store: createAuditStore(db),
+    clock,
+    retentionDays: config.auditRetentionDays,
+    ...(onError ? { onError } : {}),
+  })
+}
+
+/** The key operations alone, for `authgate keys`: nothing else opened, no key made until asked. */
+export function openKeys(db: Db, config: Config, clock: Clock = systemClock): Promise<KeyAdmin> {
+  return openKeyAdmin({
+    configured: config.jwtAlgorithm,
+    secretKey: config.secretKey,
+    settings: { get: (key) => getSetting(db, key) },
+    keys: createKeysRepository(db),
+    clock,
+    accessTtlMs: config.accessTokenExpireMinutes * 60_000,
+  })
+}
 
 export async function openServices(config: Config, deps: ServiceDeps = {}): Promise<Services> {
   const clock = deps.clock ?? systemClock
@@ -48,10 +93,27 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       clock,
     })
     await users.claimCanonicalNames()
-    const secret = await resolveSigningSecret(config.secretKey, {
-      getOrInsert: (key, value) => getOrInsertSetting(db, key, value),
+    const audit = openAudit(db, config, clock, deps.onAuditError)
+    const keys = await openKeyRing({
+      configured: config.jwtAlgorithm,
+      secretKey: config.secretKey,
+      settings: {
+        get: (key) => getSetting(db, key),
+        getOrInsert: (key, value) => getOrInsertSetting(db, key, value),
+      },
+      keys: createKeysRepository(db),
+      clock,
+      accessTtlMs: config.accessTokenExpireMinutes * 60_000,
+      ...(deps.keyReloadMs === undefined ? {} : { reloadMs: deps.keyReloadMs }),
+      ...(deps.onKeyReloadError ? { onError: deps.onKeyReloadError } : {}),
     })
-    const tokens = createTokenService({ secret, expiresInMinutes: config.accessTokenExpireMinutes, clock })
+    const tokens = createTokenService({
+      keys,
+      expiresInMinutes: config.accessTokenExpireMinutes,
+      clock,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+    })
     const revocations = createRevocationView(createRevocationFeed(db), clock, {
       ...(deps.revocationPollMs === undefined ? {} : { pollMs: deps.revocationPollMs }),
       ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
@@ -67,10 +129,28 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
         reuseGraceMs: config.refreshReuseGraceSeconds * 1000,
       },
       accessTtlMs: config.accessTokenExpireMinutes * 60_000,
-      ...(deps.sessionEvents ? { events: deps.sessionEvents } : {}),
+      events: {
+        reuseDetected: ({ userId, sessionId }) =>
+          audit.record({ type: 'token.reuse_detected', outcome: 'failure', userId, detail: { sessionId } }),
+      },
     })
-    const account = createAccountService({ users, sessions })
-    return { db, users, tokens, sessions, account, revocations }
+    const throttle = createThrottle({
+      store: createThrottleStore(db),
+      clock,
+      policy: {
+        enabled: config.throttle.enabled,
+        windowMs: config.throttle.windowMinutes * 60_000,
+        accountFailures: config.throttle.loginMaxFailures,
+        deviceFailures: config.throttle.loginMaxFailures,
+        ipFailures: config.throttle.loginIpMaxFailures,
+        registrations: config.throttle.registrationsPerIpPerHour,
+        registrationWindowMs: 60 * 60_000,
+      },
+      deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
+    })
+    const account = createAccountService({ users, sessions, audit })
+    const auth = createAuthService({ users, sessions, tokens, throttle, audit })
+    return { db, users, tokens, sessions, account, auth, throttle, audit, revocations, keys }
   } catch (err) {
     await db.destroy()
     throw err

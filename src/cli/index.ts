@@ -7,6 +7,8 @@ import { serve } from '../server.js'
 import { openServices } from '../services.js'
 import { createDatabase } from '../storage/database.js'
 import { migrateDown, migrateToLatest } from '../storage/migrate.js'
+import { registerAuditCommands } from './audit.js'
+import { registerKeyCommands } from './keys.js'
 import { readPassword } from './prompt.js'
 
 function config(): Config {
@@ -15,10 +17,17 @@ function config(): Config {
 }
 
 async function withServices<T>(fn: (s: Awaited<ReturnType<typeof openServices>>) => Promise<T>): Promise<T> {
-  const services = await openServices(config())
+  const services = await openServices(config(), {
+    onAuditError: (err, lost) =>
+      console.error(
+        `Audit log write failed (${lost.length} events lost): ${err instanceof Error ? err.message : err}`,
+      ),
+  })
   try {
     return await fn(services)
   } finally {
+    // What the command recorded is written before the database closes.
+    await services.audit.flush()
     await services.db.destroy()
   }
 }
@@ -101,6 +110,9 @@ user
     }
     console.log(`Deleted user ${username}.`)
   })
+
+registerAuditCommands(program, config)
+registerKeyCommands(program, config)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(`Configuration error: ${err.message}`)

@@ -1,13 +1,29 @@
-// What a signed-in user does to their own account, and the sessions each change ends.
+// What a signed-in user does to their own account and sessions, and what each change ends.
+import type { AuditLog } from './audit.js'
 import type { SessionService } from './sessions.js'
 import type { UserService } from './users.js'
 
 export interface Caller {
   id: number
+  username: string
   sid?: string | undefined
+  ip: string
+  userAgent: string | null
 }
 
-export function createAccountService({ users, sessions }: { users: UserService; sessions: SessionService }) {
+export function createAccountService(deps: {
+  users: UserService
+  sessions: SessionService
+  audit: AuditLog
+}) {
+  const { users, sessions, audit } = deps
+  const who = (caller: Caller) => ({
+    userId: caller.id,
+    username: caller.username,
+    ip: caller.ip,
+    userAgent: caller.userAgent,
+  })
+
   return {
     profile: (caller: Caller) => users.profile(caller.id),
 
@@ -15,6 +31,7 @@ export function createAccountService({ users, sessions }: { users: UserService; 
     async changePassword(caller: Caller, current: string, next: string): Promise<void> {
       await users.changePassword(caller.id, current, next)
       await sessions.endAllBut(caller.id, caller.sid, 'password_changed')
+      audit.record({ type: 'password.changed', outcome: 'success', ...who(caller) })
     },
 
     /**
@@ -25,10 +42,29 @@ export function createAccountService({ users, sessions }: { users: UserService; 
       await users.checkPassword(caller.id, password)
       await sessions.endAllBut(caller.id, undefined, 'account_deleted')
       await users.removeById(caller.id)
+      audit.record({ type: 'account.deleted', outcome: 'success', ...who(caller) })
     },
 
-    logout: (caller: Caller) =>
-      caller.sid === undefined ? Promise.resolve(0) : sessions.end(caller.id, 'logout', [caller.sid]),
+    async logout(caller: Caller): Promise<void> {
+      if (caller.sid === undefined) return
+      await sessions.end(caller.id, 'logout', [caller.sid])
+      audit.record({
+        type: 'session.logged_out',
+        outcome: 'success',
+        ...who(caller),
+        detail: { sessionId: caller.sid },
+      })
+    },
+
+    /** Ends one of the caller's own sessions; false when there is no such live session. */
+    async endSession(caller: Caller, sessionId: string): Promise<boolean> {
+      const ended = (await sessions.end(caller.id, 'revoked', [sessionId])) > 0
+      if (ended)
+        audit.record({ type: 'session.revoked', outcome: 'success', ...who(caller), detail: { sessionId } })
+      return ended
+    },
+
+    listSessions: (caller: Caller) => sessions.list(caller.id, caller.sid),
   }
 }
 

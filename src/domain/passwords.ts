@@ -1,4 +1,5 @@
 // Password hashing (argon2id; the seed's bcrypt verified only) and the password policy.
+import { availableParallelism } from 'node:os'
 import * as argon2 from '@node-rs/argon2'
 import * as bcrypt from '@node-rs/bcrypt'
 import { dictionary } from '@zxcvbn-ts/language-common'
@@ -30,17 +31,47 @@ export const BCRYPT_PREFIX = /^\$2[aby]\$\d\d\$/
 const BCRYPT_MAX_BYTES = 72
 
 /**
+ * How many hashes and verifications may run at once in this process; the rest wait their turn.
+ * They run on libuv's thread pool (4 threads): with 4 at once on a 2-core machine, argon2 took
+ * both cores from the event loop, and under a login flood GET / waited for CPU (p99 20-70 ms in
+ * bench/run.mjs). Leaving one core free brought that p99 under 10 ms with as many logins per
+ * second, since the cores were the limit either way.
+ */
+export const HASH_CONCURRENCY = Math.max(1, availableParallelism() - 1)
+
+/** Runs tasks at most `limit` at a time, the others in arrival order. */
+function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0
+  const waiting: (() => void)[] = []
+  return async (task) => {
+    if (running < limit) running++
+    else await new Promise<void>((resolve) => waiting.push(resolve))
+    try {
+      return await task()
+    } finally {
+      // Hand the slot straight to the next waiter, or give it back.
+      const next = waiting.shift()
+      if (next) next()
+      else running--
+    }
+  }
+}
+
+// One limit for every hasher: they share the same cores.
+const limited = createLimiter(HASH_CONCURRENCY)
+
+/**
  * Hashing and verification run on libuv's thread pool (napi-rs async tasks), never on the
- * event loop, so a login does not stall other requests.
+ * event loop, and at most HASH_CONCURRENCY at a time, so logins do not stall other requests.
  */
 export function createPasswordHasher(params: Argon2Params = OWASP_ARGON2ID): PasswordHasher {
   const options = { algorithm: argon2.Algorithm.Argon2id, ...params }
   return {
-    hash: (password) => argon2.hash(password, options),
+    hash: (password) => limited(() => argon2.hash(password, options)),
     async verify(stored, password) {
       if (stored.startsWith('$argon2')) {
         try {
-          return await argon2.verify(stored, password)
+          return await limited(() => argon2.verify(stored, password))
         } catch {
           return false // a malformed stored hash never matches
         }
@@ -48,7 +79,7 @@ export function createPasswordHasher(params: Argon2Params = OWASP_ARGON2ID): Pas
       if (BCRYPT_PREFIX.test(stored)) {
         // Python's bcrypt refuses NUL bytes, so no seed password has one; C bcrypt would stop there.
         if (password.includes('\0')) return false
-        return bcrypt.verify(Buffer.from(password).subarray(0, BCRYPT_MAX_BYTES), stored)
+        return limited(() => bcrypt.verify(Buffer.from(password).subarray(0, BCRYPT_MAX_BYTES), stored))
       }
       return false
     },

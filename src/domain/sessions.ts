@@ -108,14 +108,16 @@ const USER_AGENT_MAX = 512
 export interface SessionService {
   /** After a successful password login: a new session, an access token carrying its sid, a refresh token. */
   start(user: User, client: ClientInfo): Promise<TokenPair>
-  refresh(refreshToken: string): Promise<TokenPair>
+  refresh(refreshToken: string): Promise<TokenPair & { userId: number; sessionId: string }>
   list(userId: number, currentSid: string | undefined): Promise<SessionView[]>
   /** Ends the given sessions of a user (all when `ids` is omitted); returns how many ended. */
   end(userId: number, reason: EndReason, ids?: string[]): Promise<number>
   /** Ends every session of a user but `keep`, and voids the user's sid-less (seed) tokens. */
   endAllBut(userId: number, keep: string | undefined, reason: EndReason): Promise<void>
-  /** RFC 7009: ends the session a refresh token belongs to; silent when the token is unknown. */
-  revokeRefreshToken(refreshToken: string): Promise<void>
+  /** RFC 7009: ends the session a refresh token belongs to; undefined when the token is unknown. */
+  revokeRefreshToken(
+    refreshToken: string,
+  ): Promise<{ userId: number; sessionId: string; count: number } | undefined>
 }
 
 export function createSessionService(deps: {
@@ -189,7 +191,9 @@ export function createSessionService(deps: {
             // A client that lost the response has not used the new token yet; once it has, an
             // old token coming back is a copy, whatever the clock says.
             const successor = await sessions.findRefreshToken(sha256Hex(pair.refreshToken))
-            if (successor && successor.spent_at === null) return pair
+            if (successor && successor.spent_at === null) {
+              return { ...pair, userId: row.user_id, sessionId: row.session_id }
+            }
           }
           // RFC 6749 §10.4 / OAuth 2.0 Security BCP §4.14: a spent refresh token coming back
           // means it was stolen or copied; end the whole session.
@@ -209,7 +213,7 @@ export function createSessionService(deps: {
         if (
           await sessions.rotateRefreshToken(row.id, now, sealUnder(refreshToken, JSON.stringify(pair)), next)
         ) {
-          return pair
+          return { ...pair, userId: row.user_id, sessionId: row.session_id }
         }
       }
       throw new InvalidGrant()
@@ -244,7 +248,12 @@ export function createSessionService(deps: {
 
     async revokeRefreshToken(refreshToken) {
       const row = await sessions.findRefreshToken(sha256Hex(refreshToken))
-      if (row) await end(row.user_id, 'revoked', [row.session_id])
+      if (!row) return undefined
+      return {
+        userId: row.user_id,
+        sessionId: row.session_id,
+        count: await end(row.user_id, 'revoked', [row.session_id]),
+      }
     },
   }
 }

@@ -1,7 +1,10 @@
-// Access tokens: HS256 JWTs with the seed's claims (sub, id, exp) plus iat and jti.
+// Access tokens: JWTs with the seed's claims (sub, id, exp) plus sid, iat, jti and iss, signed with
+// HS256 or with the current key pair of the key ring (ES256, EdDSA, RS256; the kid in the header).
 import { createSigner, createVerifier } from 'fast-jwt'
 import type { Clock } from '../lib/clock.js'
 import { randomId } from '../lib/random.js'
+import type { ActiveKey, KeyRing } from './keys.js'
+import { hmacKeyRing } from './keys.js'
 
 export interface TokenSubject {
   id: number
@@ -28,45 +31,185 @@ export interface TokenService {
   verify(token: string): VerifiedToken | undefined
 }
 
-export interface TokenOptions {
-  /** The HMAC key; the seed uses its SECRET_KEY string's UTF-8 bytes, and so do we. */
-  secret: string
+export type TokenOptions = {
   expiresInMinutes: number
   clock: Clock
+  /** JWT_ISSUER: every token carries it as `iss`; a token carrying another `iss` is refused. */
+  issuer?: string | undefined
+  /** JWT_AUDIENCE: when set, every token carries it as `aud` and must carry it to be accepted. */
+  audience?: string | undefined
+} & (
+  | { keys: KeyRing }
+  /** The HMAC key; the seed uses its SECRET_KEY string's UTF-8 bytes, and so do we. */
+  | { secret: string }
+)
+
+type Verify = (token: string) => Record<string, unknown>
+type Sign = (payload: Record<string, unknown>) => string
+
+interface CompiledKey {
+  key: ActiveKey
+  verify: Verify
 }
 
-export function createTokenService({ secret, expiresInMinutes, clock }: TokenOptions): TokenService {
+// A header segment longer than this is not one of ours; no need to decode it.
+const MAX_HEADER_SEGMENT = 1024
+// Distinct header segments remembered; ours are one per key, so this only bounds junk.
+const HEADER_MEMO_MAX = 64
+// Verified tokens remembered per key (fast-jwt's LRU, keyed by the token's hash): an ECDSA or RSA
+// check costs tens of microseconds, and GET / sees the same token again and again.
+const VERIFY_CACHE_SIZE = 4096
+
+export function createTokenService(options: TokenOptions): TokenService {
+  const { expiresInMinutes, clock, issuer, audience } = options
+  const ring = 'keys' in options ? options.keys : hmacKeyRing(options.secret)
   const expiresIn = expiresInMinutes * 60
-  // No `aud` or `iss` by default: the seed's verifier, python-jose's
-  // jwt.decode(token, SECRET_KEY, algorithms=["HS256"]), must accept our tokens.
-  // iat and exp come from the injected clock: fast-jwt keeps a payload's own iat.
-  const sign = createSigner({ key: secret, algorithm: 'HS256' })
-  // RFC 8725 §3.1 and §2.1: the algorithm comes from this allow-list, never from the token, so
-  // `none`, `None`, `NONE` and a switch to RS/ES (key confusion) fail. The key is fixed here, so
-  // `jwk`, `jku`, `x5u` and `kid` headers are ignored and no URL from a token is ever fetched.
-  // RFC 7515 §4.1.11: fast-jwt rejects a `crit` header naming an extension we do not understand.
-  // `exp` is required and must be numeric; `nbf` is honoured when present.
-  const verifier = createVerifier({
-    key: secret,
-    algorithms: ['HS256'],
-    requiredClaims: ['exp'],
-    cache: false,
-  })
+
+  // RFC 8725 §3.1 and §2.1: the algorithm comes from an allow-list fixed here, never from the
+  // token, so `none`, `None`, `NONE` and algorithm switches fail. With key pairs, each key has its
+  // own verifier pinned to that key's algorithm, so HS256 keyed with our public key (key
+  // confusion) fails, and `jwk`, `jku`, `x5u` and `x5c` headers are never read: no URL from a token
+  // is ever fetched. RFC 7515 §4.1.11: fast-jwt rejects a `crit` header naming an extension we do
+  // not understand. RFC 8725 §3.8-3.9: `iss` must be ours, and `aud` when one is configured.
+  const claimChecks = {
+    ...(issuer === undefined ? {} : { allowedIss: issuer }),
+    ...(audience === undefined ? {} : { allowedAud: audience }),
+    // exp and nbf are checked below against the injected clock, on every call (cached or not).
+    ignoreExpiration: true,
+    ignoreNotBefore: true,
+  }
+  const required = (...claims: string[]) => ['exp', ...claims, ...(audience === undefined ? [] : ['aud'])]
+
+  // HS256: one verifier, and the kid header is ignored. No `iss` required: the seed's own tokens
+  // have none. No `aud` by default: python-jose's jwt.decode(token, SECRET_KEY,
+  // algorithms=["HS256"]), the seed's verifier, refuses a token with an `aud` it was not told of.
+  const hmac =
+    ring.algorithm === 'HS256'
+      ? {
+          sign: createSigner({ key: ring.secret ?? '', algorithm: 'HS256' }) as Sign,
+          verify: createVerifier({
+            key: ring.secret ?? '',
+            algorithms: ['HS256'],
+            requiredClaims: required(),
+            cache: false,
+            ...claimChecks,
+          }) as Verify,
+        }
+      : undefined
+
+  // Key pairs: verifiers and the signer are built once per key, when the ring's keys change.
+  let version = -1
+  let compiled = new Map<string, CompiledKey>()
+  let signer: { kid: string; sign: Sign } | undefined
+  const headerMemo = new Map<string, CompiledKey>()
+
+  function compileKey(key: ActiveKey): CompiledKey {
+    return {
+      key,
+      verify: createVerifier({
+        key: key.publicKey,
+        algorithms: [key.alg],
+        // With key pairs every token is ours, so iss is required, not only checked when present.
+        requiredClaims: required(...(issuer === undefined ? [] : ['iss'])),
+        cache: VERIFY_CACHE_SIZE,
+        ...claimChecks,
+      }) as Verify,
+    }
+  }
+
+  function sync(): void {
+    const snap = ring.snapshot()
+    if (!snap) throw new Error('the key ring has no keys')
+    if (snap.version === version) return
+    const next = new Map<string, CompiledKey>()
+    for (const [kid, key] of snap.keys) {
+      const known = compiled.get(kid)
+      next.set(kid, known && known.key.publicKey === key.publicKey ? { ...known, key } : compileKey(key))
+    }
+    compiled = next
+    headerMemo.clear()
+    if (signer?.kid !== snap.current.kid) {
+      const { kid, alg, privateKey } = snap.current
+      signer = { kid, sign: createSigner({ key: privateKey, algorithm: alg, kid }) as Sign }
+    }
+    version = snap.version
+  }
+
+  /**
+   * The key a token's header names by kid, among our own keys only; never a key from the token.
+   * RFC 8725 §3.10: the kid is only a map lookup, never a path, a query or a URL.
+   */
+  function keyFor(token: string): CompiledKey | undefined {
+    const dot = token.indexOf('.')
+    if (dot < 1 || dot > MAX_HEADER_SEGMENT) return undefined
+    const segment = token.slice(0, dot)
+    const memo = headerMemo.get(segment)
+    if (memo) return memo
+    let header: unknown
+    try {
+      header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+    } catch {
+      return undefined
+    }
+    if (header === null || typeof header !== 'object') return undefined
+    const { kid, alg } = header as { kid?: unknown; alg?: unknown }
+    // RFC 7515 §4.1.4: kid is a string. Without one there is no key to pick: no fallback.
+    if (typeof kid !== 'string') return undefined
+    const found = compiled.get(kid)
+    if (!found) {
+      // Perhaps rotated in by another process a moment ago; the ring re-reads, at most once a second.
+      ring.reloadSoon()
+      return undefined
+    }
+    if (alg !== found.key.alg) return undefined
+    if (headerMemo.size >= HEADER_MEMO_MAX) headerMemo.clear()
+    headerMemo.set(segment, found)
+    return found
+  }
 
   return {
     issue({ id, username, sid }) {
+      // iat and exp come from the injected clock: fast-jwt keeps a payload's own iat.
       const iat = Math.floor(clock.now() / 1000)
-      const claims = { sub: username, id, ...(sid === undefined ? {} : { sid }), iat, exp: iat + expiresIn }
-      const accessToken = sign({ ...claims, jti: randomId() })
-      return { accessToken, expiresIn }
+      const claims = {
+        sub: username,
+        id,
+        ...(sid === undefined ? {} : { sid }),
+        iat,
+        exp: iat + expiresIn,
+        ...(issuer === undefined ? {} : { iss: issuer }),
+        ...(audience === undefined ? {} : { aud: audience }),
+        jti: randomId(),
+      }
+      let sign: Sign
+      if (hmac) sign = hmac.sign
+      else {
+        sync()
+        sign = (signer as { sign: Sign }).sign
+      }
+      return { accessToken: sign(claims), expiresIn }
     },
     verify(token) {
+      if (typeof token !== 'string') return undefined
+      const now = clock.now()
       let payload: Record<string, unknown>
       try {
-        payload = verifier(token)
+        if (hmac) payload = hmac.verify(token)
+        else {
+          sync()
+          const found = keyFor(token)
+          // A retired key verifies until every token it signed has expired, then never again.
+          if (!found || found.key.verifiesUntil <= now) return undefined
+          payload = found.verify(token)
+        }
       } catch {
         return undefined
       }
+      // RFC 7519 §4.1.4-4.1.5: a numeric exp is required and must be in the future; nbf, when
+      // present, must be numeric and past.
+      const { exp, nbf } = payload
+      if (typeof exp !== 'number' || now >= exp * 1000) return undefined
+      if (nbf !== undefined && (typeof nbf !== 'number' || now < nbf * 1000)) return undefined
       // The seed's get_current_user requires both claims; we also require their types.
       const { sub, id, sid, iat } = payload
       if (typeof sub !== 'string' || !Number.isSafeInteger(id)) return undefined

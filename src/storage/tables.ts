@@ -48,12 +48,49 @@ export interface RevocationsTable {
   expires_at: number
 }
 
+export interface ThrottleTable {
+  key: string
+  window_start: number
+  count: number
+}
+
+export interface SigningKeysTable {
+  kid: string
+  alg: string
+  /** PKCS#8 PEM. */
+  private_key: string
+  /** The public JWK, JSON. */
+  public_jwk: string
+  created_at: number
+  retired_at: number | null
+}
+
+export interface AuditLogTable {
+  seq: Generated<number>
+  /** Epoch ms. */
+  at: number
+  type: string
+  outcome: string
+  /** No foreign key: entries outlive deleted users. */
+  user_id: number | null
+  username: string | null
+  ip: string | null
+  user_agent: string | null
+  /** Canonical JSON text. */
+  detail: string | null
+  prev_hash: string
+  hash: string
+}
+
 export interface Database {
   users: UsersTable
   authgate_settings: SettingsTable
   authgate_sessions: SessionsTable
   authgate_refresh_tokens: RefreshTokensTable
   authgate_revocations: RevocationsTable
+  authgate_signing_keys: SigningKeysTable
+  authgate_throttle: ThrottleTable
+  authgate_audit_log: AuditLogTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -61,3 +98,5 @@ export type NewUserRow = Insertable<UsersTable>
 export type SessionRow = Selectable<SessionsTable>
 export type RefreshTokenRow = Selectable<RefreshTokensTable>
 export type RevocationRow = Selectable<RevocationsTable>
+export type SigningKeyRow = Selectable<SigningKeysTable>
+export type AuditLogRow = Selectable<AuditLogTable>

@@ -9,7 +9,8 @@ import { fastHasher, PASSWORD, tempDir } from '../helpers/app.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir()
-const env = { DATABASE_URL: `sqlite:///${join(dir.path, 'shared.db')}` }
+// One deployment, one issuer: each process would otherwise take its own listen address as `iss`.
+const env = { DATABASE_URL: `sqlite:///${join(dir.path, 'shared.db')}`, JWT_ISSUER: 'http://authgate.test' }
 let other: ServerProcess
 let app: Awaited<ReturnType<typeof buildApp>>
 

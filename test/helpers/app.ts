@@ -24,11 +24,15 @@ export interface TestApp {
   close(): Promise<void>
 }
 
-/** env overrides are raw environment strings, so they go through loadConfig like production. */
+/**
+ * env overrides are raw environment strings, so they go through loadConfig like production.
+ * Throttling is off unless a test turns it on (RATE_LIMIT: 'on'): most tests sign up many users
+ * from one address, which is what throttling exists to stop.
+ */
 export async function buildTestApp(env: Record<string, string> = {}, deps: AppDeps = {}): Promise<TestApp> {
   const dir = tempDir()
   const dbPath = join(dir.path, 'authgate.db')
-  const config = loadConfig({ DATABASE_URL: `sqlite:///${dbPath}`, ...env })
+  const config = loadConfig({ DATABASE_URL: `sqlite:///${dbPath}`, RATE_LIMIT: 'off', ...env })
   const app = await buildApp(config, { hasher: fastHasher, ...deps })
   return {
     app,

@@ -1,5 +1,12 @@
 // Hand-made JWTs for attack tests: any header, any payload, any (or no) signature.
-import { createHmac, createSign, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import {
+  createHmac,
+  createPrivateKey,
+  createSign,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+} from 'node:crypto'
 
 const b64 = (value: unknown) =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -20,3 +27,14 @@ export const rs256 = (privateKey: KeyObject) => (input: string) =>
   createSign('RSA-SHA256').update(input).sign(privateKey).toString('base64url')
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000)
+
+export function ecKeys(): { privateKey: KeyObject; publicKey: KeyObject } {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' })
+}
+
+/** ES256 as JWS wants it (RFC 7518 §3.4): R || S, not DER. */
+export const es256 = (privateKey: KeyObject | string) => (input: string) =>
+  sign('sha256', Buffer.from(input), {
+    key: typeof privateKey === 'string' ? createPrivateKey(privateKey) : privateKey,
+    dsaEncoding: 'ieee-p1363',
+  }).toString('base64url')

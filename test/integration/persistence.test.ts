@@ -24,14 +24,18 @@ function freshDb() {
 const greet = (app: Awaited<ReturnType<typeof buildApp>>, token: string) =>
   app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
+// The generated HS256 secret: a fresh install signs with ES256 unless JWT_ALGORITHM=HS256 asks for
+// it (key pairs are covered in keys.test.ts).
+const HS256 = { JWT_ALGORITHM: 'HS256' }
+
 describe('a generated signing key', () => {
   it('is created once, kept in the database, and survives a restart', async () => {
     const db = freshDb()
-    const first = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
+    const first = await buildApp(loadConfig({ DATABASE_URL: db.url, ...HS256 }), { hasher: fastHasher })
     const token = await tokenFor(first, 'persisted')
     await first.close()
 
-    const second = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
+    const second = await buildApp(loadConfig({ DATABASE_URL: db.url, ...HS256 }), { hasher: fastHasher })
     expect((await greet(second, token)).statusCode).toBe(200)
     expect((await login(second, 'persisted')).statusCode).toBe(200)
     await second.close()
@@ -52,24 +56,26 @@ describe('a generated signing key', () => {
     // Each process migrates the new file and generates a key; exactly one of each must win.
     const runs = await Promise.all(
       ['ann', 'ben', 'cat'].map((name) =>
-        runCli(['user', 'create', name], { DATABASE_URL: db.url }, `${PASSWORD}\n`),
+        runCli(['user', 'create', name], { DATABASE_URL: db.url, ...HS256 }, `${PASSWORD}\n`),
       ),
     )
     for (const run of runs) expect(run, run.stderr).toMatchObject({ code: 0 })
     const raw = new Database(db.path, { readonly: true })
-    expect(raw.prepare('select count(*) as n from authgate_settings').get()).toEqual({ n: 1 })
+    expect(
+      raw.prepare("select count(*) as n from authgate_settings where key = 'jwt_hs256_secret'").get(),
+    ).toEqual({ n: 1 })
     expect(raw.prepare('select count(*) as n from authgate_migration').get()).toEqual({
       n: Object.keys(migrations).length,
     })
     raw.close()
-    const app = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
+    const app = await buildApp(loadConfig({ DATABASE_URL: db.url, ...HS256 }), { hasher: fastHasher })
     for (const name of ['ann', 'ben', 'cat']) expect((await login(app, name)).statusCode, name).toBe(200)
     await app.close()
   })
 
   it('differs between databases, and gives way to SECRET_KEY', async () => {
-    const one = await buildApp(loadConfig({ DATABASE_URL: freshDb().url }), { hasher: fastHasher })
-    const two = await buildApp(loadConfig({ DATABASE_URL: freshDb().url }), { hasher: fastHasher })
+    const one = await buildApp(loadConfig({ DATABASE_URL: freshDb().url, ...HS256 }), { hasher: fastHasher })
+    const two = await buildApp(loadConfig({ DATABASE_URL: freshDb().url, ...HS256 }), { hasher: fastHasher })
     const secret = 'x'.repeat(48)
     const three = await buildApp(loadConfig({ DATABASE_URL: freshDb().url, SECRET_KEY: secret }), {
       hasher: fastHasher,

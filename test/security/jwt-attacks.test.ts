@@ -1,9 +1,13 @@
-// The JWT attack list (RFC 8725): every forged or malformed token gets 401 and no greeting.
+// The JWT attack list (RFC 8725): every forged or malformed token gets 401 and no greeting; with
+// HS256 (SECRET_KEY) and with ES256 key pairs named by kid.
+
+import { sign as nodeSign } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, type TestApp, tokenFor } from '../helpers/app.js'
-import { craft, hmac, nowSeconds, rs256, rsaKeys } from '../helpers/jwt.js'
+import { craft, ecKeys, es256, hmac, nowSeconds, rs256, rsaKeys } from '../helpers/jwt.js'
 
 const SECRET = 'an-operator-chosen-secret-of-more-than-32-bytes'
 let t: TestApp
@@ -147,5 +151,159 @@ describe('JWT verification', () => {
     ]) {
       await expectRejected(junk)
     }
+  })
+})
+
+describe('JWT verification with ES256 key pairs', () => {
+  const ISSUER = 'https://auth.example.com'
+  let es: TestApp
+  let ourKid: string
+  let ourPrivateKey: string
+  let ourPublicPem: string
+  let ourJwk: Record<string, unknown>
+  let esUserId: number
+
+  beforeAll(async () => {
+    es = await buildTestApp({ JWT_ALGORITHM: 'ES256', PUBLIC_URL: ISSUER })
+    const token = await tokenFor(es.app, 'victim')
+    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())
+    ourKid = header.kid
+    esUserId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).id
+    // Our own key, read from the database, so forgeries differ from a valid token in one thing only.
+    const raw = new Database(es.dbPath, { readonly: true })
+    const row = raw
+      .prepare('select private_key, public_jwk from authgate_signing_keys where kid = ?')
+      .get(ourKid) as {
+      private_key: string
+      public_jwk: string
+    }
+    raw.close()
+    ourPrivateKey = row.private_key
+    ourJwk = JSON.parse(row.public_jwk)
+    const { createPublicKey } = await import('node:crypto')
+    ourPublicPem = createPublicKey(ourPrivateKey).export({ type: 'spki', format: 'pem' }).toString()
+  })
+  afterAll(async () => {
+    await es.close()
+  })
+
+  const esClaims = () => ({
+    sub: 'victim',
+    id: esUserId,
+    iss: ISSUER,
+    iat: nowSeconds(),
+    exp: nowSeconds() + 600,
+  })
+  const ours = () => es256(ourPrivateKey)
+
+  async function esGet(token: string) {
+    return es.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
+  }
+  async function esRejected(token: string) {
+    const res = await esGet(token)
+    expect(res.statusCode).toBe(401)
+    expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })
+    expect(res.body).not.toContain('Hello')
+  }
+
+  it('accepts a token signed with our current key and naming it (the control case)', async () => {
+    const res = await esGet(craft({ alg: 'ES256', typ: 'JWT', kid: ourKid }, esClaims(), ours()))
+    expect(res.statusCode).toBe(200)
+    expect(res.json().message).toBe(`Hello, victim with ID: ${esUserId}!`)
+  })
+
+  it('rejects a switch to HS256 keyed with our public key, as PEM or JWK (key confusion)', async () => {
+    for (const secret of [ourPublicPem, ourPublicPem.trim(), JSON.stringify(ourJwk), String(ourJwk.x)]) {
+      await esRejected(craft({ alg: 'HS256', typ: 'JWT', kid: ourKid }, esClaims(), hmac('sha256', secret)))
+      await esRejected(craft({ alg: 'HS256', typ: 'JWT' }, esClaims(), hmac('sha256', secret)))
+    }
+  })
+
+  it.each(['none', 'None', 'ES384', 'ES512', 'RS256', 'EdDSA', 'PS256'])(
+    'rejects alg=%s under our kid',
+    async (alg) => {
+      await esRejected(craft({ alg, kid: ourKid }, esClaims()))
+      await esRejected(craft({ alg, kid: ourKid }, esClaims(), ours()))
+    },
+  )
+
+  it('rejects a token signed by another P-256 key, under our kid or its own', async () => {
+    const { privateKey, publicKey } = ecKeys()
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, esClaims(), es256(privateKey)))
+    await esRejected(craft({ alg: 'ES256', kid: 'attacker-key' }, esClaims(), es256(privateKey)))
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: ourKid, alg: 'ES256' }
+    await esRejected(craft({ alg: 'ES256', kid: ourKid, jwk }, esClaims(), es256(privateKey)))
+    await esRejected(craft({ alg: 'ES256', jwk }, esClaims(), es256(privateKey)))
+  })
+
+  it('never fetches jku or x5u, and does not trust x5c', async () => {
+    const { privateKey } = ecKeys()
+    const before = trapHits
+    await esRejected(craft({ alg: 'ES256', kid: ourKid, jku: trapUrl }, esClaims(), es256(privateKey)))
+    await esRejected(craft({ alg: 'ES256', kid: 'from-jku', jku: trapUrl }, esClaims(), es256(privateKey)))
+    await esRejected(craft({ alg: 'ES256', kid: 'from-x5u', x5u: trapUrl }, esClaims(), es256(privateKey)))
+    await esRejected(craft({ alg: 'ES256', x5c: ['MIIB'] }, esClaims(), es256(privateKey)))
+    expect(trapHits).toBe(before)
+  })
+
+  it('rejects an unknown kid, a kid pointing elsewhere, and a missing kid, even when the signature is ours', async () => {
+    const before = trapHits
+    for (const kid of [
+      'unknown',
+      '',
+      trapUrl,
+      '../../../../dev/null',
+      "' OR 1=1 --",
+      `${ourKid} `,
+      ourKid.toUpperCase(),
+    ]) {
+      await esRejected(craft({ alg: 'ES256', kid }, esClaims(), ours()))
+    }
+    for (const kid of [1, null, [ourKid], { kid: ourKid }]) {
+      await esRejected(craft({ alg: 'ES256', kid }, esClaims(), ours()))
+    }
+    await esRejected(craft({ alg: 'ES256', typ: 'JWT' }, esClaims(), ours()))
+    expect(trapHits).toBe(before)
+  })
+
+  it('requires iss, and ours', async () => {
+    const { iss: _iss, ...noIss } = esClaims()
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, noIss, ours()))
+    await esRejected(
+      craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), iss: 'https://evil.example.com' }, ours()),
+    )
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), iss: `${ISSUER}/` }, ours()))
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), iss: [ISSUER] }, ours()))
+  })
+
+  it('requires a numeric exp in the future and honours nbf, under our key', async () => {
+    const { exp: _exp, ...noExp } = esClaims()
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, noExp, ours()))
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), exp: nowSeconds() - 1 }, ours()))
+    await esRejected(
+      craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), exp: String(nowSeconds() + 60) }, ours()),
+    )
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), nbf: nowSeconds() + 300 }, ours()))
+    await esRejected(
+      craft({ alg: 'ES256', kid: ourKid, crit: ['exp-policy'], 'exp-policy': 1 }, esClaims(), ours()),
+    )
+  })
+
+  it('rejects a DER-encoded signature, the all-zero "psychic" signature, and a tampered payload', async () => {
+    const der = (input: string) => nodeSign('sha256', Buffer.from(input), ourPrivateKey).toString('base64url')
+    await esRejected(craft({ alg: 'ES256', kid: ourKid }, esClaims(), der))
+    // CVE-2022-21449: r = s = 0 must never verify.
+    await esRejected(
+      craft({ alg: 'ES256', kid: ourKid }, esClaims(), () => Buffer.alloc(64).toString('base64url')),
+    )
+    const valid = craft({ alg: 'ES256', kid: ourKid }, esClaims(), ours())
+    const [h, , s] = valid.split('.')
+    const forged = Buffer.from(JSON.stringify({ ...esClaims(), sub: 'admin', id: 1 })).toString('base64url')
+    await esRejected(`${h}.${forged}.${s}`)
+    await esRejected(`${valid.split('.').slice(0, 2).join('.')}.`)
+  })
+
+  it('does not accept HS256 at all, not even signed with the right SECRET_KEY-like secret', async () => {
+    await esRejected(craft({ alg: 'HS256', typ: 'JWT' }, esClaims(), hmac('sha256', SECRET)))
   })
 })

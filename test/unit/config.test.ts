@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config.js'
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
-    expect(loadConfig({})).toEqual({
+    expect(loadConfig({})).toMatchObject({
       port: 8000,
       host: '127.0.0.1',
       databaseUrl: 'sqlite:///./data/authgate.db',
@@ -16,7 +16,32 @@ describe('loadConfig', () => {
       logLevel: 'info',
       passwordMinLength: 8,
       passwordMaxLength: 128,
+      auditRetentionDays: 365,
+      throttle: {
+        enabled: true,
+        loginMaxFailures: 10,
+        loginIpMaxFailures: 100,
+        windowMinutes: 15,
+        registrationsPerIpPerHour: 30,
+      },
+      trustProxy: false,
     })
+  })
+
+  it('reads AUDIT_RETENTION_DAYS, 0 meaning forever', () => {
+    expect(loadConfig({ AUDIT_RETENTION_DAYS: '0' }).auditRetentionDays).toBe(0)
+    expect(loadConfig({ AUDIT_RETENTION_DAYS: '90' }).auditRetentionDays).toBe(90)
+    expect(() => loadConfig({ AUDIT_RETENTION_DAYS: '-1' })).toThrow(/AUDIT_RETENTION_DAYS/)
+    expect(() => loadConfig({ AUDIT_RETENTION_DAYS: '1.5' })).toThrow(/AUDIT_RETENTION_DAYS/)
+  })
+
+  it.each([
+    ['off', false],
+    ['on', true],
+    ['2', 2],
+    ['10.0.0.1, 10.1.0.0/16', ['10.0.0.1', '10.1.0.0/16']],
+  ])('reads TRUST_PROXY=%s', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected)
   })
 
   it('converts numbers and treats empty strings as unset', () => {
@@ -40,6 +65,9 @@ describe('loadConfig', () => {
     [{ PASSWORD_MIN_LENGTH: '4' }, 'PASSWORD_MIN_LENGTH'],
     [{ REFRESH_REUSE_GRACE_SECONDS: '-5' }, 'REFRESH_REUSE_GRACE_SECONDS'],
     [{ SESSION_MAX_DAYS: '3' }, 'SESSION_MAX_DAYS'],
+    [{ RATE_LIMIT: 'maybe' }, 'RATE_LIMIT'],
+    [{ LOGIN_MAX_FAILURES: '26' }, 'LOGIN_MAX_FAILURES'],
+    [{ TRUST_PROXY: 'everyone' }, 'TRUST_PROXY'],
     [{ PASSWORD_MIN_LENGTH: '100', PASSWORD_MAX_LENGTH: '64' }, 'PASSWORD_MAX_LENGTH'],
   ])('rejects %o naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
@@ -54,5 +82,52 @@ describe('loadConfig', () => {
 
   it('returns a frozen object', () => {
     expect(Object.isFrozen(loadConfig({}))).toBe(true)
+  })
+})
+
+describe('loadConfig: signing algorithm, issuer and audience', () => {
+  it('leaves the algorithm to the database, and takes the issuer from the listen address', () => {
+    const config = loadConfig({})
+    expect(config.jwtAlgorithm).toBeUndefined()
+    expect(config.publicUrl).toBe('http://127.0.0.1:8000')
+    expect(config.jwtIssuer).toBe('http://127.0.0.1:8000')
+    expect(config.jwtAudience).toBeUndefined()
+    expect(loadConfig({ HOST: '::1', PORT: '9000' }).jwtIssuer).toBe('http://[::1]:9000')
+  })
+
+  it('takes the issuer from PUBLIC_URL, without a trailing slash, unless JWT_ISSUER is set', () => {
+    expect(loadConfig({ PUBLIC_URL: 'https://auth.example.com/' })).toMatchObject({
+      publicUrl: 'https://auth.example.com',
+      jwtIssuer: 'https://auth.example.com',
+    })
+    expect(loadConfig({ PUBLIC_URL: 'https://example.com/auth/' }).publicUrl).toBe('https://example.com/auth')
+    expect(
+      loadConfig({ PUBLIC_URL: 'https://auth.example.com', JWT_ISSUER: 'urn:example:authgate' }),
+    ).toMatchObject({ publicUrl: 'https://auth.example.com', jwtIssuer: 'urn:example:authgate' })
+  })
+
+  it.each(['HS256', 'ES256', 'EdDSA', 'RS256'])('accepts JWT_ALGORITHM=%s', (alg) => {
+    expect(loadConfig({ JWT_ALGORITHM: alg }).jwtAlgorithm).toBe(alg)
+  })
+
+  it('reads JWT_AUDIENCE', () => {
+    expect(loadConfig({ JWT_AUDIENCE: 'https://api.example.com' }).jwtAudience).toBe(
+      'https://api.example.com',
+    )
+  })
+
+  it.each([
+    [{ JWT_ALGORITHM: 'none' }, 'JWT_ALGORITHM'],
+    [{ JWT_ALGORITHM: 'es256' }, 'JWT_ALGORITHM'],
+    [{ JWT_ALGORITHM: 'HS512' }, 'JWT_ALGORITHM'],
+    [{ PUBLIC_URL: 'auth.example.com' }, 'PUBLIC_URL'],
+    [{ PUBLIC_URL: 'ftp://auth.example.com' }, 'PUBLIC_URL'],
+    [{ PUBLIC_URL: 'https://auth.example.com/?x=1' }, 'PUBLIC_URL'],
+    [{ PUBLIC_URL: 'https://user:pw@auth.example.com' }, 'PUBLIC_URL'],
+    [{ JWT_ISSUER: 'has spaces' }, 'JWT_ISSUER'],
+    [{ JWT_AUDIENCE: 'two words' }, 'JWT_AUDIENCE'],
+  ])('rejects %o naming %s', (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError)
+    expect(() => loadConfig(env)).toThrow(new RegExp(`^${name}: `))
   })
 })

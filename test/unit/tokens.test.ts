@@ -1,6 +1,16 @@
-// Token issue and verify: the seed's claims, exp from the injected clock.
+// Token issue and verify: the seed's claims, exp from the injected clock; HS256 and key pairs.
 import { createHmac } from 'node:crypto'
+import { createSigner } from 'fast-jwt'
+import { createLocalJWKSet, jwtVerify } from 'jose'
 import { describe, expect, it } from 'vitest'
+import {
+  type AsymmetricAlgorithm,
+  type KeysRepository,
+  openKeyAdmin,
+  openKeyRing,
+  RETIREMENT_SLACK_MS,
+  type SigningKeyRecord,
+} from '../../src/domain/keys.js'
 import { createTokenService } from '../../src/domain/tokens.js'
 import { frozenClock } from '../../src/lib/clock.js'
 
@@ -61,5 +71,203 @@ describe('token service', () => {
     for (const junk of ['', 'a', 'a.b', 'a.b.c', '...', 'eyJ.eyJ.', '\u0000']) {
       expect(ours.verify(junk), junk).toBeUndefined()
     }
+  })
+})
+
+// ---- every algorithm, iss and aud, kids and rotation --------------------------------------------
+
+const ISSUER = 'https://auth.example.com'
+const TTL_MS = 30 * 60_000
+
+function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[] } {
+  const rows: SigningKeyRecord[] = []
+  return {
+    rows,
+    listKeys: async () => rows.map((r) => ({ ...r })),
+    currentKey: async () => rows.find((r) => r.retired_at === null),
+    async makeCurrent(key, now, keepIfAlg) {
+      const current = rows.find((r) => r.retired_at === null)
+      if (current && current.alg === keepIfAlg) return { current, retired: undefined }
+      if (current) current.retired_at = now
+      rows.push({ ...key })
+      return { current: key, retired: current?.kid }
+    },
+  }
+}
+
+async function keyPairService(
+  alg: AsymmetricAlgorithm,
+  { issuer = ISSUER, audience }: { issuer?: string | undefined; audience?: string } = {},
+) {
+  const clock = frozenClock()
+  const repo = memoryKeys()
+  const options = {
+    configured: alg,
+    secretKey: undefined,
+    settings: { get: async () => undefined, getOrInsert: async (_k: string, v: string) => v },
+    keys: repo,
+    clock,
+    accessTtlMs: TTL_MS,
+  }
+  const keys = await openKeyRing(options)
+  const admin = await openKeyAdmin(options)
+  const tokens = createTokenService({ keys, expiresInMinutes: 30, clock, issuer, audience })
+  return { tokens, keys, admin, clock, repo }
+}
+
+describe.each(['ES256', 'EdDSA', 'RS256'] as const)('token service with %s', (alg) => {
+  it('signs with the current key, naming it by kid, with iss; jose verifies it with the JWKS', async () => {
+    const { tokens, keys, clock } = await keyPairService(alg)
+    const { accessToken } = tokens.issue({ id: 7, username: 'Alice', sid: 's1' })
+    const { header, payload } = decode(accessToken)
+    expect(header).toEqual({ alg, typ: 'JWT', kid: keys.snapshot()?.current.kid })
+    const iat = Math.floor(clock.now() / 1000)
+    expect(payload).toEqual({
+      sub: 'Alice',
+      id: 7,
+      sid: 's1',
+      iat,
+      exp: iat + 1800,
+      iss: ISSUER,
+      jti: expect.any(String),
+    })
+    expect(tokens.verify(accessToken)).toEqual({ id: 7, username: 'Alice', sid: 's1', iat })
+    // Another implementation, from the published keys alone.
+    const verified = await jwtVerify(accessToken, createLocalJWKSet({ keys: keys.jwks() }), {
+      issuer: ISSUER,
+      algorithms: [alg],
+      currentDate: new Date(clock.now()),
+    })
+    expect(verified.payload.sub).toBe('Alice')
+  })
+
+  it('rejects a token of another key pair, even under our kid', async () => {
+    const ours = await keyPairService(alg)
+    const theirs = await keyPairService(alg)
+    const foreign = theirs.tokens.issue({ id: 1, username: 'a' }).accessToken
+    expect(ours.tokens.verify(foreign)).toBeUndefined()
+    const [, p, s] = foreign.split('.')
+    const ourKid = ours.keys.snapshot()?.current.kid
+    const underOurKid = `${Buffer.from(JSON.stringify({ alg, typ: 'JWT', kid: ourKid })).toString('base64url')}.${p}.${s}`
+    expect(ours.tokens.verify(underOurKid)).toBeUndefined()
+  })
+
+  it('requires iss, and ours', async () => {
+    const { tokens, keys } = await keyPairService(alg)
+    const { kid, privateKey } = keys.snapshot()?.current ?? { kid: '', privateKey: '' }
+    const sign = createSigner({ key: privateKey, algorithm: alg, kid })
+    const now = Math.floor(Date.now() / 1000)
+    const claims = { sub: 'a', id: 1, iat: now, exp: now + 600 }
+    expect(tokens.verify(sign({ ...claims, iss: ISSUER }))).toBeDefined()
+    expect(tokens.verify(sign(claims))).toBeUndefined()
+    expect(tokens.verify(sign({ ...claims, iss: 'https://evil.example.com' }))).toBeUndefined()
+    expect(tokens.verify(sign({ ...claims, iss: [ISSUER] }))).toBeUndefined()
+  })
+
+  it('keeps verifying a token of a retired key until every token it signed has expired', async () => {
+    const { tokens, keys, admin, clock } = await keyPairService(alg)
+    const before = tokens.issue({ id: 1, username: 'a' }).accessToken
+    const old = keys.snapshot()?.current
+    // A token of the old key that outlives it (as a process that missed the rotation could sign).
+    const now = Math.floor(clock.now() / 1000)
+    const longLived = createSigner({ key: old?.privateKey ?? '', algorithm: alg, kid: old?.kid })({
+      sub: 'a',
+      id: 1,
+      iat: now,
+      exp: now + 86_400,
+      iss: ISSUER,
+    })
+    await admin.rotate()
+    await keys.reload()
+    const after = tokens.issue({ id: 1, username: 'a' }).accessToken
+    expect(decode(after).header.kid).not.toBe(old?.kid)
+    for (const token of [before, after, longLived]) expect(tokens.verify(token)).toBeDefined()
+    clock.advance(TTL_MS + RETIREMENT_SLACK_MS - 1000)
+    expect(tokens.verify(longLived)).toBeDefined()
+    clock.advance(1000)
+    expect(tokens.verify(longLived)).toBeUndefined()
+  })
+})
+
+describe('iss and aud', () => {
+  it('HS256 accepts tokens without iss (the seed issues none) but not with another iss', () => {
+    const clock = frozenClock()
+    const tokens = createTokenService({ secret, expiresInMinutes: 30, clock, issuer: ISSUER })
+    const sign = createSigner({ key: secret, algorithm: 'HS256' })
+    const now = Math.floor(clock.now() / 1000)
+    const claims = { sub: 'a', id: 1, iat: now, exp: now + 600 }
+    expect(tokens.verify(sign(claims))).toBeDefined()
+    expect(tokens.verify(sign({ ...claims, iss: ISSUER }))).toBeDefined()
+    expect(tokens.verify(sign({ ...claims, iss: 'http://127.0.0.1:9999' }))).toBeUndefined()
+    expect(decode(tokens.issue({ id: 1, username: 'a' }).accessToken).payload.iss).toBe(ISSUER)
+  })
+
+  it('with JWT_AUDIENCE, every token carries aud and must carry it', async () => {
+    const audience = 'https://api.example.com'
+    const clock = frozenClock()
+    const tokens = createTokenService({ secret, expiresInMinutes: 30, clock, issuer: ISSUER, audience })
+    const issued = tokens.issue({ id: 1, username: 'a' }).accessToken
+    expect(decode(issued).payload.aud).toBe(audience)
+    expect(tokens.verify(issued)).toBeDefined()
+    const sign = createSigner({ key: secret, algorithm: 'HS256' })
+    const now = Math.floor(clock.now() / 1000)
+    const claims = { sub: 'a', id: 1, iat: now, exp: now + 600 }
+    expect(tokens.verify(sign(claims))).toBeUndefined()
+    expect(tokens.verify(sign({ ...claims, aud: 'https://other.example.com' }))).toBeUndefined()
+    expect(tokens.verify(sign({ ...claims, aud: ['https://other.example.com', audience] }))).toBeDefined()
+
+    const es = await keyPairService('ES256', { audience })
+    const esToken = es.tokens.issue({ id: 1, username: 'a' }).accessToken
+    expect(decode(esToken).payload.aud).toBe(audience)
+    expect(es.tokens.verify(esToken)).toBeDefined()
+  })
+
+  it('without JWT_AUDIENCE, issues no aud', () => {
+    const tokens = createTokenService({ secret, expiresInMinutes: 30, clock: frozenClock(), issuer: ISSUER })
+    expect(decode(tokens.issue({ id: 1, username: 'a' }).accessToken).payload).not.toHaveProperty('aud')
+  })
+})
+
+describe('verification with key pairs', () => {
+  it('asks the ring to reload when a token names a kid it does not know', async () => {
+    const { tokens, keys } = await keyPairService('ES256')
+    let asked = 0
+    keys.reloadSoon = () => {
+      asked++
+    }
+    const valid = tokens.issue({ id: 1, username: 'a' }).accessToken
+    const [, p, s] = valid.split('.')
+    const unknown = `${Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'somebody-else' })).toString('base64url')}.${p}.${s}`
+    expect(tokens.verify(unknown)).toBeUndefined()
+    expect(asked).toBe(1)
+    expect(tokens.verify(valid)).toBeDefined()
+    expect(asked).toBe(1)
+  })
+
+  it('uses the injected clock for exp and nbf, on cached verifications too', async () => {
+    const { tokens, clock } = await keyPairService('ES256')
+    const token = tokens.issue({ id: 1, username: 'a' }).accessToken
+    expect(tokens.verify(token)).toBeDefined()
+    expect(tokens.verify(token)).toBeDefined()
+    clock.advance(30 * 60_000)
+    expect(tokens.verify(token)).toBeUndefined()
+  })
+
+  it('never throws, whatever it is given', async () => {
+    const { tokens } = await keyPairService('ES256')
+    for (const junk of [
+      '',
+      'a',
+      'a.b',
+      'a.b.c',
+      '...',
+      'eyJ.eyJ.',
+      '\u0000',
+      `${'e'.repeat(5000)}.a.b`,
+      'bnVsbA.e30.',
+    ]) {
+      expect(tokens.verify(junk), junk).toBeUndefined()
+    }
+    expect(tokens.verify(42 as unknown as string)).toBeUndefined()
   })
 })

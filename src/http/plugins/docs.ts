@@ -50,6 +50,12 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
     routePrefix: DOCS_PATH,
     uiConfig: { persistAuthorization: false },
     uiHooks: { onRequest: redirectDocsWithTrailingSlash },
+    // The docs pages get a CSP of their own that lets Swagger UI's scripts and styles load, from
+    // this server only: the plugin's default minus the outside hosts it allows (https:, the
+    // swagger.io validator) and minus upgrade-insecure-requests, which breaks plain-http serving.
+    staticCSP: true,
+    transformStaticCSP: (header) =>
+      header.replace(/\s*upgrade-insecure-requests;?/, '').replace(/ (https:|validator\.swagger\.io)/g, ''),
   })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 }

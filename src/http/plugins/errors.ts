@@ -2,6 +2,7 @@
 // the internal message; the log does (OWASP ASVS 7.4.1).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
+import { Throttled } from '../../domain/throttle.js'
 
 const STATUS: Record<string, number> = {
   [ErrorCode.validation]: 422,
@@ -16,6 +17,7 @@ const STATUS: Record<string, number> = {
   [ErrorCode.wrongPassword]: 400,
   [ErrorCode.notFound]: 404,
   [ErrorCode.sessionNotFound]: 404,
+  [ErrorCode.tooManyRequests]: 429,
 }
 
 // RFC 6749 §5.2: token endpoint errors also carry `error` and `error_description`.
@@ -97,8 +99,11 @@ function toFieldErrors(error: FastifyError, body: unknown): FieldError[] {
 
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    if (error instanceof DomainError)
+    // RFC 6585 §4: a 429 says when to come back.
+    if (error instanceof Throttled) reply.header('retry-after', String(error.retryAfterSeconds))
+    if (error instanceof DomainError) {
       return sendError(reply, STATUS[error.code] ?? 400, error.code, error.detail)
+    }
     if (error instanceof ValidationError) return sendError(reply, 422, error.code, error.errors)
     if (error.validation)
       return sendError(reply, 422, ErrorCode.validation, toFieldErrors(error, request.body))
@@ -124,6 +129,4 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     request.log.error({ err: error }, 'unhandled error')
     return sendError(reply, 500, ErrorCode.internal, 'Internal Server Error')
   })
-
-  app.setNotFoundHandler((_request, reply) => sendError(reply, 404, ErrorCode.notFound, 'Not Found'))
 }

@@ -1,9 +1,10 @@
 // The signed-in user's own account and sessions: /auth/me, /auth/password, /auth/logout, /auth/sessions.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import type { AccountService } from '../../domain/account.js'
+import type { AccountService, Caller } from '../../domain/account.js'
 import { DomainError, ErrorCode } from '../../domain/errors.js'
-import type { SessionService } from '../../domain/sessions.js'
+import type { VerifiedToken } from '../../domain/tokens.js'
 import {
   ChangePasswordRequest,
   DeleteAccountRequest,
@@ -17,14 +18,17 @@ const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
 const BODY_LIMIT = 16 * 1024
 
-export const accountRoutes: FastifyPluginAsyncTypebox<{
-  account: AccountService
-  sessions: SessionService
-}> = async (app, { account, sessions }) => {
+export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService }> = async (
+  app,
+  { account },
+) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
-  const caller = (request: { user: unknown }) =>
-    request.user as { id: number; username: string; sid?: string }
+  const caller = (request: FastifyRequest): Caller => ({
+    ...(request.user as VerifiedToken),
+    ip: request.ip,
+    userAgent: request.headers['user-agent'] ?? null,
+  })
 
   app.get(
     '/auth/me',
@@ -120,8 +124,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      const { id, sid } = caller(request)
-      return (await sessions.list(id, sid)).map((s) => ({
+      return (await account.listSessions(caller(request))).map((s) => ({
         id: s.id,
         created_at: s.createdAt,
         last_used_at: s.lastUsedAt,
@@ -149,8 +152,9 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request, reply) => {
-      const ended = await sessions.end(caller(request).id, 'revoked', [request.params.id])
-      if (ended === 0) throw new DomainError(ErrorCode.sessionNotFound, 'Session not found')
+      if (!(await account.endSession(caller(request), request.params.id))) {
+        throw new DomainError(ErrorCode.sessionNotFound, 'Session not found')
+      }
       return reply.code(204).send(null)
     },
   )

@@ -1,11 +1,11 @@
 // POST /auth/ (sign up) and POST /auth/token (password and refresh grants), where the seed has
 // them; POST /auth/revoke (RFC 7009).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import type { AuthService, Client } from '../../domain/auth.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
-import type { SessionService } from '../../domain/sessions.js'
-import type { TokenService } from '../../domain/tokens.js'
-import { INCORRECT_CREDENTIALS, type UserService } from '../../domain/users.js'
+import type { TokenPair } from '../../domain/sessions.js'
 import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
 import { errorRef, MessageResponse, oauthErrorRef, validationErrorRef } from '../schemas/common.js'
 
@@ -14,9 +14,30 @@ const FORM = /^application\/x-www-form-urlencoded\b/i
 const AUTH_BODY_LIMIT = 16 * 1024
 
 export interface AuthRoutesOptions {
-  users: UserService
-  sessions: SessionService
-  tokens: TokenService
+  auth: AuthService
+  /** Mark the device cookie Secure (the server is reached over https). */
+  secureCookies: boolean
+}
+
+// The device cookie (see domain/throttle.ts): sent back only to /auth, never readable by scripts.
+const DEVICE_COOKIE = 'authgate_device'
+const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
+}
+
+function client(request: FastifyRequest): Client {
+  return {
+    ip: request.ip,
+    userAgent: request.headers['user-agent'] ?? null,
+    deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE),
+  }
 }
 
 const missing = (field: string): FieldError => ({
@@ -37,7 +58,7 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
 
 export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
-  { users, sessions, tokens },
+  { auth, secureCookies },
 ) => {
   app.post(
     '/auth/',
@@ -61,7 +82,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
       },
     },
     async (request, reply) => {
-      await users.register(request.body.username, request.body.password)
+      await auth.register(request.body.username, request.body.password, client(request))
       return reply.code(201).send({ message: 'User created successfully' })
     },
   )
@@ -93,7 +114,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
     async (request, reply) => {
       const body = request.body
       const grant = body.grant_type ?? 'password'
-      let pair: Awaited<ReturnType<SessionService['refresh']>>
+      let pair: TokenPair
       if (grant === 'password') {
         if (body.username === undefined || body.password === undefined) {
           throw new ValidationError(
@@ -103,12 +124,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
             ].filter((e): e is FieldError => e !== false),
           )
         }
-        const user = await users.authenticate(body.username, body.password)
-        if (!user) throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
-        pair = await sessions.start(user, {
-          userAgent: request.headers['user-agent'] ?? null,
-          ip: request.ip,
-        })
+        const login = await auth.passwordLogin(body.username, body.password, client(request))
+        pair = login.pair
+        reply.header(
+          'set-cookie',
+          `${DEVICE_COOKIE}=${login.deviceCookie}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=Strict${secureCookies ? '; Secure' : ''}`,
+        )
       } else if (grant === 'refresh_token') {
         if (body.refresh_token === undefined) {
           throw new DomainError(
@@ -116,7 +137,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
             'refresh_token is required for grant_type=refresh_token',
           )
         }
-        pair = await sessions.refresh(body.refresh_token)
+        pair = await auth.refresh(body.refresh_token, client(request))
       } else {
         throw new DomainError(ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token')
       }
@@ -152,9 +173,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
       preValidation: requireForm,
     },
     async (request) => {
-      const access = tokens.verify(request.body.token)
-      if (access?.sid !== undefined) await sessions.end(access.id, 'revoked', [access.sid])
-      else await sessions.revokeRefreshToken(request.body.token)
+      await auth.revoke(request.body.token, client(request))
       return {}
     },
   )

@@ -2,8 +2,14 @@
 import type { Migration } from 'kysely'
 import * as adoptSeedUsers from './2026_11_28_001_adopt_seed_users.js'
 import * as sessions from './2026_11_28_002_sessions.js'
+import * as signingKeys from './2026_11_28_003_signing_keys.js'
+import * as auditLog from './2026_11_28_004_audit_log.js'
+import * as throttle from './2026_11_28_005_throttle.js'
 
 export const migrations: Record<string, Migration> = {
   '2026_11_28_001_adopt_seed_users': adoptSeedUsers,
   '2026_11_28_002_sessions': sessions,
+  '2026_11_28_003_signing_keys': signingKeys,
+  '2026_11_28_004_audit_log': auditLog,
+  '2026_11_28_005_throttle': throttle,
 }

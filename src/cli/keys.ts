@@ -1,0 +1,99 @@
+// `authgate keys rotate | list`: make a new signing key current, and show the keys (never private material).
+import type { Command } from 'commander'
+import type { Config } from '../config.js'
+import type { KeyAdmin, KeyInfo } from '../domain/keys.js'
+import { openAudit, openKeys } from '../services.js'
+import { createDatabase, type Db } from '../storage/database.js'
+import { migrateToLatest } from '../storage/migrate.js'
+
+// Only the database and the keys: rotating must not also claim usernames or start anything.
+async function withKeys<T>(config: Config, fn: (keys: KeyAdmin, db: Db) => Promise<T>): Promise<T> {
+  const db = createDatabase(config.databaseUrl)
+  try {
+    await migrateToLatest(db)
+    return await fn(await openKeys(db, config), db)
+  } finally {
+    await db.destroy()
+  }
+}
+
+const line = (k: KeyInfo) =>
+  [
+    k.kid,
+    k.alg,
+    k.createdAt,
+    k.retiredAt ?? '-',
+    k.state === 'retired' ? `retired, verifies until ${k.verifiesUntil}` : k.state,
+  ].join('\t')
+
+export function registerKeyCommands(program: Command, config: () => Config): void {
+  const keys = program.command('keys').description('Manage the signing keys (ES256, EdDSA, RS256).')
+
+  keys
+    .command('rotate')
+    .description(
+      'Make a new signing key current. The old one keeps verifying, and stays in the JWKS, until every ' +
+        'token it signed has expired. Running servers pick the new key up within seconds.',
+    )
+    .action(async () => {
+      const cfg = config()
+      const { current, retired } = await withKeys(cfg, async (k, db) => {
+        const audit = openAudit(db, cfg, undefined, (err) =>
+          console.error(`Audit log write failed: ${err instanceof Error ? err.message : err}`),
+        )
+        try {
+          const rotated = await k.rotate()
+          audit.record({
+            type: 'key.rotated',
+            outcome: 'success',
+            detail: {
+              via: 'cli',
+              kid: rotated.current.kid,
+              alg: rotated.current.alg,
+              retiredKid: rotated.retired?.kid ?? null,
+            },
+          })
+          return rotated
+        } catch (err) {
+          audit.record({
+            type: 'key.rotated',
+            outcome: 'failure',
+            detail: {
+              via: 'cli',
+              alg: k.algorithm,
+              reason: err instanceof Error ? err.message : String(err),
+            },
+          })
+          throw err
+        } finally {
+          await audit.flush()
+        }
+      })
+      console.log(`New signing key ${current.kid} (${current.alg}) is current.`)
+      if (retired) {
+        console.log(`Retired ${retired.kid} (${retired.alg}); it verifies until ${retired.verifiesUntil}.`)
+      }
+    })
+
+  keys
+    .command('list')
+    .description('List the keys: kid, algorithm, created, retired, state. Never private material.')
+    .option('--json', 'print JSON lines')
+    .action(async (options: { json?: boolean }) => {
+      const { algorithm, infos } = await withKeys(config(), async (k) => ({
+        algorithm: k.algorithm,
+        infos: await k.list(),
+      }))
+      if (algorithm === 'HS256') {
+        console.error(
+          'Tokens are signed with HS256 (SECRET_KEY or the generated secret): no key pair is in use.',
+        )
+      }
+      if (infos.length === 0 && algorithm !== 'HS256') {
+        console.error('No signing key yet: the server makes one when it first starts (or run `keys rotate`).')
+      }
+      if (!options.json && infos.length > 0)
+        console.log(['kid', 'alg', 'created', 'retired', 'state'].join('\t'))
+      for (const k of infos) console.log(options.json ? JSON.stringify(k) : line(k))
+    })
+}

@@ -1,0 +1,128 @@
+// The public flows of the token endpoint and sign-up: throttled first, audited always.
+import type { AuditLog } from './audit.js'
+import { DomainError, ErrorCode } from './errors.js'
+import { InvalidGrant, type SessionService, type TokenPair } from './sessions.js'
+import { type Throttle, Throttled } from './throttle.js'
+import type { TokenService } from './tokens.js'
+import { canonicalUsername } from './usernames.js'
+import { INCORRECT_CREDENTIALS, type User, type UserService } from './users.js'
+
+export interface Client {
+  ip: string
+  userAgent: string | null
+  /** The device cookie the client sent, if any (see throttle.ts). */
+  deviceCookie?: string | undefined
+}
+
+/** The account a login attempt is counted against: its canonical name, whether or not it exists. */
+function accountKey(username: string): string {
+  const name = canonicalUsername(username)
+  return name.ok ? name.canonical : `raw:${username}`
+}
+
+export function createAuthService(deps: {
+  users: UserService
+  sessions: SessionService
+  tokens: TokenService
+  throttle: Throttle
+  audit: AuditLog
+}) {
+  const { users, sessions, tokens, throttle, audit } = deps
+  const where = (client: Client) => ({ ip: client.ip, userAgent: client.userAgent })
+
+  return {
+    async register(username: string, password: string, client: Client): Promise<User> {
+      try {
+        await throttle.beginRegistration(client.ip)
+      } catch (err) {
+        if (err instanceof Throttled)
+          audit.record({ type: 'register.throttled', outcome: 'failure', username, ...where(client) })
+        throw err
+      }
+      const user = await users.register(username, password)
+      audit.record({
+        type: 'user.registered',
+        outcome: 'success',
+        userId: user.id,
+        username,
+        ...where(client),
+      })
+      return user
+    },
+
+    /** RFC 6749 §4.3: a password login starts a session. Also returns a device cookie for the account. */
+    async passwordLogin(
+      username: string,
+      password: string,
+      client: Client,
+    ): Promise<{ pair: TokenPair; deviceCookie: string }> {
+      const account = accountKey(username)
+      let reservation: Awaited<ReturnType<Throttle['beginLogin']>>
+      try {
+        reservation = await throttle.beginLogin({ ip: client.ip, account, deviceCookie: client.deviceCookie })
+      } catch (err) {
+        if (err instanceof Throttled)
+          audit.record({ type: 'login.throttled', outcome: 'failure', username, ...where(client) })
+        throw err
+      }
+      const user = await users.authenticate(username, password)
+      if (!user) {
+        audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
+        throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
+      }
+      const deviceCookie = await throttle.loginSucceeded(reservation, account)
+      const pair = await sessions.start(user, client)
+      audit.record({
+        type: 'login.succeeded',
+        outcome: 'success',
+        userId: user.id,
+        username: user.username,
+        ...where(client),
+        detail: { trustedDevice: reservation.trustedDevice },
+      })
+      return { pair, deviceCookie }
+    },
+
+    /** RFC 6749 §6. Failed refreshes count against the client IP. */
+    async refresh(refreshToken: string, client: Client): Promise<TokenPair> {
+      try {
+        const { userId, sessionId, ...pair } = await sessions.refresh(refreshToken)
+        audit.record({
+          type: 'token.refreshed',
+          outcome: 'success',
+          userId,
+          ...where(client),
+          detail: { sessionId },
+        })
+        return pair
+      } catch (err) {
+        if (err instanceof InvalidGrant) await throttle.refreshFailed(client.ip)
+        throw err
+      }
+    },
+
+    /** RFC 7009: ends the session of a refresh token, or of an access token; silent when unknown. */
+    async revoke(token: string, client: Client): Promise<void> {
+      const access = tokens.verify(token)
+      const ended =
+        access?.sid !== undefined
+          ? {
+              userId: access.id,
+              sessionId: access.sid,
+              count: await sessions.end(access.id, 'revoked', [access.sid]),
+            }
+          : await sessions.revokeRefreshToken(token)
+      if (ended && ended.count > 0) {
+        audit.record({
+          type: 'session.revoked',
+          outcome: 'success',
+          userId: ended.userId,
+          ...where(client),
+          detail: { sessionId: ended.sessionId },
+        })
+      }
+    },
+  }
+}
+
+export type AuthService = ReturnType<typeof createAuthService>

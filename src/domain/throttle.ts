@@ -1,0 +1,157 @@
+// Throttling that stops guessing without locking real users out.
+//
+// - Every login attempt is counted before any hashing, per client IP and per account name, and
+//   a successful one is taken back off: what accumulates is failures. The name is counted
+//   whether or not such a user exists, so a 429 says nothing about existence.
+// - A client that has logged in to an account before holds a signed device cookie for it
+//   (OWASP "Slow Down Online Guessing Attacks with Device Cookies") and is counted on its own
+//   allowance, so an attack on the account from elsewhere does not lock its owner out.
+// - Defaults stay inside OWASP ASVS 2.2.1 (at most 100 failed attempts per account per hour):
+//   10 per 15 minutes is at most 40 an hour.
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import type { Clock } from '../lib/clock.js'
+import { randomId } from '../lib/random.js'
+import { DomainError, ErrorCode } from './errors.js'
+
+export interface ThrottleStore {
+  hit(key: string, now: number, windowMs: number): Promise<{ count: number; windowStart: number }>
+  undo(key: string): Promise<void>
+  prune(olderThan: number): Promise<void>
+}
+
+export interface ThrottlePolicy {
+  enabled: boolean
+  windowMs: number
+  /** Failed logins per account name per window, from clients without its device cookie. */
+  accountFailures: number
+  /** Failed logins per device cookie per window. */
+  deviceFailures: number
+  /** Failed logins (any account) and failed refreshes per client IP per window. */
+  ipFailures: number
+  /** Registrations per client IP per `registrationWindowMs`. */
+  registrations: number
+  registrationWindowMs: number
+}
+
+export const DEFAULT_THROTTLE: ThrottlePolicy = Object.freeze({
+  enabled: true,
+  windowMs: 15 * 60_000,
+  accountFailures: 10,
+  deviceFailures: 10,
+  ipFailures: 100,
+  registrations: 30,
+  registrationWindowMs: 60 * 60_000,
+})
+
+export class Throttled extends DomainError {
+  constructor(readonly retryAfterSeconds: number) {
+    super(ErrorCode.tooManyRequests, 'Too many attempts; try again later')
+  }
+}
+
+export interface LoginAttempt {
+  ip: string
+  /** The canonical account name (or the name as typed when it has none). */
+  account: string
+  /** A device cookie presented with the request, if any. */
+  deviceCookie?: string | undefined
+}
+
+/** Counters an attempt took, to give back if it succeeds. */
+export interface Reservation {
+  keys: string[]
+  trustedDevice: boolean
+}
+
+export interface Throttle {
+  /** Counts a login attempt; throws Throttled (before any hashing) when a limit is reached. */
+  beginLogin(attempt: LoginAttempt): Promise<Reservation>
+  /** The attempt succeeded: it does not count as a failure. Returns a device cookie for the account. */
+  loginSucceeded(reservation: Reservation, account: string): Promise<string>
+  beginRegistration(ip: string): Promise<void>
+  /** Counts a failed refresh against the client IP; throws Throttled past the limit. */
+  refreshFailed(ip: string): Promise<void>
+  prune(): Promise<void>
+}
+
+export function createThrottle(deps: {
+  store: ThrottleStore
+  clock: Clock
+  policy: ThrottlePolicy
+  /** Signs device cookies; from the database's settings, shared by every process. */
+  deviceSecret: string
+}): Throttle {
+  const { store, clock, policy, deviceSecret } = deps
+
+  const sign = (account: string, nonce: string) =>
+    createHmac('sha256', deviceSecret).update(`${account}\n${nonce}`).digest('base64url')
+
+  /** The nonce of a device cookie issued for `account`, or undefined. */
+  function deviceOf(cookie: string | undefined, account: string): string | undefined {
+    if (!cookie) return undefined
+    const dot = cookie.indexOf('.')
+    if (dot <= 0) return undefined
+    const nonce = cookie.slice(0, dot)
+    const given = Buffer.from(cookie.slice(dot + 1))
+    const expected = Buffer.from(sign(account, nonce))
+    return given.length === expected.length && timingSafeEqual(given, expected) ? nonce : undefined
+  }
+
+  async function count(
+    key: string,
+    limit: number,
+    windowMs: number,
+    now: number,
+  ): Promise<number | undefined> {
+    const { count, windowStart } = await store.hit(key, now, windowMs)
+    return count > limit ? Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000)) : undefined
+  }
+
+  return {
+    async beginLogin({ ip, account, deviceCookie }) {
+      if (!policy.enabled) return { keys: [], trustedDevice: false }
+      const now = clock.now()
+      const device = deviceOf(deviceCookie, account)
+      const accountKey = device ? `login-device:${device}` : `login-account:${account}`
+      const keys = [`login-ip:${ip}`, accountKey]
+      const waits = [
+        await count(keys[0] as string, policy.ipFailures, policy.windowMs, now),
+        await count(
+          accountKey,
+          device ? policy.deviceFailures : policy.accountFailures,
+          policy.windowMs,
+          now,
+        ),
+      ].filter((w): w is number => w !== undefined)
+      if (waits.length > 0) throw new Throttled(Math.max(...waits))
+      return { keys, trustedDevice: device !== undefined }
+    },
+
+    async loginSucceeded(reservation, account) {
+      for (const key of reservation.keys) await store.undo(key)
+      const nonce = randomId()
+      return `${nonce}.${sign(account, nonce)}`
+    },
+
+    async beginRegistration(ip) {
+      if (!policy.enabled) return
+      const wait = await count(
+        `register-ip:${ip}`,
+        policy.registrations,
+        policy.registrationWindowMs,
+        clock.now(),
+      )
+      if (wait !== undefined) throw new Throttled(wait)
+    },
+
+    async refreshFailed(ip) {
+      if (!policy.enabled) return
+      const wait = await count(`refresh-ip:${ip}`, policy.ipFailures, policy.windowMs, clock.now())
+      if (wait !== undefined) throw new Throttled(wait)
+    },
+
+    async prune() {
+      await store.prune(clock.now() - Math.max(policy.windowMs, policy.registrationWindowMs))
+    },
+  }
+}

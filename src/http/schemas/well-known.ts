@@ -1,0 +1,51 @@
+// Response schemas for /.well-known: the JWK Set (RFC 7517 §5) and the server metadata (RFC 8414 §2).
+import { type Static, Type } from 'typebox'
+
+const b64url = (description: string) => Type.String({ pattern: '^[A-Za-z0-9_-]+$', description })
+
+export const PublicJwk = Type.Object(
+  {
+    kty: Type.String({ description: '`EC` (ES256), `OKP` (EdDSA) or `RSA` (RS256).' }),
+    kid: Type.String({ description: 'The RFC 7638 thumbprint of the key; tokens name their key by it.' }),
+    alg: Type.String({ description: 'The only algorithm this key verifies.' }),
+    use: Type.Literal('sig'),
+    crv: Type.Optional(Type.String({ description: '`P-256` or `Ed25519`.' })),
+    x: Type.Optional(b64url('EC or OKP public key.')),
+    y: Type.Optional(b64url('EC public key.')),
+    n: Type.Optional(b64url('RSA modulus.')),
+    e: Type.Optional(b64url('RSA exponent.')),
+  },
+  { description: 'A public key (RFC 7517 §4). Never private material.' },
+)
+
+export const JwksResponse = Type.Object(
+  {
+    keys: Type.Array(PublicJwk, {
+      description:
+        'The current signing key, then retired keys whose tokens may not have expired yet. Empty with HS256.',
+    }),
+  },
+  { description: 'A JWK Set (RFC 7517 §5).' },
+)
+export type JwksResponse = Static<typeof JwksResponse>
+
+export const ServerMetadataResponse = Type.Object(
+  {
+    issuer: Type.String({ description: 'The `iss` of every token (JWT_ISSUER).' }),
+    jwks_uri: Type.String({ description: 'Where the public keys are.' }),
+    token_endpoint: Type.String(),
+    revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token.' }),
+    grant_types_supported: Type.Array(Type.String()),
+    response_types_supported: Type.Array(Type.String(), {
+      description: 'Empty: there is no authorization endpoint, only the token endpoint.',
+    }),
+    token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+    revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+    id_token_signing_alg_values_supported: Type.Array(Type.String(), {
+      description: 'No ID tokens are issued: this is the algorithm access tokens are signed with.',
+    }),
+    subject_types_supported: Type.Array(Type.String()),
+  },
+  { description: 'Authorization server metadata (RFC 8414 §2), also served as OpenID discovery.' },
+)
+export type ServerMetadataResponse = Static<typeof ServerMetadataResponse>

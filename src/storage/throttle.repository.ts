@@ -1,0 +1,47 @@
+// SQL for throttling counters: fixed windows, counted atomically with one upsert.
+import { sql } from 'kysely'
+import type { Db } from './database.js'
+
+export interface WindowCount {
+  count: number
+  windowStart: number
+}
+
+/** Adds one to `key` in the window that started at most `windowMs` ago (or starts a new one). */
+export async function hitCounter(db: Db, key: string, now: number, windowMs: number): Promise<WindowCount> {
+  const stale = now - windowMs
+  const row = await db
+    .insertInto('authgate_throttle')
+    .values({ key, window_start: now, count: 1 })
+    .onConflict((oc) =>
+      oc.column('key').doUpdateSet({
+        count: sql`CASE WHEN authgate_throttle.window_start <= ${stale} THEN 1 ELSE authgate_throttle.count + 1 END`,
+        window_start: sql`CASE WHEN authgate_throttle.window_start <= ${stale} THEN ${now} ELSE authgate_throttle.window_start END`,
+      }),
+    )
+    .returning(['count', 'window_start'])
+    .executeTakeFirstOrThrow()
+  return { count: Number(row.count), windowStart: Number(row.window_start) }
+}
+
+/** Takes back one count (an attempt that turned out to be a success). */
+export async function undoHit(db: Db, key: string): Promise<void> {
+  await db
+    .updateTable('authgate_throttle')
+    .set({ count: sql`count - 1` })
+    .where('key', '=', key)
+    .where('count', '>', 0)
+    .execute()
+}
+
+export async function pruneCounters(db: Db, olderThan: number): Promise<void> {
+  await db.deleteFrom('authgate_throttle').where('window_start', '<', olderThan).execute()
+}
+
+export function createThrottleStore(db: Db) {
+  return {
+    hit: (key: string, now: number, windowMs: number) => hitCounter(db, key, now, windowMs),
+    undo: (key: string) => undoHit(db, key),
+    prune: (olderThan: number) => pruneCounters(db, olderThan),
+  }
+}

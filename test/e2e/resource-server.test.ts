@@ -1,0 +1,175 @@
+// examples/resource-server, run as its own process, trusts AuthGate (ES256) over real HTTP through
+// the JWKS: tokens from before and after a key rotation verify there, and once the old key's tokens
+// have expired (AuthGate's clock is moved, not waited for) its kid leaves the JWKS and the example
+// stops accepting it.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { createSigner } from 'fast-jwt'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
+import { frozenClock } from '../../src/lib/clock.js'
+import { openKeys } from '../../src/services.js'
+import { createDatabase } from '../../src/storage/database.js'
+import { fastHasher, PASSWORD, tempDir } from '../helpers/app.js'
+import { freePort } from '../helpers/server-process.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const TTL_MS = 30 * 60_000
+// The example re-reads the JWKS when its copy is older than this, or on an unknown kid.
+const EXAMPLE_CACHE_MS = 200
+
+const dir = tempDir()
+const dbUrl = `sqlite:///${dir.path}/authgate.db`
+const clock = frozenClock()
+let authgate: Awaited<ReturnType<typeof buildApp>>
+let authgateUrl: string
+let example: ChildProcess
+let exampleUrl: string
+let exampleOutput = ''
+
+beforeAll(async () => {
+  const port = await freePort()
+  authgateUrl = `http://127.0.0.1:${port}`
+  const config = loadConfig({
+    DATABASE_URL: dbUrl,
+    JWT_ALGORITHM: 'ES256',
+    PORT: String(port),
+    RATE_LIMIT: 'off',
+  })
+  authgate = await buildApp(config, { hasher: fastHasher, clock, keyReloadMs: 50 })
+  await authgate.listen({ port, host: '127.0.0.1' })
+
+  const examplePort = await freePort()
+  exampleUrl = `http://127.0.0.1:${examplePort}`
+  example = spawn(process.execPath, ['--import', 'tsx', 'examples/resource-server/index.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      AUTHGATE_URL: authgateUrl,
+      PORT: String(examplePort),
+      JWKS_CACHE_MAX_AGE_MS: String(EXAMPLE_CACHE_MS),
+      JWKS_COOLDOWN_MS: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  example.stdout?.on('data', (d) => {
+    exampleOutput += d
+  })
+  example.stderr?.on('data', (d) => {
+    exampleOutput += d
+  })
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (example.exitCode !== null) throw new Error(`the example exited: ${exampleOutput}`)
+    try {
+      if ((await fetch(`${exampleUrl}/healthz`)).ok) break
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`the example did not start: ${exampleOutput}`)
+    await sleep(100)
+  }
+}, 60_000)
+
+afterAll(async () => {
+  if (example && example.exitCode === null) {
+    example.kill('SIGTERM')
+    await once(example, 'exit')
+  }
+  await authgate?.close()
+  dir.cleanup()
+})
+
+async function login(username: string): Promise<string> {
+  const res = await fetch(`${authgateUrl}/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ username, password: PASSWORD }),
+  })
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { access_token: string }).access_token
+}
+
+const kidOf = (token: string): string =>
+  JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid
+
+async function hello(token: string) {
+  const res = await fetch(`${exampleUrl}/hello`, { headers: { authorization: `Bearer ${token}` } })
+  return { status: res.status, body: (await res.json()) as { message?: string; kid?: string } }
+}
+
+async function publishedKids(): Promise<string[]> {
+  const res = await fetch(`${authgateUrl}/.well-known/jwks.json`)
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid)
+}
+
+it('verifies tokens from before and after a rotation, and lets the old key go once its tokens expired', async () => {
+  const signUp = await fetch(`${authgateUrl}/auth/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'traveller', password: PASSWORD }),
+  })
+  expect(signUp.status).toBe(201)
+
+  const before = await login('traveller')
+  const oldKid = kidOf(before)
+  expect(await hello(before)).toEqual({
+    status: 200,
+    body: { message: 'Hello, traveller!', sub: 'traveller', kid: oldKid },
+  })
+
+  // Refused: no token, a tampered one, one signed by nobody we know.
+  expect((await fetch(`${exampleUrl}/hello`)).status).toBe(401)
+  expect((await hello(`${before.slice(0, -4)}AAAA`)).status).toBe(401)
+
+  // `authgate keys rotate`, from another connection; AuthGate notices within its reload interval.
+  const db = createDatabase(dbUrl)
+  const { current } = await (
+    await openKeys(db, loadConfig({ DATABASE_URL: dbUrl, JWT_ALGORITHM: 'ES256' }), clock)
+  ).rotate()
+  await db.destroy()
+  const deadline = Date.now() + 5_000
+  while (!(await publishedKids()).includes(current.kid)) {
+    if (Date.now() > deadline) throw new Error('AuthGate did not pick up the rotation')
+    await sleep(20)
+  }
+  expect(await publishedKids()).toEqual([current.kid, oldKid])
+
+  const after = await login('traveller')
+  expect(kidOf(after)).toBe(current.kid)
+  // The example has never seen this kid: it fetches the JWKS again and accepts the token.
+  expect(await hello(after)).toMatchObject({ status: 200, body: { kid: current.kid } })
+  expect(await hello(before)).toMatchObject({ status: 200, body: { kid: oldKid } })
+
+  // A token of the old key that would outlive it (the example checks exp on its own, real clock).
+  const raw = new Database(`${dir.path}/authgate.db`, { readonly: true })
+  const { private_key } = raw
+    .prepare('select private_key from authgate_signing_keys where kid = ?')
+    .get(oldKid) as {
+    private_key: string
+  }
+  raw.close()
+  const now = Math.floor(Date.now() / 1000)
+  const longLived = createSigner({ key: private_key, algorithm: 'ES256', kid: oldKid })({
+    sub: 'traveller',
+    id: 1,
+    iss: authgateUrl,
+    iat: now,
+    exp: now + 86_400,
+  })
+  expect((await hello(longLived)).status).toBe(200)
+
+  // Every token the old key signed has now expired, as AuthGate's clock sees it.
+  clock.advance(TTL_MS + RETIREMENT_SLACK_MS)
+  expect(await publishedKids()).toEqual([current.kid])
+  // Once its copy of the JWKS is older than its cache age, the example refetches and refuses.
+  await sleep(EXAMPLE_CACHE_MS + 100)
+  expect((await hello(longLived)).status).toBe(401)
+  expect(await hello(after)).toMatchObject({ status: 200, body: { kid: current.kid } })
+})

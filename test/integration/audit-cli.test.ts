@@ -1,0 +1,267 @@
+// `authgate audit verify | export | prune` as an operator runs them, on real SQLite files, and a
+// check that the events the CLI and HTTP flows record never hold a secret.
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import type { AuditEvent } from '../../src/domain/audit.js'
+import { createAuditService } from '../../src/domain/audit-writer.js'
+import { frozenClock } from '../../src/lib/clock.js'
+import { createAuditStore } from '../../src/storage/audit.repository.js'
+import { createDatabase } from '../../src/storage/database.js'
+import { migrateToLatest } from '../../src/storage/migrate.js'
+import { fastHasher, login, register, tempDir } from '../helpers/app.js'
+import { runCli } from '../helpers/cli.js'
+
+const dir = tempDir('authgate-audit-cli-')
+afterAll(() => dir.cleanup())
+const DAY = 86_400_000
+const NOV = (day: number) => Date.UTC(2026, 10, day, 12)
+
+/** A migrated file holding `events`, each recorded at its time; returns the CLI's environment. */
+async function logWith(
+  name: string,
+  events: [number, AuditEvent][],
+): Promise<{ path: string; env: Record<string, string> }> {
+  const path = join(dir.path, `${name}.db`)
+  const db = createDatabase(`sqlite:///${path}`)
+  await migrateToLatest(db)
+  const clock = frozenClock()
+  const audit = createAuditService({ store: createAuditStore(db), clock, retentionDays: 0 })
+  for (const [at, e] of events) {
+    clock.set(at)
+    audit.record(e)
+  }
+  await audit.flush()
+  await db.destroy()
+  return { path, env: { DATABASE_URL: `sqlite:///${path}` } }
+}
+
+function exec(path: string, statement: string, ...params: unknown[]): void {
+  const raw = new Database(path)
+  try {
+    raw.prepare(statement).run(...params)
+  } finally {
+    raw.close()
+  }
+}
+
+const lines = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+
+describe('authgate audit verify', () => {
+  let log: { path: string; env: Record<string, string> }
+  beforeAll(async () => {
+    log = await logWith(
+      'verify',
+      [1, 2, 3, 4, 5].map((d) => [
+        NOV(d),
+        { type: 'login.succeeded', outcome: 'success', userId: d, username: `u${d}`, ip: '192.0.2.1' },
+      ]),
+    )
+  })
+
+  it('says OK with the count and the head, and exits 0', async () => {
+    const run = await runCli(['audit', 'verify'], log.env)
+    expect(run).toMatchObject({ code: 0, stderr: '' })
+    expect(run.stdout).toMatch(/^OK: 5 entries, seq 1 to 5; head hash [0-9a-f]{64}\n$/)
+  })
+
+  it('names the seq of an entry edited in the database, and exits 1', async () => {
+    exec(log.path, "update authgate_audit_log set username = 'mallory' where seq = 3")
+    const run = await runCli(['audit', 'verify'], log.env)
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/BROKEN at seq 3: .*edited/)
+    expect(run.stderr).toMatch(/2 entries before it check out/)
+    exec(log.path, "update authgate_audit_log set username = 'u3' where seq = 3")
+    expect(await runCli(['audit', 'verify'], log.env)).toMatchObject({ code: 0 })
+  })
+
+  it('names the gap a deleted entry leaves, and exits 1', async () => {
+    exec(log.path, 'delete from authgate_audit_log where seq = 4')
+    const run = await runCli(['audit', 'verify'], log.env)
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/BROKEN at seq 5: .*seq 4 is missing/)
+  })
+
+  it('says so for an empty log', async () => {
+    const empty = await logWith('empty', [])
+    expect(await runCli(['audit', 'verify'], empty.env)).toMatchObject({
+      code: 0,
+      stdout: 'OK: the audit log is empty.\n',
+    })
+  })
+})
+
+describe('authgate audit export', () => {
+  let log: { path: string; env: Record<string, string> }
+  beforeAll(async () => {
+    log = await logWith('export', [
+      [NOV(1), { type: 'login.failed', outcome: 'failure', username: 'alice', ip: '192.0.2.9' }],
+      [NOV(2), { type: 'user.registered', outcome: 'success', userId: 1, username: 'Alice' }],
+      [
+        NOV(3),
+        {
+          type: 'login.succeeded',
+          outcome: 'success',
+          userId: 1,
+          username: 'Alice',
+          detail: { sessionId: 's1' },
+        },
+      ],
+      [NOV(3), { type: 'login.failed', outcome: 'failure', username: 'bob' }],
+      [NOV(4), { type: 'account.deleted', outcome: 'success', userId: 2, username: 'carol' }],
+    ])
+    // Alice exists (id 1); carol was deleted, and her entries outlive her.
+    exec(
+      log.path,
+      "insert into users (id, username, password, username_canonical, created_at) values (1, 'Alice', null, 'alice', '2026-11-02T12:00:00Z')",
+    )
+  })
+
+  it('writes every entry as a JSON line, oldest first, with its hashes', async () => {
+    const run = await runCli(['audit', 'export'], log.env)
+    expect(run).toMatchObject({ code: 0, stderr: '' })
+    const out = lines(run.stdout)
+    expect(out.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5])
+    expect(out[2]).toEqual({
+      seq: 3,
+      at: '2026-11-03T12:00:00.000Z',
+      type: 'login.succeeded',
+      outcome: 'success',
+      userId: 1,
+      username: 'Alice',
+      ip: null,
+      userAgent: null,
+      detail: { sessionId: 's1' },
+      prevHash: out[1].hash,
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    })
+  })
+
+  it('filters by time: --since inclusive, --until exclusive', async () => {
+    const run = await runCli(
+      ['audit', 'export', '--since', '2026-11-02T12:00:00Z', '--until', '2026-11-04'],
+      log.env,
+    )
+    expect(lines(run.stdout).map((e) => e.seq)).toEqual([2, 3, 4])
+  })
+
+  it('filters by user: an id, a name (its entries and attempts naming it), or a deleted user by name', async () => {
+    const byId = await runCli(['audit', 'export', '--user', '1'], log.env)
+    expect(lines(byId.stdout).map((e) => e.seq)).toEqual([2, 3])
+    // "alice" resolves to user 1 (Alice) and also matches the failed attempt typed as "alice".
+    const byName = await runCli(['audit', 'export', '--user', 'alice'], log.env)
+    expect(lines(byName.stdout).map((e) => e.seq)).toEqual([1, 2, 3])
+    const gone = await runCli(['audit', 'export', '--user', 'carol', '--since', '2026-11-04'], log.env)
+    expect(lines(gone.stdout).map((e) => e.seq)).toEqual([5])
+    const nobody = await runCli(['audit', 'export', '--user', 'nobody'], log.env)
+    expect(nobody).toMatchObject({ code: 0, stdout: '' })
+  })
+
+  it('refuses a time that is not ISO 8601', async () => {
+    const run = await runCli(['audit', 'export', '--since', 'last tuesday'], log.env)
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/--since: expected an ISO 8601 date or time/)
+  })
+})
+
+describe('authgate audit prune', () => {
+  it('removes entries older than AUDIT_RETENTION_DAYS, and verify stays green', async () => {
+    const now = Date.now()
+    const log = await logWith(
+      'prune',
+      [100, 90, 40, 10, 1].map((daysAgo, i) => [
+        now - daysAgo * DAY,
+        { type: 'login.succeeded', outcome: 'success', userId: i + 1 },
+      ]),
+    )
+    const run = await runCli(['audit', 'prune'], { ...log.env, AUDIT_RETENTION_DAYS: '30' })
+    expect(run).toMatchObject({ code: 0, stdout: 'Pruned 3 entries older than 30 days.\n' })
+    const verify = await runCli(['audit', 'verify'], log.env)
+    expect(verify.code).toBe(0)
+    expect(verify.stdout).toMatch(/^OK: 2 entries, seq 4 to 5 \(entries before seq 4 were pruned\)/)
+    const forever = await runCli(['audit', 'prune'], { ...log.env, AUDIT_RETENTION_DAYS: '0' })
+    expect(forever).toMatchObject({ code: 0 })
+    expect(forever.stdout).toMatch(/kept forever/)
+  })
+})
+
+describe('audit entries never hold a secret', () => {
+  it('after the CLI and HTTP flows, no password, token or hash appears in any entry', async () => {
+    const path = join(dir.path, 'secrets.db')
+    const env = { DATABASE_URL: `sqlite:///${path}` }
+    const secrets = {
+      created: 'cli created passphrase 1',
+      reset: 'cli reset passphrase 2',
+      registered: 'http registered passphrase 3',
+      wrong: 'a wrong guess passphrase 4',
+    }
+    expect(await runCli(['user', 'create', 'carol'], env, `${secrets.created}\n`)).toMatchObject({ code: 0 })
+    expect(await runCli(['user', 'set-password', 'carol'], env, `${secrets.reset}\n`)).toMatchObject({
+      code: 0,
+    })
+
+    const app = await buildApp(loadConfig(env), { hasher: fastHasher })
+    expect((await register(app, 'dave', secrets.registered)).statusCode).toBe(201)
+    const ok = await login(app, 'dave', secrets.registered)
+    expect(ok.statusCode).toBe(200)
+    const pair = ok.json() as { access_token: string; refresh_token?: string }
+    expect((await login(app, 'dave', secrets.wrong)).statusCode).toBe(401)
+    expect((await login(app, 'carol', secrets.reset)).statusCode).toBe(200)
+    if (pair.refresh_token) {
+      await app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: pair.refresh_token,
+        }).toString(),
+      })
+    }
+    // Closing flushes what the requests recorded.
+    await app.close()
+    const read = <T>(query: string) => {
+      const raw = new Database(path, { readonly: true })
+      try {
+        return raw.prepare(query).all() as T[]
+      } finally {
+        raw.close()
+      }
+    }
+    // Everything secret at rest, read before the CLI deletes carol and rotates the key.
+    const atRest = [
+      ...read<{ password: string }>('select password from users').map((u) => u.password),
+      ...read<{ private_key: string }>('select private_key from authgate_signing_keys').map(
+        (k) => k.private_key.split('\n')[1],
+      ),
+    ]
+    expect(await runCli(['user', 'delete', 'carol'], env)).toMatchObject({ code: 0 })
+    expect(await runCli(['keys', 'rotate'], env)).toMatchObject({ code: 0 })
+
+    const entries = read<Record<string, unknown>>('select * from authgate_audit_log order by seq')
+    // The HTTP flows record (login.succeeded, login.failed...), so this is not vacuous.
+    expect(entries.length).toBeGreaterThan(0)
+    const rotated = entries.filter((e) => e.type === 'key.rotated')
+    expect(rotated).toMatchObject([{ outcome: 'success', user_id: null }])
+    expect(JSON.parse(String(rotated[0]?.detail))).toMatchObject({ via: 'cli', kid: expect.any(String) })
+    const haystack = JSON.stringify(entries)
+    for (const secret of [...Object.values(secrets), pair.access_token, pair.refresh_token, ...atRest]) {
+      if (secret) expect(haystack).not.toContain(secret)
+    }
+    expect(haystack).not.toMatch(/\$argon2|\$2[aby]\$|eyJ[\w-]+\.eyJ|PRIVATE KEY/)
+    for (const entry of entries) {
+      const detail = entry.detail === null ? {} : JSON.parse(String(entry.detail))
+      for (const [key, value] of Object.entries(detail)) {
+        if (/password|secret|token/i.test(key) && !/id$/i.test(key)) expect(value, key).toBe('[withheld]')
+      }
+    }
+    expect(await runCli(['audit', 'verify'], env)).toMatchObject({ code: 0 })
+  })
+})

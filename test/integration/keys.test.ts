@@ -1,0 +1,338 @@
+// Signing keys through the app, on real SQLite files: the default algorithm, the JWKS and discovery
+// documents, rotation (in-process, by the CLI, noticed by other processes) and retirement.
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Database from 'better-sqlite3'
+import { createSigner } from 'fast-jwt'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
+import { frozenClock } from '../../src/lib/clock.js'
+import { openKeys } from '../../src/services.js'
+import { createDatabase } from '../../src/storage/database.js'
+import { buildTestApp, fastHasher, PASSWORD, type TestApp, tempDir, tokenFor } from '../helpers/app.js'
+import { runCli } from '../helpers/cli.js'
+
+const TTL_MS = 30 * 60_000
+
+const decode = (token: string) => {
+  const [h, p] = token.split('.')
+  return {
+    header: JSON.parse(Buffer.from(h ?? '', 'base64url').toString()),
+    payload: JSON.parse(Buffer.from(p ?? '', 'base64url').toString()),
+  }
+}
+const kidOf = (token: string): string => decode(token).header.kid
+
+const greet = (app: FastifyInstance, token: string) =>
+  app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
+
+async function jwks(app: FastifyInstance): Promise<{ kid: string; alg: string }[]> {
+  const res = await app.inject({ url: '/.well-known/jwks.json' })
+  expect(res.statusCode).toBe(200)
+  return res.json().keys
+}
+
+async function until(check: () => Promise<boolean>, limitMs = 5_000): Promise<void> {
+  const deadline = Date.now() + limitMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not true after ${limitMs} ms`)
+    await sleep(20)
+  }
+}
+
+/** Rotates like `authgate keys rotate` would, through a connection of its own. */
+async function rotate(dbUrl: string, env: Record<string, string> = {}, clock = frozenClock()) {
+  const db = createDatabase(dbUrl)
+  try {
+    return await (await openKeys(db, loadConfig({ DATABASE_URL: dbUrl, ...env }), clock)).rotate()
+  } finally {
+    await db.destroy()
+  }
+}
+
+function keyRows(dbPath: string) {
+  const raw = new Database(dbPath, { readonly: true })
+  try {
+    return raw.prepare('select * from authgate_signing_keys order by created_at').all() as {
+      kid: string
+      alg: string
+      private_key: string
+      retired_at: number | null
+    }[]
+  } finally {
+    raw.close()
+  }
+}
+
+const dirs: { cleanup: () => void }[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) d.cleanup()
+})
+function freshDb() {
+  const dir = tempDir()
+  dirs.push(dir)
+  const path = join(dir.path, 'keys.db')
+  return { path, url: `sqlite:///${path}` }
+}
+
+describe('the JWKS and the discovery documents', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ PUBLIC_URL: 'https://auth.example.com/' })
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  it('a fresh install signs ES256 with the key the JWKS publishes', async () => {
+    const token = await tokenFor(t.app, 'keeper')
+    const { header, payload } = decode(token)
+    expect(header.alg).toBe('ES256')
+    expect(payload.iss).toBe('https://auth.example.com')
+    const res = await t.app.inject({ url: '/.well-known/jwks.json' })
+    expect(res.headers['cache-control']).toMatch(/^public, max-age=\d+$/)
+    const { keys } = res.json()
+    expect(keys).toEqual([
+      {
+        kty: 'EC',
+        crv: 'P-256',
+        x: expect.any(String),
+        y: expect.any(String),
+        kid: header.kid,
+        alg: 'ES256',
+        use: 'sig',
+      },
+    ])
+    expect(res.body).not.toMatch(/"d"|PRIVATE/)
+  })
+
+  it.each(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'])(
+    '%s gives issuer, endpoints, grants and the algorithm',
+    async (url) => {
+      const res = await t.app.inject({ url })
+      expect(res.statusCode).toBe(200)
+      expect(res.headers['cache-control']).toMatch(/^public, max-age=\d+$/)
+      expect(res.json()).toEqual({
+        issuer: 'https://auth.example.com',
+        jwks_uri: 'https://auth.example.com/.well-known/jwks.json',
+        token_endpoint: 'https://auth.example.com/auth/token',
+        revocation_endpoint: 'https://auth.example.com/auth/revoke',
+        grant_types_supported: ['password', 'refresh_token'],
+        response_types_supported: [],
+        token_endpoint_auth_methods_supported: ['none'],
+        revocation_endpoint_auth_methods_supported: ['none'],
+        id_token_signing_alg_values_supported: ['ES256'],
+        subject_types_supported: ['public'],
+      })
+    },
+  )
+
+  it('are in the OpenAPI document, with their schemas', async () => {
+    const spec = (await t.app.inject({ url: '/openapi.json' })).json()
+    for (const path of ['/.well-known/jwks.json', '/.well-known/openid-configuration']) {
+      const op = spec.paths[path]?.get
+      expect(op?.tags, path).toEqual(['keys'])
+      expect(op?.description, path).toEqual(expect.any(String))
+      expect(op?.responses?.['200']?.content?.['application/json']?.schema, path).toBeDefined()
+    }
+  })
+
+  it('with SECRET_KEY: HS256, an empty JWKS, HS256 in the metadata', async () => {
+    const hs = await buildTestApp({ SECRET_KEY: 's'.repeat(40) })
+    try {
+      expect(decode(await tokenFor(hs.app, 'hs')).header).toEqual({ alg: 'HS256', typ: 'JWT' })
+      expect(await jwks(hs.app)).toEqual([])
+      const meta = (await hs.app.inject({ url: '/.well-known/openid-configuration' })).json()
+      expect(meta.id_token_signing_alg_values_supported).toEqual(['HS256'])
+      expect(meta.issuer).toBe('http://127.0.0.1:8000')
+    } finally {
+      await hs.close()
+    }
+  })
+
+  it.each(['EdDSA', 'RS256'])('JWT_ALGORITHM=%s signs and publishes that algorithm', async (alg) => {
+    const app = await buildTestApp({ JWT_ALGORITHM: alg })
+    try {
+      const token = await tokenFor(app.app, 'algo')
+      expect(decode(token).header.alg).toBe(alg)
+      expect((await greet(app.app, token)).statusCode).toBe(200)
+      expect(await jwks(app.app)).toEqual([expect.objectContaining({ alg, kid: kidOf(token) })])
+    } finally {
+      await app.close()
+    }
+  })
+})
+
+describe('the default algorithm of an existing install', () => {
+  it('stays HS256 where an HS256 secret was generated, so its tokens keep working', async () => {
+    const db = freshDb()
+    const before = await buildApp(loadConfig({ DATABASE_URL: db.url, JWT_ALGORITHM: 'HS256' }), {
+      hasher: fastHasher,
+    })
+    const token = await tokenFor(before, 'upgrader')
+    await before.close()
+
+    const after = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
+    try {
+      expect((await greet(after, token)).statusCode).toBe(200)
+      expect(decode(await tokenFor(after, 'newcomer')).header.alg).toBe('HS256')
+      expect(await jwks(after)).toEqual([])
+      expect(keyRows(db.path)).toEqual([])
+    } finally {
+      await after.close()
+    }
+  })
+
+  it('keeps its ES256 key across a restart', async () => {
+    const db = freshDb()
+    const first = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
+    const token = await tokenFor(first, 'restarter')
+    await first.close()
+    const second = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
+    try {
+      expect((await greet(second, token)).statusCode).toBe(200)
+      expect(keyRows(db.path)).toHaveLength(1)
+    } finally {
+      await second.close()
+    }
+  })
+})
+
+describe('rotation', () => {
+  it('keeps tokens of the old key valid, then drops the old key once its tokens have expired', async () => {
+    const clock = frozenClock()
+    const t = await buildTestApp({}, { clock, keyReloadMs: 50 })
+    try {
+      const before = await tokenFor(t.app, 'rotor')
+      const oldKid = kidOf(before)
+      const { current, retired } = await rotate(`sqlite:///${t.dbPath}`, {}, clock)
+      expect(retired?.kid).toBe(oldKid)
+      // The app notices within its reload interval, and signs with the new key from then on.
+      await until(async () => (await jwks(t.app)).length === 2)
+      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, oldKid])
+      const after = (
+        await t.app.inject({
+          method: 'POST',
+          url: '/auth/token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ username: 'rotor', password: PASSWORD }).toString(),
+        })
+      ).json().access_token
+      expect(kidOf(after)).toBe(current.kid)
+      expect((await greet(t.app, before)).statusCode).toBe(200)
+      expect((await greet(t.app, after)).statusCode).toBe(200)
+
+      // A token of the old key that outlives it, as a process that missed the rotation could sign.
+      const oldKey = keyRows(t.dbPath).find((k) => k.kid === oldKid)
+      const now = Math.floor(clock.now() / 1000)
+      const longLived = createSigner({ key: oldKey?.private_key ?? '', algorithm: 'ES256', kid: oldKid })({
+        ...decode(before).payload,
+        exp: now + 86_400,
+      })
+      expect((await greet(t.app, longLived)).statusCode).toBe(200)
+
+      clock.advance(TTL_MS + RETIREMENT_SLACK_MS)
+      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid])
+      expect((await greet(t.app, longLived)).statusCode).toBe(401)
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('by the CLI is picked up by running apps: by polling, and at once on an unknown kid', async () => {
+    const db = freshDb()
+    const config = loadConfig({ DATABASE_URL: db.url })
+    const polling = await buildApp(config, { hasher: fastHasher, keyReloadMs: 100 })
+    // This one would not poll for an hour: only a token with a kid it does not know makes it look.
+    const idle = await buildApp(config, { hasher: fastHasher, keyReloadMs: 3_600_000 })
+    try {
+      const before = await tokenFor(polling, 'wanderer')
+      const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url })
+      expect(run, run.stderr).toMatchObject({ code: 0 })
+      const newKid = run.stdout.match(/New signing key (\S+) \(ES256\) is current/)?.[1]
+      expect(newKid).toBeDefined()
+
+      await until(async () => (await jwks(polling)).some((k) => k.kid === newKid))
+      const res = await polling.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ username: 'wanderer', password: PASSWORD }).toString(),
+      })
+      const after = res.json().access_token
+      expect(kidOf(after)).toBe(newKid)
+
+      expect((await jwks(idle)).some((k) => k.kid === newKid)).toBe(false)
+      await until(async () => (await greet(idle, after)).statusCode === 200, 2_000)
+      expect((await jwks(idle)).map((k) => k.kid)).toContain(newKid)
+      expect((await greet(idle, before)).statusCode).toBe(200)
+    } finally {
+      await Promise.all([polling.close(), idle.close()])
+    }
+  })
+
+  it('leaves one current key when three processes start together on a fresh file', async () => {
+    const db = freshDb()
+    const runs = await Promise.all(
+      ['ann', 'ben', 'cat'].map((name) =>
+        runCli(['user', 'create', name], { DATABASE_URL: db.url }, `${PASSWORD}\n`),
+      ),
+    )
+    for (const run of runs) expect(run, run.stderr).toMatchObject({ code: 0 })
+    const rows = keyRows(db.path)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ alg: 'ES256', retired_at: null })
+  })
+})
+
+describe('authgate keys', () => {
+  it('rotate and list: kid, alg, created, retired, state; never private material', async () => {
+    const db = freshDb()
+    const env = { DATABASE_URL: db.url }
+    const first = await runCli(['keys', 'rotate'], env)
+    expect(first, first.stderr).toMatchObject({ code: 0 })
+    const second = await runCli(['keys', 'rotate'], env)
+    expect(second.stdout).toMatch(
+      /^New signing key \S+ \(ES256\) is current\.\nRetired \S+ \(ES256\); it verifies until \S+\.\n$/,
+    )
+
+    const list = await runCli(['keys', 'list'], env)
+    expect(list.code).toBe(0)
+    const lines = list.stdout.trim().split('\n')
+    expect(lines[0]).toBe('kid\talg\tcreated\tretired\tstate')
+    expect(lines[1]).toMatch(/^\S+\tES256\t\S+Z\t-\tcurrent$/)
+    expect(lines[2]).toMatch(/^\S+\tES256\t\S+Z\t\S+Z\tretired, verifies until \S+Z$/)
+
+    const json = await runCli(['keys', 'list', '--json'], env)
+    const keys = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(keys.map((k) => k.state)).toEqual(['current', 'retired'])
+    expect(keys.map((k) => k.kid)).toEqual(
+      keyRows(db.path)
+        .map((r) => r.kid)
+        .reverse(),
+    )
+    expect(list.stdout + json.stdout).not.toMatch(/PRIVATE|"d"/)
+  })
+
+  it('refuses to rotate with HS256 and says why', async () => {
+    const db = freshDb()
+    const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url, SECRET_KEY: 's'.repeat(40) })
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/HS256/)
+    expect(run.stderr).toMatch(/SECRET_KEY/)
+    expect(keyRows(db.path)).toEqual([])
+  })
+
+  it('is in the help', async () => {
+    const run = await runCli(['keys', '--help'], {})
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/rotate/)
+    expect(run.stdout).toMatch(/list/)
+  })
+})

@@ -1,0 +1,202 @@
+// Throttling: brute force is stopped early, a 429 reveals nothing about existence, and an
+// attack on an account does not lock out its owner's known device.
+import Database from 'better-sqlite3'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { buildTestApp, fastHasher, PASSWORD, register, type TestApp } from '../helpers/app.js'
+
+const form = { 'content-type': 'application/x-www-form-urlencoded' }
+
+function attempt(app: FastifyInstance, username: string, password: string, ip: string, cookie?: string) {
+  return app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    remoteAddress: ip,
+    headers: { ...form, ...(cookie ? { cookie } : {}) },
+    payload: new URLSearchParams({ username, password }).toString(),
+  })
+}
+
+function deviceCookie(res: { headers: Record<string, unknown> }): string {
+  const set = String(res.headers['set-cookie'] ?? '')
+  expect(set).toMatch(/^authgate_device=[\w-]+\.[\w-]+; Max-Age=\d+; Path=\/auth; HttpOnly; SameSite=Strict/)
+  return set.split(';')[0] as string
+}
+
+function sessionsOf(dbPath: string, username: string): number {
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    const row = db
+      .prepare(
+        'select count(*) as n from authgate_sessions s join users u on u.id = s.user_id where u.username = ?',
+      )
+      .get(username) as { n: number }
+    return row.n
+  } finally {
+    db.close()
+  }
+}
+
+describe('login throttling', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ RATE_LIMIT: 'on' })
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  it('stops a 1000-attempt brute force after 10 failures, while the owner still logs in', async () => {
+    await register(t.app, 'owner')
+    // The owner logged in from this device before the attack: it holds a device cookie.
+    const cookie = deviceCookie(await attempt(t.app, 'owner', PASSWORD, '198.51.100.1'))
+    const before = sessionsOf(t.dbPath, 'owner')
+
+    const codes: number[] = []
+    for (let i = 0; i < 1000; i++) {
+      // Spread over 100 addresses, so no single IP reaches its own limit.
+      const res = await attempt(t.app, 'owner', `guess-${i}`, `203.0.113.${i % 100}`)
+      expect(res.json()).not.toHaveProperty('access_token')
+      codes.push(res.statusCode)
+    }
+    expect(codes.slice(0, 10)).toEqual(Array(10).fill(401))
+    expect(codes.slice(10)).toEqual(Array(990).fill(429))
+    // Even the right password from an unknown client waits out the window.
+    expect((await attempt(t.app, 'owner', PASSWORD, '203.0.113.7')).statusCode).toBe(429)
+    expect(sessionsOf(t.dbPath, 'owner')).toBe(before)
+
+    // The owner's device has its own allowance.
+    const res = await attempt(t.app, 'owner', PASSWORD, '198.51.100.1', cookie)
+    expect(res.statusCode).toBe(200)
+    expect(res.json().access_token).toEqual(expect.any(String))
+  })
+
+  it('answers 429 with Retry-After and the {detail} shape', async () => {
+    await register(t.app, 'patient')
+    let res = await attempt(t.app, 'patient', 'wrong', '192.0.2.10')
+    for (let i = 0; i < 10; i++) res = await attempt(t.app, 'patient', 'wrong', '192.0.2.10')
+    expect(res.statusCode).toBe(429)
+    expect(res.json()).toEqual({ detail: 'Too many attempts; try again later', code: 'too_many_requests' })
+    const retryAfter = Number(res.headers['retry-after'])
+    expect(retryAfter).toBeGreaterThan(0)
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60)
+  })
+
+  it('throttles unknown usernames exactly like known ones', async () => {
+    await register(t.app, 'exists')
+    const run = async (username: string, ip: string) => {
+      const codes: number[] = []
+      for (let i = 0; i < 13; i++) codes.push((await attempt(t.app, username, `nope-${i}`, ip)).statusCode)
+      return codes
+    }
+    const known = await run('exists', '192.0.2.20')
+    const unknown = await run('does-not-exist', '192.0.2.21')
+    expect(unknown).toEqual(known)
+    expect(known).toEqual([...Array(10).fill(401), ...Array(3).fill(429)])
+  })
+
+  it('does not count successful logins as failures', async () => {
+    await register(t.app, 'regular')
+    for (let i = 0; i < 25; i++) {
+      expect((await attempt(t.app, 'regular', PASSWORD, '192.0.2.30')).statusCode).toBe(200)
+    }
+  })
+
+  it('limits failures per client IP across accounts', async () => {
+    const codes: number[] = []
+    for (let i = 0; i < 105; i++) {
+      codes.push((await attempt(t.app, `sprayed-${i}`, 'Winter2026!', '192.0.2.40')).statusCode)
+    }
+    expect(codes.slice(0, 100)).toEqual(Array(100).fill(401))
+    expect(codes.slice(100)).toEqual(Array(5).fill(429))
+  })
+
+  it('refuses a device cookie made for another account, or forged', async () => {
+    await register(t.app, 'alpha')
+    await register(t.app, 'beta')
+    const alphaCookie = deviceCookie(await attempt(t.app, 'alpha', PASSWORD, '192.0.2.50'))
+    // Lock beta for unknown clients, then try alpha's cookie and a forged one on beta.
+    for (let i = 0; i < 10; i++) await attempt(t.app, 'beta', 'wrong', '192.0.2.51')
+    expect((await attempt(t.app, 'beta', PASSWORD, '192.0.2.50', alphaCookie)).statusCode).toBe(429)
+    const forged = `${alphaCookie.split('.')[0]}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`
+    expect((await attempt(t.app, 'beta', PASSWORD, '192.0.2.50', forged)).statusCode).toBe(429)
+  })
+})
+
+describe('registration throttling', () => {
+  it('limits sign-ups per client IP, and stores nothing past the limit', async () => {
+    const t = await buildTestApp({ RATE_LIMIT: 'on', REGISTRATIONS_PER_IP_PER_HOUR: '3' })
+    const codes: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/auth/',
+        remoteAddress: '192.0.2.60',
+        payload: { username: `signup-${i}`, password: PASSWORD },
+      })
+      codes.push(res.statusCode)
+    }
+    expect(codes).toEqual([201, 201, 201, 429, 429])
+    const other = await t.app.inject({
+      method: 'POST',
+      url: '/auth/',
+      remoteAddress: '192.0.2.61',
+      payload: { username: 'signup-other', password: PASSWORD },
+    })
+    expect(other.statusCode).toBe(201)
+    const db = new Database(t.dbPath, { readonly: true })
+    expect(db.prepare("select count(*) as n from users where username like 'signup-%'").get()).toEqual({
+      n: 4,
+    })
+    db.close()
+    await t.close()
+  })
+})
+
+describe('throttling settings', () => {
+  it('RATE_LIMIT=off turns it off', async () => {
+    const t = await buildTestApp({ RATE_LIMIT: 'off' })
+    await register(t.app, 'free')
+    for (let i = 0; i < 15; i++)
+      expect((await attempt(t.app, 'free', 'wrong', '192.0.2.70')).statusCode).toBe(401)
+    await t.close()
+  })
+
+  it('counts in the database, so two processes on one file share the counters', async () => {
+    const a = await buildTestApp({ RATE_LIMIT: 'on' })
+    const b = await buildApp(loadConfig({ DATABASE_URL: `sqlite:///${a.dbPath}`, RATE_LIMIT: 'on' }), {
+      hasher: fastHasher,
+    })
+    await register(a.app, 'shared')
+    for (let i = 0; i < 5; i++) await attempt(a.app, 'shared', 'wrong', '192.0.2.80')
+    for (let i = 0; i < 5; i++) await attempt(b, 'shared', 'wrong', '192.0.2.81')
+    expect((await attempt(a.app, 'shared', 'wrong', '192.0.2.82')).statusCode).toBe(429)
+    expect((await attempt(b, 'shared', 'wrong', '192.0.2.83')).statusCode).toBe(429)
+    await b.close()
+    await a.close()
+  })
+
+  it('believes X-Forwarded-For only with TRUST_PROXY', async () => {
+    for (const [trust, expected] of [
+      ['off', '127.0.0.1'],
+      ['on', '203.0.113.99'],
+    ] as const) {
+      const t = await buildTestApp({ TRUST_PROXY: trust })
+      await register(t.app, 'proxied')
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { ...form, 'x-forwarded-for': '203.0.113.99' },
+        payload: new URLSearchParams({ username: 'proxied', password: PASSWORD }).toString(),
+      })
+      const list = await t.app.inject({
+        url: '/auth/sessions',
+        headers: { authorization: `Bearer ${res.json().access_token}` },
+      })
+      expect(list.json()[0].ip, trust).toBe(expected)
+      await t.close()
+    }
+  })
+})

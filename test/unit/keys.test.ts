@@ -1,0 +1,302 @@
+// Signing keys: which algorithm a deployment gets, kids (RFC 7638), key generation, the key ring's
+// JWKS, rotation and retirement, on an in-memory repository and a frozen clock.
+import { createPublicKey } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import {
+  type AsymmetricAlgorithm,
+  generateSigningKey,
+  jwkThumbprint,
+  type KeysRepository,
+  openKeyAdmin,
+  openKeyRing,
+  RETIREMENT_SLACK_MS,
+  resolveAlgorithm,
+  type SettingsStore,
+  type SigningKeyRecord,
+} from '../../src/domain/keys.js'
+import { frozenClock } from '../../src/lib/clock.js'
+
+const TTL = 30 * 60_000
+
+function memorySettings(
+  initial: Record<string, string> = {},
+): SettingsStore & { values: Map<string, string> } {
+  const values = new Map(Object.entries(initial))
+  return {
+    values,
+    get: async (key) => values.get(key),
+    async getOrInsert(key, value) {
+      if (!values.has(key)) values.set(key, value)
+      return values.get(key) as string
+    },
+  }
+}
+
+function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[]; reads: number } {
+  const repo = {
+    rows: [] as SigningKeyRecord[],
+    reads: 0,
+    async listKeys() {
+      repo.reads++
+      return repo.rows.map((r) => ({ ...r }))
+    },
+    currentKey: async () => repo.rows.find((r) => r.retired_at === null),
+    async makeCurrent(key: SigningKeyRecord, now: number, keepIfAlg?: string) {
+      const current = repo.rows.find((r) => r.retired_at === null)
+      if (current && current.alg === keepIfAlg) return { current, retired: undefined }
+      if (current) current.retired_at = now
+      repo.rows.push({ ...key })
+      return { current: key, retired: current?.kid }
+    },
+  }
+  return repo
+}
+
+async function ring(
+  opts: {
+    alg?: 'HS256' | AsymmetricAlgorithm
+    keys?: ReturnType<typeof memoryKeys>
+    clock?: ReturnType<typeof frozenClock>
+  } = {},
+) {
+  const keys = opts.keys ?? memoryKeys()
+  const clock = opts.clock ?? frozenClock()
+  const settings = memorySettings()
+  const r = await openKeyRing({
+    configured: opts.alg,
+    secretKey: undefined,
+    settings,
+    keys,
+    clock,
+    accessTtlMs: TTL,
+  })
+  const admin = await openKeyAdmin({
+    configured: opts.alg,
+    secretKey: undefined,
+    settings,
+    keys,
+    clock,
+    accessTtlMs: TTL,
+  })
+  return { ring: r, admin, keys, clock, settings }
+}
+
+describe('resolveAlgorithm', () => {
+  it('takes JWT_ALGORITHM when it is set, whatever else is there', async () => {
+    const settings = memorySettings({ jwt_hs256_secret: 'x'.repeat(64) })
+    expect(await resolveAlgorithm('ES256', 'k'.repeat(32), settings)).toBe('ES256')
+    expect(await resolveAlgorithm('RS256', undefined, settings)).toBe('RS256')
+    expect(await resolveAlgorithm('HS256', undefined, memorySettings())).toBe('HS256')
+  })
+
+  it('keeps HS256 with SECRET_KEY (seed compatibility)', async () => {
+    expect(await resolveAlgorithm(undefined, 'k'.repeat(32), memorySettings())).toBe('HS256')
+  })
+
+  it('keeps HS256 on an install that already generated an HS256 secret (its tokens stay valid)', async () => {
+    expect(await resolveAlgorithm(undefined, undefined, memorySettings({ jwt_hs256_secret: 'ab' }))).toBe(
+      'HS256',
+    )
+  })
+
+  it('gives a fresh install ES256', async () => {
+    expect(await resolveAlgorithm(undefined, undefined, memorySettings())).toBe('ES256')
+  })
+})
+
+describe('jwkThumbprint', () => {
+  it('matches the example of RFC 7638 §3.1', () => {
+    const jwk = {
+      kty: 'RSA',
+      n: '0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw',
+      e: 'AQAB',
+      alg: 'RS256',
+      kid: '2011-04-29',
+    }
+    expect(jwkThumbprint(jwk)).toBe('NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs')
+  })
+
+  it('refuses a key type it does not know', () => {
+    expect(() => jwkThumbprint({ kty: 'oct', k: 'c2VjcmV0' })).toThrow()
+  })
+})
+
+describe('generateSigningKey', () => {
+  it.each([
+    ['ES256', 'EC', { crv: 'P-256' }],
+    ['EdDSA', 'OKP', { crv: 'Ed25519' }],
+    ['RS256', 'RSA', { e: 'AQAB' }],
+  ] as const)(
+    'makes a %s key named by its thumbprint, publishing only public members',
+    async (alg, kty, extra) => {
+      const key = await generateSigningKey(alg, 1234)
+      const jwk = JSON.parse(key.public_jwk)
+      expect(jwk).toMatchObject({ kty, kid: key.kid, alg, use: 'sig', ...extra })
+      for (const secret of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) expect(jwk).not.toHaveProperty(secret)
+      expect(key.kid).toBe(jwkThumbprint(jwk))
+      expect(key).toMatchObject({ alg, created_at: 1234, retired_at: null })
+      expect(key.private_key).toMatch(/^-----BEGIN PRIVATE KEY-----/)
+      if (alg === 'RS256') {
+        expect(createPublicKey({ key: jwk, format: 'jwk' }).asymmetricKeyDetails?.modulusLength).toBe(2048)
+      }
+    },
+  )
+
+  it('never makes the same key twice', async () => {
+    const a = await generateSigningKey('ES256', 0)
+    const b = await generateSigningKey('ES256', 0)
+    expect(a.kid).not.toBe(b.kid)
+  })
+})
+
+describe('the key ring', () => {
+  it('with HS256 holds the secret, generated once and kept in the settings, and publishes nothing', async () => {
+    const { ring: r, settings, keys } = await ring({ alg: 'HS256' })
+    expect(r.algorithm).toBe('HS256')
+    expect(r.secret).toMatch(/^[0-9a-f]{64}$/)
+    expect(settings.values.get('jwt_hs256_secret')).toBe(r.secret)
+    expect(r.jwks()).toEqual([])
+    expect(r.snapshot()).toBeUndefined()
+    expect(keys.rows).toHaveLength(0)
+  })
+
+  it('with SECRET_KEY uses it and stores nothing', async () => {
+    const settings = memorySettings()
+    const r = await openKeyRing({
+      configured: undefined,
+      secretKey: 's'.repeat(40),
+      settings,
+      keys: memoryKeys(),
+      clock: frozenClock(),
+      accessTtlMs: TTL,
+    })
+    expect(r).toMatchObject({ algorithm: 'HS256', secret: 's'.repeat(40) })
+    expect(settings.values.size).toBe(0)
+  })
+
+  it('on a fresh install makes one ES256 key, and a second process reuses it', async () => {
+    const keys = memoryKeys()
+    const first = await ring({ keys })
+    const second = await ring({ keys })
+    expect(first.ring.algorithm).toBe('ES256')
+    expect(keys.rows).toHaveLength(1)
+    expect(first.ring.snapshot()?.current.kid).toBe(keys.rows[0]?.kid)
+    expect(second.ring.snapshot()?.current.kid).toBe(keys.rows[0]?.kid)
+    expect(first.ring.jwks()).toEqual([JSON.parse(keys.rows[0]?.public_jwk ?? '')])
+  })
+
+  it('after a rotation publishes both keys, then drops the old one once its tokens have expired', async () => {
+    const { ring: r, admin, clock } = await ring()
+    const old = r.snapshot()?.current.kid
+    const { current, retired } = await admin.rotate()
+    expect(retired).toMatchObject({ kid: old, state: 'retired' })
+    expect(current).toMatchObject({ state: 'current', retiredAt: null })
+    // Not yet noticed: still signing with the old key.
+    expect(r.snapshot()?.current.kid).toBe(old)
+    await r.reload()
+    expect(r.snapshot()?.current.kid).toBe(current.kid)
+    expect(r.jwks().map((k) => k.kid)).toEqual([current.kid, old])
+
+    clock.advance(TTL + RETIREMENT_SLACK_MS - 1)
+    expect(r.jwks().map((k) => k.kid)).toEqual([current.kid, old])
+    clock.advance(1)
+    expect(r.jwks().map((k) => k.kid)).toEqual([current.kid])
+    expect((await admin.list()).map((k) => [k.kid, k.state])).toEqual([
+      [current.kid, 'current'],
+      [old, 'expired'],
+    ])
+  })
+
+  it('keeps its snapshot (and version) when nothing changed, and changes it when something did', async () => {
+    const { ring: r, admin } = await ring()
+    const before = r.snapshot()
+    await r.reload()
+    expect(r.snapshot()).toBe(before)
+    await admin.rotate()
+    await r.reload()
+    expect(r.snapshot()?.version).toBe((before?.version ?? 0) + 1)
+  })
+
+  it('switching JWT_ALGORITHM retires the old key like a rotation', async () => {
+    const keys = memoryKeys()
+    const clock = frozenClock()
+    const es = await ring({ keys, clock })
+    const ed = await ring({ keys, clock, alg: 'EdDSA' })
+    expect(ed.ring.snapshot()?.current.alg).toBe('EdDSA')
+    expect(ed.ring.jwks().map((k) => k.alg)).toEqual(['EdDSA', 'ES256'])
+    expect(keys.rows.find((r) => r.alg === 'ES256')?.retired_at).toBe(clock.now())
+    expect(es.ring.snapshot()?.current.alg).toBe('ES256')
+  })
+
+  it('reloads at most once a second when tokens name unknown kids', async () => {
+    const { ring: r, keys } = await ring()
+    const before = keys.reads
+    for (let i = 0; i < 100; i++) r.reloadSoon()
+    await r.reload()
+    expect(keys.reads - before).toBe(1)
+  })
+
+  it('re-reads the keys on its own, every reloadMs', async () => {
+    const keys = memoryKeys()
+    const r = await openKeyRing({
+      configured: 'ES256',
+      secretKey: undefined,
+      settings: memorySettings(),
+      keys,
+      clock: frozenClock(),
+      accessTtlMs: TTL,
+      reloadMs: 20,
+    })
+    const before = keys.reads
+    r.start()
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    r.stop()
+    const after = keys.reads
+    expect(after - before).toBeGreaterThanOrEqual(3)
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    expect(keys.reads).toBe(after)
+  })
+
+  it('reports a failed reload and keeps the keys it has', async () => {
+    const keys = memoryKeys()
+    const errors: unknown[] = []
+    const r = await openKeyRing({
+      configured: 'ES256',
+      secretKey: undefined,
+      settings: memorySettings(),
+      keys,
+      clock: frozenClock(),
+      accessTtlMs: TTL,
+      onError: (err) => errors.push(err),
+    })
+    const before = r.snapshot()
+    keys.listKeys = () => Promise.reject(new Error('database is away'))
+    r.reloadSoon()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(errors).toHaveLength(1)
+    expect(r.snapshot()).toBe(before)
+  })
+})
+
+describe('key administration', () => {
+  it('refuses to rotate with HS256, explaining where the key is', async () => {
+    const admin = await openKeyAdmin({
+      configured: undefined,
+      secretKey: 'k'.repeat(32),
+      settings: memorySettings(),
+      keys: memoryKeys(),
+      clock: frozenClock(),
+      accessTtlMs: TTL,
+    })
+    expect(admin.algorithm).toBe('HS256')
+    await expect(admin.rotate()).rejects.toThrow(/HS256.*SECRET_KEY/)
+  })
+
+  it('lists keys newest first, without private material', async () => {
+    const { admin } = await ring({ alg: 'RS256' })
+    await admin.rotate()
+    const list = await admin.list()
+    expect(list.map((k) => k.state)).toEqual(['current', 'retired'])
+    expect(JSON.stringify(list)).not.toMatch(/PRIVATE|"d"/)
+  })
+})
