@@ -4,12 +4,13 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { createConnection, createServer, type Socket } from 'node:net'
+import { createConnection, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/app.js'
+import { freePort } from '../helpers/server-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const HOST = '127.0.0.1'
@@ -20,17 +21,6 @@ const STARTUP_MS = 60_000
 const STOP_MS = 5_000
 // What src/server.ts logs when it gives up on a graceful close (and exits 1).
 const FORCED_EXIT = /second signal|exiting now|error while closing/
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, HOST)
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no TCP address')
-  return address.port
-}
 
 /** True while any process of the group `pgid` is alive. */
 function groupAlive(pgid: number): boolean {

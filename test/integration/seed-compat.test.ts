@@ -2,7 +2,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as argon2 from '@node-rs/argon2'
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { login, requirePrerequisite, tempDir } from '../helpers/app.js'
+import { freePort } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
 const SEED_MAIN = fileURLToPath(new URL('../peers/seed/main.py', import.meta.url))
@@ -51,17 +51,6 @@ function joseDecode(token: string, secret: string) {
     env: { PATH: process.env.PATH, SEED_SECRET_KEY: secret },
     timeout: 30_000,
   })
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no TCP address')
-  return address.port
 }
 
 describe.skipIf(!available)('compatibility with the real seed app on a shared todosapp.db', () => {

@@ -73,6 +73,7 @@ describe('bodies', () => {
     ["admin'--", 'whatever'],
     ['"; DROP TABLE users; --', PASSWORD],
     ['<script>alert(1)</script>', PASSWORD],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text is the point (Log4Shell probe)
     ['${jndi:ldap://x}', PASSWORD],
     ['{"$ne": null}', PASSWORD],
   ])('treats injection-looking credentials %s as plain text', async (username, password) => {
