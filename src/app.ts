@@ -66,11 +66,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     routerOptions: { ignoreTrailingSlash: true },
     // Auth routes set 16 KiB; nothing here takes more than this.
     bodyLimit: 64 * 1024,
-    // A client gets 30 s to send a whole request (slow-body attacks); headers are capped at
-    // Node's 16 KiB and must arrive within its headersTimeout.
+    // A client gets 30 s to send a whole request (slow bodies); headers are capped at Node's
+    // 16 KiB (431) and must all arrive within 10 s (slowloris).
     requestTimeout: 30_000,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  app.server.headersTimeout = 10_000
 
   app.addHook('onClose', async () => {
     revocations.stop()
