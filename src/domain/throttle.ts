@@ -123,7 +123,12 @@ export function createThrottle(deps: {
           now,
         ),
       ].filter((w): w is number => w !== undefined)
-      if (waits.length > 0) throw new Throttled(Math.max(...waits))
+      if (waits.length > 0) {
+        // A refused attempt is no guess: take it back, or concurrent good logins would pile up
+        // counts that no success ever removes and lock the account for the rest of the window.
+        for (const key of keys) await store.undo(key)
+        throw new Throttled(Math.max(...waits))
+      }
       return { keys, trustedDevice: device !== undefined }
     },
 
@@ -135,13 +140,12 @@ export function createThrottle(deps: {
 
     async beginRegistration(ip) {
       if (!policy.enabled) return
-      const wait = await count(
-        `register-ip:${ip}`,
-        policy.registrations,
-        policy.registrationWindowMs,
-        clock.now(),
-      )
-      if (wait !== undefined) throw new Throttled(wait)
+      const key = `register-ip:${ip}`
+      const wait = await count(key, policy.registrations, policy.registrationWindowMs, clock.now())
+      if (wait !== undefined) {
+        await store.undo(key)
+        throw new Throttled(wait)
+      }
     },
 
     async refreshFailed(ip) {

@@ -271,3 +271,25 @@ describe('verification with key pairs', () => {
     expect(tokens.verify(42 as unknown as string)).toBeUndefined()
   })
 })
+
+describe('the verified-token cache', () => {
+  it('still honours exp and nbf for a token it has seen', () => {
+    const clock = frozenClock(Date.UTC(2026, 10, 28, 12, 0, 0))
+    const tokens = createTokenService({ secret: 'c'.repeat(40), expiresInMinutes: 30, clock })
+    const { accessToken } = tokens.issue({ id: 9, username: 'cached', sid: 's9' })
+    expect(tokens.verify(accessToken)?.id).toBe(9)
+    expect(tokens.verify(accessToken)?.id).toBe(9) // from the cache
+    clock.advance(30 * 60_000)
+    expect(tokens.verify(accessToken)).toBeUndefined()
+  })
+
+  it('never answers for a token that differs by one character', () => {
+    const tokens = createTokenService({ secret: 'c'.repeat(40), expiresInMinutes: 30, clock: frozenClock() })
+    const { accessToken } = tokens.issue({ id: 9, username: 'cached' })
+    expect(tokens.verify(accessToken)?.id).toBe(9)
+    // A character in the middle of the signature (the last one carries padding bits).
+    const i = accessToken.length - 10
+    const changed = accessToken[i] === 'A' ? 'B' : 'A'
+    expect(tokens.verify(accessToken.slice(0, i) + changed + accessToken.slice(i + 1))).toBeUndefined()
+  })
+})
