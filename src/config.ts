@@ -2,7 +2,12 @@
 import { type Static, type TSchema, Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './domain/keys.js'
-import { DatabaseUrlError, parseDatabaseUrl } from './storage/database-url.js'
+import {
+  DatabaseUrlError,
+  MAX_POOL_SIZE,
+  MAX_STATEMENT_TIMEOUT_MS,
+  parseDatabaseUrl,
+} from './storage/database-url.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -14,8 +19,11 @@ export const EnvSchema = Type.Object({
   PORT: Type.Optional(int(0, 65535)),
   HOST: Type.Optional(Type.String({ description: 'a host name or address' })),
   DATABASE_URL: Type.Optional(
-    Type.String({ description: 'sqlite:///relative.db, sqlite:////abs.db or a path' }),
+    Type.String({ description: 'sqlite:///relative.db, sqlite:////abs.db, a path, or postgres://host/db' }),
   ),
+  // PostgreSQL only; when set, they win over the URL's pool_size and statement_timeout.
+  DATABASE_POOL_SIZE: Type.Optional(int(1, MAX_POOL_SIZE)),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Optional(int(0, MAX_STATEMENT_TIMEOUT_MS)),
   SECRET_KEY: Type.Optional(Type.String()),
   JWT_ALGORITHM: Type.Optional(
     Type.Union(
@@ -69,6 +77,10 @@ export interface Config {
   readonly port: number
   readonly host: string
   readonly databaseUrl: string
+  /** PostgreSQL: connections per process (DATABASE_POOL_SIZE); undefined leaves it to the URL. */
+  readonly databasePoolSize: number | undefined
+  /** PostgreSQL: statement_timeout in ms, 0 for none (DATABASE_STATEMENT_TIMEOUT_MS). */
+  readonly databaseStatementTimeoutMs: number | undefined
   /** From SECRET_KEY; when absent the key is generated once and kept in the database. */
   readonly secretKey: string | undefined
   /**
@@ -172,6 +184,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     host,
     databaseUrl,
+    databasePoolSize: env2.DATABASE_POOL_SIZE,
+    databaseStatementTimeoutMs: env2.DATABASE_STATEMENT_TIMEOUT_MS,
     secretKey: env2.SECRET_KEY,
     jwtAlgorithm: env2.JWT_ALGORITHM,
     publicUrl,

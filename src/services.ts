@@ -54,6 +54,14 @@ export interface Services {
 
 const DAY_MS = 86_400_000
 
+/** The database DATABASE_URL names, with the pool settings from the environment. Not migrated. */
+export function openDatabase(config: Config): Db {
+  return createDatabase(config.databaseUrl, {
+    poolSize: config.databasePoolSize,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  })
+}
+
 /** The audit log on `db`, with retention from config; also used alone by `authgate audit`. */
 export function openAudit(
   db: Db,
@@ -83,7 +91,7 @@ export function openKeys(db: Db, config: Config, clock: Clock = systemClock): Pr
 
 export async function openServices(config: Config, deps: ServiceDeps = {}): Promise<Services> {
   const clock = deps.clock ?? systemClock
-  const db = createDatabase(config.databaseUrl)
+  const db = openDatabase(config)
   try {
     await migrateToLatest(db)
     const users = await createUserService({

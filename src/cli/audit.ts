@@ -4,15 +4,15 @@ import type { Config } from '../config.js'
 import type { AuditEntry } from '../domain/audit-chain.js'
 import type { AuditFilter, AuditService } from '../domain/audit-writer.js'
 import { canonicalUsername } from '../domain/usernames.js'
-import { openAudit } from '../services.js'
-import { createDatabase, type Db } from '../storage/database.js'
+import { openAudit, openDatabase } from '../services.js'
+import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
 import { findUserByCanonicalName, findUserByUsername } from '../storage/users.repository.js'
 
 // Only the database and the audit log: verifying (say, a copy taken for an investigation) should
 // not also claim usernames or generate keys the way opening every service does.
 async function withAudit<T>(config: Config, fn: (audit: AuditService, db: Db) => Promise<T>): Promise<T> {
-  const db = createDatabase(config.databaseUrl)
+  const db = openDatabase(config)
   try {
     await migrateToLatest(db)
     return await fn(openAudit(db, config), db)

@@ -4,8 +4,7 @@ import { Command } from 'commander'
 import { type Config, ConfigError, loadConfig, loadDotEnv } from '../config.js'
 import { DomainError, ValidationError } from '../domain/errors.js'
 import { serve } from '../server.js'
-import { openServices } from '../services.js'
-import { createDatabase } from '../storage/database.js'
+import { openDatabase, openServices } from '../services.js'
 import { migrateDown, migrateToLatest } from '../storage/migrate.js'
 import { registerAuditCommands } from './audit.js'
 import { registerKeyCommands } from './keys.js'
@@ -48,7 +47,7 @@ program
   .description('Apply pending database migrations (the server also does this at start).')
   .option('--down', 'undo the most recent migration instead')
   .action(async (options: { down?: boolean }) => {
-    const db = createDatabase(config().databaseUrl)
+    const db = openDatabase(config())
     try {
       const results = options.down ? await migrateDown(db) : await migrateToLatest(db)
       console.log(results.length > 0 ? results.join('\n') : 'Nothing to migrate.')

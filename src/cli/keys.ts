@@ -2,13 +2,13 @@
 import type { Command } from 'commander'
 import type { Config } from '../config.js'
 import type { KeyAdmin, KeyInfo } from '../domain/keys.js'
-import { openAudit, openKeys } from '../services.js'
-import { createDatabase, type Db } from '../storage/database.js'
+import { openAudit, openDatabase, openKeys } from '../services.js'
+import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
 
 // Only the database and the keys: rotating must not also claim usernames or start anything.
 async function withKeys<T>(config: Config, fn: (keys: KeyAdmin, db: Db) => Promise<T>): Promise<T> {
-  const db = createDatabase(config.databaseUrl)
+  const db = openDatabase(config)
   try {
     await migrateToLatest(db)
     return await fn(await openKeys(db, config), db)

@@ -91,9 +91,15 @@ function namesASecret(key: string): boolean {
   return words.some((w) => SECRET_WORDS.has(w)) && !(last !== undefined && ID_WORDS.has(last))
 }
 
+// U+0000, which PostgreSQL text cannot hold, and lone surrogates (an astral character cut in two),
+// which come back from either database as U+FFFD: made U+FFFD before hashing, so what is stored
+// is exactly what was hashed, on SQLite and PostgreSQL alike.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
 function clamp(value: string | null | undefined, max: number): string | null {
   if (value === undefined || value === null) return null
-  return value.length <= max ? value : `${value.slice(0, max)}…`
+  const text = value.length <= max ? value : `${value.slice(0, max)}…`
+  return text.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD')
 }
 
 /** The detail object as canonical JSON: keys sorted, secret-looking strings withheld, strings bounded. */

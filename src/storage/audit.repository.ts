@@ -4,7 +4,7 @@ import { type Kysely, sql } from 'kysely'
 import type { AuditEntry, AuditFacts, ChainAnchor } from '../domain/audit-chain.js'
 import { GENESIS_ANCHOR } from '../domain/audit-chain.js'
 import type { AuditFilter, AuditSnapshot, AuditStore } from '../domain/audit-writer.js'
-import { type Database, type Db, isUniqueViolation } from './database.js'
+import { type Database, type Db, dialectOf, isUniqueViolation, LOCKS, lockTransaction } from './database.js'
 import type { AuditLogRow } from './tables.js'
 
 type Linked = AuditFacts & { prevHash: string; hash: string }
@@ -17,10 +17,13 @@ const PAGE = 1000
 /**
  * Serialises appenders across processes for the rest of the transaction. SQLite: nothing to do,
  * our transactions BEGIN IMMEDIATE (storage/database.ts), which already holds the database's
- * write lock. PostgreSQL: `select pg_advisory_xact_lock(<constant>)` here (an empty table has no
- * row to lock FOR UPDATE). The unique prev_hash is the backstop either way.
+ * write lock. PostgreSQL: pg_advisory_xact_lock (an empty table has no row to lock FOR UPDATE);
+ * taken first, so the head read after it (READ COMMITTED) sees every append committed before.
+ * The unique prev_hash is the backstop either way.
  */
-async function lockChain(_trx: Executor): Promise<void> {}
+async function lockChain(trx: Executor): Promise<void> {
+  await lockTransaction(trx, LOCKS.auditChain)
+}
 
 async function readAnchor(db: Executor): Promise<ChainAnchor> {
   const row = await db
@@ -155,8 +158,10 @@ async function* iterateAuditEntries(db: Executor, filter: AuditFilter = {}): Asy
  * ISOLATION LEVEL REPEATABLE READ, READ ONLY.
  */
 export async function readAuditSnapshot<T>(db: Db, fn: (snapshot: AuditSnapshot) => Promise<T>): Promise<T> {
+  const begin =
+    dialectOf(db) === 'postgres' ? sql`begin isolation level repeatable read, read only` : sql`begin`
   return db.connection().execute(async (conn) => {
-    await sql`begin`.execute(conn)
+    await begin.execute(conn)
     try {
       return await fn({
         anchor: () => readAnchor(conn),

@@ -1,15 +1,44 @@
-// Reads DATABASE_URL: SQLAlchemy-style SQLite URLs (the seed's `sqlite:///./todosapp.db`) or a plain path.
+// Reads DATABASE_URL: SQLAlchemy-style SQLite URLs (the seed's `sqlite:///./todosapp.db`), a plain
+// path, or a PostgreSQL URL (`postgres://` / `postgresql://`) with the few parameters AuthGate reads.
 import { isAbsolute, resolve } from 'node:path'
 
-export type DatabaseLocation = { dialect: 'sqlite'; path: string }
+/** TLS to PostgreSQL, as libpq's sslmode names it (`allow` and `prefer` are refused: pg cannot fall back). */
+export type SslMode = 'disable' | 'require' | 'verify-ca' | 'verify-full'
+
+export interface PostgresTls {
+  mode: SslMode
+  /** Paths from sslrootcert, sslcert and sslkey; read when the pool is made. */
+  rootCert?: string
+  cert?: string
+  key?: string
+}
+
+export interface PostgresLocation {
+  dialect: 'postgres'
+  /** The URL without the parameters below, which AuthGate applies itself; the rest goes to pg. */
+  connectionString: string
+  tls: PostgresTls
+  /** `pool_size`: connections per process. */
+  poolSize?: number
+  /** `statement_timeout`: milliseconds, 0 for none. */
+  statementTimeoutMs?: number
+  /** `connect_timeout`: seconds, as libpq; kept here in milliseconds. */
+  connectTimeoutMs?: number
+}
+
+export type DatabaseLocation = { dialect: 'sqlite'; path: string } | PostgresLocation
 
 export class DatabaseUrlError extends Error {
   override name = 'DatabaseUrlError'
 }
 
+export const MAX_POOL_SIZE = 1000
+export const MAX_STATEMENT_TIMEOUT_MS = 86_400_000
+
 /**
  * `sqlite:///relative/path.db` -> relative to the working directory (three slashes, as SQLAlchemy);
  * `sqlite:////absolute/path.db` -> absolute (four slashes); `sqlite:///:memory:` -> in memory;
+ * `postgres://user:pass@host:5432/db?sslmode=verify-full&pool_size=20&statement_timeout=5000`;
  * anything without a scheme is a file path.
  */
 export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseLocation {
@@ -30,8 +59,72 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseLoca
     const path = rest.slice(3).split('?')[0] ?? ''
     return { dialect: 'sqlite', path: isAbsolute(path) ? path : resolve(cwd, path) }
   }
-  if (scheme === 'postgres' || scheme === 'postgresql') {
-    throw new DatabaseUrlError('PostgreSQL is not supported yet; use a SQLite URL or path')
+  if (scheme === 'postgres' || scheme === 'postgresql') return parsePostgresUrl(trimmed)
+  throw new DatabaseUrlError(
+    `unsupported scheme "${scheme}:"; use sqlite:///path.db, a file path, or postgres://host/db`,
+  )
+}
+
+const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const
+
+// Never echo the URL itself in an error: it may hold a password.
+function parsePostgresUrl(text: string): PostgresLocation {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new DatabaseUrlError('expected postgres://user:password@host:port/database')
   }
-  throw new DatabaseUrlError(`unsupported scheme "${scheme}:"; use sqlite:///path.db or a file path`)
+  const params = url.searchParams
+  const take = (name: string): string | undefined => {
+    const values = params.getAll(name)
+    params.delete(name)
+    if (values.length > 1) throw new DatabaseUrlError(`${name} is given more than once`)
+    return values[0]
+  }
+  const integer = (name: string, value: string | undefined, min: number, max: number) => {
+    if (value === undefined) return undefined
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new DatabaseUrlError(`${name}: expected an integer from ${min} to ${max}`)
+    }
+    return Number(value)
+  }
+
+  if (params.has('ssl'))
+    throw new DatabaseUrlError('use sslmode=disable|require|verify-ca|verify-full, not ssl=')
+  const sslmode = take('sslmode') ?? 'disable'
+  if (sslmode === 'allow' || sslmode === 'prefer') {
+    throw new DatabaseUrlError(
+      `sslmode=${sslmode} is not supported (the driver cannot fall back to plain text); use disable or require`,
+    )
+  }
+  if (!(SSL_MODES as readonly string[]).includes(sslmode)) {
+    throw new DatabaseUrlError(`sslmode: expected one of ${SSL_MODES.join(', ')}`)
+  }
+  const tls: PostgresTls = { mode: sslmode as SslMode }
+  const rootCert = take('sslrootcert')
+  const cert = take('sslcert')
+  const key = take('sslkey')
+  // libpq's sslrootcert=system: the platform's CAs, which is Node's default anyway.
+  if (rootCert !== undefined && rootCert !== 'system') tls.rootCert = rootCert
+  if (cert !== undefined) tls.cert = cert
+  if (key !== undefined) tls.key = key
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new DatabaseUrlError('sslcert and sslkey go together')
+  }
+
+  const location: PostgresLocation = { dialect: 'postgres', connectionString: '', tls }
+  const poolSize = integer('pool_size', take('pool_size'), 1, MAX_POOL_SIZE)
+  const statementTimeoutMs = integer(
+    'statement_timeout',
+    take('statement_timeout'),
+    0,
+    MAX_STATEMENT_TIMEOUT_MS,
+  )
+  const connectTimeout = integer('connect_timeout', take('connect_timeout'), 0, 3600)
+  if (poolSize !== undefined) location.poolSize = poolSize
+  if (statementTimeoutMs !== undefined) location.statementTimeoutMs = statementTimeoutMs
+  if (connectTimeout !== undefined) location.connectTimeoutMs = connectTimeout * 1000
+  location.connectionString = url.href
+  return location
 }

@@ -1,6 +1,9 @@
-// createDatabase(url) -> Kysely over better-sqlite3, with the pragmas a server needs.
-import { mkdirSync } from 'node:fs'
+// createDatabase(url) -> Kysely over better-sqlite3 (with the pragmas a server needs) or over a pg
+// pool (PostgreSQL), and the few helpers where the two dialects differ.
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
+import type { ConnectionOptions } from 'node:tls'
 import SQLite from 'better-sqlite3'
 import {
   CompiledQuery,
@@ -8,20 +11,34 @@ import {
   type DialectAdapter,
   type Driver,
   Kysely,
+  PostgresAdapter,
+  PostgresDialect,
   SqliteAdapter,
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
   sql,
 } from 'kysely'
-import { parseDatabaseUrl } from './database-url.js'
+import type * as Pg from 'pg'
+import { type PostgresLocation, parseDatabaseUrl } from './database-url.js'
 import type { Database } from './tables.js'
 
 export type { Database } from './tables.js'
 export type Db = Kysely<Database>
+export type Dialect = 'sqlite' | 'postgres'
 
-export function createDatabase(url: string): Db {
+/** Settings from the environment (DATABASE_POOL_SIZE...) that win over the URL's parameters. */
+export interface DatabaseOptions {
+  poolSize?: number | undefined
+  statementTimeoutMs?: number | undefined
+}
+
+export const DEFAULT_POOL_SIZE = 10
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+
+export function createDatabase(url: string, options: DatabaseOptions = {}): Db {
   const location = parseDatabaseUrl(url)
+  if (location.dialect === 'postgres') return createPostgresDatabase(location, options)
   if (location.path !== ':memory:') mkdirSync(dirname(location.path), { recursive: true })
   const sqlite = new SQLite(location.path)
   // WAL lets readers (and the seed app, if it still runs on the file) work beside one writer;
@@ -32,6 +49,61 @@ export function createDatabase(url: string): Db {
   // NORMAL is durable across process crashes in WAL mode, and avoids an fsync per commit.
   sqlite.pragma('synchronous = NORMAL')
   return new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) })
+}
+
+// pg is loaded only when a PostgreSQL URL is used: a SQLite server never pays for it.
+const requireCjs = createRequire(import.meta.url)
+
+const INT8_OID = 20
+
+function parseInt8(text: string): number {
+  const value = Number(text)
+  // Epoch milliseconds, ids and counts: far below 2^53. Anything beyond would lose digits silently.
+  if (!Number.isSafeInteger(value)) throw new RangeError(`bigint ${text} does not fit a JS number`)
+  return value
+}
+
+function createPostgresDatabase(location: PostgresLocation, options: DatabaseOptions): Db {
+  const pg = requireCjs('pg') as typeof Pg
+  // bigint (int8) columns hold epoch milliseconds, and count(*) is int8: as JS numbers, like
+  // better-sqlite3 gives them. Scoped to this pool; pg's global parsers stay as they are.
+  const types = {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      oid === INT8_OID && format !== 'binary'
+        ? parseInt8
+        : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+  }
+  const statementTimeoutMs = options.statementTimeoutMs ?? location.statementTimeoutMs ?? 0
+  const pool = new pg.Pool({
+    connectionString: location.connectionString,
+    ssl: tlsOptions(location),
+    max: options.poolSize ?? location.poolSize ?? DEFAULT_POOL_SIZE,
+    connectionTimeoutMillis: location.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+    fallback_application_name: 'authgate',
+    types,
+  })
+  // An idle connection that dies (a server restart, a failover) emits 'error' on the pool, and an
+  // unhandled 'error' event would end the process. The pool drops that client; the next query
+  // opens a new one, and a query that fails is reported by whoever ran it.
+  pool.on('error', () => {})
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+}
+
+/** libpq's sslmode: require encrypts without checking the certificate (unless a root cert is given). */
+function tlsOptions(location: PostgresLocation): false | ConnectionOptions {
+  const { mode, rootCert, cert, key } = location.tls
+  if (mode === 'disable') return false
+  const files: ConnectionOptions = {
+    ...(rootCert ? { ca: readFileSync(rootCert, 'utf8') } : {}),
+    ...(cert ? { cert: readFileSync(cert, 'utf8') } : {}),
+    ...(key ? { key: readFileSync(key, 'utf8') } : {}),
+  }
+  if (mode === 'verify-full') return files
+  if (mode === 'verify-ca' || (mode === 'require' && rootCert)) {
+    return { ...files, checkServerIdentity: () => undefined }
+  }
+  return { ...files, rejectUnauthorized: false }
 }
 
 /**
@@ -76,6 +148,37 @@ export async function pingDatabase(db: Db): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+/** Which SQL dialect a database (or a transaction, or a migration's Kysely) speaks. */
+export function dialectOf(db: { getExecutor(): { readonly adapter: DialectAdapter } }): Dialect {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite'
+}
+
+/** Advisory lock keys: (AuthGate's namespace, what is locked). */
+const LOCK_NAMESPACE = 0x41757468 // "Auth"
+export const LOCKS = { auditChain: 1, signingKeys: 2 } as const
+
+/**
+ * Serialises the rest of the transaction against every other holder of `lock`, in any process.
+ * PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback. SQLite: nothing
+ * to do, our transactions BEGIN IMMEDIATE and so already hold the database's write lock.
+ */
+export async function lockTransaction(trx: Db, lock: (typeof LOCKS)[keyof typeof LOCKS]): Promise<void> {
+  if (dialectOf(trx) !== 'postgres') return
+  await sql`select pg_advisory_xact_lock(${sql.lit(LOCK_NAMESPACE)}, ${sql.lit(lock)})`.execute(trx)
+}
+
+/**
+ * Whether `text` can equal a stored value. PostgreSQL text cannot hold U+0000 (the server refuses
+ * such a parameter outright), so on PostgreSQL a lookup by a value containing it finds nothing:
+ * answered here instead of as a 500. SQLite stores it (a row the seed app wrote may have one).
+ */
+export function canBeStored(
+  db: { getExecutor(): { readonly adapter: DialectAdapter } },
+  text: string,
+): boolean {
+  return !text.includes('\u0000') || dialectOf(db) !== 'postgres'
 }
 
 /** A unique or primary-key constraint violation, from either driver. */

@@ -1,5 +1,5 @@
 // SQL for authgate_signing_keys: the server's asymmetric key pairs, the current one and the retired.
-import type { Db } from './database.js'
+import { type Db, LOCKS, lockTransaction } from './database.js'
 import type { SigningKeyRow } from './tables.js'
 
 /** Every key, oldest first. The table grows by one row per rotation, so reading it whole is cheap. */
@@ -13,7 +13,9 @@ export async function findCurrentSigningKey(db: Db): Promise<SigningKeyRow | und
 }
 
 /**
- * In one transaction (BEGIN IMMEDIATE on SQLite, so concurrent callers queue): unless the current
+ * In one transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL, so concurrent
+ * callers queue: without it two would both find no current key, and the second insert would fail
+ * on the one-current index instead of keeping the first key): unless the current
  * key has the algorithm `keepIfAlg`, retires it at `now` and makes `key` current. Returns the key
  * that is current afterwards and the kid it replaced, if any. Two servers starting together on a
  * fresh file both call this with keepIfAlg set: the first inserts, the second finds and keeps it.
@@ -25,6 +27,7 @@ export async function makeSigningKeyCurrent(
   keepIfAlg?: string,
 ): Promise<{ current: SigningKeyRow; retired: string | undefined }> {
   return db.transaction().execute(async (trx) => {
+    await lockTransaction(trx, LOCKS.signingKeys)
     const current = await trx
       .selectFrom('authgate_signing_keys')
       .selectAll()

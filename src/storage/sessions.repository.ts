@@ -1,5 +1,5 @@
 // SQL for sessions, refresh tokens and the revocation feed.
-import type { Db } from './database.js'
+import { canBeStored, type Db } from './database.js'
 import type { RefreshTokenRow, RevocationRow, SessionRow } from './tables.js'
 
 export async function insertSessionWithToken(
@@ -14,6 +14,7 @@ export async function insertSessionWithToken(
 }
 
 export async function findSession(db: Db, id: string): Promise<SessionRow | undefined> {
+  if (!canBeStored(db, id)) return undefined
   return db.selectFrom('authgate_sessions').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
@@ -96,14 +97,16 @@ export async function revokeSessions(
   feedExpiresAt: number,
   ids?: string[],
 ): Promise<string[]> {
-  if (ids?.length === 0) return []
+  // Ids come from request paths: one PostgreSQL cannot hold is no session there.
+  const wanted = ids?.filter((id) => canBeStored(db, id))
+  if (wanted?.length === 0) return []
   return db.transaction().execute(async (trx) => {
     let query = trx
       .selectFrom('authgate_sessions')
       .select('id')
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
-    if (ids) query = query.where('id', 'in', ids)
+    if (wanted) query = query.where('id', 'in', wanted)
     const live = (await query.execute()).map((r) => r.id)
     if (live.length === 0) return []
     await trx

@@ -7,8 +7,21 @@ export interface WindowCount {
   windowStart: number
 }
 
+/**
+ * Keys carry what clients typed (`login-account:raw:<name>`), and PostgreSQL text cannot hold
+ * U+0000: it becomes U+FFFD, on both databases alike. Two such names then share a counter, which
+ * only ever counts more; a valid account's key (its canonical name) never holds either.
+ */
+const storedKey = (key: string) => key.replaceAll('\u0000', '\uFFFD')
+
 /** Adds one to `key` in the window that started at most `windowMs` ago (or starts a new one). */
-export async function hitCounter(db: Db, key: string, now: number, windowMs: number): Promise<WindowCount> {
+export async function hitCounter(
+  db: Db,
+  rawKey: string,
+  now: number,
+  windowMs: number,
+): Promise<WindowCount> {
+  const key = storedKey(rawKey)
   const stale = now - windowMs
   const row = await db
     .insertInto('authgate_throttle')
@@ -29,7 +42,7 @@ export async function undoHit(db: Db, key: string): Promise<void> {
   await db
     .updateTable('authgate_throttle')
     .set({ count: sql`count - 1` })
-    .where('key', '=', key)
+    .where('key', '=', storedKey(key))
     .where('count', '>', 0)
     .execute()
 }

@@ -1,13 +1,15 @@
 // SQL for the users table. Functions take the database (or a transaction) first and return rows.
 import type { Db } from './database.js'
-import { isUniqueViolation } from './database.js'
+import { canBeStored, isUniqueViolation } from './database.js'
 import type { UserRow } from './tables.js'
 
 export async function findUserByUsername(db: Db, username: string): Promise<UserRow | undefined> {
+  if (!canBeStored(db, username)) return undefined
   return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst()
 }
 
 export async function findUserByCanonicalName(db: Db, canonical: string): Promise<UserRow | undefined> {
+  if (!canBeStored(db, canonical)) return undefined
   return db.selectFrom('users').selectAll().where('username_canonical', '=', canonical).executeTakeFirst()
 }
 

@@ -1,26 +1,26 @@
-// buildTestApp(): a fresh SQLite file, migrated, the app built on it, closed after the test file.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+// buildTestApp(): a fresh database (a SQLite file, or a PostgreSQL database in the PostgreSQL run),
+// migrated, the app built on it, closed after the test file.
 import type { FastifyInstance } from 'fastify'
 import { type AppDeps, buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
+import { freshDatabase, type TestDatabase } from './database.js'
+
+export type { TestDatabase } from './database.js'
+export { freshDatabase, inspect, onPostgres, sqliteOnly, TEST_DIALECT, tempDir } from './database.js'
+export { requirePrerequisite } from './prerequisite.js'
 
 /** Real argon2id with tiny parameters, for tests that are not about hashing. */
 export const fastHasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 })
 
 export const PASSWORD = 'correct horse battery staple'
 
-export function tempDir(prefix = 'authgate-test-'): { path: string; cleanup: () => void } {
-  const path = mkdtempSync(join(tmpdir(), prefix))
-  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) }
-}
-
 export interface TestApp {
   app: FastifyInstance
   config: Config
-  dbPath: string
+  /** The app's DATABASE_URL: give it to inspect(), a second app or the CLI. */
+  dbUrl: string
+  db: TestDatabase
   close(): Promise<void>
 }
 
@@ -30,17 +30,23 @@ export interface TestApp {
  * from one address, which is what throttling exists to stop.
  */
 export async function buildTestApp(env: Record<string, string> = {}, deps: AppDeps = {}): Promise<TestApp> {
-  const dir = tempDir()
-  const dbPath = join(dir.path, 'authgate.db')
-  const config = loadConfig({ DATABASE_URL: `sqlite:///${dbPath}`, RATE_LIMIT: 'off', ...env })
-  const app = await buildApp(config, { hasher: fastHasher, ...deps })
+  const db = await freshDatabase()
+  const config = loadConfig({ DATABASE_URL: db.url, RATE_LIMIT: 'off', ...env })
+  let app: FastifyInstance
+  try {
+    app = await buildApp(config, { hasher: fastHasher, ...deps })
+  } catch (err) {
+    await db.drop()
+    throw err
+  }
   return {
     app,
     config,
-    dbPath,
+    dbUrl: db.url,
+    db,
     async close() {
       await app.close()
-      dir.cleanup()
+      await db.drop()
     },
   }
 }
@@ -64,12 +70,4 @@ export async function tokenFor(app: FastifyInstance, username: string, password 
   const res = await login(app, username, password)
   if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
   return res.json().access_token
-}
-
-/** Whether a prerequisite is present; when not, skip loudly, or fail under CI=true. */
-export function requirePrerequisite(ok: boolean, what: string): boolean {
-  if (ok) return true
-  if (process.env.CI === 'true') throw new Error(`CI=true but ${what} is missing`)
-  console.warn(`\n*** SKIPPED: ${what} is missing; install it (see .ci/run) to run these tests ***\n`)
-  return false
 }

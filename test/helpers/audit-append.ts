@@ -1,5 +1,5 @@
 // A second (third...) audit writer in its own process, for tests that several processes appending
-// to one database file keep one unbroken chain. Usage: audit-append.ts <db path> <count> <tag>
+// to one database keep one unbroken chain. Usage: audit-append.ts <DATABASE_URL> <count> <tag>
 // It prints "ready" once loaded and starts writing when a line arrives on stdin, so that several
 // writers begin together however long each took to start.
 import { once } from 'node:events'
@@ -9,8 +9,8 @@ import { systemClock } from '../../src/lib/clock.js'
 import { createAuditStore } from '../../src/storage/audit.repository.js'
 import { createDatabase } from '../../src/storage/database.js'
 
-const [dbPath, count, tag] = process.argv.slice(2)
-const db = createDatabase(`sqlite:///${dbPath}`)
+const [dbUrl, count, tag] = process.argv.slice(2)
+const db = createDatabase(dbUrl ?? '')
 let failures = 0
 // One event per transaction: as many chances as possible for the writers to interleave.
 const audit = createAuditService({

@@ -1,8 +1,8 @@
-// `authgate audit verify | export | prune` as an operator runs them, on real SQLite files, and a
-// check that the events the CLI and HTTP flows record never hold a secret.
-import { join } from 'node:path'
-import Database from 'better-sqlite3'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+// `authgate audit verify | export | prune` as an operator runs them, on real databases (SQLite
+// files; PostgreSQL in the second run), and a check that the events the CLI and HTTP flows record
+// never hold a secret.
+import { sql } from 'kysely'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import type { AuditEvent } from '../../src/domain/audit.js'
@@ -11,21 +11,19 @@ import { frozenClock } from '../../src/lib/clock.js'
 import { createAuditStore } from '../../src/storage/audit.repository.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
-import { fastHasher, login, register, tempDir } from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect, login, register } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
 
-const dir = tempDir('authgate-audit-cli-')
-afterAll(() => dir.cleanup())
 const DAY = 86_400_000
 const NOV = (day: number) => Date.UTC(2026, 10, day, 12)
 
-/** A migrated file holding `events`, each recorded at its time; returns the CLI's environment. */
+/** A migrated database holding `events`, each recorded at its time; returns the CLI's environment. */
 async function logWith(
   name: string,
   events: [number, AuditEvent][],
-): Promise<{ path: string; env: Record<string, string> }> {
-  const path = join(dir.path, `${name}.db`)
-  const db = createDatabase(`sqlite:///${path}`)
+): Promise<{ url: string; env: Record<string, string> }> {
+  const { url } = await freshDatabase(`${name}.db`)
+  const db = createDatabase(url)
   await migrateToLatest(db)
   const clock = frozenClock()
   const audit = createAuditService({ store: createAuditStore(db), clock, retentionDays: 0 })
@@ -35,16 +33,12 @@ async function logWith(
   }
   await audit.flush()
   await db.destroy()
-  return { path, env: { DATABASE_URL: `sqlite:///${path}` } }
+  return { url, env: { DATABASE_URL: url } }
 }
 
-function exec(path: string, statement: string, ...params: unknown[]): void {
-  const raw = new Database(path)
-  try {
-    raw.prepare(statement).run(...params)
-  } finally {
-    raw.close()
-  }
+/** A statement run behind the app's back, as an attacker (or a careless operator) with SQL access would. */
+async function exec(url: string, statement: string): Promise<void> {
+  await sql.raw(statement).execute(inspect(url))
 }
 
 const lines = (stdout: string) =>
@@ -55,7 +49,7 @@ const lines = (stdout: string) =>
     .map((l) => JSON.parse(l))
 
 describe('authgate audit verify', () => {
-  let log: { path: string; env: Record<string, string> }
+  let log: { url: string; env: Record<string, string> }
   beforeAll(async () => {
     log = await logWith(
       'verify',
@@ -73,17 +67,17 @@ describe('authgate audit verify', () => {
   })
 
   it('names the seq of an entry edited in the database, and exits 1', async () => {
-    exec(log.path, "update authgate_audit_log set username = 'mallory' where seq = 3")
+    await exec(log.url, "update authgate_audit_log set username = 'mallory' where seq = 3")
     const run = await runCli(['audit', 'verify'], log.env)
     expect(run.code).toBe(1)
     expect(run.stderr).toMatch(/BROKEN at seq 3: .*edited/)
     expect(run.stderr).toMatch(/2 entries before it check out/)
-    exec(log.path, "update authgate_audit_log set username = 'u3' where seq = 3")
+    await exec(log.url, "update authgate_audit_log set username = 'u3' where seq = 3")
     expect(await runCli(['audit', 'verify'], log.env)).toMatchObject({ code: 0 })
   })
 
   it('names the gap a deleted entry leaves, and exits 1', async () => {
-    exec(log.path, 'delete from authgate_audit_log where seq = 4')
+    await exec(log.url, 'delete from authgate_audit_log where seq = 4')
     const run = await runCli(['audit', 'verify'], log.env)
     expect(run.code).toBe(1)
     expect(run.stderr).toMatch(/BROKEN at seq 5: .*seq 4 is missing/)
@@ -99,7 +93,7 @@ describe('authgate audit verify', () => {
 })
 
 describe('authgate audit export', () => {
-  let log: { path: string; env: Record<string, string> }
+  let log: { url: string; env: Record<string, string> }
   beforeAll(async () => {
     log = await logWith('export', [
       [NOV(1), { type: 'login.failed', outcome: 'failure', username: 'alice', ip: '192.0.2.9' }],
@@ -118,8 +112,8 @@ describe('authgate audit export', () => {
       [NOV(4), { type: 'account.deleted', outcome: 'success', userId: 2, username: 'carol' }],
     ])
     // Alice exists (id 1); carol was deleted, and her entries outlive her.
-    exec(
-      log.path,
+    await exec(
+      log.url,
       "insert into users (id, username, password, username_canonical, created_at) values (1, 'Alice', null, 'alice', '2026-11-02T12:00:00Z')",
     )
   })
@@ -194,8 +188,8 @@ describe('authgate audit prune', () => {
 
 describe('audit entries never hold a secret', () => {
   it('after the CLI and HTTP flows, no password, token or hash appears in any entry', async () => {
-    const path = join(dir.path, 'secrets.db')
-    const env = { DATABASE_URL: `sqlite:///${path}` }
+    const { url } = await freshDatabase('secrets.db')
+    const env = { DATABASE_URL: url }
     const secrets = {
       created: 'cli created passphrase 1',
       reset: 'cli reset passphrase 2',
@@ -227,25 +221,18 @@ describe('audit entries never hold a secret', () => {
     }
     // Closing flushes what the requests recorded.
     await app.close()
-    const read = <T>(query: string) => {
-      const raw = new Database(path, { readonly: true })
-      try {
-        return raw.prepare(query).all() as T[]
-      } finally {
-        raw.close()
-      }
-    }
+    const read = async <T>(query: string) => (await sql.raw<T>(query).execute(inspect(url))).rows
     // Everything secret at rest, read before the CLI deletes carol and rotates the key.
     const atRest = [
-      ...read<{ password: string }>('select password from users').map((u) => u.password),
-      ...read<{ private_key: string }>('select private_key from authgate_signing_keys').map(
+      ...(await read<{ password: string }>('select password from users')).map((u) => u.password),
+      ...(await read<{ private_key: string }>('select private_key from authgate_signing_keys')).map(
         (k) => k.private_key.split('\n')[1],
       ),
     ]
     expect(await runCli(['user', 'delete', 'carol'], env)).toMatchObject({ code: 0 })
     expect(await runCli(['keys', 'rotate'], env)).toMatchObject({ code: 0 })
 
-    const entries = read<Record<string, unknown>>('select * from authgate_audit_log order by seq')
+    const entries = await read<Record<string, unknown>>('select * from authgate_audit_log order by seq')
     // The HTTP flows record (login.succeeded, login.failed...), so this is not vacuous.
     expect(entries.length).toBeGreaterThan(0)
     const rotated = entries.filter((e) => e.type === 'key.rotated')

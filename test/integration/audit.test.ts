@@ -1,12 +1,11 @@
-// The audit log's real writer on real SQLite files: batching and flush, failures that never reach
-// the caller, several processes appending to one chain, retention that keeps verify green, export.
+// The audit log's real writer on real databases (SQLite files; PostgreSQL in the second run):
+// batching and flush, failures that never reach the caller, several processes appending to one
+// chain, retention that keeps verify green, export.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import Database from 'better-sqlite3'
 import { sql } from 'kysely'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { AuditEvent } from '../../src/domain/audit.js'
 import type { AuditFacts } from '../../src/domain/audit-chain.js'
 import { createAuditService } from '../../src/domain/audit-writer.js'
@@ -14,18 +13,16 @@ import { type Clock, frozenClock } from '../../src/lib/clock.js'
 import { createAuditStore } from '../../src/storage/audit.repository.js'
 import { createDatabase, type Db } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
-import { tempDir } from '../helpers/app.js'
+import { freshDatabase, inspect } from '../helpers/app.js'
 
-const dir = tempDir('authgate-audit-')
-afterAll(() => dir.cleanup())
 const DAY = 86_400_000
-let files = 0
 
-async function freshDb(): Promise<{ db: Db; path: string }> {
-  const path = join(dir.path, `audit-${++files}.db`)
-  const db = createDatabase(`sqlite:///${path}`)
+/** A migrated database (dropped when the file ends), and the writer's own connection to it. */
+async function freshDb(): Promise<{ db: Db; url: string }> {
+  const { url } = await freshDatabase('audit.db')
+  const db = createDatabase(url)
   await migrateToLatest(db)
-  return { db, path }
+  return { db, url }
 }
 
 function service(db: Db, opts: { clock?: Clock; retentionDays?: number } = {}) {
@@ -39,13 +36,9 @@ function service(db: Db, opts: { clock?: Clock; retentionDays?: number } = {}) {
   return { audit, errors }
 }
 
-function rows(path: string): Record<string, unknown>[] {
-  const raw = new Database(path, { readonly: true })
-  try {
-    return raw.prepare('select * from authgate_audit_log order by seq').all() as Record<string, unknown>[]
-  } finally {
-    raw.close()
-  }
+/** The stored rows, read through a connection of the test's own. */
+function rows(url: string): Promise<Record<string, unknown>[]> {
+  return inspect(url).selectFrom('authgate_audit_log').selectAll().orderBy('seq').execute()
 }
 
 const event = (i: number, over: Partial<AuditEvent> = {}): AuditEvent => ({
@@ -61,13 +54,13 @@ const event = (i: number, over: Partial<AuditEvent> = {}): AuditEvent => ({
 
 describe('the audit writer', () => {
   it('queues without waiting, writes in order on flush, and the chain verifies', async () => {
-    const { db, path } = await freshDb()
+    const { db, url } = await freshDb()
     const { audit, errors } = service(db)
     // More than one batch (500) and more than one read page (1000).
     for (let i = 1; i <= 1234; i++) audit.record(event(i))
-    expect(rows(path)).toHaveLength(0)
+    expect(await rows(url)).toHaveLength(0)
     await audit.flush()
-    const stored = rows(path)
+    const stored = await rows(url)
     expect(stored).toHaveLength(1234)
     expect(stored.map((r) => r.user_id)).toEqual(Array.from({ length: 1234 }, (_, i) => i + 1))
     expect(stored[0]).toEqual({
@@ -93,13 +86,13 @@ describe('the audit writer', () => {
     await db.destroy()
   })
 
-  it('continues the chain across writers opened one after another on the same file', async () => {
-    const { db, path } = await freshDb()
+  it('continues the chain across writers opened one after another on the same database', async () => {
+    const { db, url } = await freshDb()
     const first = service(db)
     first.audit.record(event(1))
     await first.audit.flush()
     await db.destroy()
-    const again = createDatabase(`sqlite:///${path}`)
+    const again = createDatabase(url)
     const second = service(again)
     second.audit.record(event(2))
     await second.audit.flush()
@@ -114,7 +107,8 @@ describe('the audit writer', () => {
     expect(() => audit.record(event(1, { type: 'login.failed', outcome: 'failure' }))).not.toThrow()
     await expect(audit.flush()).resolves.toBeUndefined()
     expect(errors).toHaveLength(1)
-    expect(String(errors[0]?.err)).toMatch(/no such table/)
+    // SQLite: no such table; PostgreSQL: relation ... does not exist.
+    expect(String(errors[0]?.err)).toMatch(/no such table|does not exist/)
     expect(errors[0]?.lost).toMatchObject([{ type: 'login.failed', username: 'user1', userId: 1 }])
 
     // The database closed under it (a shutdown that forgot to flush first): same.
@@ -126,7 +120,7 @@ describe('the audit writer', () => {
   })
 
   it('survives a reporter that throws, and drops (and reports) events beyond its queue limit', async () => {
-    const { db, path } = await freshDb()
+    const { db, url } = await freshDb()
     const lost: number[] = []
     const audit = createAuditService({
       store: createAuditStore(db),
@@ -141,15 +135,15 @@ describe('the audit writer', () => {
     for (let i = 1; i <= 5; i++) expect(() => audit.record(event(i))).not.toThrow()
     await audit.flush()
     expect(lost).toEqual([4, 5])
-    expect(rows(path).map((r) => r.user_id)).toEqual([1, 2, 3])
+    expect((await rows(url)).map((r) => r.user_id)).toEqual([1, 2, 3])
     await db.destroy()
   })
 
-  it('keeps one unbroken chain when three processes append to one file at once', async () => {
-    const { db, path } = await freshDb()
+  it('keeps one unbroken chain when three processes append to one database at once', async () => {
+    const { db, url } = await freshDb()
     const root = fileURLToPath(new URL('../..', import.meta.url))
     const children = ['a', 'b', 'c'].map((tag) =>
-      spawn(process.execPath, ['--import', 'tsx', 'test/helpers/audit-append.ts', path, '150', tag], {
+      spawn(process.execPath, ['--import', 'tsx', 'test/helpers/audit-append.ts', url, '150', tag], {
         cwd: root,
         env: { PATH: process.env.PATH ?? '' },
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -181,7 +175,7 @@ describe('the audit writer', () => {
       { code: 0, stderr: '' },
     ])
     expect(errors).toEqual([])
-    const stored = rows(path)
+    const stored = await rows(url)
     expect(stored).toHaveLength(600)
     expect(new Set(stored.map((r) => r.prev_hash)).size).toBe(600)
     // The writers really did interleave (otherwise this test would prove nothing).
@@ -195,7 +189,7 @@ describe('the audit writer', () => {
 
 describe('retention', () => {
   it('prunes old entries but keeps verify green, from the anchor it leaves', async () => {
-    const { db, path } = await freshDb()
+    const { db, url } = await freshDb()
     const clock = frozenClock(Date.UTC(2026, 0, 1))
     const { audit, errors } = service(db, { clock, retentionDays: 30 })
     for (let i = 1; i <= 5; i++) audit.record(event(i))
@@ -204,7 +198,7 @@ describe('retention', () => {
     await audit.flush()
 
     expect(await audit.prune()).toBe(5)
-    expect(rows(path).map((r) => r.seq)).toEqual([6, 7, 8])
+    expect((await rows(url)).map((r) => r.seq)).toEqual([6, 7, 8])
     expect(await audit.verify()).toMatchObject({ ok: true, count: 3, first: { seq: 6 }, head: { seq: 8 } })
     expect(await audit.prune()).toBe(0)
 
@@ -214,23 +208,21 @@ describe('retention', () => {
     expect(await audit.verify()).toMatchObject({ ok: true, count: 4 })
 
     // Pruning by hand (not through retention) is noticed.
-    const raw = new Database(path)
-    raw.prepare('delete from authgate_audit_log where seq = 6').run()
-    raw.close()
+    await inspect(url).deleteFrom('authgate_audit_log').where('seq', '=', 6).execute()
     expect(await audit.verify()).toMatchObject({ ok: false, broken: { seq: 7, kind: 'missing' } })
     expect(errors).toEqual([])
     await db.destroy()
   })
 
   it('keeps the newest entry however old, so the chain has a head to continue from', async () => {
-    const { db, path } = await freshDb()
+    const { db, url } = await freshDb()
     const clock = frozenClock(Date.UTC(2026, 0, 1))
     const { audit } = service(db, { clock, retentionDays: 1 })
     for (let i = 1; i <= 3; i++) audit.record(event(i))
     await audit.flush()
     clock.advance(10 * DAY)
     expect(await audit.prune()).toBe(2)
-    expect(rows(path).map((r) => r.seq)).toEqual([3])
+    expect((await rows(url)).map((r) => r.seq)).toEqual([3])
     audit.record(event(4))
     await audit.flush()
     expect(await audit.verify()).toMatchObject({ ok: true, count: 2, first: { seq: 3 } })
@@ -238,19 +230,19 @@ describe('retention', () => {
   })
 
   it('keeps everything when the retention is 0', async () => {
-    const { db, path } = await freshDb()
+    const { db, url } = await freshDb()
     const clock = frozenClock(Date.UTC(2026, 0, 1))
     const { audit } = service(db, { clock, retentionDays: 0 })
     for (let i = 1; i <= 3; i++) audit.record(event(i))
     await audit.flush()
     clock.advance(10_000 * DAY)
     expect(await audit.prune()).toBe(0)
-    expect(rows(path)).toHaveLength(3)
+    expect(await rows(url)).toHaveLength(3)
     await db.destroy()
   })
 
   it("prunes when retention starts (the server then repeats it on an unref'd timer)", async () => {
-    const { db, path } = await freshDb()
+    const { db, url } = await freshDb()
     const clock = frozenClock(Date.UTC(2026, 0, 1))
     const { audit, errors } = service(db, { clock, retentionDays: 7 })
     for (let i = 1; i <= 4; i++) audit.record(event(i))
@@ -259,7 +251,7 @@ describe('retention', () => {
     audit.startRetention()
     audit.stopRetention()
     await audit.flush()
-    expect(rows(path).map((r) => r.seq)).toEqual([5])
+    expect((await rows(url)).map((r) => r.seq)).toEqual([5])
     expect(await audit.verify()).toMatchObject({ ok: true, count: 1 })
     expect(errors).toEqual([])
     await db.destroy()

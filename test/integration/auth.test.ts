@@ -1,7 +1,7 @@
-// The seed's API through app.inject() on a real SQLite file: sign up, log in, the protected route.
-import Database from 'better-sqlite3'
+// The seed's API through app.inject() on a real database (a SQLite file; PostgreSQL in the second
+// run): sign up, log in, the protected route.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, login, PASSWORD, register, type TestApp, tokenFor } from '../helpers/app.js'
+import { buildTestApp, inspect, login, PASSWORD, register, type TestApp, tokenFor } from '../helpers/app.js'
 
 let t: TestApp
 
@@ -12,13 +12,12 @@ afterAll(async () => {
   await t.close()
 })
 
-function countUsers(): number {
-  const db = new Database(t.dbPath, { readonly: true })
-  try {
-    return (db.prepare('select count(*) as n from users').get() as { n: number }).n
-  } finally {
-    db.close()
-  }
+async function countUsers(): Promise<number> {
+  const row = await inspect(t.dbUrl)
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
+  return row.n
 }
 
 describe('POST /auth/', () => {
@@ -38,14 +37,14 @@ describe('POST /auth/', () => {
   })
 
   it('keeps exactly one winner when 20 sign-ups race for one name', async () => {
-    const before = countUsers()
+    const before = await countUsers()
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => register(t.app, i % 2 ? 'Racer' : 'racer')),
     )
     const codes = results.map((r) => r.statusCode).sort()
     expect(codes.filter((c) => c === 201)).toHaveLength(1)
     expect(codes.filter((c) => c === 409)).toHaveLength(19)
-    expect(countUsers()).toBe(before + 1)
+    expect(await countUsers()).toBe(before + 1)
   })
 
   it.each([
@@ -89,7 +88,7 @@ describe('POST /auth/', () => {
     ],
     ['an array body', [1, 2], [{ loc: ['body'], type: 'dict_type' }]],
   ])('refuses %s with a 4xx and stores nothing', async (_what, payload, detail) => {
-    const before = countUsers()
+    const before = await countUsers()
     const res = await t.app.inject({ method: 'POST', url: '/auth/', payload })
     expect(res.statusCode).toBeGreaterThanOrEqual(400)
     expect(res.statusCode).toBeLessThan(500)
@@ -97,7 +96,7 @@ describe('POST /auth/', () => {
       expect(res.statusCode).toBe(422)
       expect(res.json().detail).toMatchObject(detail)
     }
-    expect(countUsers()).toBe(before)
+    expect(await countUsers()).toBe(before)
   })
 
   it.each([
@@ -108,7 +107,7 @@ describe('POST /auth/', () => {
     ['a form', 'application/x-www-form-urlencoded', 'username=x&password=y', 422, undefined],
     ['XML', 'application/xml', '<u/>', 415, undefined],
   ])('answers %s with a FastAPI-shaped 4xx', async (_what, type, body, status, errorType) => {
-    const before = countUsers()
+    const before = await countUsers()
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/',
@@ -118,7 +117,7 @@ describe('POST /auth/', () => {
     expect(res.statusCode).toBe(status)
     expect(res.json()).toHaveProperty('detail')
     if (errorType) expect(res.json().detail[0].type).toBe(errorType)
-    expect(countUsers()).toBe(before)
+    expect(await countUsers()).toBe(before)
   })
 
   it('also answers at /auth without the slash', async () => {

@@ -1,19 +1,16 @@
-// The operator's CLI, run as a real process on a real SQLite file.
+// The operator's CLI, run as a real process on a real database (SQLite; PostgreSQL in the second run).
 
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
-import Database from 'better-sqlite3'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { fastHasher, login, PASSWORD, tempDir } from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect, login, PASSWORD } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
 
-const dir = tempDir()
-const dbPath = join(dir.path, 'cli.db')
-const env = { DATABASE_URL: `sqlite:///${dbPath}` }
-afterAll(() => dir.cleanup())
+// Dropped when the file ends (test/helpers/setup.ts).
+const database = await freshDatabase('cli.db')
+const env = { DATABASE_URL: database.url }
 
 describe('authgate CLI', () => {
   it.each([[[]], [['user']], [['user', 'create']], [['serve']], [['migrate']]])(
@@ -81,9 +78,11 @@ describe('authgate CLI', () => {
 
   it('deletes a user by name, and says so when there is none', async () => {
     expect(await runCli(['user', 'delete', 'operator'], env)).toMatchObject({ code: 0 })
-    const db = new Database(dbPath, { readonly: true })
-    expect(db.prepare('select count(*) as n from users').get()).toEqual({ n: 0 })
-    db.close()
+    const users = await inspect(database.url)
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow()
+    expect(users).toEqual({ n: 0 })
     const again = await runCli(['user', 'delete', 'operator'], env)
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/No user named operator/)

@@ -1,18 +1,29 @@
-// Signing keys through the app, on real SQLite files: the default algorithm, the JWKS and discovery
-// documents, rotation (in-process, by the CLI, noticed by other processes) and retirement.
-import { join } from 'node:path'
+// Signing keys through the app, on real databases (SQLite files; PostgreSQL in the second run): the
+// default algorithm, the JWKS and discovery documents, rotation (in-process, by the CLI, noticed by
+// other processes) and retirement.
 import { setTimeout as sleep } from 'node:timers/promises'
-import Database from 'better-sqlite3'
 import { createSigner } from 'fast-jwt'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
+import { generateSigningKey, RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { openKeys } from '../../src/services.js'
 import { createDatabase } from '../../src/storage/database.js'
-import { buildTestApp, fastHasher, PASSWORD, type TestApp, tempDir, tokenFor } from '../helpers/app.js'
+import { makeSigningKeyCurrent } from '../../src/storage/keys.repository.js'
+import { migrateToLatest } from '../../src/storage/migrate.js'
+import {
+  buildTestApp,
+  fastHasher,
+  freshDatabase,
+  inspect,
+  onPostgres,
+  PASSWORD,
+  type TestApp,
+  type TestDatabase,
+  tokenFor,
+} from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
 
 const TTL_MS = 30 * 60_000
@@ -53,29 +64,18 @@ async function rotate(dbUrl: string, env: Record<string, string> = {}, clock = f
   }
 }
 
-function keyRows(dbPath: string) {
-  const raw = new Database(dbPath, { readonly: true })
-  try {
-    return raw.prepare('select * from authgate_signing_keys order by created_at').all() as {
-      kid: string
-      alg: string
-      private_key: string
-      retired_at: number | null
-    }[]
-  } finally {
-    raw.close()
-  }
+function keyRows(dbUrl: string) {
+  return inspect(dbUrl).selectFrom('authgate_signing_keys').selectAll().orderBy('created_at').execute()
 }
 
-const dirs: { cleanup: () => void }[] = []
-afterEach(() => {
-  for (const d of dirs.splice(0)) d.cleanup()
+const made: TestDatabase[] = []
+afterEach(async () => {
+  await Promise.all(made.splice(0).map((db) => db.drop()))
 })
-function freshDb() {
-  const dir = tempDir()
-  dirs.push(dir)
-  const path = join(dir.path, 'keys.db')
-  return { path, url: `sqlite:///${path}` }
+async function freshDb(): Promise<TestDatabase> {
+  const db = await freshDatabase('keys.db')
+  made.push(db)
+  return db
 }
 
 describe('the JWKS and the discovery documents', () => {
@@ -168,7 +168,7 @@ describe('the JWKS and the discovery documents', () => {
 
 describe('the default algorithm of an existing install', () => {
   it('stays HS256 where an HS256 secret was generated, so its tokens keep working', async () => {
-    const db = freshDb()
+    const db = await freshDb()
     const before = await buildApp(loadConfig({ DATABASE_URL: db.url, JWT_ALGORITHM: 'HS256' }), {
       hasher: fastHasher,
     })
@@ -180,21 +180,21 @@ describe('the default algorithm of an existing install', () => {
       expect((await greet(after, token)).statusCode).toBe(200)
       expect(decode(await tokenFor(after, 'newcomer')).header.alg).toBe('HS256')
       expect(await jwks(after)).toEqual([])
-      expect(keyRows(db.path)).toEqual([])
+      expect(await keyRows(db.url)).toEqual([])
     } finally {
       await after.close()
     }
   })
 
   it('keeps its ES256 key across a restart', async () => {
-    const db = freshDb()
+    const db = await freshDb()
     const first = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
     const token = await tokenFor(first, 'restarter')
     await first.close()
     const second = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
     try {
       expect((await greet(second, token)).statusCode).toBe(200)
-      expect(keyRows(db.path)).toHaveLength(1)
+      expect(await keyRows(db.url)).toHaveLength(1)
     } finally {
       await second.close()
     }
@@ -208,7 +208,7 @@ describe('rotation', () => {
     try {
       const before = await tokenFor(t.app, 'rotor')
       const oldKid = kidOf(before)
-      const { current, retired } = await rotate(`sqlite:///${t.dbPath}`, {}, clock)
+      const { current, retired } = await rotate(t.dbUrl, {}, clock)
       expect(retired?.kid).toBe(oldKid)
       // The app notices within its reload interval, and signs with the new key from then on.
       await until(async () => (await jwks(t.app)).length === 2)
@@ -226,7 +226,7 @@ describe('rotation', () => {
       expect((await greet(t.app, after)).statusCode).toBe(200)
 
       // A token of the old key that outlives it, as a process that missed the rotation could sign.
-      const oldKey = keyRows(t.dbPath).find((k) => k.kid === oldKid)
+      const oldKey = (await keyRows(t.dbUrl)).find((k) => k.kid === oldKid)
       const now = Math.floor(clock.now() / 1000)
       const longLived = createSigner({ key: oldKey?.private_key ?? '', algorithm: 'ES256', kid: oldKid })({
         ...decode(before).payload,
@@ -243,7 +243,7 @@ describe('rotation', () => {
   })
 
   it('by the CLI is picked up by running apps: by polling, and at once on an unknown kid', async () => {
-    const db = freshDb()
+    const db = await freshDb()
     const config = loadConfig({ DATABASE_URL: db.url })
     const polling = await buildApp(config, { hasher: fastHasher, keyReloadMs: 100 })
     // This one would not poll for an hour: only a token with a kid it does not know makes it look.
@@ -274,23 +274,62 @@ describe('rotation', () => {
     }
   })
 
-  it('leaves one current key when three processes start together on a fresh file', async () => {
-    const db = freshDb()
+  it('leaves one current key when three processes start together on a fresh database', async () => {
+    const db = await freshDb()
     const runs = await Promise.all(
       ['ann', 'ben', 'cat'].map((name) =>
         runCli(['user', 'create', name], { DATABASE_URL: db.url }, `${PASSWORD}\n`),
       ),
     )
     for (const run of runs) expect(run, run.stderr).toMatchObject({ code: 0 })
-    const rows = keyRows(db.path)
+    const rows = await keyRows(db.url)
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ alg: 'ES256', retired_at: null })
   })
 })
 
+describe('making a key current', () => {
+  it('from several callers at once keeps the first key, and none of them fails', async () => {
+    const { url } = await freshDb()
+    // PostgreSQL: separate pools, as separate processes would have, racing in the same instant.
+    // SQLite: one connection (better-sqlite3 is synchronous: a second connection in this process
+    // waiting on busy_timeout would block the first one's commit); across processes BEGIN
+    // IMMEDIATE serialises them (the three-process start above).
+    const shared = onPostgres ? undefined : createDatabase(url)
+    const dbs = Array.from({ length: 4 }, () => shared ?? createDatabase(url))
+    try {
+      await migrateToLatest(dbs[0] as (typeof dbs)[0])
+      for (let round = 0; round < 3; round++) {
+        const candidates = await Promise.all(dbs.map(() => generateSigningKey('ES256', Date.now())))
+        const results = await Promise.all(
+          dbs.map((db, i) =>
+            makeSigningKeyCurrent(db, candidates[i] as (typeof candidates)[0], Date.now(), 'ES256'),
+          ),
+        )
+        // Round 0: one of them inserts, the others find it and keep it; later rounds all keep it.
+        expect(new Set(results.map((r) => r.current.kid)).size).toBe(1)
+        expect(results.every((r) => r.retired === undefined)).toBe(true)
+        expect(await keyRows(url)).toHaveLength(1)
+      }
+      // Rotations (no keepIfAlg) from every connection at once: each retires the one before it.
+      const rotations = await Promise.all(
+        dbs.map(async (db) =>
+          makeSigningKeyCurrent(db, await generateSigningKey('ES256', Date.now()), Date.now()),
+        ),
+      )
+      const rows = await keyRows(url)
+      expect(rows).toHaveLength(1 + dbs.length)
+      expect(rows.filter((r) => r.retired_at === null)).toHaveLength(1)
+      expect(new Set(rotations.map((r) => r.retired)).size).toBe(dbs.length)
+    } finally {
+      await Promise.all([...new Set(dbs)].map((db) => db.destroy()))
+    }
+  })
+})
+
 describe('authgate keys', () => {
   it('rotate and list: kid, alg, created, retired, state; never private material', async () => {
-    const db = freshDb()
+    const db = await freshDb()
     const env = { DATABASE_URL: db.url }
     const first = await runCli(['keys', 'rotate'], env)
     expect(first, first.stderr).toMatchObject({ code: 0 })
@@ -312,21 +351,17 @@ describe('authgate keys', () => {
       .split('\n')
       .map((l) => JSON.parse(l))
     expect(keys.map((k) => k.state)).toEqual(['current', 'retired'])
-    expect(keys.map((k) => k.kid)).toEqual(
-      keyRows(db.path)
-        .map((r) => r.kid)
-        .reverse(),
-    )
+    expect(keys.map((k) => k.kid)).toEqual((await keyRows(db.url)).map((r) => r.kid).reverse())
     expect(list.stdout + json.stdout).not.toMatch(/PRIVATE|"d"/)
   })
 
   it('refuses to rotate with HS256 and says why', async () => {
-    const db = freshDb()
+    const db = await freshDb()
     const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url, SECRET_KEY: 's'.repeat(40) })
     expect(run.code).toBe(1)
     expect(run.stderr).toMatch(/HS256/)
     expect(run.stderr).toMatch(/SECRET_KEY/)
-    expect(keyRows(db.path)).toEqual([])
+    expect(await keyRows(db.url)).toEqual([])
   })
 
   it('is in the help', async () => {

@@ -1,10 +1,9 @@
 // What reaches the log: one line per request, and never a password, token or hash.
 import { Writable } from 'node:stream'
-import Database from 'better-sqlite3'
 import pino from 'pino'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { REDACT_PATHS } from '../../src/logger.js'
-import { buildTestApp, login, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, inspect, login, register, type TestApp } from '../helpers/app.js'
 
 const lines: string[] = []
 const sink = new Writable({
@@ -52,11 +51,12 @@ it('never writes a password, token or hash, whatever the request', async () => {
     headers: { 'content-type': 'application/json' },
     payload: `{"password":"${password}"`,
   })
-  const db = new Database(t.dbPath, { readonly: true })
-  const hash = (
-    db.prepare("select password from users where username = 'logged'").get() as { password: string }
-  ).password
-  db.close()
+  const { password: hash } = await inspect(t.dbUrl)
+    .selectFrom('users')
+    .select('password')
+    .where('username', '=', 'logged')
+    .executeTakeFirstOrThrow()
+  if (hash === null) throw new Error('no hash stored')
 
   const log = lines.join('\n')
   expect(lines.length).toBeGreaterThanOrEqual(7)

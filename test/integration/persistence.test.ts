@@ -1,24 +1,34 @@
 // What survives a restart and is shared by processes on one database: users and the signing key.
-import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { migrations } from '../../src/storage/migrations/index.js'
-import { fastHasher, login, PASSWORD, register, tempDir, tokenFor } from '../helpers/app.js'
+import {
+  fastHasher,
+  freshDatabase,
+  inspect,
+  login,
+  PASSWORD,
+  register,
+  sqliteOnly,
+  type TestDatabase,
+  tokenFor,
+} from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
 import { hmac } from '../helpers/jwt.js'
 
-const dirs: { cleanup: () => void }[] = []
-afterEach(() => {
-  for (const d of dirs.splice(0)) d.cleanup()
+const made: TestDatabase[] = []
+afterEach(async () => {
+  await Promise.all(made.splice(0).map((db) => db.drop()))
 })
 
-function freshDb() {
-  const dir = tempDir()
-  dirs.push(dir)
-  const path = join(dir.path, 'nested', 'folder', 'auth.db')
-  return { path, url: `sqlite:///${path}` }
+async function freshDb(): Promise<TestDatabase> {
+  // A nested path on SQLite: the folders are made too.
+  const db = await freshDatabase('nested/folder/auth.db')
+  made.push(db)
+  return db
 }
 
 const greet = (app: Awaited<ReturnType<typeof buildApp>>, token: string) =>
@@ -30,7 +40,7 @@ const HS256 = { JWT_ALGORITHM: 'HS256' }
 
 describe('a generated signing key', () => {
   it('is created once, kept in the database, and survives a restart', async () => {
-    const db = freshDb()
+    const db = await freshDb()
     const first = await buildApp(loadConfig({ DATABASE_URL: db.url, ...HS256 }), { hasher: fastHasher })
     const token = await tokenFor(first, 'persisted')
     await first.close()
@@ -40,11 +50,11 @@ describe('a generated signing key', () => {
     expect((await login(second, 'persisted')).statusCode).toBe(200)
     await second.close()
 
-    const raw = new Database(db.path, { readonly: true })
-    const row = raw.prepare("select value from authgate_settings where key = 'jwt_hs256_secret'").get() as {
-      value: string
-    }
-    raw.close()
+    const row = await inspect(db.url)
+      .selectFrom('authgate_settings')
+      .select('value')
+      .where('key', '=', 'jwt_hs256_secret')
+      .executeTakeFirstOrThrow()
     expect(row.value).toMatch(/^[0-9a-f]{64}$/)
     // The token is signed with that stored key.
     const [h, p, s] = token.split('.')
@@ -52,7 +62,7 @@ describe('a generated signing key', () => {
   })
 
   it('is the same for three processes starting together on one fresh database', async () => {
-    const db = freshDb()
+    const db = await freshDb()
     // Each process migrates the new file and generates a key; exactly one of each must win.
     const runs = await Promise.all(
       ['ann', 'ben', 'cat'].map((name) =>
@@ -60,24 +70,30 @@ describe('a generated signing key', () => {
       ),
     )
     for (const run of runs) expect(run, run.stderr).toMatchObject({ code: 0 })
-    const raw = new Database(db.path, { readonly: true })
-    expect(
-      raw.prepare("select count(*) as n from authgate_settings where key = 'jwt_hs256_secret'").get(),
-    ).toEqual({ n: 1 })
-    expect(raw.prepare('select count(*) as n from authgate_migration').get()).toEqual({
-      n: Object.keys(migrations).length,
-    })
-    raw.close()
+    const check = inspect(db.url)
+    const secrets = await check
+      .selectFrom('authgate_settings')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('key', '=', 'jwt_hs256_secret')
+      .executeTakeFirstOrThrow()
+    expect(secrets).toEqual({ n: 1 })
+    // Kysely's own table, outside our Database type.
+    const applied = await sql<{ n: number }>`select count(*) as n from authgate_migration`.execute(check)
+    expect(applied.rows).toEqual([{ n: Object.keys(migrations).length }])
     const app = await buildApp(loadConfig({ DATABASE_URL: db.url, ...HS256 }), { hasher: fastHasher })
     for (const name of ['ann', 'ben', 'cat']) expect((await login(app, name)).statusCode, name).toBe(200)
     await app.close()
   })
 
   it('differs between databases, and gives way to SECRET_KEY', async () => {
-    const one = await buildApp(loadConfig({ DATABASE_URL: freshDb().url, ...HS256 }), { hasher: fastHasher })
-    const two = await buildApp(loadConfig({ DATABASE_URL: freshDb().url, ...HS256 }), { hasher: fastHasher })
+    const one = await buildApp(loadConfig({ DATABASE_URL: (await freshDb()).url, ...HS256 }), {
+      hasher: fastHasher,
+    })
+    const two = await buildApp(loadConfig({ DATABASE_URL: (await freshDb()).url, ...HS256 }), {
+      hasher: fastHasher,
+    })
     const secret = 'x'.repeat(48)
-    const three = await buildApp(loadConfig({ DATABASE_URL: freshDb().url, SECRET_KEY: secret }), {
+    const three = await buildApp(loadConfig({ DATABASE_URL: (await freshDb()).url, SECRET_KEY: secret }), {
       hasher: fastHasher,
     })
     const token = await tokenFor(one, 'someone')
@@ -90,20 +106,29 @@ describe('a generated signing key', () => {
   })
 })
 
-describe('the database file', () => {
-  it('is created with its folder, in WAL mode, and keeps users across restarts', async () => {
-    const db = freshDb()
+describe('the database', () => {
+  it('keeps users across restarts', async () => {
+    const db = await freshDb()
     const first = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
     expect((await register(first, 'kept')).statusCode).toBe(201)
     await first.close()
-    const raw = new Database(db.path, { readonly: true })
-    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal')
-    expect(raw.prepare('select username, username_canonical from users').all()).toEqual([
-      { username: 'kept', username_canonical: 'kept' },
-    ])
-    raw.close()
+    expect(
+      await inspect(db.url).selectFrom('users').select(['username', 'username_canonical']).execute(),
+    ).toEqual([{ username: 'kept', username_canonical: 'kept' }])
     const second = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
     expect((await register(second, 'KEPT')).statusCode).toBe(409)
     await second.close()
   })
+
+  it.skipIf(sqliteOnly('the SQLite file: its folder is made, and it is in WAL mode'))(
+    'is a SQLite file created with its folder, in WAL mode',
+    async () => {
+      const db = await freshDb()
+      const app = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
+      await app.close()
+      const raw = new Database(db.path ?? '', { readonly: true })
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal')
+      raw.close()
+    },
+  )
 })

@@ -1,10 +1,10 @@
-// Sessions and refresh tokens through app.inject() on a real SQLite file: rotation, the race,
-// the grace window, reuse detection, revocation on the next request, idle and absolute expiry.
-import Database from 'better-sqlite3'
+// Sessions and refresh tokens through app.inject() on a real database (SQLite, then PostgreSQL):
+// rotation, the race, the grace window, reuse detection, revocation on the next request, idle and
+// absolute expiry.
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
-import { buildTestApp, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, inspect, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
 const DAY = 86_400_000
@@ -42,19 +42,13 @@ describe('refresh tokens', () => {
     await t.close()
   })
 
-  function storedTokens(): { token_hash: string }[] {
-    const db = new Database(t.dbPath, { readonly: true })
-    try {
-      return db.prepare('select token_hash from authgate_refresh_tokens').all() as { token_hash: string }[]
-    } finally {
-      db.close()
-    }
-  }
+  const storedTokens = () =>
+    inspect(t.dbUrl).selectFrom('authgate_refresh_tokens').select('token_hash').execute()
 
   it('are opaque, 256-bit, stored only as SHA-256, and the access token carries the session', async () => {
     const pair = await signIn(t.app, 'rita')
     expect(Buffer.from(pair.refresh_token, 'base64url')).toHaveLength(32)
-    const hashes = storedTokens().map((r) => r.token_hash)
+    const hashes = (await storedTokens()).map((r) => r.token_hash)
     const { createHash } = await import('node:crypto')
     expect(hashes).toContain(createHash('sha256').update(pair.refresh_token).digest('hex'))
     expect(JSON.stringify(hashes)).not.toContain(pair.refresh_token)

@@ -1,10 +1,11 @@
 // Hostile input: every case gets a clear 4xx, issues no token and changes nothing.
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Database from 'better-sqlite3'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PasswordHasher } from '../../src/domain/passwords.js'
-import { buildTestApp, fastHasher, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import { openAudit } from '../../src/services.js'
+import { buildTestApp, fastHasher, inspect, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
 
 // The real (cheap) hasher, counting its calls: "refused before any hashing" is then checkable.
 const calls = { hash: 0, verify: 0 }
@@ -28,21 +29,17 @@ afterAll(async () => {
   await t.close()
 })
 
-function snapshot(): string {
-  const db = new Database(t.dbPath, { readonly: true })
-  try {
-    return JSON.stringify([
-      db.prepare('select id, username, password from users order by id').all(),
-      db.prepare('select id from authgate_sessions order by id').all(),
-    ])
-  } finally {
-    db.close()
-  }
+async function snapshot(): Promise<string> {
+  const db = inspect(t.dbUrl)
+  return JSON.stringify([
+    await db.selectFrom('users').select(['id', 'username', 'password']).orderBy('id').execute(),
+    await db.selectFrom('authgate_sessions').select('id').orderBy('id').execute(),
+  ])
 }
 
 describe('bodies', () => {
   it('refuses a 1 MB password before any hashing', async () => {
-    const before = snapshot()
+    const before = await snapshot()
     const start = { ...calls }
     for (const url of ['/auth/', '/auth/token']) {
       const huge = 'p'.repeat(1_000_000)
@@ -54,7 +51,7 @@ describe('bodies', () => {
       expect(res.json()).toEqual({ detail: 'Request body is too large', code: 'payload_too_large' })
     }
     expect(calls).toEqual(start)
-    expect(snapshot()).toBe(before)
+    expect(await snapshot()).toBe(before)
   })
 
   it('refuses a password over the policy maximum before hashing it', async () => {
@@ -77,20 +74,23 @@ describe('bodies', () => {
     ['${jndi:ldap://x}', PASSWORD],
     ['{"$ne": null}', PASSWORD],
   ])('treats injection-looking credentials %s as plain text', async (username, password) => {
-    const before = snapshot()
+    const before = await snapshot()
     const res = await login(t.app, username, password)
     expect(res.statusCode).toBe(401)
     expect(res.json()).toEqual({ detail: 'Incorrect username or password', code: 'invalid_credentials' })
-    expect(snapshot()).toBe(before)
+    expect(await snapshot()).toBe(before)
   })
 
   it('stores an injection-looking username verbatim, and it only ever matches itself', async () => {
     const name = "robert');DROP_TABLE_students;--"
     expect((await register(t.app, name)).statusCode).toBe(201)
     expect((await login(t.app, name)).statusCode).toBe(200)
-    const db = new Database(t.dbPath, { readonly: true })
-    expect(db.prepare('select count(*) as n from users where username = ?').get(name)).toEqual({ n: 1 })
-    db.close()
+    const stored = await inspect(t.dbUrl)
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('username', '=', name)
+      .executeTakeFirstOrThrow()
+    expect(stored).toEqual({ n: 1 })
   })
 
   it('accepts JSON with a prototype-pollution key without effect', async () => {
@@ -125,11 +125,11 @@ describe('usernames that look alike', () => {
     ['hangul filler', 'mallory\u3164'],
     ['tag characters', 'mallory\u{e0041}'],
   ])('refuses %s with 422 and stores nothing', async (_what, name) => {
-    const before = snapshot()
+    const before = await snapshot()
     const res = await register(t.app, name)
     expect(res.statusCode).toBe(422)
     expect(res.json().detail[0].loc).toEqual(['body', 'username'])
-    expect(snapshot()).toBe(before)
+    expect(await snapshot()).toBe(before)
   })
 })
 
@@ -143,6 +143,55 @@ describe('races', () => {
     const codes = results.map((r) => r.statusCode)
     expect(codes.filter((c) => c === 201)).toHaveLength(1)
     expect(codes.filter((c) => c === 409)).toHaveLength(49)
+  })
+})
+
+describe('text a database cannot store as sent', () => {
+  // PostgreSQL refuses U+0000 in text outright; a username cut to the audit log's bound can split
+  // an emoji into a lone surrogate, which either database gives back as U+FFFD.
+  const nul = 'nul\u0000name'
+  const cut = `x${'😀'.repeat(200)}`
+
+  it('never turns into a 500, and is audited in a chain that still verifies', async () => {
+    await register(t.app, 'textual')
+    const token = (await login(t.app, 'textual')).json().access_token
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    const answers = [
+      (await login(t.app, nul)).statusCode,
+      (await login(t.app, cut)).statusCode,
+      (await register(t.app, nul)).statusCode,
+      (
+        await t.app.inject({
+          method: 'DELETE',
+          url: '/auth/sessions/a%00b',
+          headers: { authorization: `Bearer ${token}` },
+        })
+      ).statusCode,
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/auth/token',
+          headers: form,
+          payload: 'grant_type=refresh_token&refresh_token=a%00b',
+        })
+      ).statusCode,
+      (await t.app.inject({ method: 'POST', url: '/auth/revoke', headers: form, payload: 'token=a%00b' }))
+        .statusCode,
+    ]
+    expect(answers).toEqual([401, 401, 422, 404, 400, 200])
+    // The failed logins are in the audit log (written in the background), as U+FFFD.
+    const failed = async () =>
+      inspect(t.dbUrl)
+        .selectFrom('authgate_audit_log')
+        .select('username')
+        .where('type', '=', 'login.failed')
+        .where('username', 'like', '%\uFFFD%')
+        .execute()
+    for (let i = 0; i < 100 && (await failed()).length < 2; i++) await sleep(50)
+    expect((await failed()).map((r) => r.username)).toEqual(
+      expect.arrayContaining(['nul\uFFFDname', `x${'😀'.repeat(127)}\uFFFD…`]),
+    )
+    expect(await openAudit(inspect(t.dbUrl), t.config).verify()).toMatchObject({ ok: true })
   })
 })
 

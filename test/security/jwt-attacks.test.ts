@@ -4,9 +4,8 @@
 import { sign as nodeSign } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, type TestApp, tokenFor } from '../helpers/app.js'
+import { buildTestApp, inspect, type TestApp, tokenFor } from '../helpers/app.js'
 import { craft, ecKeys, es256, hmac, nowSeconds, rs256, rsaKeys } from '../helpers/jwt.js'
 
 const SECRET = 'an-operator-chosen-secret-of-more-than-32-bytes'
@@ -170,14 +169,11 @@ describe('JWT verification with ES256 key pairs', () => {
     ourKid = header.kid
     esUserId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).id
     // Our own key, read from the database, so forgeries differ from a valid token in one thing only.
-    const raw = new Database(es.dbPath, { readonly: true })
-    const row = raw
-      .prepare('select private_key, public_jwk from authgate_signing_keys where kid = ?')
-      .get(ourKid) as {
-      private_key: string
-      public_jwk: string
-    }
-    raw.close()
+    const row = await inspect(es.dbUrl)
+      .selectFrom('authgate_signing_keys')
+      .select(['private_key', 'public_jwk'])
+      .where('kid', '=', ourKid)
+      .executeTakeFirstOrThrow()
     ourPrivateKey = row.private_key
     ourJwk = JSON.parse(row.public_jwk)
     const { createPublicKey } = await import('node:crypto')

@@ -121,6 +121,18 @@ describe('what an entry keeps', () => {
     expect(f.userAgent?.length).toBeLessThan(600)
     expect(f).toMatchObject({ at: T0, userId: null, ip: null, detail: null })
   })
+
+  it('keeps only text a database stores as given: U+0000 and a cut surrogate pair become U+FFFD', () => {
+    const f = factsOf(
+      { type: 'login.failed', outcome: 'failure', username: `x${'😀'.repeat(200)}`, userAgent: 'a\u0000b' },
+      T0,
+    )
+    // 256 UTF-16 units: x, 127 whole emoji, and half of the next one.
+    expect(f.username).toBe(`x${'😀'.repeat(127)}\uFFFD…`)
+    expect(f.userAgent).toBe('a\uFFFDb')
+    const whole = factsOf({ type: 'login.failed', outcome: 'failure', username: '😀'.repeat(3) }, T0)
+    expect(whole.username).toBe('😀😀😀')
+  })
 })
 
 describe('verifyChain', () => {

@@ -35,6 +35,34 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AUDIT_RETENTION_DAYS: '1.5' })).toThrow(/AUDIT_RETENTION_DAYS/)
   })
 
+  it('reads the PostgreSQL settings: DATABASE_URL, DATABASE_POOL_SIZE, DATABASE_STATEMENT_TIMEOUT_MS', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgresql://authgate:secret@db.internal:5432/authgate?sslmode=require',
+      DATABASE_POOL_SIZE: '25',
+      DATABASE_STATEMENT_TIMEOUT_MS: '5000',
+    })
+    expect(config).toMatchObject({
+      databaseUrl: 'postgresql://authgate:secret@db.internal:5432/authgate?sslmode=require',
+      databasePoolSize: 25,
+      databaseStatementTimeoutMs: 5000,
+    })
+    expect(loadConfig({})).toMatchObject({
+      databasePoolSize: undefined,
+      databaseStatementTimeoutMs: undefined,
+    })
+  })
+
+  it('names DATABASE_URL for a bad PostgreSQL URL, without echoing its password', () => {
+    for (const url of [
+      'postgres://u:hunter2@h/db?sslmode=prefer',
+      'postgres://u:hunter2@h/db?pool_size=0',
+      'postgres://u:hunter2@h/db?statement_timeout=soon',
+    ]) {
+      expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/^DATABASE_URL: /)
+      expect(() => loadConfig({ DATABASE_URL: url })).not.toThrow(/hunter2/)
+    }
+  })
+
   it.each([
     ['off', false],
     ['on', true],
@@ -62,6 +90,11 @@ describe('loadConfig', () => {
     [{ SECRET_KEY: 'x'.repeat(31) }, 'SECRET_KEY'],
     [{ DATABASE_URL: 'mysql://localhost/db' }, 'DATABASE_URL'],
     [{ DATABASE_URL: 'sqlite://relative.db' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'postgres://h/db?sslmode=maybe' }, 'DATABASE_URL'],
+    [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE'],
+    [{ DATABASE_POOL_SIZE: 'many' }, 'DATABASE_POOL_SIZE'],
+    [{ DATABASE_STATEMENT_TIMEOUT_MS: '-1' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
+    [{ DATABASE_STATEMENT_TIMEOUT_MS: '2.5' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
     [{ PASSWORD_MIN_LENGTH: '4' }, 'PASSWORD_MIN_LENGTH'],
     [{ REFRESH_REUSE_GRACE_SECONDS: '-5' }, 'REFRESH_REUSE_GRACE_SECONDS'],
     [{ SESSION_MAX_DAYS: '3' }, 'SESSION_MAX_DAYS'],

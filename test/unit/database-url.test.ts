@@ -1,4 +1,5 @@
-// parseDatabaseUrl: SQLAlchemy-style SQLite URLs and plain paths.
+// parseDatabaseUrl: SQLAlchemy-style SQLite URLs, plain paths, and PostgreSQL URLs with the
+// parameters AuthGate reads itself (sslmode, pool_size, statement_timeout, connect_timeout).
 import { describe, expect, it } from 'vitest'
 import { DatabaseUrlError, parseDatabaseUrl } from '../../src/storage/database-url.js'
 
@@ -18,10 +19,65 @@ describe('parseDatabaseUrl', () => {
     expect(parseDatabaseUrl(url, cwd)).toEqual({ dialect: 'sqlite', path })
   })
 
-  it.each(['sqlite://relative.db', 'sqlite:///', 'mysql://x/y', 'postgres://localhost/test'])(
+  it.each(['sqlite://relative.db', 'sqlite:///', 'mysql://x/y', 'postgres://h/db?pool_size=1&pool_size=2'])(
     'rejects %s',
     (url) => {
       expect(() => parseDatabaseUrl(url, cwd)).toThrow(DatabaseUrlError)
     },
   )
+})
+
+describe('parseDatabaseUrl for PostgreSQL', () => {
+  it.each(['postgres', 'postgresql'])('reads %s:// with no TLS and no settings by default', (scheme) => {
+    expect(parseDatabaseUrl(`${scheme}://authgate:s3cret@db.internal:5433/auth`)).toEqual({
+      dialect: 'postgres',
+      connectionString: `${scheme}://authgate:s3cret@db.internal:5433/auth`,
+      tls: { mode: 'disable' },
+    })
+  })
+
+  it('takes out the parameters it applies itself and passes the rest to the driver', () => {
+    const location = parseDatabaseUrl(
+      'postgres://u@h/db?application_name=edge&pool_size=20&statement_timeout=5000&connect_timeout=3&sslmode=verify-full&sslrootcert=/etc/ca.pem',
+    )
+    expect(location).toEqual({
+      dialect: 'postgres',
+      connectionString: 'postgres://u@h/db?application_name=edge',
+      tls: { mode: 'verify-full', rootCert: '/etc/ca.pem' },
+      poolSize: 20,
+      statementTimeoutMs: 5000,
+      connectTimeoutMs: 3000,
+    })
+  })
+
+  it.each([
+    ['disable', { mode: 'disable' }],
+    ['require', { mode: 'require' }],
+    ['verify-ca&sslrootcert=/ca.pem', { mode: 'verify-ca', rootCert: '/ca.pem' }],
+    ['verify-full&sslrootcert=system', { mode: 'verify-full' }],
+    ['require&sslcert=/c.pem&sslkey=/k.pem', { mode: 'require', cert: '/c.pem', key: '/k.pem' }],
+  ])('reads sslmode=%s', (query, tls) => {
+    expect(parseDatabaseUrl(`postgres://h/db?sslmode=${query}`)).toMatchObject({ tls })
+  })
+
+  it.each([
+    ['sslmode=prefer', /sslmode=prefer is not supported/],
+    ['sslmode=allow', /sslmode=allow is not supported/],
+    ['sslmode=on', /sslmode: expected one of disable, require, verify-ca, verify-full/],
+    ['ssl=true', /use sslmode/],
+    ['sslcert=/c.pem', /sslcert and sslkey go together/],
+    ['pool_size=0', /pool_size: expected an integer from 1 to 1000/],
+    ['pool_size=ten', /pool_size/],
+    ['statement_timeout=-5', /statement_timeout/],
+    ['connect_timeout=1.5', /connect_timeout/],
+  ])('refuses %s, saying why', (query, message) => {
+    expect(() => parseDatabaseUrl(`postgres://u:hunter2@h/db?${query}`)).toThrow(message)
+  })
+
+  it('never repeats the URL (and its password) in an error', () => {
+    for (const url of ['postgres://u:hunter2@h/db?sslmode=nope', 'postgres://u:hunter2@[bad/db']) {
+      expect(() => parseDatabaseUrl(url)).toThrow(DatabaseUrlError)
+      expect(() => parseDatabaseUrl(url)).not.toThrow(/hunter2/)
+    }
+  })
 })

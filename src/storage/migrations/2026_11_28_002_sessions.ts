@@ -1,8 +1,10 @@
 // Sessions, their refresh tokens (stored only as SHA-256 hashes), and the revocation feed that
 // every process polls to keep its in-memory view of revoked sessions current.
 import { type Kysely, sql } from 'kysely'
+import { dialectOf } from '../database.js'
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const postgres = dialectOf(db) === 'postgres'
   await db.schema
     .createTable('authgate_sessions')
     .addColumn('id', 'text', (c) => c.primaryKey())
@@ -40,7 +42,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('authgate_revocations')
-    .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+    // SQLite AUTOINCREMENT; PostgreSQL has no such keyword, an identity column does the same.
+    .addColumn('seq', 'integer', (c) =>
+      postgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+    )
     // 'session': every token carrying this sid; 'user': tokens without a sid issued before `at`.
     .addColumn('kind', 'text', (c) => c.notNull())
     .addColumn('subject', 'text', (c) => c.notNull())

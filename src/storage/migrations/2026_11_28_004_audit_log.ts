@@ -1,12 +1,17 @@
 // The audit log: one row per authentication event, hash-chained (domain/audit-chain.ts) so an
 // edited, deleted or reordered row is detectable. Never a password, token or hash of one.
 import type { Kysely } from 'kysely'
+import { dialectOf } from '../database.js'
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const postgres = dialectOf(db) === 'postgres'
   await db.schema
     .createTable('authgate_audit_log')
-    // AUTOINCREMENT: a seq is never reused, even after the newest rows are deleted.
-    .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+    // AUTOINCREMENT: a seq is never reused, even after the newest rows are deleted. PostgreSQL: an
+    // identity column, whose sequence never goes back either.
+    .addColumn('seq', 'integer', (c) =>
+      postgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+    )
     // Epoch milliseconds, when the event happened.
     .addColumn('at', 'bigint', (c) => c.notNull())
     .addColumn('type', 'text', (c) => c.notNull())
