@@ -1,0 +1,522 @@
+// `npm run bench`: AuthGate as in production against a bare Fastify route, in one run; prints a
+// table and records it in docs/benchmarks.md. See that file for what is measured and why.
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import {
+  countLines,
+  cpuTimeOf,
+  freePort,
+  isRunning,
+  load,
+  memoryOf,
+  okPerSecond,
+  percentiles,
+  problems,
+  rssSampler,
+  startNode,
+  stopProcess,
+  waitForHttp,
+} from './lib.mjs'
+import { consoleTable, markdownTable, updateDocs } from './report.mjs'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const TARGETS = { ratio: 0.7, loginsPerSecond: 30, p99Ms: 25, rssMb: 300 }
+const USERNAME = 'benchuser'
+const PASSWORD = 'bench-password-7f3a-long-enough'
+const EXPECTED_BODY = JSON.stringify({ message: `Hello, ${USERNAME} with ID: 1!` })
+
+const HELP = `Usage: npm run bench [-- options]     (or: npm run build && node bench/run.mjs [options])
+
+  --duration <s>         length of each measured run (default 10)
+  --warmup <s>           warm-up before each measured run (default 3)
+  --connections <n>      connections for the GET / throughput runs (default 50)
+  --rounds <n>           throughput runs per server, alternating, best counts (default 2)
+  --login-clients <n>    concurrent login clients (default 8)
+  --users <n>            accounts the login clients take turns at, throttling on (default 200)
+  --get-connections <n>  GET / connections during the latency run (default 10)
+  --get-rate <n>         GET / requests per second in the latency run, 0 = unthrottled (default 0)
+  --env KEY=VALUE        extra environment for the AuthGate process (repeatable); marks the run
+                         as a variant and implies --no-docs
+  --docs <path>          where to record the results (default docs/benchmarks.md)
+  --no-docs              do not record the results
+  --strict               exit 1 when a target is missed
+  --keep                 keep the temporary directory (database, server logs) and print its path
+  -h, --help`
+
+const { values: opts } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '2' },
+    'login-clients': { type: 'string', default: '8' },
+    users: { type: 'string', default: '200' },
+    'get-connections': { type: 'string', default: '10' },
+    'get-rate': { type: 'string', default: '0' },
+    env: { type: 'string', multiple: true, default: [] },
+    docs: { type: 'string', default: join(ROOT, 'docs', 'benchmarks.md') },
+    'no-docs': { type: 'boolean', default: false },
+    strict: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+})
+if (opts.help) {
+  console.log(HELP)
+  process.exit(0)
+}
+
+function positive(name, { zero = false } = {}) {
+  const n = Number(opts[name])
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zero)) {
+    console.error(`--${name}: expected a positive number, got ${opts[name]}`)
+    process.exit(2)
+  }
+  return n
+}
+const DURATION = positive('duration')
+const WARMUP = positive('warmup', { zero: true })
+const CONNECTIONS = positive('connections')
+const ROUNDS = positive('rounds')
+const LOGIN_CLIENTS = positive('login-clients')
+const USERS = positive('users')
+const GET_CONNECTIONS = positive('get-connections')
+const GET_RATE = positive('get-rate', { zero: true })
+const EXTRA_ENV = Object.fromEntries(
+  opts.env.map((kv) => {
+    const i = kv.indexOf('=')
+    if (i < 1) {
+      console.error(`--env: expected KEY=VALUE, got ${kv}`)
+      process.exit(2)
+    }
+    return [kv.slice(0, i), kv.slice(i + 1)]
+  }),
+)
+// Inherited variables that change how the server performs; shown with the results.
+const PERF_ENV = ['UV_THREADPOOL_SIZE', 'NODE_OPTIONS']
+
+// ---- cleanup, on every way out ------------------------------------------------------------------
+
+const children = []
+let tmp
+
+function cleanupNow() {
+  for (const child of children) if (isRunning(child)) child.kill('SIGKILL')
+  if (tmp && opts.keep) console.log(`Kept ${tmp}`)
+  else if (tmp) rmSync(tmp, { recursive: true, force: true })
+  tmp = undefined
+}
+process.on('exit', cleanupNow)
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping the servers and removing the temporary directory`)
+    cleanupNow()
+    process.exit(130)
+  })
+}
+
+// ---- formatting ---------------------------------------------------------------------------------
+
+const int = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
+const ms = (n) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a')
+const pct = (f) => (Number.isFinite(f) ? `${Math.round(f * 100)}%` : 'n/a')
+const mb = (n) => (Number.isFinite(n) ? n.toFixed(0) : 'n/a')
+const log = (...args) => console.log(...args)
+
+// ---- the servers --------------------------------------------------------------------------------
+
+async function startAuthGate() {
+  // The bench wants the DEFAULT configuration: drop every AuthGate variable from the inherited
+  // environment and run in the temporary directory, so no ./.env is read either.
+  const { EnvSchema } = await import('../dist/config.js')
+  const env = { ...process.env }
+  for (const key of Object.keys(EnvSchema.properties)) delete env[key]
+  const port = await freePort()
+  Object.assign(env, EXTRA_ENV, {
+    PORT: String(port),
+    DATABASE_URL: `sqlite:///${join(tmp, 'authgate.db')}`,
+  })
+  // The realistic mix: many accounts, each logging in now and then, throttling on by default.
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'bench', 'seed-users.mjs'), env.DATABASE_URL, String(USERS), PASSWORD],
+    {
+      cwd: tmp,
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  )
+  const child = startNode([join(ROOT, 'dist', 'cli', 'index.js'), 'serve'], {
+    cwd: tmp,
+    env,
+    stdoutPath: join(tmp, 'authgate.log'),
+    stderrPath: join(tmp, 'authgate.stderr'),
+  })
+  children.push(child)
+  const url = `http://127.0.0.1:${port}`
+  await waitForHttp(`${url}/healthz`, child, 'AuthGate')
+  return { child, url, logPath: join(tmp, 'authgate.log') }
+}
+
+async function startBare() {
+  const port = await freePort()
+  const child = startNode([join(ROOT, 'bench', 'bare-server.mjs')], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port) },
+    stdoutPath: join(tmp, 'bare.log'),
+    stderrPath: join(tmp, 'bare.stderr'),
+  })
+  children.push(child)
+  const url = `http://127.0.0.1:${port}`
+  await waitForHttp(`${url}/`, child, 'the bare server')
+  return { child, url }
+}
+
+async function bearerToken(url) {
+  const res = await fetch(`${url}/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: loginForm(),
+  })
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`)
+  return (await res.json()).access_token
+}
+
+function loginForm() {
+  return new URLSearchParams({ username: USERNAME, password: PASSWORD }).toString()
+}
+
+let nextUser = 0
+function nextLoginForm() {
+  const i = nextUser++ % USERS
+  return new URLSearchParams({
+    username: i === 0 ? USERNAME : `${USERNAME}${i}`,
+    password: PASSWORD,
+  }).toString()
+}
+
+async function checkSameBody(url, headers) {
+  const res = await fetch(`${url}/`, { headers })
+  const body = await res.text()
+  if (res.status !== 200 || body !== EXPECTED_BODY) {
+    throw new Error(`GET ${url}/ answered ${res.status} ${body}, expected 200 ${EXPECTED_BODY}`)
+  }
+}
+
+// ---- the measurements ---------------------------------------------------------------------------
+
+// Anything that makes a figure doubtful; printed with the table and recorded with it.
+const notes = []
+
+function warn(what, result) {
+  const p = problems(result)
+  if (!p) return
+  const codes = Object.entries(result.statusCodeStats ?? {})
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, { count }]) => `${count}x HTTP ${code}`)
+  const text = `${what}: ${p}${codes.length > 0 ? ` (${codes.join(', ')})` : ''}`
+  log(`  ! ${text}`)
+  notes.push(text)
+}
+
+/** The commit measured, and whether the working tree had changes (the build includes them). */
+function gitState() {
+  try {
+    const git = (...args) =>
+      execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString()
+    const dirty = git('status', '--porcelain', '--untracked-files=no').trim() !== ''
+    return `${git('rev-parse', '--short', 'HEAD').trim()}${dirty ? ' with uncommitted changes' : ''}`
+  } catch {
+    return 'unknown commit'
+  }
+}
+
+/**
+ * Runs `run` and measures the server's CPU µs (user + system, every thread) per request, and how
+ * busy the server and this process (the load generator) were, as fractions of one core.
+ */
+async function measured(pid, run) {
+  const before = cpuTimeOf(pid)
+  const client = process.cpuUsage()
+  const start = performance.now()
+  const result = await run()
+  const wallUs = (performance.now() - start) * 1000
+  const clientUsed = process.cpuUsage(client)
+  const after = cpuTimeOf(pid)
+  const serverUs = before && after ? after.user + after.system - before.user - before.system : NaN
+  const total = result.requests.total
+  return {
+    result,
+    us: total > 0 ? serverUs / total : NaN,
+    serverBusy: serverUs / wallUs,
+    clientBusy: (clientUsed.user + clientUsed.system) / wallUs,
+  }
+}
+
+// The load generator is one Node process: near one full core, it (not the server) sets the pace.
+const CLIENT_BOUND = 0.9
+
+async function throughput(servers, headers) {
+  const best = { authgate: { rate: 0 }, bare: { rate: 0 } }
+  const cpu = { authgate: Number.POSITIVE_INFINITY, bare: Number.POSITIVE_INFINITY }
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? ['authgate', 'bare'] : ['bare', 'authgate']
+    for (const name of order) {
+      const run = { url: `${servers[name].url}/`, headers, connections: CONNECTIONS, pipelining: 1 }
+      if (WARMUP > 0) await load({ ...run, duration: WARMUP })
+      const m = await measured(servers[name].child.pid, () => load({ ...run, duration: DURATION }))
+      const rate = okPerSecond(m.result)
+      if (rate > best[name].rate) best[name] = { rate, clientBusy: m.clientBusy }
+      cpu[name] = Math.min(cpu[name], m.us)
+      log(
+        `  GET / ${name.padEnd(8)} round ${round + 1}: ${int(rate)} req/s; server ${ms(m.us)} µs CPU/request, ` +
+          `${pct(m.serverBusy)} busy; load generator ${pct(m.clientBusy)} busy`,
+      )
+      warn(`GET / ${name}`, m.result)
+    }
+  }
+  return { best, cpu }
+}
+
+// autocannon drops its connections when a run ends, but the server still finishes the logins in
+// flight, and the login throttle counts an attempt from its start until it succeeds: a new run
+// started at once would briefly have twice the clients in flight. Real clients do not do that.
+const LOGIN_DRAIN_MS = 1500
+
+async function loginLoad(url, duration, onLatency) {
+  const result = await load(
+    {
+      url: `${url}/auth/token`,
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      // Each request logs in the next of the USERS accounts (benchuser, benchuser1, ...).
+      requests: [{ setupRequest: (req) => ({ ...req, body: nextLoginForm() }) }],
+      connections: LOGIN_CLIENTS,
+      pipelining: 1,
+      duration,
+    },
+    onLatency,
+  )
+  await sleep(LOGIN_DRAIN_MS)
+  return result
+}
+
+async function logins(url) {
+  if (WARMUP > 0) await loginLoad(url, WARMUP)
+  const latencies = []
+  const result = await loginLoad(url, DURATION, (t) => latencies.push(t))
+  const rate = okPerSecond(result)
+  const lat = percentiles(latencies)
+  log(`  logins: ${rate.toFixed(1)}/s, latency p50 ${ms(lat.p50)} ms, p99 ${ms(lat.p99)} ms`)
+  warn('logins', result)
+  return { rate, latency: lat }
+}
+
+async function getLatency(url, headers) {
+  const latencies = []
+  const result = await load(
+    {
+      url: `${url}/`,
+      headers,
+      connections: GET_CONNECTIONS,
+      pipelining: 1,
+      duration: DURATION,
+      ...(GET_RATE > 0 ? { overallRate: GET_RATE, ignoreCoordinatedOmission: true } : {}),
+    },
+    (t) => latencies.push(t),
+  )
+  warn(`GET / latency ${url}`, result)
+  return { ...percentiles(latencies), rate: okPerSecond(result) }
+}
+
+/** GET / latency while LOGIN_CLIENTS log in without pause; the logins start a second earlier. */
+async function latencyUnderLogins(url, headers) {
+  const logins = loginLoad(url, DURATION + 2)
+  await sleep(1000)
+  const get = await getLatency(url, headers)
+  const loginResult = await logins
+  warn('logins during the latency run', loginResult)
+  return { get, loginRate: okPerSecond(loginResult) }
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+async function main() {
+  tmp = mkdtempSync(join(tmpdir(), 'authgate-bench-'))
+  const startedAt = new Date()
+  const loadAtStart = loadavg()[0]
+  const commit = gitState()
+  const cpuModel = cpus()[0]?.model?.trim() ?? 'unknown CPU'
+  const autocannonVersion = JSON.parse(
+    readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8'),
+  ).version
+  const perfEnv = [
+    ...PERF_ENV.filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`),
+    ...Object.entries(EXTRA_ENV).map(([k, v]) => `${k}=${v}`),
+  ]
+  log(
+    `AuthGate bench (${commit}): node ${process.version}, ${cpus().length} CPUs (${cpuModel}), ` +
+      `load average ${loadAtStart.toFixed(2)}`,
+  )
+  if (perfEnv.length > 0) log(`non-default environment: ${perfEnv.join(' ')}`)
+
+  const authgate = await startAuthGate()
+  const bare = await startBare()
+  log(
+    `AuthGate pid ${authgate.child.pid} at ${authgate.url}; bare Fastify pid ${bare.child.pid} at ${bare.url}`,
+  )
+  const rss = rssSampler(authgate.child.pid)
+
+  const token = await bearerToken(authgate.url)
+  const headers = { authorization: `Bearer ${token}` }
+  await checkSameBody(authgate.url, headers)
+  await checkSameBody(bare.url, headers)
+
+  rss.phase('GET / throughput')
+  log(`\nGET / throughput: ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s, ${ROUNDS} rounds`)
+  const { best, cpu } = await throughput({ authgate, bare }, headers)
+
+  rss.phase('logins')
+  log(`\nLogins: ${LOGIN_CLIENTS} clients, ${WARMUP} s warm-up + ${DURATION} s`)
+  const login = await logins(authgate.url)
+
+  rss.phase('GET / latency')
+  const rateText = GET_RATE > 0 ? `${GET_RATE} req/s` : 'unthrottled'
+  log(`\nGET / latency: ${GET_CONNECTIONS} connections, ${rateText}, ${DURATION} s each`)
+  const bareLatency = await getLatency(bare.url, headers)
+  log(`  bare, alone:                p99 ${ms(bareLatency.p99)} ms at ${int(bareLatency.rate)} req/s`)
+  const aloneLatency = await getLatency(authgate.url, headers)
+  log(`  AuthGate, alone:            p99 ${ms(aloneLatency.p99)} ms at ${int(aloneLatency.rate)} req/s`)
+  rss.phase('GET / latency under logins')
+  const loaded = await latencyUnderLogins(authgate.url, headers)
+  log(
+    `  AuthGate, under logins:     p99 ${ms(loaded.get.p99)} ms at ${int(loaded.get.rate)} req/s, ` +
+      `${loaded.loginRate.toFixed(1)} logins/s`,
+  )
+
+  const memory = memoryOf(authgate.child.pid)
+  const bareMemory = memoryOf(bare.child.pid)
+  const phasePeaks = rss.stop()
+  await stopProcess(authgate.child)
+  await stopProcess(bare.child)
+  const logFile = countLines(authgate.logPath)
+
+  const ratio = best.authgate.rate / best.bare.rate
+  const cpuRatio = cpu.bare / cpu.authgate
+  if (best.bare.clientBusy >= CLIENT_BOUND) {
+    notes.push(
+      `the bare route's best run kept the load generator ${pct(best.bare.clientBusy)} busy, so it measured ` +
+        `the client as much as the server: the req/s ratio flatters AuthGate; the CPU-per-request ratio ` +
+        `(${cpuRatio.toFixed(2)}x) does not depend on the client`,
+    )
+  }
+  const peakRss = Math.max(memory?.hwmMb ?? Number.NaN, ...phasePeaks.values())
+  const rows = [
+    {
+      metric: `GET / throughput, req/s (${CONNECTIONS} conns, best of ${ROUNDS})`,
+      authgate: int(best.authgate.rate),
+      bare: int(best.bare.rate),
+      target: `${ratio.toFixed(2)}x / >= ${TARGETS.ratio.toFixed(2)}x`,
+      pass: ratio >= TARGETS.ratio,
+    },
+    {
+      metric: 'Server CPU per GET /, µs (user+sys, min)',
+      authgate: ms(cpu.authgate),
+      bare: ms(cpu.bare),
+      target: `${cpuRatio.toFixed(2)}x`,
+    },
+    {
+      metric: `Logins/s (${LOGIN_CLIENTS} clients)`,
+      authgate: login.rate.toFixed(1),
+      target: `>= ${TARGETS.loginsPerSecond}/s`,
+      pass: login.rate >= TARGETS.loginsPerSecond,
+    },
+    {
+      metric: 'Login latency p50 / p99, ms',
+      authgate: `${ms(login.latency.p50)} / ${ms(login.latency.p99)}`,
+    },
+    {
+      metric: 'GET / p50 under login load, ms',
+      authgate: ms(loaded.get.p50),
+      bare: ms(bareLatency.p50),
+    },
+    { metric: 'GET / p90 under login load, ms', authgate: ms(loaded.get.p90), bare: ms(bareLatency.p90) },
+    {
+      metric: 'GET / p99 under login load, ms',
+      authgate: ms(loaded.get.p99),
+      bare: ms(bareLatency.p99),
+      target: `<= ${TARGETS.p99Ms} ms`,
+      pass: loaded.get.p99 <= TARGETS.p99Ms,
+    },
+    { metric: 'GET / max under login load, ms', authgate: ms(loaded.get.max), bare: ms(bareLatency.max) },
+    {
+      metric: 'GET / p99 without login load, ms',
+      authgate: ms(aloneLatency.p99),
+      bare: ms(bareLatency.p99),
+    },
+    {
+      metric: 'Peak RSS, MB (VmHWM)',
+      authgate: mb(peakRss),
+      bare: mb(bareMemory?.hwmMb),
+      target: `<= ${TARGETS.rssMb} MB`,
+      pass: Number.isFinite(peakRss) ? peakRss <= TARGETS.rssMb : undefined,
+    },
+  ]
+
+  log(`\n${consoleTable(rows)}\n`)
+  log(
+    `GET / during the latency runs: ${rateText}; bare ${int(bareLatency.rate)}, AuthGate alone ${int(aloneLatency.rate)}, ` +
+      `under logins ${int(loaded.get.rate)} req/s (with ${loaded.loginRate.toFixed(1)} logins/s).`,
+  )
+  log(`AuthGate RSS peak by phase (MB): ${[...phasePeaks].map(([p, v]) => `${p} ${mb(v)}`).join(', ')}`)
+  log(`AuthGate wrote ${int(logFile.lines)} log lines (${(logFile.bytes / 2 ** 20).toFixed(1)} MiB).`)
+  for (const note of notes) log(`Note: ${note}.`)
+
+  const failed = rows.filter((r) => r.pass === false).length
+  const checked = rows.filter((r) => r.pass !== undefined).length
+  if (opts['no-docs'] || Object.keys(EXTRA_ENV).length > 0) {
+    log('Results not recorded (--no-docs or --env).')
+  } else {
+    const when = `${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`
+    const machine = `a shared ${cpus().length}-vCPU Linux VM (${cpuModel}, ${Math.round(totalmem() / 2 ** 30)} GB RAM)`
+    const section = [
+      `### ${when}`,
+      '',
+      `Commit ${commit}. Node ${process.version}, ${cpus().length} CPUs (${cpuModel}), Linux ${release()}, ` +
+        `load average ${loadAtStart.toFixed(2)} at start; autocannon ${autocannonVersion}. ` +
+        `${DURATION} s runs after ${WARMUP} s warm-ups; GET / latency runs with ${GET_CONNECTIONS} connections, ${rateText}.` +
+        (perfEnv.length > 0 ? ` Environment: \`${perfEnv.join(' ')}\`.` : ''),
+      '',
+      markdownTable(rows),
+      '',
+      `AuthGate wrote ${int(logFile.lines)} JSON log lines (${(logFile.bytes / 2 ** 20).toFixed(1)} MiB) during the run. ` +
+        `GET / rate in the latency runs: bare ${int(bareLatency.rate)}, AuthGate alone ${int(aloneLatency.rate)}, ` +
+        `under logins ${int(loaded.get.rate)} req/s. ${checked - failed} of ${checked} targets met.`,
+      ...(notes.length > 0 ? ['', ...notes.map((n) => `- Note: ${n}.`)] : []),
+    ].join('\n')
+    const historyLine =
+      `${when}, ${commit}, Node ${process.version}, ${cpus().length} CPUs: GET / ${ratio.toFixed(2)}x ` +
+      `(${int(best.authgate.rate)} vs ${int(best.bare.rate)} req/s; CPU/request ${cpuRatio.toFixed(2)}x), ` +
+      `${login.rate.toFixed(1)} logins/s, ` +
+      `p99 under logins ${ms(loaded.get.p99)} ms, peak RSS ${mb(peakRss)} MB; ${checked - failed}/${checked} targets met`
+    updateDocs(opts.docs, { section, historyLine, machine })
+    log(`Recorded in ${opts.docs}.`)
+  }
+  if (opts.strict && failed > 0) process.exitCode = 1
+}
+
+try {
+  await main()
+} catch (err) {
+  console.error(`\nbench failed: ${err instanceof Error ? err.message : err}`)
+  process.exitCode = 1
+} finally {
+  await Promise.all(children.map((child) => stopProcess(child)))
+  cleanupNow()
+}
