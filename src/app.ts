@@ -27,21 +27,15 @@ export const VERSION: string = JSON.parse(
 ).version
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  // Background work that fails (the database away a moment) is logged, never thrown; a test may
+  // pass its own handlers in deps.
+  const warn = (msg: string) => (err: unknown) => deps.logger?.warn({ err }, msg)
   const { db, tokens, account, auth, throttle, audit, revocations, keys } = await openServices(config, {
+    onRevocationPollError: warn('revocation feed unreadable'),
+    onKeyReloadError: warn('signing keys unreadable'),
+    // A failed audit write never fails the request; the events it lost go to the log instead.
+    onAuditError: (err, lost) => deps.logger?.warn({ err, audit: lost }, 'audit log write failed'),
     ...deps,
-    ...(deps.logger && !deps.onRevocationPollError
-      ? { onRevocationPollError: (err: unknown) => deps.logger?.warn({ err }, 'revocation feed unreadable') }
-      : {}),
-    ...(deps.logger && !deps.onKeyReloadError
-      ? { onKeyReloadError: (err: unknown) => deps.logger?.warn({ err }, 'signing keys unreadable') }
-      : {}),
-    // A failed audit write never fails the request; the event it lost goes to the log instead.
-    ...(deps.logger && !deps.onAuditError
-      ? {
-          onAuditError: (err: unknown, lost: readonly unknown[]) =>
-            deps.logger?.warn({ err, audit: lost }, 'audit log write failed'),
-        }
-      : {}),
   })
   await revocations.start()
   keys.start()
@@ -50,7 +44,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
   // Old throttling windows are forgotten every ten minutes.
   const pruneThrottle = setInterval(() => {
-    throttle.prune().catch((err: unknown) => deps.logger?.warn({ err }, 'throttle prune failed'))
+    throttle.prune().catch(warn('throttle prune failed'))
   }, 10 * 60_000)
   pruneThrottle.unref()
 
@@ -89,7 +83,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerAuthenticate(app, tokens, revocations)
   await app.register(formbody)
   await registerDocs(app, VERSION)
-  await app.register(authRoutes, { auth, secureCookies: false })
+  // The device cookie is marked Secure when clients reach us over https (PUBLIC_URL).
+  await app.register(authRoutes, { auth, secureCookies: config.publicUrl.startsWith('https:') })
   await app.register(accountRoutes, { account })
   await app.register(rootRoutes)
   await app.register(wellKnownRoutes, { keys, issuer: config.jwtIssuer, publicUrl: config.publicUrl })

@@ -168,6 +168,23 @@ describe('registration throttling', () => {
 })
 
 describe('throttling settings', () => {
+  it('marks the device cookie Secure when PUBLIC_URL is https', async () => {
+    for (const [publicUrl, secure] of [
+      ['https://auth.example.com', true],
+      ['http://127.0.0.1:8000', false],
+    ] as const) {
+      const t = await buildTestApp({
+        RATE_LIMIT: 'on',
+        PUBLIC_URL: publicUrl,
+        JWT_ISSUER: 'https://issuer.test',
+      })
+      await register(t.app, 'cookie-jar')
+      const res = await attempt(t.app, 'cookie-jar', PASSWORD, '192.0.2.90')
+      expect(String(res.headers['set-cookie']).includes('; Secure'), publicUrl).toBe(secure)
+      await t.close()
+    }
+  })
+
   it('RATE_LIMIT=off turns it off', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'off' })
     await register(t.app, 'free')
