@@ -1,4 +1,5 @@
 // Every environment variable AuthGate reads, in one schema: loadConfig(env) -> frozen Config.
+import { availableParallelism } from 'node:os'
 import { type Static, type TSchema, Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './domain/keys.js'
@@ -8,6 +9,8 @@ import {
   MAX_STATEMENT_TIMEOUT_MS,
   parseDatabaseUrl,
 } from './storage/database-url.js'
+
+export const MAX_WORKERS = 256
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -69,6 +72,12 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: Type.Optional(
     Type.String({ description: 'off, on, a hop count, or a comma-separated list of proxy addresses/CIDRs' }),
   ),
+  WORKERS: Type.Optional(
+    Type.String({
+      pattern: '^(auto|[0-9]{1,4})$',
+      description: `auto or an integer from 1 to ${MAX_WORKERS}`,
+    }),
+  ),
 })
 
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -118,6 +127,8 @@ export interface Config {
   readonly corsOrigins: string[]
   /** Fastify's trustProxy: whether and which X-Forwarded-For hops to believe. */
   readonly trustProxy: boolean | number | string[]
+  /** Processes serving the port (WORKERS): 1 is one process; more run a node:cluster primary. */
+  readonly workers: number
 }
 
 export class ConfigError extends Error {
@@ -180,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('PASSWORD_MAX_LENGTH: must not be smaller than PASSWORD_MIN_LENGTH')
   }
   const trustProxy = parseTrustProxy(env2.TRUST_PROXY)
+  const workers = parseWorkers(env2.WORKERS)
   return Object.freeze({
     port,
     host,
@@ -208,7 +220,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     trustProxy,
     corsOrigins: parseOrigins(env2.CORS_ORIGINS),
+    workers,
   })
+}
+
+function parseWorkers(value: string | undefined): number {
+  if (value === undefined) return 1
+  if (value === 'auto') return Math.min(availableParallelism(), MAX_WORKERS)
+  const n = Number(value)
+  if (n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(
+      `WORKERS: expected auto or an integer from 1 to ${MAX_WORKERS}, got ${JSON.stringify(value)}`,
+    )
+  }
+  return n
 }
 
 function parseOrigins(value: string | undefined): string[] {

@@ -5,12 +5,17 @@ import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
 
-const FORCE_EXIT_AFTER_MS = 10_000
+export const FORCE_EXIT_AFTER_MS = 10_000
 // Ctrl-C reaches both npm and the server, and npm forwards it too: the same signal twice within
 // a moment is one request to stop. A signal after that forces the exit.
-const REPEAT_WINDOW_MS = 1_000
+export const REPEAT_WINDOW_MS = 1_000
 
-export async function serve(config: Config): Promise<void> {
+export interface ServeOptions {
+  /** Whether SIGTERM/SIGINT close this process; a cluster worker leaves that to its primary. */
+  signals?: boolean
+}
+
+export async function serve(config: Config, options: ServeOptions = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel)
   const app = await buildApp(config, { logger })
   try {
@@ -21,7 +26,8 @@ export async function serve(config: Config): Promise<void> {
     throw err
   }
   // Only once listening: a failed start must exit non-zero, not look like a clean shutdown.
-  handleSignals(app, logger)
+  if (options.signals !== false) handleSignals(app, logger)
+  return app
 }
 
 /** SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then close the database. */

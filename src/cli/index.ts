@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `authgate`: one binary that serves, migrates and administers users.
 import { Command } from 'commander'
+import { serveCluster } from '../cluster.js'
 import { type Config, ConfigError, loadConfig, loadDotEnv } from '../config.js'
 import { DomainError, ValidationError } from '../domain/errors.js'
 import { serve } from '../server.js'
@@ -37,9 +38,11 @@ const program = new Command('authgate')
 
 program
   .command('serve')
-  .description('Start the HTTP server (PORT, HOST, DATABASE_URL... from the environment or .env).')
+  .description('Start the HTTP server (PORT, HOST, DATABASE_URL, WORKERS... from the environment or .env).')
   .action(async () => {
-    await serve(config())
+    const c = config()
+    if (c.workers > 1) await serveCluster(c)
+    else await serve(c)
   })
 
 program

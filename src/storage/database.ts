@@ -34,7 +34,8 @@ export interface DatabaseOptions {
 }
 
 export const DEFAULT_POOL_SIZE = 10
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+// A request waits at most this long for a connection to an unreachable server, then gets a 503.
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 
 export function createDatabase(url: string, options: DatabaseOptions = {}): Db {
   const location = parseDatabaseUrl(url)
@@ -87,6 +88,13 @@ function createPostgresDatabase(location: PostgresLocation, options: DatabaseOpt
   // unhandled 'error' event would end the process. The pool drops that client; the next query
   // opens a new one, and a query that fails is reported by whoever ran it.
   pool.on('error', () => {})
+  // A connection that dies while checked out (between a transaction's queries, during a query)
+  // emits 'error' on its client, where the pool listens only while it is idle: without a listener
+  // of its own that too would end the process. Its query fails (a 503), the client is no longer
+  // queryable, and the pool discards it on release.
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+  })
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
 }
 
@@ -185,4 +193,41 @@ export function canBeStored(
 export function isUniqueViolation(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505'
+}
+
+// Node's socket errors, and SQLSTATEs that mean "the server is not there" rather than "the query
+// was wrong": class 08 (connection exception), 57P01-57P03 (shutdown, crash, starting up), 53300
+// (too many connections).
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+])
+// pg and pg-pool signal a lost or never-made connection by message only.
+const UNREACHABLE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable)/
+
+/**
+ * Whether `err` says the database cannot be reached (down, restarting, refusing connections, cut
+ * off), as opposed to a failed query: such a request gets a 503, and the pool reconnects by itself
+ * on a later one.
+ */
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 3) return false
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true
+  if (UNREACHABLE_MESSAGES.test(err.message)) return true
+  // net.connect with several addresses (localhost: ::1 and 127.0.0.1) fails with an AggregateError.
+  if (err instanceof AggregateError) return err.errors.some((e) => isDatabaseUnavailable(e, depth + 1))
+  return isDatabaseUnavailable(err.cause, depth + 1)
 }

@@ -1,4 +1,5 @@
 // loadConfig: defaults, conversions, and start-up errors that name the variable.
+import { availableParallelism } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
 
@@ -25,7 +26,13 @@ describe('loadConfig', () => {
         registrationsPerIpPerHour: 30,
       },
       trustProxy: false,
+      workers: 1,
     })
+  })
+
+  it('reads WORKERS: a count, or auto for one per core', () => {
+    expect(loadConfig({ WORKERS: '4' }).workers).toBe(4)
+    expect(loadConfig({ WORKERS: 'auto' }).workers).toBe(Math.min(availableParallelism(), 256))
   })
 
   it('reads AUDIT_RETENTION_DAYS, 0 meaning forever', () => {
@@ -101,6 +108,10 @@ describe('loadConfig', () => {
     [{ RATE_LIMIT: 'maybe' }, 'RATE_LIMIT'],
     [{ LOGIN_MAX_FAILURES: '26' }, 'LOGIN_MAX_FAILURES'],
     [{ TRUST_PROXY: 'everyone' }, 'TRUST_PROXY'],
+    [{ WORKERS: '0' }, 'WORKERS'],
+    [{ WORKERS: '257' }, 'WORKERS'],
+    [{ WORKERS: 'many' }, 'WORKERS'],
+    [{ WORKERS: '2.5' }, 'WORKERS'],
     [{ PASSWORD_MIN_LENGTH: '100', PASSWORD_MAX_LENGTH: '64' }, 'PASSWORD_MAX_LENGTH'],
   ])('rejects %o naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)

@@ -3,6 +3,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
+import { isDatabaseUnavailable } from '../../storage/database.js'
 
 const STATUS: Record<string, number> = {
   [ErrorCode.validation]: 422,
@@ -125,6 +126,12 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     if (status >= 400 && status < 500) {
       // Fastify's own 4xx messages describe the request, never our internals.
       return sendError(reply, status, ErrorCode.badRequest, error.message)
+    }
+    if (isDatabaseUnavailable(error)) {
+      // The database is down or cut off: a retryable 503, not a 500; the pool reconnects by itself.
+      request.log.warn({ err: error }, 'database unavailable')
+      reply.header('retry-after', '5')
+      return sendError(reply, 503, ErrorCode.unavailable, 'Service temporarily unavailable')
     }
     request.log.error({ err: error }, 'unhandled error')
     return sendError(reply, 500, ErrorCode.internal, 'Internal Server Error')

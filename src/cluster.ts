@@ -1,0 +1,164 @@
+// WORKERS > 1: a node:cluster primary that prepares the database once, forks that many workers
+// (each one serve() on the shared port), restarts one that dies, and on SIGTERM/SIGINT closes
+// them all gracefully before exiting 0.
+import cluster, { type Worker } from 'node:cluster'
+import type { Logger } from 'pino'
+import type { Config } from './config.js'
+import { createLogger } from './logger.js'
+import { FORCE_EXIT_AFTER_MS, REPEAT_WINDOW_MS, serve } from './server.js'
+import { openServices } from './services.js'
+
+/** The primary's message that asks a worker to close. */
+const SHUTDOWN = 'authgate:shutdown'
+// A worker that dies is restarted after a delay that doubles with each death in a row (from
+// 100 ms to 30 s); one that lived a minute starts the count again.
+const RESTART_MIN_MS = 100
+const RESTART_MAX_MS = 30_000
+const STABLE_AFTER_MS = 60_000
+
+/** `authgate serve` with config.workers > 1: the primary in the first process, serve() in a worker. */
+export async function serveCluster(config: Config): Promise<void> {
+  if (cluster.isPrimary) await runPrimary(config)
+  else await runWorker(config)
+}
+
+async function runPrimary(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel)
+  // Migrations, canonical names and the first signing key, once, before any worker races for them.
+  const services = await openServices(config)
+  await services.audit.flush()
+  await services.db.destroy()
+
+  let stopping = false
+  let failures = 0
+  const startedAt = new Map<Worker, number>()
+  const restarts = new Set<NodeJS.Timeout>()
+
+  const fork = (): Worker => {
+    const worker = cluster.fork()
+    startedAt.set(worker, Date.now())
+    return worker
+  }
+
+  // Start-up: every worker must listen, or the start fails (a port in use, a bad database...).
+  await new Promise<void>((resolve, reject) => {
+    let listening = 0
+    const onListening = () => {
+      if (++listening === config.workers) {
+        cluster.off('listening', onListening)
+        cluster.off('exit', onEarlyExit)
+        resolve()
+      }
+    }
+    const onEarlyExit = (worker: Worker, code: number | null, signal: string | null) => {
+      cluster.off('listening', onListening)
+      cluster.off('exit', onEarlyExit)
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+      reject(new Error(`worker ${worker.process.pid} exited during start-up (${signal ?? code})`))
+    }
+    cluster.on('listening', onListening)
+    cluster.on('exit', onEarlyExit)
+    for (let i = 0; i < config.workers; i++) fork()
+  })
+  logger.info(
+    { workers: config.workers, address: `http://${config.host}:${config.port}` },
+    'AuthGate listening',
+  )
+
+  cluster.on('exit', (worker, code, signal) => {
+    const lived = Date.now() - (startedAt.get(worker) ?? 0)
+    startedAt.delete(worker)
+    if (stopping) return
+    failures = lived >= STABLE_AFTER_MS ? 1 : failures + 1
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (failures - 1))
+    logger.error(
+      { worker: worker.process.pid, code, signal, restartInMs: delay },
+      'worker died: restarting it',
+    )
+    const timer = setTimeout(() => {
+      restarts.delete(timer)
+      if (!stopping) fork()
+    }, delay)
+    restarts.add(timer)
+  })
+
+  handlePrimarySignals(logger)
+
+  function handlePrimarySignals(log: Logger): void {
+    let firstAt = 0
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (firstAt !== 0) {
+        if (Date.now() - firstAt < REPEAT_WINDOW_MS) return
+        log.warn({ signal }, 'second signal: exiting now')
+        killAll()
+        process.exit(1)
+      }
+      firstAt = Date.now()
+      stopping = true
+      for (const timer of restarts) clearTimeout(timer)
+      log.info({ signal }, 'shutting down')
+      const force = setTimeout(() => {
+        log.error(`still closing after ${FORCE_EXIT_AFTER_MS} ms: exiting now`)
+        killAll()
+        process.exit(1)
+      }, FORCE_EXIT_AFTER_MS)
+      force.unref()
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+      Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<boolean>((resolve) => {
+              if (w.isDead()) return resolve(true)
+              w.once('exit', (code, sig) => resolve(code === 0 && sig === null))
+              if (w.isConnected()) w.send({ type: SHUTDOWN })
+              else w.process.kill('SIGTERM')
+            }),
+        ),
+      ).then((clean) => {
+        clearTimeout(force)
+        if (clean.includes(false)) {
+          log.error('a worker did not close cleanly')
+          process.exitCode = 1
+        }
+        log.info('closed')
+      })
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+  }
+}
+
+function killAll(): void {
+  for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+}
+
+async function runWorker(config: Config): Promise<void> {
+  // Ctrl-C reaches the whole process group, and a service manager may signal every process: the
+  // primary decides, and asks each worker to close.
+  const ignore = () => {}
+  process.on('SIGTERM', ignore)
+  process.on('SIGINT', ignore)
+  // Listened for before start-up, so a shutdown asked for while starting is not lost.
+  let shutdownAsked = () => {}
+  const asked = new Promise<void>((resolve) => {
+    shutdownAsked = resolve
+  })
+  process.on('message', (message: unknown) => {
+    if ((message as { type?: unknown } | null)?.type === SHUTDOWN) shutdownAsked()
+  })
+  let app: Awaited<ReturnType<typeof serve>>
+  try {
+    app = await serve(config, { signals: false })
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : err)
+    process.exit(1)
+  }
+  await asked
+  try {
+    await app.close()
+  } catch (err) {
+    app.log.error({ err }, 'error while closing')
+    process.exit(1)
+  }
+  cluster.worker?.disconnect()
+}

@@ -1,0 +1,249 @@
+// WORKERS=2: `authgate serve` as a node:cluster primary with two worker processes on one port and
+// one SQLite file. Both serve, a token from either verifies on both, a logout is honoured by both,
+// a killed worker comes back, and SIGTERM closes everything gracefully with exit code 0.
+
+import { once } from 'node:events'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { request } from 'node:http'
+import { createConnection, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { PASSWORD, tempDir } from '../helpers/app.js'
+import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
+
+const dir = tempDir('authgate-workers-')
+let server: ServerProcess
+let port: number
+
+beforeAll(async () => {
+  server = await startServerProcess({
+    WORKERS: '2',
+    DATABASE_URL: `sqlite:///${join(dir.path, 'shared.db')}`,
+  })
+  port = Number(new URL(server.url).port)
+  // /healthz answers once one worker listens; wait for both.
+  await until(() => workerPids().length === 2)
+  await until(async () => (await workersServing()).size === 2, 20_000)
+}, 60_000)
+afterAll(async () => {
+  await server?.stop()
+  dir.cleanup()
+})
+
+function primaryPid(): number {
+  return server.child.pid as number
+}
+
+function workerPids(): number[] {
+  const pid = primaryPid()
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim()
+    return text === '' ? [] : text.split(' ').map(Number)
+  } catch {
+    return []
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie still answers kill(0); its /proc status says so.
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+async function until(check: () => boolean | Promise<boolean>, limit = 10_000): Promise<number> {
+  const start = Date.now()
+  while (!(await check())) {
+    if (Date.now() - start > limit) throw new Error(`not true after ${limit} ms`)
+    await sleep(50)
+  }
+  return Date.now() - start
+}
+
+/** One request on a connection of its own, so the primary hands each to the next worker. */
+function call(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+      let data = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => {
+        data += d
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
+    })
+    req.on('error', reject)
+    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${path}: no answer in 5 s`)))
+    req.end(body)
+  })
+}
+
+/** Inodes of the established TCP connections to our port, from /proc/net/tcp (server side). */
+function serverSideInodes(): Set<string> {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
+  const inodes = new Set<string>()
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/)
+    if (f.length > 9 && f[1]?.endsWith(`:${hexPort}`) && f[3] === '01') inodes.add(f[9] as string)
+  }
+  return inodes
+}
+
+/** Worker pids holding at least one of those connections. */
+function pidsHolding(inodes: Set<string>): Set<number> {
+  const holders = new Set<number>()
+  for (const pid of workerPids()) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let link: string
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`)
+      } catch {
+        continue
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link)
+      if (m && inodes.has(m[1] as string)) holders.add(pid)
+    }
+  }
+  return holders
+}
+
+/** Opens `n` kept-alive connections, each answered once; returns the workers that hold them. */
+async function workersServing(n = 4): Promise<Set<number>> {
+  const sockets: Socket[] = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const socket = createConnection({ host: '127.0.0.1', port })
+      sockets.push(socket)
+      await once(socket, 'connect')
+      socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+      const [chunk] = (await once(socket, 'data')) as [Buffer]
+      expect(chunk.toString()).toMatch(/^HTTP\/1\.1 200 /)
+    }
+    return pidsHolding(serverSideInodes())
+  } finally {
+    for (const s of sockets) s.destroy()
+  }
+}
+
+const json = { 'content-type': 'application/json' }
+const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' }
+
+async function signUpAndLogin(username: string): Promise<{ access_token: string }> {
+  const created = await call('POST', '/auth/', json, JSON.stringify({ username, password: PASSWORD }))
+  expect(created.status).toBe(201)
+  const login = await call(
+    'POST',
+    '/auth/token',
+    formHeaders,
+    new URLSearchParams({ username, password: PASSWORD }).toString(),
+  )
+  expect(login.status).toBe(200)
+  return JSON.parse(login.body) as { access_token: string }
+}
+
+it('runs two worker processes under the primary, and both serve requests', async () => {
+  const workers = workerPids()
+  expect(workers).toHaveLength(2)
+  expect(new Set(workers).size).toBe(2)
+  expect(workers).not.toContain(primaryPid())
+  expect([...(await workersServing())].sort()).toEqual([...workers].sort())
+})
+
+it('accepts a token issued through one worker on both', async () => {
+  const { access_token } = await signUpAndLogin('clusteruser')
+  const auth = { authorization: `Bearer ${access_token}` }
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => call('GET', '/', auth)))
+  expect(statuses.map((r) => r.status)).toEqual(Array(20).fill(200))
+})
+
+it('honours a logout on both workers within 2 s', async () => {
+  const { access_token } = await signUpAndLogin('leaver')
+  const auth = { authorization: `Bearer ${access_token}` }
+  expect((await call('GET', '/', auth)).status).toBe(200)
+  expect((await call('POST', '/auth/logout', auth)).status).toBe(204)
+  // Four fresh connections in a row reach both workers (round robin).
+  const ms = await until(async () => {
+    const four = await Promise.all(Array.from({ length: 4 }, () => call('GET', '/', auth)))
+    return four.every((r) => r.status === 401)
+  }, 5_000)
+  expect(ms).toBeLessThan(2_000)
+})
+
+it('restarts a worker killed with SIGKILL, and service continues meanwhile', {
+  timeout: 60_000,
+}, async () => {
+  const [victim, survivor] = workerPids() as [number, number]
+  process.kill(victim, 'SIGKILL')
+  // Once the primary has reaped it (a connection handed to a worker in the moment it dies is
+  // lost: node:cluster's round robin), the other worker answers everything meanwhile.
+  await until(() => !alive(victim) && !workerPids().includes(victim))
+  for (let i = 0; i < 4; i++) {
+    // One retry: the primary may still hand a connection to the dead worker for a moment.
+    const res = await call('GET', '/healthz').catch(() => call('GET', '/healthz'))
+    expect(res.status).toBe(200)
+  }
+  // A fresh worker starts from scratch (tsx compiles the sources): slow on a loaded machine.
+  await until(() => {
+    const now = workerPids()
+    return now.length === 2 && !now.includes(victim) && now.includes(survivor)
+  }, 30_000)
+  await until(async () => (await workersServing()).size === 2, 20_000)
+  expect(server.output()).toMatch(/worker died: restarting it/)
+})
+
+it('on SIGTERM to the primary, finishes an in-flight request, then everything exits 0', {
+  timeout: 20_000,
+}, async () => {
+  await signUpAndLogin('lastone')
+  const workers = workerPids()
+  // A login whose headers are in but whose body is not: in flight, deterministically.
+  const form = new URLSearchParams({ username: 'lastone', password: PASSWORD }).toString()
+  const socket = createConnection({ host: '127.0.0.1', port })
+  await once(socket, 'connect')
+  let raw = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (d: string) => {
+    raw += d
+  })
+  const closed = once(socket, 'close')
+  socket.write(
+    'POST /auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+      'Content-Type: application/x-www-form-urlencoded\r\n' +
+      `Content-Length: ${Buffer.byteLength(form)}\r\nConnection: close\r\n\r\n${form.slice(0, 5)}`,
+  )
+  await sleep(200)
+
+  const exited = once(server.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  const signalledAt = Date.now()
+  process.kill(primaryPid(), 'SIGTERM')
+  // Shutdown has begun once new connections are refused; only then send the rest of the body.
+  await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const probe = createConnection({ host: '127.0.0.1', port })
+        probe.on('connect', () => {
+          probe.destroy()
+          resolve(false)
+        })
+        probe.on('error', () => resolve(true))
+      }),
+    5_000,
+  )
+  socket.write(form.slice(5))
+  await closed
+  expect(raw).toMatch(/^HTTP\/1\.1 200 /)
+  expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).access_token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/)
+
+  const [code, signal] = await exited
+  expect({ code, signal }).toEqual({ code: 0, signal: null })
+  expect(Date.now() - signalledAt).toBeLessThan(5_000)
+  await until(() => workers.every((pid) => !alive(pid)), 2_000)
+  expect(server.output()).not.toMatch(/exiting now|did not close cleanly|error while closing/)
+})
