@@ -39,6 +39,8 @@ const HELP = `Usage: npm run bench [-- options]     (or: npm run build && node b
   --rounds <n>           throughput runs per server, alternating, best counts (default 2)
   --login-clients <n>    concurrent login clients (default 8)
   --users <n>            accounts the login clients take turns at, throttling on (default 200)
+  --database-url <url>   an EMPTY database to run on instead of a fresh SQLite file (e.g. a new
+                         PostgreSQL database); marks the run as a variant and implies --no-docs
   --get-connections <n>  GET / connections during the latency run (default 10)
   --get-rate <n>         GET / requests per second in the latency run, 0 = unthrottled (default 0)
   --env KEY=VALUE        extra environment for the AuthGate process (repeatable); marks the run
@@ -57,6 +59,7 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '2' },
     'login-clients': { type: 'string', default: '8' },
     users: { type: 'string', default: '200' },
+    'database-url': { type: 'string' },
     'get-connections': { type: 'string', default: '10' },
     'get-rate': { type: 'string', default: '0' },
     env: { type: 'string', multiple: true, default: [] },
@@ -140,7 +143,7 @@ async function startAuthGate() {
   const port = await freePort()
   Object.assign(env, EXTRA_ENV, {
     PORT: String(port),
-    DATABASE_URL: `sqlite:///${join(tmp, 'authgate.db')}`,
+    DATABASE_URL: opts['database-url'] ?? `sqlite:///${join(tmp, 'authgate.db')}`,
   })
   // The realistic mix: many accounts, each logging in now and then, throttling on by default.
   execFileSync(
@@ -480,7 +483,7 @@ async function main() {
 
   const failed = rows.filter((r) => r.pass === false).length
   const checked = rows.filter((r) => r.pass !== undefined).length
-  if (opts['no-docs'] || Object.keys(EXTRA_ENV).length > 0) {
+  if (opts['no-docs'] || Object.keys(EXTRA_ENV).length > 0 || opts['database-url']) {
     log('Results not recorded (--no-docs or --env).')
   } else {
     const when = `${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`
