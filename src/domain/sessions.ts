@@ -32,7 +32,6 @@ export interface RefreshTokenRecord {
 
 export interface SessionsRepository {
   insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord): Promise<void>
-  findSession(id: string): Promise<SessionRecord | undefined>
   listLiveSessions(userId: number, now: number): Promise<SessionRecord[]>
   findRefreshToken(tokenHash: string): Promise<
     | (RefreshTokenRecord & {

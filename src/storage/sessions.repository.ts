@@ -13,11 +13,6 @@ export async function insertSessionWithToken(
   })
 }
 
-export async function findSession(db: Db, id: string): Promise<SessionRow | undefined> {
-  if (!canBeStored(db, id)) return undefined
-  return db.selectFrom('authgate_sessions').selectAll().where('id', '=', id).executeTakeFirst()
-}
-
 /** Sessions not revoked and not past their absolute expiry, newest first. */
 export async function listLiveSessions(db: Db, userId: number, now: number): Promise<SessionRow[]> {
   return db
@@ -155,7 +150,6 @@ export function createSessionsRepository(db: Db) {
   return {
     insertSessionWithToken: (session: SessionRow, token: RefreshTokenRow) =>
       insertSessionWithToken(db, session, token),
-    findSession: (id: string) => findSession(db, id),
     listLiveSessions: (userId: number, now: number) => listLiveSessions(db, userId, now),
     findRefreshToken: (tokenHash: string) => findRefreshToken(db, tokenHash),
     rotateRefreshToken: (spentId: string, spentAt: number, successor: string, next: RefreshTokenRow) =>
