@@ -22,11 +22,20 @@ export interface PostgresLocation {
   poolSize?: number
   /** `statement_timeout`: milliseconds, 0 for none. */
   statementTimeoutMs?: number
+  /** `query_timeout`: milliseconds the client waits for an answer, 0 for no limit (pg's own name). */
+  queryTimeoutMs?: number
   /** `connect_timeout`: seconds, as libpq; kept here in milliseconds. */
   connectTimeoutMs?: number
 }
 
-export type DatabaseLocation = { dialect: 'sqlite'; path: string } | PostgresLocation
+export interface SqliteLocation {
+  dialect: 'sqlite'
+  path: string
+  /** `timeout`: seconds to wait for another writer's lock (SQLAlchemy's, for sqlite3.connect); kept in ms. */
+  busyTimeoutMs?: number
+}
+
+export type DatabaseLocation = SqliteLocation | PostgresLocation
 
 export class DatabaseUrlError extends Error {
   override name = 'DatabaseUrlError'
@@ -34,10 +43,12 @@ export class DatabaseUrlError extends Error {
 
 export const MAX_POOL_SIZE = 1000
 export const MAX_STATEMENT_TIMEOUT_MS = 86_400_000
+const MAX_BUSY_TIMEOUT_S = 3600
 
 /**
  * `sqlite:///relative/path.db` -> relative to the working directory (three slashes, as SQLAlchemy);
  * `sqlite:////absolute/path.db` -> absolute (four slashes); `sqlite:///:memory:` -> in memory;
+ * `sqlite:///path.db?timeout=10` -> wait 10 s for a lock (SQLAlchemy's parameter; others are ignored);
  * `postgres://user:pass@host:5432/db?sslmode=verify-full&pool_size=20&statement_timeout=5000`;
  * anything without a scheme is a file path.
  */
@@ -56,13 +67,26 @@ export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseLoca
     if (!rest.startsWith('///') || rest.length === 3) {
       throw new DatabaseUrlError('expected sqlite:///relative/path.db or sqlite:////absolute/path.db')
     }
-    const path = rest.slice(3).split('?')[0] ?? ''
-    return { dialect: 'sqlite', path: isAbsolute(path) ? path : resolve(cwd, path) }
+    const [path = '', query = ''] = rest.slice(3).split('?', 2)
+    const location: SqliteLocation = { dialect: 'sqlite', path: isAbsolute(path) ? path : resolve(cwd, path) }
+    const timeout = new URLSearchParams(query).getAll('timeout')
+    if (timeout.length > 1) throw new DatabaseUrlError('timeout is given more than once')
+    if (timeout[0] !== undefined) location.busyTimeoutMs = busyTimeoutMs(timeout[0])
+    return location
   }
   if (scheme === 'postgres' || scheme === 'postgresql') return parsePostgresUrl(trimmed)
   throw new DatabaseUrlError(
     `unsupported scheme "${scheme}:"; use sqlite:///path.db, a file path, or postgres://host/db`,
   )
+}
+
+/** Seconds, as SQLAlchemy and Python's sqlite3 take it (a fraction allowed), in milliseconds. */
+function busyTimeoutMs(text: string): number {
+  const seconds = Number(text)
+  if (!/^\d+(\.\d+)?$/.test(text) || seconds > MAX_BUSY_TIMEOUT_S) {
+    throw new DatabaseUrlError(`timeout: expected seconds from 0 to ${MAX_BUSY_TIMEOUT_S}`)
+  }
+  return Math.round(seconds * 1000)
 }
 
 const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const
@@ -121,9 +145,12 @@ function parsePostgresUrl(text: string): PostgresLocation {
     0,
     MAX_STATEMENT_TIMEOUT_MS,
   )
+  // pg would read query_timeout from the URL itself, unchecked: taken here, checked and applied.
+  const queryTimeoutMs = integer('query_timeout', take('query_timeout'), 0, MAX_STATEMENT_TIMEOUT_MS)
   const connectTimeout = integer('connect_timeout', take('connect_timeout'), 0, 3600)
   if (poolSize !== undefined) location.poolSize = poolSize
   if (statementTimeoutMs !== undefined) location.statementTimeoutMs = statementTimeoutMs
+  if (queryTimeoutMs !== undefined) location.queryTimeoutMs = queryTimeoutMs
   if (connectTimeout !== undefined) location.connectTimeoutMs = connectTimeout * 1000
   location.connectionString = url.href
   return location

@@ -12,7 +12,11 @@ import {
   type Driver,
   Kysely,
   PostgresAdapter,
+  type PostgresCursor,
   PostgresDialect,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type PostgresQueryResult,
   SqliteAdapter,
   SqliteDialect,
   type SqliteDialectConfig,
@@ -36,6 +40,13 @@ export interface DatabaseOptions {
 export const DEFAULT_POOL_SIZE = 10
 // A request waits at most this long for a connection to an unreachable server, then gets a 503.
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+// ...and at most this long for an answer on an open connection that went silent (no
+// statement_timeout set); with one, that timeout plus QUERY_TIMEOUT_MARGIN_MS, so the server's
+// own cancellation (a clean error) comes first.
+const DEFAULT_QUERY_TIMEOUT_MS = 15_000
+const QUERY_TIMEOUT_MARGIN_MS = 5_000
+// How long a write waits for another connection's lock before SQLITE_BUSY (a 503).
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000
 
 export function createDatabase(url: string, options: DatabaseOptions = {}): Db {
   const location = parseDatabaseUrl(url)
@@ -43,9 +54,9 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Db {
   if (location.path !== ':memory:') mkdirSync(dirname(location.path), { recursive: true })
   const sqlite = new SQLite(location.path)
   // WAL lets readers (and the seed app, if it still runs on the file) work beside one writer;
-  // busy_timeout waits for a lock instead of failing with SQLITE_BUSY.
+  // busy_timeout waits for a lock instead of failing with SQLITE_BUSY at once.
   sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma('busy_timeout = 5000')
+  sqlite.pragma(`busy_timeout = ${location.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`)
   sqlite.pragma('foreign_keys = ON')
   // NORMAL is durable across process crashes in WAL mode, and avoids an fsync per commit.
   sqlite.pragma('synchronous = NORMAL')
@@ -75,12 +86,18 @@ function createPostgresDatabase(location: PostgresLocation, options: DatabaseOpt
         : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
   }
   const statementTimeoutMs = options.statementTimeoutMs ?? location.statementTimeoutMs ?? 0
+  // Nothing else notices a connection whose peer went silent (no RST: a dead host, a cut network
+  // path) while a query waits: TCP retransmits for many minutes, and the request with it.
+  const queryTimeoutMs =
+    location.queryTimeoutMs ??
+    (statementTimeoutMs > 0 ? statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : DEFAULT_QUERY_TIMEOUT_MS)
   const pool = new pg.Pool({
     connectionString: location.connectionString,
     ssl: tlsOptions(location),
     max: options.poolSize ?? location.poolSize ?? DEFAULT_POOL_SIZE,
     connectionTimeoutMillis: location.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+    ...(queryTimeoutMs > 0 ? { query_timeout: queryTimeoutMs } : {}),
     fallback_application_name: 'authgate',
     types,
   })
@@ -95,7 +112,74 @@ function createPostgresDatabase(location: PostgresLocation, options: DatabaseOpt
   pool.on('connect', (client) => {
     client.on('error', () => {})
   })
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new DiscardingPool(pool) }) })
+}
+
+const QUERY_TIMEOUT_MESSAGE = 'Query read timeout'
+
+/**
+ * The pool as Kysely sees it, except that a connection whose query timed out is destroyed, never
+ * reused. pg fails such a query but leaves it pending on the connection, which stays "busy": given
+ * back to the pool, it would hold every later query behind the one that never gets an answer.
+ */
+class DiscardingPool implements PostgresPool {
+  constructor(readonly pool: Pg.Pool) {}
+
+  async connect(): Promise<PostgresPoolClient> {
+    return new DiscardingClient(await this.pool.connect())
+  }
+
+  end(): Promise<void> {
+    return this.pool.end()
+  }
+}
+
+class DiscardingClient implements PostgresPoolClient {
+  #timedOut: Error | undefined
+  constructor(readonly client: Pg.PoolClient) {}
+
+  query<R>(sql: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>>
+  query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>
+  query<R>(
+    sql: string | PostgresCursor<R>,
+    parameters: readonly unknown[] = [],
+  ): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
+    // Kysely passes a cursor only when its dialect is given a cursor class, and ours is not.
+    if (typeof sql !== 'string') throw new TypeError('cursors are not supported')
+    return this.#query<R>(sql, parameters)
+  }
+
+  async #query<R>(sql: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>> {
+    // The rest of the request's queries (its rollback...) fail at once instead of queueing.
+    if (this.#timedOut) throw this.#timedOut
+    try {
+      // pg's result: Kysely's type for it lists the commands it tells apart, pg's says string.
+      return (await this.client.query(sql, [...parameters])) as unknown as PostgresQueryResult<R>
+    } catch (err) {
+      if (err instanceof Error && err.message === QUERY_TIMEOUT_MESSAGE) this.#timedOut = err
+      throw err
+    }
+  }
+
+  /** release(error): the pool ends the client (its socket destroyed) instead of keeping it. */
+  release(destroy?: boolean): void {
+    this.client.release(this.#timedOut ?? destroy)
+  }
+}
+
+/**
+ * How to open a connection of one's own to the PostgreSQL server `url` names, beside the pool
+ * (LISTEN needs one that is never handed to anybody else): the pool's address and TLS settings.
+ */
+export function postgresClientConfig(url: string): Pg.ClientConfig {
+  const location = parseDatabaseUrl(url)
+  if (location.dialect !== 'postgres') throw new Error('not a PostgreSQL URL')
+  return {
+    connectionString: location.connectionString,
+    ssl: tlsOptions(location),
+    connectionTimeoutMillis: location.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    application_name: 'authgate-listener',
+  }
 }
 
 /** libpq's sslmode: require encrypts without checking the certificate (unless a root cert is given). */
@@ -213,19 +297,23 @@ const UNREACHABLE_CODES = new Set([
   '57P03',
   '53300',
 ])
-// pg and pg-pool signal a lost or never-made connection by message only.
+// pg and pg-pool signal a lost or never-made connection, or one that stopped answering (query_timeout,
+// see DiscardingPool), by message only.
 const UNREACHABLE_MESSAGES =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable)/
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|Query read timeout$)/
 
 /**
  * Whether `err` says the database cannot be reached (down, restarting, refusing connections, cut
- * off), as opposed to a failed query: such a request gets a 503, and the pool reconnects by itself
- * on a later one.
+ * off, silent), or on SQLite that another connection held the write lock past busy_timeout, as
+ * opposed to a failed query: such a request gets a 503, and a later one may well succeed (the pool
+ * reconnects by itself; the lock is released).
  */
 export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   if (!(err instanceof Error) || depth > 3) return false
   const code = (err as { code?: unknown }).code
   if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true
+  // better-sqlite3's codes are extended ones: SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, _RECOVERY, _TIMEOUT.
+  if (typeof code === 'string' && (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_'))) return true
   if (UNREACHABLE_MESSAGES.test(err.message)) return true
   // net.connect with several addresses (localhost: ::1 and 127.0.0.1) fails with an AggregateError.
   if (err instanceof AggregateError) return err.errors.some((e) => isDatabaseUnavailable(e, depth + 1))

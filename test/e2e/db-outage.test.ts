@@ -2,10 +2,9 @@
 // quick 503 {"detail", "code": "service_unavailable"} (never a hang or a 500), /readyz says 503,
 // GET / with a token keeps working (it needs no database), and when the database comes back the
 // same server answers normally again. The outage is real: a TCP proxy between AuthGate and the
-// machine's PostgreSQL that the test closes (refused connections) or turns into a black hole.
+// machine's PostgreSQL that the test closes (refused connections), turns into a black hole, or
+// silences (connections already open stop answering mid-query, without closing).
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -20,81 +19,25 @@ import {
   unreachable,
 } from '../helpers/postgres-server.js'
 import { freePort } from '../helpers/server-process.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 const server = testServerUrl() ?? CI_DATABASE_URL
 const why = await unreachable(server)
 const ready = requirePrerequisite(why === undefined, `PostgreSQL at ${server} for the outage test (${why})`)
 
-type Mode = 'open' | 'refuse' | 'blackhole'
-
-/** A TCP proxy to PostgreSQL that can refuse connections, swallow them, or pass them through. */
-class DatabaseProxy {
-  #server: Server | undefined
-  #sockets = new Set<Socket>()
-  mode: Mode = 'refuse'
-  constructor(
-    readonly port: number,
-    readonly target: { host: string; port: number },
-  ) {}
-
-  async set(mode: Mode): Promise<void> {
-    this.mode = mode
-    // Every connection made so far dies, as when the database server goes away.
-    for (const socket of this.#sockets) socket.destroy()
-    this.#sockets.clear()
-    if (mode === 'refuse') {
-      if (this.#server) {
-        const closed = once(this.#server, 'close')
-        this.#server.close()
-        await closed
-        this.#server = undefined
-      }
-      return
-    }
-    if (this.#server) return
-    this.#server = createServer((client) => this.#accept(client))
-    this.#server.listen(this.port, '127.0.0.1')
-    await once(this.#server, 'listening')
-  }
-
-  #accept(client: Socket): void {
-    this.#sockets.add(client)
-    client.on('error', () => {})
-    client.on('close', () => this.#sockets.delete(client))
-    // A black hole accepts and never answers: only the connect timeout ends the wait.
-    if (this.mode === 'blackhole') return
-    const upstream = createConnection(this.target)
-    this.#sockets.add(upstream)
-    upstream.on('error', () => client.destroy())
-    upstream.on('close', () => {
-      this.#sockets.delete(upstream)
-      client.destroy()
-    })
-    client.on('close', () => upstream.destroy())
-    client.pipe(upstream).pipe(client)
-  }
-}
-
 describe.skipIf(!ready)('database outage on PostgreSQL', () => {
   const name = `${TEST_DATABASE_PREFIX}${process.pid}_${randomBytes(5).toString('hex')}`
-  let proxy: DatabaseProxy
+  let proxy: TcpProxy
   let app: FastifyInstance
   let token: string
 
   beforeAll(async () => {
     await adminQuery(server, `create database "${name}"`)
     const target = new URL(server)
-    proxy = new DatabaseProxy(await freePort(), { host: target.hostname, port: Number(target.port || 5432) })
+    proxy = new TcpProxy(await freePort(), { host: target.hostname, port: Number(target.port || 5432) })
     await proxy.set('open')
-    const url = new URL(server)
-    url.host = `127.0.0.1:${proxy.port}`
-    url.pathname = `/${name}`
     // connect_timeout=2: a black-holed database costs a request 2 s, not the default 5.
-    url.search = '?connect_timeout=2'
-    app = await buildApp(
-      loadConfig({ DATABASE_URL: url.href, RATE_LIMIT: 'off', JWT_ISSUER: 'http://authgate.test' }),
-      { hasher: fastHasher },
-    )
+    app = await proxiedApp('connect_timeout=2')
     expect((await register(app, 'alice')).statusCode).toBe(201)
     const res = await login(app, 'alice')
     expect(res.statusCode).toBe(200)
@@ -102,11 +45,24 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
   }, 60_000)
 
   afterAll(async () => {
+    proxy?.endSilent()
     await proxy?.set('open')
     await app?.close()
     await proxy?.set('refuse')
     await adminQuery(server, `drop database if exists "${name}" with (force)`).catch(() => {})
   })
+
+  /** An app on the test database through the proxy, with these URL parameters. */
+  function proxiedApp(params: string): Promise<FastifyInstance> {
+    const url = new URL(server)
+    url.host = `127.0.0.1:${proxy.port}`
+    url.pathname = `/${name}`
+    url.search = `?${params}`
+    return buildApp(
+      loadConfig({ DATABASE_URL: url.href, RATE_LIMIT: 'off', JWT_ISSUER: 'http://authgate.test' }),
+      { hasher: fastHasher },
+    )
+  }
 
   /** The response and how long it took. */
   async function timed(run: () => Promise<LightMyRequestResponse>) {
@@ -123,26 +79,30 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     expect(ms).toBeLessThan(5_000)
   }
 
-  async function expectOutageAnswers() {
-    expectUnavailable(await timed(() => login(app, 'alice')))
-    expectUnavailable(await timed(() => register(app, `bob${randomBytes(3).toString('hex')}`)))
-    const readyz = await app.inject({ method: 'GET', url: '/readyz' })
+  async function expectOutageAnswers(target = app) {
+    expectUnavailable(await timed(() => login(target, 'alice')))
+    expectUnavailable(await timed(() => register(target, `bob${randomBytes(3).toString('hex')}`)))
+    const readyz = await target.inject({ method: 'GET', url: '/readyz' })
     expect(readyz.statusCode).toBe(503)
     expect(readyz.json().code).toBe('service_unavailable')
     // The access token is verified in memory: the protected route needs no database.
-    const greet = await app.inject({ method: 'GET', url: '/', headers: { authorization: `Bearer ${token}` } })
+    const greet = await target.inject({
+      method: 'GET',
+      url: '/',
+      headers: { authorization: `Bearer ${token}` },
+    })
     expect(greet.statusCode).toBe(200)
-    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
+    expect((await target.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
   }
 
-  async function expectRecovered() {
+  async function expectRecovered(target = app) {
     const start = Date.now()
-    while ((await app.inject({ method: 'GET', url: '/readyz' })).statusCode !== 200) {
+    while ((await target.inject({ method: 'GET', url: '/readyz' })).statusCode !== 200) {
       if (Date.now() - start > 10_000) throw new Error('not ready 10 s after the database returned')
       await sleep(100)
     }
-    expect((await login(app, 'alice')).statusCode).toBe(200)
-    expect((await register(app, `carol${randomBytes(3).toString('hex')}`)).statusCode).toBe(201)
+    expect((await login(target, 'alice')).statusCode).toBe(200)
+    expect((await register(target, `carol${randomBytes(3).toString('hex')}`)).statusCode).toBe(201)
   }
 
   it('answers 503 quickly mid-load while connections are refused, and recovers', async () => {
@@ -169,5 +129,49 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     await expectOutageAnswers()
     await proxy.set('open')
     await expectRecovered()
+  })
+
+  it('answers 503 within the query timeout when open connections go silent mid-query, and drops them', async () => {
+    // query_timeout=1000: a query unanswered for 1 s fails (the default is 15 s). Three pooled
+    // connections, all open (logins side by side fill the pool) when the database goes silent.
+    const silentApp = await proxiedApp('connect_timeout=1&query_timeout=1000&pool_size=3')
+    try {
+      for (const res of await Promise.all(Array.from({ length: 9 }, () => login(silentApp, 'alice')))) {
+        expect(res.statusCode).toBe(200)
+      }
+      // Requests in flight when the connections go silent: each finishes or gets a 503, in bounded time.
+      const load = Array.from({ length: 6 }, (_, i) =>
+        timed(() =>
+          i % 2 === 0
+            ? login(silentApp, 'alice')
+            : register(silentApp, `mid${i}_${randomBytes(3).toString('hex')}`),
+        ),
+      )
+      await sleep(5)
+      await proxy.set('stall')
+      for (const { res, ms } of await Promise.all(load)) {
+        expect([200, 201, 503]).toContain(res.statusCode)
+        expect(ms).toBeLessThan(5_000)
+      }
+      await expectOutageAnswers(silentApp)
+
+      // The database answers again, on new connections only: the silent ones stay silent. A
+      // connection whose query timed out is closed, never reused, so the pool refills by itself;
+      // one that went back to the pool would hold every later query behind its unanswered one.
+      await proxy.set('open')
+      const start = Date.now()
+      let failed = 0
+      while ((await login(silentApp, 'alice')).statusCode !== 200) {
+        failed++
+        if (Date.now() - start > 10_000)
+          throw new Error(`no login 10 s after the database returned (${failed} failed)`)
+      }
+      // Each silent connection still in the pool costs at most one request.
+      expect(failed).toBeLessThanOrEqual(3)
+      await expectRecovered(silentApp)
+    } finally {
+      proxy.endSilent()
+      await silentApp.close()
+    }
   })
 })

@@ -1,5 +1,5 @@
-// isDatabaseUnavailable: which driver errors mean "the database cannot be reached" (a 503), and
-// which are ordinary failed queries (still a 500, or handled where they happen).
+// isDatabaseUnavailable: which driver errors mean "the database cannot be reached" or "is locked
+// for now" (a 503), and which are ordinary failed queries (still a 500, or handled where they happen).
 import { describe, expect, it } from 'vitest'
 import { isDatabaseUnavailable } from '../../src/storage/database.js'
 
@@ -19,6 +19,9 @@ describe('isDatabaseUnavailable', () => {
     ['a connect timeout', new Error('Connection terminated due to connection timeout')],
     ['a pool wait timeout', new Error('timeout exceeded when trying to connect')],
     ['a broken client', new Error('Client has encountered a connection error and is not queryable')],
+    ['a connection that stopped answering (query_timeout)', new Error('Query read timeout')],
+    ['a SQLite file locked past busy_timeout', coded('SQLITE_BUSY', 'database is locked')],
+    ['a SQLite file being recovered', coded('SQLITE_BUSY_RECOVERY', 'database is locked')],
     ['several refused addresses', new AggregateError([coded('ECONNREFUSED'), coded('ECONNREFUSED')])],
     ['a wrapped cause', new Error('query failed', { cause: coded('ECONNRESET') })],
   ])('is true for %s', (_name, err) => {
@@ -29,7 +32,8 @@ describe('isDatabaseUnavailable', () => {
     ['a unique violation', coded('23505', 'duplicate key value violates unique constraint')],
     ['a syntax error', coded('42601', 'syntax error at or near "selec"')],
     ['a statement timeout', coded('57014', 'canceling statement due to statement timeout')],
-    ['a busy SQLite file', coded('SQLITE_BUSY', 'database is locked')],
+    ['a SQLite lock conflict within one connection', coded('SQLITE_LOCKED', 'database table is locked')],
+    ['a message that only starts like a query timeout', new Error('Query read timeout: no, a 500')],
     ['a plain error', new Error('something else')],
     ['not an error', { code: 'ECONNREFUSED' }],
     ['nothing', undefined],

@@ -1,5 +1,6 @@
 // parseDatabaseUrl: SQLAlchemy-style SQLite URLs, plain paths, and PostgreSQL URLs with the
-// parameters AuthGate reads itself (sslmode, pool_size, statement_timeout, connect_timeout).
+// parameters AuthGate reads itself (sslmode, pool_size, statement_timeout, query_timeout,
+// connect_timeout; SQLite's timeout).
 import { describe, expect, it } from 'vitest'
 import { DatabaseUrlError, parseDatabaseUrl } from '../../src/storage/database-url.js'
 
@@ -19,12 +20,26 @@ describe('parseDatabaseUrl', () => {
     expect(parseDatabaseUrl(url, cwd)).toEqual({ dialect: 'sqlite', path })
   })
 
-  it.each(['sqlite://relative.db', 'sqlite:///', 'mysql://x/y', 'postgres://h/db?pool_size=1&pool_size=2'])(
-    'rejects %s',
-    (url) => {
-      expect(() => parseDatabaseUrl(url, cwd)).toThrow(DatabaseUrlError)
-    },
-  )
+  it.each([
+    ['sqlite:///./todosapp.db?timeout=10', 10_000],
+    ['sqlite:////tmp/x.db?check_same_thread=False&timeout=0.25', 250],
+    ['sqlite:///x.db?timeout=0', 0],
+  ])("%s waits %i ms for a lock (SQLAlchemy's timeout, in seconds)", (url, busyTimeoutMs) => {
+    expect(parseDatabaseUrl(url, cwd)).toMatchObject({ dialect: 'sqlite', busyTimeoutMs })
+  })
+
+  it.each([
+    'sqlite://relative.db',
+    'sqlite:///',
+    'mysql://x/y',
+    'postgres://h/db?pool_size=1&pool_size=2',
+    'sqlite:///x.db?timeout=-1',
+    'sqlite:///x.db?timeout=soon',
+    'sqlite:///x.db?timeout=3601',
+    'sqlite:///x.db?timeout=1&timeout=2',
+  ])('rejects %s', (url) => {
+    expect(() => parseDatabaseUrl(url, cwd)).toThrow(DatabaseUrlError)
+  })
 })
 
 describe('parseDatabaseUrl for PostgreSQL', () => {
@@ -38,7 +53,7 @@ describe('parseDatabaseUrl for PostgreSQL', () => {
 
   it('takes out the parameters it applies itself and passes the rest to the driver', () => {
     const location = parseDatabaseUrl(
-      'postgres://u@h/db?application_name=edge&pool_size=20&statement_timeout=5000&connect_timeout=3&sslmode=verify-full&sslrootcert=/etc/ca.pem',
+      'postgres://u@h/db?application_name=edge&pool_size=20&statement_timeout=5000&query_timeout=8000&connect_timeout=3&sslmode=verify-full&sslrootcert=/etc/ca.pem',
     )
     expect(location).toEqual({
       dialect: 'postgres',
@@ -46,6 +61,7 @@ describe('parseDatabaseUrl for PostgreSQL', () => {
       tls: { mode: 'verify-full', rootCert: '/etc/ca.pem' },
       poolSize: 20,
       statementTimeoutMs: 5000,
+      queryTimeoutMs: 8000,
       connectTimeoutMs: 3000,
     })
   })
@@ -69,6 +85,7 @@ describe('parseDatabaseUrl for PostgreSQL', () => {
     ['pool_size=0', /pool_size: expected an integer from 1 to 1000/],
     ['pool_size=ten', /pool_size/],
     ['statement_timeout=-5', /statement_timeout/],
+    ['query_timeout=1.5', /query_timeout: expected an integer from 0 to 86400000/],
     ['connect_timeout=1.5', /connect_timeout/],
   ])('refuses %s, saying why', (query, message) => {
     expect(() => parseDatabaseUrl(`postgres://u:hunter2@h/db?${query}`)).toThrow(message)

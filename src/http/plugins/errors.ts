@@ -128,7 +128,8 @@ export function registerErrorHandlers(app: FastifyInstance): void {
       return sendError(reply, status, ErrorCode.badRequest, error.message)
     }
     if (isDatabaseUnavailable(error)) {
-      // The database is down or cut off: a retryable 503, not a 500; the pool reconnects by itself.
+      // The database is down, cut off, or (SQLite) locked by another writer: a retryable 503, not
+      // a 500; the pool reconnects by itself, the lock is released.
       request.log.warn({ err: error }, 'database unavailable')
       reply.header('retry-after', '5')
       return sendError(reply, 503, ErrorCode.unavailable, 'Service temporarily unavailable')
