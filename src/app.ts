@@ -30,23 +30,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Background work that fails (the database away a moment) is logged, never thrown; a test may
   // pass its own handlers in deps.
   const warn = (msg: string) => (err: unknown) => deps.logger?.warn({ err }, msg)
-  const { db, tokens, account, auth, throttle, audit, revocations, keys } = await openServices(config, {
+  const services = await openServices(config, {
     onRevocationPollError: warn('revocation feed unreadable'),
     onKeyReloadError: warn('signing keys unreadable'),
+    onThrottlePruneError: warn('throttle prune failed'),
+    onBroadcastError: warn('change broadcast failed; other processes see the change at their next poll'),
+    onRedisStateChange: (up, err) =>
+      up
+        ? deps.logger?.info('Redis is back: throttling counters and the change broadcast use it again')
+        : deps.logger?.warn(
+            { err },
+            'Redis unavailable: throttling counters and the change broadcast fall back to the database',
+          ),
     // A failed audit write never fails the request; the events it lost go to the log instead.
     onAuditError: (err, lost) => deps.logger?.warn({ err, audit: lost }, 'audit log write failed'),
     ...deps,
   })
-  await revocations.start()
-  keys.start()
-  audit.startRetention()
+  const { db, tokens, account, auth, revocations, keys } = services
+  await services.start()
   if (!config.throttle.enabled)
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
-  // Old throttling windows are forgotten every ten minutes.
-  const pruneThrottle = setInterval(() => {
-    throttle.prune().catch(warn('throttle prune failed'))
-  }, 10 * 60_000)
-  pruneThrottle.unref()
 
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
@@ -67,15 +70,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.server.headersTimeout = 10_000
 
-  app.addHook('onClose', async () => {
-    revocations.stop()
-    keys.stop()
-    clearInterval(pruneThrottle)
-    audit.stopRetention()
-    // Requests have finished: write what they recorded while the database is still open.
-    await audit.flush()
-    await db.destroy()
-  })
+  // Requests have finished: stop the background work, write the audit log, close connections.
+  app.addHook('onClose', () => services.close())
 
   registerErrorHandlers(app)
   const allowedMethods = trackMethods(app)

@@ -26,8 +26,7 @@ async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel)
   // Migrations, canonical names and the first signing key, once, before any worker races for them.
   const services = await openServices(config)
-  await services.audit.flush()
-  await services.db.destroy()
+  await services.close()
 
   let stopping = false
   let failures = 0

@@ -27,6 +27,15 @@ export const EnvSchema = Type.Object({
   // PostgreSQL only; when set, they win over the URL's pool_size and statement_timeout.
   DATABASE_POOL_SIZE: Type.Optional(int(1, MAX_POOL_SIZE)),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Optional(int(0, MAX_STATEMENT_TIMEOUT_MS)),
+  // Optional: throttling counters and the change broadcast in Redis (redis://, rediss://).
+  REDIS_URL: Type.Optional(
+    // No pattern: a rejected value would be echoed, password and all; parseRedisUrl checks it.
+    Type.String({ description: 'a redis:// or rediss:// URL' }),
+  ),
+  // Every key and channel AuthGate uses in Redis starts with this: several deployments can share one.
+  REDIS_KEY_PREFIX: Type.Optional(
+    Type.String({ pattern: '^[A-Za-z0-9:._-]{1,64}$', description: 'up to 64 of A-Z a-z 0-9 : . _ -' }),
+  ),
   SECRET_KEY: Type.Optional(Type.String()),
   JWT_ALGORITHM: Type.Optional(
     Type.Union(
@@ -90,6 +99,10 @@ export interface Config {
   readonly databasePoolSize: number | undefined
   /** PostgreSQL: statement_timeout in ms, 0 for none (DATABASE_STATEMENT_TIMEOUT_MS). */
   readonly databaseStatementTimeoutMs: number | undefined
+  /** REDIS_URL: throttling counters and the change broadcast go to Redis; undefined keeps both in the database. */
+  readonly redisUrl: string | undefined
+  /** REDIS_KEY_PREFIX: what every key and channel in Redis starts with. */
+  readonly redisKeyPrefix: string
   /** From SECRET_KEY; when absent the key is generated once and kept in the database. */
   readonly secretKey: string | undefined
   /**
@@ -198,6 +211,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     databasePoolSize: env2.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: env2.DATABASE_STATEMENT_TIMEOUT_MS,
+    redisUrl: parseRedisUrl(env2.REDIS_URL),
+    redisKeyPrefix: env2.REDIS_KEY_PREFIX ?? 'authgate:',
     secretKey: env2.SECRET_KEY,
     jwtAlgorithm: env2.JWT_ALGORITHM,
     publicUrl,
@@ -234,6 +249,18 @@ function parseWorkers(value: string | undefined): number {
     )
   }
   return n
+}
+
+function parseRedisUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  try {
+    const url = new URL(value)
+    if ((url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname) return value
+  } catch {
+    // reported below
+  }
+  // Never echoes the value: it may hold a password.
+  throw new ConfigError('REDIS_URL: expected a redis://[user:password@]host[:port][/db] or rediss:// URL')
 }
 
 function parseOrigins(value: string | undefined): string[] {

@@ -4,19 +4,22 @@ import { type AccountService, createAccountService } from './domain/account.js'
 import type { AuditFacts } from './domain/audit-chain.js'
 import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
+import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
 import { type KeyAdmin, type KeyRing, openKeyAdmin, openKeyRing } from './domain/keys.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
 import { createSessionService, type SessionService } from './domain/sessions.js'
-import { createThrottle, type Throttle } from './domain/throttle.js'
+import { createThrottle, failoverThrottleStore, type Throttle } from './domain/throttle.js'
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
-import { createDatabase, type Db } from './storage/database.js'
+import { createDatabase, type Db, dialectOf } from './storage/database.js'
 import { createKeysRepository } from './storage/keys.repository.js'
 import { migrateToLatest } from './storage/migrate.js'
+import { createPostgresChannel } from './storage/pg-notify.js'
+import { createRedisChannel, createRedisThrottleStore, openRedis, type RedisLink } from './storage/redis.js'
 import { createRevocationFeed, createSessionsRepository } from './storage/sessions.repository.js'
 import { getOrInsertSetting, getSetting } from './storage/settings.repository.js'
 import { createThrottleStore } from './storage/throttle.repository.js'
@@ -26,12 +29,21 @@ export interface ServiceDeps {
   /** Tests that are not about hashing inject cheaper argon2 parameters here. */
   hasher?: PasswordHasher
   clock?: Clock
-  /** How often the revocation view reads the feed that other processes write to. */
+  /**
+   * How often the revocation view reads the feed that other processes write to. Default: every
+   * second on PostgreSQL, a backstop behind the signals (NOTIFY is there even when Redis is not);
+   * every 250 ms on SQLite, where no signal comes while Redis is away (an indexed local read).
+   */
   revocationPollMs?: number
   onRevocationPollError?: (err: unknown) => void
+  /** No broadcast channel took a signal, or the PostgreSQL listener lost its connection. */
+  onBroadcastError?: (err: unknown) => void
+  /** Redis went away (its work falls back to the database) or came back. */
+  onRedisStateChange?: (up: boolean, err?: unknown) => void
   /** How often the key ring re-reads the signing keys, to notice a rotation made elsewhere. */
   keyReloadMs?: number
   onKeyReloadError?: (err: unknown) => void
+  onThrottlePruneError?: (err: unknown) => void
   /** An audit write or prune failed; `lost` are the events not stored. Default: ignored. */
   onAuditError?: (err: unknown, lost: readonly AuditFacts[]) => void
 }
@@ -50,6 +62,14 @@ export interface Services {
   revocations: RevocationView
   /** The signing keys; not yet polling either. */
   keys: KeyRing
+  /** Tells the deployment's other processes about revocations and key rotations. */
+  broadcast: Broadcast
+  /** REDIS_URL's connection, when set. */
+  redis: RedisLink | undefined
+  /** Starts the background work a server needs: polling, listening, retention, pruning. */
+  start(): Promise<void>
+  /** Stops it, writes what the audit log still holds, and closes every connection. */
+  close(): Promise<void>
 }
 
 const DAY_MS = 86_400_000
@@ -89,11 +109,37 @@ export function openKeys(db: Db, config: Config, clock: Clock = systemClock): Pr
   })
 }
 
+/**
+ * The broadcast channels this deployment has, in the order they are tried: Redis pub/sub when
+ * REDIS_URL is set, then PostgreSQL's NOTIFY when the database is PostgreSQL. SQLite alone has
+ * none; its processes (WORKERS) read the revocation feed often instead.
+ */
+export async function openBroadcast(
+  config: Config,
+  db: Db,
+  deps: Pick<ServiceDeps, 'onBroadcastError' | 'onRedisStateChange'> = {},
+): Promise<{ broadcast: Broadcast; redis: RedisLink | undefined }> {
+  const redis = config.redisUrl
+    ? await openRedis(config.redisUrl, config.redisKeyPrefix, {
+        ...(deps.onRedisStateChange ? { onStateChange: deps.onRedisStateChange } : {}),
+      })
+    : undefined
+  const onError = deps.onBroadcastError ? { onError: deps.onBroadcastError } : {}
+  const channels: Channel[] = []
+  if (redis) channels.push(createRedisChannel(redis))
+  if (dialectOf(db) === 'postgres') channels.push(createPostgresChannel(db, config.databaseUrl, onError))
+  return { broadcast: createBroadcast(channels, onError), redis }
+}
+
 export async function openServices(config: Config, deps: ServiceDeps = {}): Promise<Services> {
   const clock = deps.clock ?? systemClock
   const db = openDatabase(config)
+  let redis: RedisLink | undefined
   try {
     await migrateToLatest(db)
+    const opened = await openBroadcast(config, db, deps)
+    const broadcast = opened.broadcast
+    redis = opened.redis
     const users = await createUserService({
       users: createUsersRepository(db),
       hasher: deps.hasher ?? createPasswordHasher(),
@@ -123,8 +169,9 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       audience: config.jwtAudience,
     })
     const revocations = createRevocationView(createRevocationFeed(db), clock, {
-      ...(deps.revocationPollMs === undefined ? {} : { pollMs: deps.revocationPollMs }),
+      pollMs: deps.revocationPollMs ?? (dialectOf(db) === 'postgres' ? 1000 : 250),
       ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
+      announce: () => void broadcast.publish('revocations'),
     })
     const sessions = createSessionService({
       sessions: createSessionsRepository(db),
@@ -142,24 +189,78 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
           audit.record({ type: 'token.reuse_detected', outcome: 'failure', userId, detail: { sessionId } }),
       },
     })
+    const windowMs = config.throttle.windowMinutes * 60_000
+    const registrationWindowMs = 60 * 60_000
+    const dbCounters = createThrottleStore(db)
     const throttle = createThrottle({
-      store: createThrottleStore(db),
+      // REDIS_URL moves the counters to Redis, with the database taking over while it is away.
+      store: redis
+        ? failoverThrottleStore(
+            createRedisThrottleStore(redis),
+            dbCounters,
+            redis,
+            clock,
+            Math.max(windowMs, registrationWindowMs),
+          )
+        : dbCounters,
       clock,
       policy: {
         enabled: config.throttle.enabled,
-        windowMs: config.throttle.windowMinutes * 60_000,
+        windowMs,
         accountFailures: config.throttle.loginMaxFailures,
         deviceFailures: config.throttle.loginMaxFailures,
         ipFailures: config.throttle.loginIpMaxFailures,
         registrations: config.throttle.registrationsPerIpPerHour,
-        registrationWindowMs: 60 * 60_000,
+        registrationWindowMs,
       },
       deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
     })
     const account = createAccountService({ users, sessions, audit })
     const auth = createAuthService({ users, sessions, tokens, throttle, audit })
-    return { db, users, tokens, sessions, account, auth, throttle, audit, revocations, keys }
+    const warn = (handler: ((err: unknown) => void) | undefined) => (err: unknown) => handler?.(err)
+    // Old throttling windows are forgotten every ten minutes.
+    let pruneThrottle: NodeJS.Timeout | undefined
+    return {
+      db,
+      users,
+      tokens,
+      sessions,
+      account,
+      auth,
+      throttle,
+      audit,
+      revocations,
+      keys,
+      broadcast,
+      redis,
+      async start() {
+        await revocations.start()
+        keys.start()
+        audit.startRetention()
+        pruneThrottle = setInterval(() => {
+          throttle.prune().catch(warn(deps.onThrottlePruneError))
+        }, 10 * 60_000)
+        pruneThrottle.unref()
+        // A signal from another process: read what it changed now, not at the next poll.
+        await broadcast.listen((heard) => {
+          if (heard !== 'keys') revocations.refresh().catch(warn(deps.onRevocationPollError))
+          if (heard !== 'revocations') keys.reload().catch(warn(deps.onKeyReloadError))
+        })
+      },
+      async close() {
+        revocations.stop()
+        keys.stop()
+        clearInterval(pruneThrottle)
+        audit.stopRetention()
+        // Requests have finished: write what they recorded while the database is still open.
+        await audit.flush()
+        await broadcast.close()
+        await redis?.close()
+        await db.destroy()
+      },
+    }
   } catch (err) {
+    await redis?.close()
     await db.destroy()
     throw err
   }

@@ -27,8 +27,7 @@ async function withServices<T>(fn: (s: Awaited<ReturnType<typeof openServices>>)
     return await fn(services)
   } finally {
     // What the command recorded is written before the database closes.
-    await services.audit.flush()
-    await services.db.destroy()
+    await services.close()
   }
 }
 

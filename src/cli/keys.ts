@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import type { Config } from '../config.js'
 import type { KeyAdmin, KeyInfo } from '../domain/keys.js'
-import { openAudit, openDatabase, openKeys } from '../services.js'
+import { openAudit, openBroadcast, openDatabase, openKeys } from '../services.js'
 import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
 
@@ -33,7 +33,8 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
     .command('rotate')
     .description(
       'Make a new signing key current. The old one keeps verifying, and stays in the JWKS, until every ' +
-        'token it signed has expired. Running servers pick the new key up within seconds.',
+        'token it signed has expired. Running servers are told at once (Redis or PostgreSQL), and ' +
+        're-read the keys every 5 s in any case.',
     )
     .action(async () => {
       const cfg = config()
@@ -53,6 +54,13 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
               retiredKid: rotated.retired?.kid ?? null,
             },
           })
+          // Running servers sign with the new key from now on, not from their next reload.
+          const { broadcast, redis } = await openBroadcast(cfg, db, {
+            onBroadcastError: () => console.error('Could not tell running servers; they notice within 5 s.'),
+          })
+          await broadcast.publish('keys')
+          await broadcast.close()
+          await redis?.close()
           return rotated
         } catch (err) {
           audit.record({

@@ -2,6 +2,7 @@
 // pairs), the key pairs kept in the database with their kids, rotation, and the public JWK Set.
 import { createHash, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto'
 import type { Clock } from '../lib/clock.js'
+import { coalesced } from '../lib/coalesce.js'
 import { randomSecret } from '../lib/random.js'
 import { DomainError, ErrorCode } from './errors.js'
 
@@ -265,7 +266,6 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   }
 
   let snap: KeySnapshot | undefined
-  let reloading: Promise<void> | undefined
   let lastUnknownKidReload = Number.NEGATIVE_INFINITY
   let timer: NodeJS.Timeout | undefined
 
@@ -320,18 +320,10 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     return { version: (snap?.version ?? 0) + 1, current, keys: active }
   }
 
-  const reload = (): Promise<void> => {
-    // One read at a time; callers arriving meanwhile share it.
-    reloading ??= keys
-      .listKeys()
-      .then((records) => {
-        snap = build(records)
-      })
-      .finally(() => {
-        reloading = undefined
-      })
-    return reloading
-  }
+  // One read at a time; callers arriving meanwhile share the next one (see lib/coalesce.ts).
+  const reload = coalesced(async () => {
+    snap = build(await keys.listKeys())
+  })
   await reload()
 
   return {
@@ -378,7 +370,8 @@ export interface KeyAdmin {
   /**
    * Makes a new key of the configured algorithm current and retires the old one, which keeps
    * verifying (and stays in the JWKS) until every token it signed has expired. Running servers
-   * notice within their reload interval. Refuses with HS256: there the secret is the key.
+   * are told through the broadcast (domain/broadcast.ts), and reload every few seconds in any
+   * case. Refuses with HS256: there the secret is the key.
    */
   rotate(): Promise<{ current: KeyInfo; retired: KeyInfo | undefined }>
   /** Every key in the database, newest first; never private material. */

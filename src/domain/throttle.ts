@@ -19,6 +19,72 @@ export interface ThrottleStore {
   prune(olderThan: number): Promise<void>
 }
 
+/** The database's counters, which can also be read without counting. */
+export interface FallbackThrottleStore extends ThrottleStore {
+  /** The count in `key`'s window that started at most `windowMs` ago; 0 without one. */
+  peek(key: string, now: number, windowMs: number): Promise<number>
+}
+
+export interface FailoverLink {
+  /** Whether the primary store can be used now. */
+  available(): boolean
+  /** The primary failed: stop using it until it is back. */
+  failed(err: unknown): void
+}
+
+/**
+ * Counters in `primary` (Redis) while it is available, else in `fallback` (the database). A Redis
+ * outage must not open a way around throttling (issue: "never bypass"): attempts go on being
+ * counted, in the database, and for one window after Redis returns those counts are added to
+ * Redis's, so the attempts made during the outage still count. What the outage cannot show the
+ * database are the counts Redis held before it: at worst an outage gives a key one window's
+ * allowance again, once, at a time the attacker does not choose.
+ */
+export function failoverThrottleStore(
+  primary: ThrottleStore,
+  fallback: FallbackThrottleStore,
+  link: FailoverLink,
+  clock: Clock,
+  /** The longest window any counter uses. */
+  longestWindowMs: number,
+): ThrottleStore {
+  let lastFallback = Number.NEGATIVE_INFINITY
+  const viaFallback = (key: string, now: number, windowMs: number) => {
+    lastFallback = clock.now()
+    return fallback.hit(key, now, windowMs)
+  }
+  return {
+    async hit(key, now, windowMs) {
+      if (!link.available()) return viaFallback(key, now, windowMs)
+      let counted: { count: number; windowStart: number }
+      try {
+        counted = await primary.hit(key, now, windowMs)
+      } catch (err) {
+        link.failed(err)
+        return viaFallback(key, now, windowMs)
+      }
+      if (now - lastFallback < longestWindowMs) {
+        counted = { ...counted, count: counted.count + (await fallback.peek(key, now, windowMs)) }
+      }
+      return counted
+    },
+    async undo(key) {
+      if (link.available()) {
+        try {
+          return await primary.undo(key)
+        } catch (err) {
+          link.failed(err)
+        }
+      }
+      await fallback.undo(key)
+    },
+    async prune(olderThan) {
+      // Redis's counters expire by themselves; the database keeps those of past outages.
+      await fallback.prune(olderThan)
+    },
+  }
+}
+
 export interface ThrottlePolicy {
   enabled: boolean
   windowMs: number

@@ -47,6 +47,17 @@ export async function undoHit(db: Db, key: string): Promise<void> {
     .execute()
 }
 
+/** The count in `key`'s current window, without adding to it (0 when the window is over). */
+export async function peekCounter(db: Db, key: string, now: number, windowMs: number): Promise<number> {
+  const row = await db
+    .selectFrom('authgate_throttle')
+    .select('count')
+    .where('key', '=', storedKey(key))
+    .where('window_start', '>', now - windowMs)
+    .executeTakeFirst()
+  return row ? Number(row.count) : 0
+}
+
 export async function pruneCounters(db: Db, olderThan: number): Promise<void> {
   await db.deleteFrom('authgate_throttle').where('window_start', '<', olderThan).execute()
 }
@@ -55,6 +66,7 @@ export function createThrottleStore(db: Db) {
   return {
     hit: (key: string, now: number, windowMs: number) => hitCounter(db, key, now, windowMs),
     undo: (key: string) => undoHit(db, key),
+    peek: (key: string, now: number, windowMs: number) => peekCounter(db, key, now, windowMs),
     prune: (olderThan: number) => pruneCounters(db, olderThan),
   }
 }

@@ -70,6 +70,18 @@ describe('loadConfig', () => {
     }
   })
 
+  it('reads REDIS_URL and REDIS_KEY_PREFIX, and names REDIS_URL without echoing its password', () => {
+    expect(loadConfig({})).toMatchObject({ redisUrl: undefined, redisKeyPrefix: 'authgate:' })
+    expect(
+      loadConfig({ REDIS_URL: 'rediss://:pw@cache.internal:6380/2', REDIS_KEY_PREFIX: 'blue:' }),
+    ).toMatchObject({ redisUrl: 'rediss://:pw@cache.internal:6380/2', redisKeyPrefix: 'blue:' })
+    for (const url of ['http://:hunter2@cache', 'redis//:hunter2@cache', 'redis://:hunter2@']) {
+      expect(() => loadConfig({ REDIS_URL: url })).toThrow(/^REDIS_URL: /)
+      expect(() => loadConfig({ REDIS_URL: url })).not.toThrow(/hunter2/)
+    }
+    expect(() => loadConfig({ REDIS_KEY_PREFIX: 'has space' })).toThrow(/^REDIS_KEY_PREFIX: /)
+  })
+
   it.each([
     ['off', false],
     ['on', true],

@@ -1,0 +1,186 @@
+// The optional Redis connection (REDIS_URL): throttling counters and the change broadcast. Redis
+// is never the only place anything lives: while it is away the database takes over, so a command
+// here fails fast (no offline queue, a short command timeout) instead of holding a request.
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis, ReplyError } from 'ioredis'
+import type { Channel } from '../domain/broadcast.js'
+import type { ThrottleStore } from '../domain/throttle.js'
+
+// A Redis that answers takes well under a millisecond; one that does not is treated as away.
+const COMMAND_TIMEOUT_MS = 500
+const CONNECT_TIMEOUT_MS = 2_000
+// The subscriber's connection is probed this often, and dropped when a probe goes unanswered.
+const PROBE_EVERY_MS = 5_000
+const PROBE_TIMEOUT_MS = 2_000
+// How long startup waits for the first connection before serving on the database alone.
+const STARTUP_WAIT_MS = 2_000
+
+export interface RedisLink {
+  readonly client: Redis
+  /** REDIS_KEY_PREFIX: starts every key and channel name. */
+  readonly prefix: string
+  /** Connected, and no command has failed since it connected. */
+  available(): boolean
+  /** A command failed: use the database until Redis is back (a timed-out link is reconnected). */
+  failed(err: unknown): void
+  close(): Promise<void>
+}
+
+export interface RedisEvents {
+  /** Redis went away (`err` says why) or came back; each is reported once per change. */
+  onStateChange?: (up: boolean, err?: unknown) => void
+}
+
+export async function openRedis(url: string, prefix: string, events: RedisEvents = {}): Promise<RedisLink> {
+  const client = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // A connection dropped for not answering is not owed a polite goodbye.
+    disconnectTimeout: COMMAND_TIMEOUT_MS,
+    // Keep trying for as long as the process runs, at most every 2 s.
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  })
+  let up = false
+  let closing = false
+  const setUp = (next: boolean, err?: unknown) => {
+    if (next === up) return
+    up = next
+    if (!closing) events.onStateChange?.(next, err)
+  }
+  client.on('ready', () => setUp(true))
+  client.on('error', (err) => setUp(false, err))
+  client.on('close', () => setUp(false, new Error('connection to Redis closed')))
+  await Promise.race([
+    once(client, 'ready').catch(() => {}),
+    sleep(STARTUP_WAIT_MS, undefined, { ref: false }),
+  ])
+
+  return {
+    client,
+    prefix,
+    available: () => up && client.status === 'ready',
+    failed(err) {
+      // A reply error (a bad command) is ours to fix, not an outage.
+      if (err instanceof ReplyError) return
+      setUp(false, err)
+      // A timeout means the connection may be a black hole: drop it and connect afresh.
+      if (client.status === 'ready') client.disconnect(true)
+    },
+    async close() {
+      closing = true
+      client.disconnect()
+    },
+  }
+}
+
+// ---- throttling counters -----------------------------------------------------------------------
+
+// The database's fixed window (storage/throttle.repository.ts), as one atomic script: count, and
+// start a new window when there is none or it is over. The key expires with its window.
+const HIT = `
+local c = redis.call('HINCRBY', KEYS[1], 'c', 1)
+local s = tonumber(redis.call('HGET', KEYS[1], 's'))
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+if c == 1 or s == nil or s <= now - window then
+  redis.call('HSET', KEYS[1], 'c', 1, 's', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], window + 1000)
+  return {1, ARGV[1]}
+end
+return {c, tostring(s)}
+`
+const UNDO = `
+local c = tonumber(redis.call('HGET', KEYS[1], 'c'))
+if c ~= nil and c > 0 then redis.call('HINCRBY', KEYS[1], 'c', -1) end
+return 0
+`
+
+interface ThrottleCommands {
+  authgateHit(key: string, now: number, windowMs: number): Promise<[number, string]>
+  authgateUndo(key: string): Promise<number>
+}
+
+/** Throttling counters in Redis; they expire with their window, so there is nothing to prune. */
+export function createRedisThrottleStore(link: RedisLink): ThrottleStore {
+  link.client.defineCommand('authgateHit', { numberOfKeys: 1, lua: HIT })
+  link.client.defineCommand('authgateUndo', { numberOfKeys: 1, lua: UNDO })
+  const commands = link.client as unknown as ThrottleCommands
+  const keyOf = (key: string) => `${link.prefix}throttle:${key}`
+  return {
+    async hit(key, now, windowMs) {
+      const [count, windowStart] = await commands.authgateHit(keyOf(key), now, windowMs)
+      return { count: Number(count), windowStart: Number(windowStart) }
+    },
+    async undo(key) {
+      await commands.authgateUndo(keyOf(key))
+    },
+    async prune() {},
+  }
+}
+
+// ---- the change broadcast ----------------------------------------------------------------------
+
+/** Redis pub/sub as a broadcast channel, on a connection of its own (a subscriber can do nothing else). */
+export function createRedisChannel(link: RedisLink): Channel {
+  const name = `${link.prefix}changes`
+  let subscriber: Redis | undefined
+  let probe: NodeJS.Timeout | undefined
+  return {
+    name: 'redis',
+    async publish(message) {
+      if (!link.available()) throw new Error('Redis is unavailable')
+      try {
+        await link.client.publish(name, message)
+      } catch (err) {
+        link.failed(err)
+        throw err
+      }
+    },
+    async listen(onMessage, onResync) {
+      subscriber = link.client.duplicate({
+        enableOfflineQueue: true,
+        maxRetriesPerRequest: null,
+        commandTimeout: PROBE_TIMEOUT_MS,
+        autoResubscribe: false,
+      })
+      const sub = subscriber
+      sub.on('error', () => {}) // reported through the main connection's state
+      sub.on('message', (channel: string, message: string) => {
+        if (channel === name) onMessage(message)
+      })
+      // Subscribed on every (re)connection; after the first, what was published meanwhile is lost.
+      let subscribedBefore = false
+      let firstSubscribed = () => {}
+      sub.on('ready', () => {
+        sub.subscribe(name).then(
+          () => {
+            if (subscribedBefore) onResync()
+            subscribedBefore = true
+            firstSubscribed()
+          },
+          () => sub.disconnect(true),
+        )
+      })
+      // A subscriber only listens, so it would never notice a connection gone silent: probe it,
+      // and connect afresh (then re-read everything) when the probe goes unanswered.
+      probe = setInterval(() => {
+        if (sub.status === 'ready') sub.ping().catch(() => sub.disconnect(true))
+      }, PROBE_EVERY_MS)
+      probe.unref()
+      // Serving starts subscribed, unless Redis is away (then the database carries the signals).
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          firstSubscribed = resolve
+        }),
+        sleep(STARTUP_WAIT_MS, undefined, { ref: false }),
+      ])
+    },
+    async close() {
+      clearInterval(probe)
+      subscriber?.disconnect()
+    },
+  }
+}

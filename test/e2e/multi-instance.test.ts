@@ -1,0 +1,234 @@
+// Several instances, one truth: two real `authgate serve` processes on one PostgreSQL database,
+// once with the database alone (LISTEN/NOTIFY carries the signals) and once with Redis as well
+// (Redis carries the throttling counters and the signals). For each: a revocation made on one is
+// honoured on the other within 1 s; parallel refreshes of one token spread over both leave one
+// lineage; throttling counts are shared; a key rotation is seen by both; the audit chain, written
+// by both at once, never forks. Skipped loudly without PostgreSQL or Redis; required under CI=true.
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { inspect, PASSWORD, requirePrerequisite } from '../helpers/app.js'
+import { runCli } from '../helpers/cli.js'
+import {
+  adminQuery,
+  CI_DATABASE_URL,
+  TEST_DATABASE_PREFIX,
+  testServerUrl,
+  unreachable,
+} from '../helpers/postgres-server.js'
+import {
+  CI_REDIS_URL,
+  redisInspector,
+  redisUnreachable,
+  testPrefix,
+  testRedisUrl,
+} from '../helpers/redis-server.js'
+import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
+
+const pgServer = testServerUrl() ?? CI_DATABASE_URL
+const pgWhy = await unreachable(pgServer)
+const pgReady = requirePrerequisite(
+  pgWhy === undefined,
+  `PostgreSQL at ${pgServer} for the multi-instance tests (${pgWhy})`,
+)
+const redisUrl = testRedisUrl() ?? CI_REDIS_URL
+const redisWhy = await redisUnreachable(redisUrl)
+const redisReady = requirePrerequisite(
+  redisWhy === undefined,
+  `Redis at ${redisUrl} for the multi-instance tests with REDIS_URL (${redisWhy})`,
+)
+
+const form = { 'content-type': 'application/x-www-form-urlencoded' }
+const json = { 'content-type': 'application/json' }
+
+describe.each([
+  { topology: 'PostgreSQL', redis: false, run: pgReady },
+  { topology: 'PostgreSQL + Redis', redis: true, run: pgReady && redisReady },
+])('two instances on $topology', ({ redis, run }) => {
+  const name = `${TEST_DATABASE_PREFIX}${process.pid}_${randomBytes(5).toString('hex')}`
+  const prefix = testPrefix()
+  let databaseUrl: string
+  let env: Record<string, string>
+  let a: ServerProcess
+  let b: ServerProcess
+
+  beforeAll(async () => {
+    if (!run) return
+    await adminQuery(pgServer, `create database "${name}"`)
+    const url = new URL(pgServer)
+    url.pathname = `/${name}`
+    databaseUrl = url.href
+    env = {
+      DATABASE_URL: databaseUrl,
+      // One deployment: one issuer, one algorithm, behind one load balancer.
+      JWT_ISSUER: 'https://auth.example.test',
+      JWT_ALGORITHM: 'ES256',
+      LOGIN_MAX_FAILURES: '3',
+      ...(redis ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix } : {}),
+    }
+    // Started one after the other: the first migrates and makes the key; both then run together.
+    a = await startServerProcess(env)
+    b = await startServerProcess(env)
+  }, 90_000)
+  afterAll(async () => {
+    if (!run) return
+    await Promise.all([a?.stop(), b?.stop()])
+    await inspect(databaseUrl).destroy()
+    await adminQuery(pgServer, `drop database if exists "${name}" with (force)`)
+    if (redis) {
+      const peek = redisInspector(redisUrl)
+      await peek.drop(prefix)
+      await peek.close()
+    }
+  })
+
+  const signUp = async (on: ServerProcess, username: string) => {
+    const res = await fetch(`${on.url}/auth/`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ username, password: PASSWORD }),
+    })
+    expect(res.status).toBe(201)
+  }
+  const logIn = (on: ServerProcess, username: string, password = PASSWORD) =>
+    fetch(`${on.url}/auth/token`, {
+      method: 'POST',
+      headers: form,
+      body: new URLSearchParams({ username, password }),
+    })
+  const pairFrom = async (on: ServerProcess, username: string) => {
+    const res = await logIn(on, username)
+    expect(res.status).toBe(200)
+    return (await res.json()) as { access_token: string; refresh_token: string }
+  }
+  const kidOf = (jwt: string) =>
+    (JSON.parse(Buffer.from(jwt.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid
+
+  /** Milliseconds until `check` holds, checking every 10 ms; fails after 5 s. */
+  async function msUntil(check: () => Promise<boolean>): Promise<number> {
+    const start = performance.now()
+    while (!(await check())) {
+      if (performance.now() - start > 5_000) throw new Error('not true after 5 s')
+      await sleep(10)
+    }
+    return performance.now() - start
+  }
+
+  it.runIf(run)('honours a revocation made on one instance on the other within 1 s', async () => {
+    await signUp(a, 'roamer')
+    const delays: number[] = []
+    for (let i = 0; i < 6; i++) {
+      // Alternate: log in on one, log out on it, watch the other.
+      const [here, there] = i % 2 === 0 ? [a, b] : [b, a]
+      const pair = await pairFrom(here, 'roamer')
+      const greetThere = () =>
+        fetch(`${there.url}/`, { headers: { authorization: `Bearer ${pair.access_token}` } })
+      expect((await greetThere()).status).toBe(200)
+      const out = await fetch(`${here.url}/auth/logout`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${pair.access_token}` },
+      })
+      expect(out.status).toBe(204)
+      delays.push(await msUntil(async () => (await greetThere()).status === 401))
+    }
+    expect(Math.max(...delays)).toBeLessThan(1_000)
+    // A signal, not the once-a-second poll (which would spread these over 0-1000 ms).
+    delays.sort((x, y) => x - y)
+    expect(delays[3]).toBeLessThan(250)
+  })
+
+  it.runIf(run)('leaves one lineage when refreshes of one token race across instances', async () => {
+    await signUp(b, 'racer')
+    const pair = await pairFrom(a, 'racer')
+    const responses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        fetch(`${(i % 2 === 0 ? a : b).url}/auth/token`, {
+          method: 'POST',
+          headers: form,
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: pair.refresh_token }),
+        }),
+      ),
+    )
+    expect(responses.map((r) => r.status)).toEqual(Array(12).fill(200))
+    const bodies = (await Promise.all(responses.map((r) => r.json()))) as { refresh_token: string }[]
+    // Every racer got the winner's pair (the grace retry), on either instance.
+    expect(new Set(bodies.map((x) => x.refresh_token)).size).toBe(1)
+    const db = inspect(databaseUrl)
+    const user = await db
+      .selectFrom('users')
+      .select('id')
+      .where('username', '=', 'racer')
+      .executeTakeFirstOrThrow()
+    const tokens = await db
+      .selectFrom('authgate_refresh_tokens as t')
+      .innerJoin('authgate_sessions as s', 's.id', 't.session_id')
+      .select(['t.spent_at', 't.successor'])
+      .where('s.user_id', '=', user.id)
+      .execute()
+    // The original, spent once, and its one successor, unspent.
+    expect(tokens).toHaveLength(2)
+    expect(tokens.filter((t) => t.spent_at === null)).toHaveLength(1)
+  })
+
+  it.runIf(run)('shares throttling counts between the instances', async () => {
+    await signUp(a, 'target')
+    const codes: number[] = []
+    for (let i = 0; i < 4; i++)
+      codes.push((await logIn(i % 2 === 0 ? a : b, 'target', 'wrong password!')).status)
+    // LOGIN_MAX_FAILURES=3 across the deployment, not per process.
+    expect(codes).toEqual([401, 401, 401, 429])
+    expect((await logIn(a, 'target', 'wrong password!')).status).toBe(429)
+    const inDatabase = await inspect(databaseUrl)
+      .selectFrom('authgate_throttle')
+      .select('count')
+      .where('key', '=', 'login-account:target')
+      .execute()
+    if (redis) {
+      // Counted in Redis, and only there.
+      const peek = redisInspector(redisUrl)
+      try {
+        expect(await peek.client.hget(`${prefix}throttle:login-account:target`, 'c')).toBe('3')
+      } finally {
+        await peek.close()
+      }
+      expect(inDatabase).toEqual([])
+    } else {
+      expect(inDatabase).toEqual([{ count: 3 }])
+    }
+  })
+
+  it.runIf(run)('makes a key rotation seen by both instances at once', async () => {
+    const jwks = async (on: ServerProcess) =>
+      ((await (await fetch(`${on.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys
+    const before = (await jwks(a))[0]?.kid
+    expect((await jwks(b))[0]?.kid).toBe(before)
+    const rotated = await runCli(['keys', 'rotate'], env)
+    expect(rotated.code, rotated.stderr).toBe(0)
+    const kid = /New signing key (\S+)/.exec(rotated.stdout)?.[1]
+    expect(kid).toBeDefined()
+    expect(kid).not.toBe(before)
+    // Servers re-read the keys every 5 s anyway; within 1 s on both is the signal.
+    const delays = await Promise.all(
+      [a, b].map((on) => msUntil(async () => (await jwks(on))[0]?.kid === kid)),
+    )
+    expect(Math.max(...delays)).toBeLessThan(1_000)
+    await signUp(a, 'signer')
+    for (const on of [a, b]) expect(kidOf((await pairFrom(on, 'signer')).access_token)).toBe(kid)
+  })
+
+  it.runIf(run)('writes one unforked audit chain from both instances at once', async () => {
+    await Promise.all(Array.from({ length: 16 }, (_, i) => signUp(i % 2 === 0 ? a : b, `crowd-${i}`)))
+    const verified = await runCli(['audit', 'verify'], env)
+    expect(verified.code, verified.stderr).toBe(0)
+    expect(verified.stdout).toMatch(/^OK: \d+ entries/)
+    const entries = await inspect(databaseUrl)
+      .selectFrom('authgate_audit_log')
+      .select(['seq', 'prev_hash', 'hash', 'type'])
+      .orderBy('seq')
+      .execute()
+    expect(entries.filter((e) => e.type === 'user.registered').length).toBeGreaterThanOrEqual(16)
+    // A fork is two entries claiming one predecessor; in a chain each links to the one before.
+    expect(new Set(entries.map((e) => e.prev_hash)).size).toBe(entries.length)
+    for (let i = 1; i < entries.length; i++) expect(entries[i]?.prev_hash).toBe(entries[i - 1]?.hash)
+  })
+})

@@ -1,0 +1,46 @@
+// The Redis server the REDIS_URL tests use: TEST_REDIS_URL, or under CI=true the machine's own.
+// Each test takes a key prefix of its own (REDIS_KEY_PREFIX), so files run in parallel, and
+// deletes its keys when done.
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+
+/** Where CI (and the node-svc machine) has Redis. */
+export const CI_REDIS_URL = 'redis://127.0.0.1:6379'
+
+export function testRedisUrl(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const url = env.TEST_REDIS_URL?.trim()
+  if (url) return url
+  return env.CI === 'true' ? CI_REDIS_URL : undefined
+}
+
+/** The reason Redis at `url` cannot be used, or undefined when it answers PING. */
+export async function redisUnreachable(url: string): Promise<string | undefined> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2_000 })
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG' ? undefined : 'PING was not answered with PONG'
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err)
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** A REDIS_KEY_PREFIX no other test uses. */
+export function testPrefix(): string {
+  return `authgate_t_${process.pid}_${randomBytes(4).toString('hex')}:`
+}
+
+/** A connection of the test's own, to look at (and clean up) what the app stored. */
+export function redisInspector(url: string) {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 })
+  return {
+    client,
+    keys: (prefix: string) => client.keys(`${prefix}*`),
+    async drop(prefix: string) {
+      const keys = await client.keys(`${prefix}*`)
+      if (keys.length > 0) await client.del(...keys)
+    },
+    close: () => client.quit().then(() => {}),
+  }
+}
