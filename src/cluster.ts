@@ -1,7 +1,9 @@
 // WORKERS > 1: a node:cluster primary that prepares the database once, forks that many workers
-// (each one serve() on the shared port), restarts one that dies, and on SIGTERM/SIGINT closes
-// them all gracefully before exiting 0.
+// (each one serve() on the shared port), restarts one that dies, on SIGHUP replaces them one at
+// a time (a rolling restart: new code, no moment without a worker listening), and on
+// SIGTERM/SIGINT closes them all gracefully before exiting 0.
 import cluster, { type Worker } from 'node:cluster'
+import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
@@ -64,10 +66,12 @@ async function runPrimary(config: Config): Promise<void> {
     'AuthGate listening',
   )
 
+  // Workers a rolling restart has replaced: their exit is expected, not a death to make up for.
+  const retiring = new WeakSet<Worker>()
   cluster.on('exit', (worker, code, signal) => {
     const lived = Date.now() - (startedAt.get(worker) ?? 0)
     startedAt.delete(worker)
-    if (stopping) return
+    if (stopping || retiring.has(worker)) return
     failures = lived >= STABLE_AFTER_MS ? 1 : failures + 1
     const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (failures - 1))
     logger.error(
@@ -82,6 +86,46 @@ async function runPrimary(config: Config): Promise<void> {
   })
 
   handlePrimarySignals(logger)
+
+  let rolling = false
+  process.on('SIGHUP', () => {
+    if (stopping || rolling) return
+    rolling = true
+    rollingRestart(logger)
+      .catch((err) => logger.error({ err }, 'rolling restart stopped'))
+      .finally(() => {
+        rolling = false
+      })
+  })
+
+  /**
+   * Each worker in turn: fork its successor, wait until it listens, then ask the old one to finish
+   * its requests and close. A successor that dies while starting (bad new code) ends the restart
+   * with the old worker still serving.
+   */
+  async function rollingRestart(log: Logger): Promise<void> {
+    const old = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+    log.info({ workers: old.length }, 'SIGHUP: replacing the workers one at a time')
+    for (const worker of old) {
+      if (stopping) return
+      const successor = fork()
+      // Not restarted should it die while starting: then the old worker stays.
+      retiring.add(successor)
+      const started = await Promise.race([
+        once(successor, 'listening').then(() => true),
+        once(successor, 'exit').then(() => false),
+      ])
+      if (!started) throw new Error(`the new worker ${successor.process.pid} exited while starting`)
+      retiring.delete(successor)
+      if (stopping) return
+      retiring.add(worker)
+      const exited = once(worker, 'exit')
+      if (worker.isConnected()) worker.send({ type: SHUTDOWN })
+      else worker.process.kill('SIGTERM')
+      await exited
+    }
+    log.info('rolling restart done')
+  }
 
   function handlePrimarySignals(log: Logger): void {
     let firstAt = 0

@@ -195,13 +195,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     const throttle = createThrottle({
       // REDIS_URL moves the counters to Redis, with the database taking over while it is away.
       store: redis
-        ? failoverThrottleStore(
-            createRedisThrottleStore(redis),
-            dbCounters,
-            redis,
-            clock,
-            Math.max(windowMs, registrationWindowMs),
-          )
+        ? failoverThrottleStore(createRedisThrottleStore(redis), dbCounters, redis, clock)
         : dbCounters,
       clock,
       policy: {

@@ -45,8 +45,6 @@ export function failoverThrottleStore(
   fallback: FallbackThrottleStore,
   link: FailoverLink,
   clock: Clock,
-  /** The longest window any counter uses. */
-  longestWindowMs: number,
 ): ThrottleStore {
   let lastFallback = Number.NEGATIVE_INFINITY
   const viaFallback = (key: string, now: number, windowMs: number) => {
@@ -63,7 +61,8 @@ export function failoverThrottleStore(
         link.failed(err)
         return viaFallback(key, now, windowMs)
       }
-      if (now - lastFallback < longestWindowMs) {
+      // Counts older than the key's window no longer matter: after that, Redis alone.
+      if (now - lastFallback < windowMs) {
         counted = { ...counted, count: counted.count + (await fallback.peek(key, now, windowMs)) }
       }
       return counted

@@ -198,6 +198,43 @@ it('restarts a worker killed with SIGKILL, and service continues meanwhile', {
   expect(server.output()).toMatch(/worker died: restarting it/)
 })
 
+it('on SIGHUP replaces every worker one at a time, and no request fails meanwhile', {
+  timeout: 120_000,
+}, async () => {
+  const { access_token } = await signUpAndLogin('steady')
+  const auth = { authorization: `Bearer ${access_token}` }
+  const before = workerPids()
+  expect(before).toHaveLength(2)
+  // A client that keeps calling, one fresh connection after another, all through the restart.
+  const failures: string[] = []
+  let calls = 0
+  let done = false
+  const client = (async () => {
+    while (!done) {
+      calls++
+      const res = await call('GET', '/', auth).catch((err: Error) => ({ status: 0, body: err.message }))
+      if (res.status !== 200) failures.push(`${res.status} ${res.body}`)
+    }
+  })()
+  const logged = server.output().length
+  process.kill(primaryPid(), 'SIGHUP')
+  try {
+    // Done when two workers run and neither is an old one (and the old ones are gone).
+    await until(() => {
+      const now = workerPids()
+      return now.length === 2 && now.every((pid) => !before.includes(pid)) && before.every((p) => !alive(p))
+    }, 90_000)
+  } finally {
+    done = true
+    await client
+  }
+  expect(failures).toEqual([])
+  expect(calls).toBeGreaterThan(10)
+  // Replaced, not died and restarted.
+  expect(server.output().slice(logged)).not.toMatch(/worker died/)
+  await until(async () => (await workersServing()).size === 2, 20_000)
+})
+
 it('on SIGTERM to the primary, finishes an in-flight request, then everything exits 0', {
   timeout: 20_000,
 }, async () => {
