@@ -80,20 +80,58 @@ export async function stopProcess(child, graceMs = 5000) {
   }
 }
 
-/** VmRSS and VmHWM (peak RSS) of a process in MiB, from /proc; undefined off Linux or once it exited. */
-export function memoryOf(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const kib = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1])
-    return { rssMb: kib('VmRSS') / 1024, hwmMb: kib('VmHWM') / 1024 }
-  } catch {
-    return undefined
+/** `pid` and its descendants (a WORKERS primary and its workers), from /proc; just `pid` off Linux. */
+function processTree(pid) {
+  const tree = [pid]
+  for (let i = 0; i < tree.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${tree[i]}/task/${tree[i]}/children`, 'utf8').trim()
+      if (children) tree.push(...children.split(' ').map(Number))
+    } catch {
+      // gone, or not Linux
+    }
   }
+  return tree
+}
+
+/**
+ * VmRSS and VmHWM (peak RSS) in MiB of a process and its descendants (summed: with WORKERS, the
+ * primary and every worker), from /proc; undefined off Linux or once it exited.
+ */
+export function memoryOf(pid) {
+  let total
+  for (const p of processTree(pid)) {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8')
+      const kib = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1])
+      total ??= { rssMb: 0, hwmMb: 0 }
+      total.rssMb += kib('VmRSS') / 1024
+      total.hwmMb += kib('VmHWM') / 1024
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total
 }
 
 let clockTicks
-/** CPU time (user, system; all threads) a process has used so far, in µs; undefined off Linux. */
+/**
+ * CPU time (user, system; all threads) a process and its descendants have used so far, in µs;
+ * undefined off Linux.
+ */
 export function cpuTimeOf(pid) {
+  let total
+  for (const p of processTree(pid)) {
+    const t = cpuTimeOfOne(p)
+    if (!t) continue
+    total ??= { user: 0, system: 0 }
+    total.user += t.user
+    total.system += t.system
+  }
+  return total
+}
+
+function cpuTimeOfOne(pid) {
   try {
     clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString()) || 100
   } catch {

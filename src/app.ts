@@ -1,4 +1,5 @@
 // buildApp(config, deps) -> a ready Fastify instance; used by the server, the CLI and every test.
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -25,6 +26,12 @@ export interface AppDeps extends ServiceDeps {
 export const VERSION: string = JSON.parse(
   readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
 ).version
+
+function requestIds(): () => string {
+  const tag = randomBytes(4).toString('hex')
+  let n = 0
+  return () => `${tag}-${(++n).toString(36)}`
+}
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   // Background work that fails (the database away a moment) is logged, never thrown; a test may
@@ -55,6 +62,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     logController: new OneLinePerRequest(),
     requestIdHeader: 'x-request-id',
+    // Fastify counts req-1, req-2... per process: with WORKERS or several instances, ids repeat
+    // in a shared log. A random tag per process keeps them apart; a caller's X-Request-ID wins.
+    genReqId: requestIds(),
     // Whether X-Forwarded-For is believed for request.ip (throttling, sessions, audit): TRUST_PROXY.
     trustProxy:
       typeof config.trustProxy === 'number'

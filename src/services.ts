@@ -228,6 +228,12 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       broadcast,
       redis,
       async start() {
+        // Listening first: a change signalled while the view makes its first read is not missed.
+        // A signal from another process: read what it changed now, not at the next poll.
+        await broadcast.listen((heard) => {
+          if (heard !== 'keys') revocations.refresh().catch(warn(deps.onRevocationPollError))
+          if (heard !== 'revocations') keys.reload().catch(warn(deps.onKeyReloadError))
+        })
         await revocations.start()
         keys.start()
         audit.startRetention()
@@ -235,11 +241,6 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
           throttle.prune().catch(warn(deps.onThrottlePruneError))
         }, 10 * 60_000)
         pruneThrottle.unref()
-        // A signal from another process: read what it changed now, not at the next poll.
-        await broadcast.listen((heard) => {
-          if (heard !== 'keys') revocations.refresh().catch(warn(deps.onRevocationPollError))
-          if (heard !== 'revocations') keys.reload().catch(warn(deps.onKeyReloadError))
-        })
       },
       async close() {
         revocations.stop()

@@ -36,6 +36,32 @@ it('logs one JSON line per request with method, path, status and a request id', 
   })
 })
 
+it('gives requests without X-Request-ID ids that no other process repeats', async () => {
+  const otherLines: string[] = []
+  const otherSink = new Writable({
+    write(chunk, _enc, done) {
+      otherLines.push(...chunk.toString().split('\n').filter(Boolean))
+      done()
+    },
+  })
+  const other = await buildTestApp({}, { logger: pino({ level: 'info' }, otherSink) })
+  try {
+    lines.length = 0
+    for (let i = 0; i < 3; i++) {
+      await t.app.inject({ url: '/healthz' })
+      await other.app.inject({ url: '/healthz' })
+    }
+    const ids = [...lines, ...otherLines]
+      .map((l) => JSON.parse(l).reqId as string | undefined)
+      .filter((id) => id !== undefined)
+    expect(ids).toHaveLength(6)
+    expect(new Set(ids).size).toBe(6)
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-z]+$/)
+  } finally {
+    await other.close()
+  }
+})
+
 it('never writes a password, token or hash, whatever the request', async () => {
   lines.length = 0
   const password = 'Sup3r-secret-passphrase-xyz'
