@@ -1,10 +1,12 @@
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config'
 import { dropStaleDatabases, testServerUrl, unreachable } from './test/helpers/postgres-server.js'
 import { requirePrerequisite } from './test/helpers/prerequisite.js'
+import { redisUnreachable, testRedisUrl } from './test/helpers/redis-server.js'
 
-// Two runs of the suite: everything on SQLite, and the integration and security files again on
-// PostgreSQL (TEST_DATABASE_URL; under CI=true the machine's server by default). Each file gets
-// fresh databases of its own (test/helpers/database.ts), so files of both runs go in parallel.
+// Three runs: everything on SQLite; the integration and security files again on PostgreSQL
+// (TEST_DATABASE_URL; under CI=true the machine's server by default); and the throttling suite
+// again with its counters in Redis (TEST_REDIS_URL; under CI=true the machine's Redis). Each file
+// gets fresh databases and a Redis key prefix of its own, so files of every run go in parallel.
 const POSTGRES_FILES = ['test/integration/**/*.test.ts', 'test/security/**/*.test.ts']
 
 async function postgresProject(): Promise<TestProjectInlineConfiguration[]> {
@@ -28,7 +30,30 @@ async function postgresProject(): Promise<TestProjectInlineConfiguration[]> {
   ]
 }
 
-const memo = globalThis as { postgres?: Promise<TestProjectInlineConfiguration[]> }
+async function redisProject(): Promise<TestProjectInlineConfiguration[]> {
+  const url = testRedisUrl()
+  const why = url === undefined ? 'TEST_REDIS_URL is not set' : await redisUnreachable(url)
+  const ok = requirePrerequisite(
+    why === undefined,
+    `Redis for the throttling suite's Redis run (${why}; e.g. TEST_REDIS_URL=redis://127.0.0.1:6379)`,
+  )
+  if (!ok || url === undefined) return []
+  return [
+    {
+      extends: true,
+      test: {
+        name: 'redis',
+        include: ['test/security/throttling.test.ts'],
+        env: { AUTHGATE_TEST_DIALECT: 'sqlite', AUTHGATE_TEST_REDIS: url },
+      },
+    },
+  ]
+}
+
+const memo = globalThis as {
+  postgres?: Promise<TestProjectInlineConfiguration[]>
+  redis?: Promise<TestProjectInlineConfiguration[]>
+}
 
 const sqliteProject: TestProjectInlineConfiguration = {
   extends: true,
@@ -42,13 +67,14 @@ const sqliteProject: TestProjectInlineConfiguration = {
 export default defineConfig(async () => {
   // Vitest may load this file more than once per run: check (and warn) once.
   memo.postgres ??= postgresProject()
+  memo.redis ??= redisProject()
   return {
     test: {
       pool: 'forks',
       testTimeout: 30_000,
       hookTimeout: 60_000,
       setupFiles: ['test/helpers/setup.ts'],
-      projects: [sqliteProject, ...(await memo.postgres)],
+      projects: [sqliteProject, ...(await memo.postgres), ...(await memo.redis)],
     },
   }
 })

@@ -5,6 +5,7 @@ import { type AppDeps, buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
 import { freshDatabase, type TestDatabase } from './database.js'
+import { testPrefix } from './redis-server.js'
 
 export type { TestDatabase } from './database.js'
 export { freshDatabase, inspect, onPostgres, sqliteOnly, TEST_DIALECT, tempDir } from './database.js'
@@ -25,13 +26,23 @@ export interface TestApp {
 }
 
 /**
+ * The redis run (vitest.config.ts) sets AUTHGATE_TEST_REDIS to a Redis URL: every app a test
+ * builds then keeps its throttling counters there, under this file's own key prefix (deleted when
+ * the file ends, test/helpers/setup.ts). Empty otherwise. A second app on the same database
+ * must be given it too, to be the same deployment.
+ */
+export const TEST_REDIS_ENV: Readonly<Record<string, string>> = process.env.AUTHGATE_TEST_REDIS
+  ? { REDIS_URL: process.env.AUTHGATE_TEST_REDIS, REDIS_KEY_PREFIX: testPrefix() }
+  : {}
+
+/**
  * env overrides are raw environment strings, so they go through loadConfig like production.
  * Throttling is off unless a test turns it on (RATE_LIMIT: 'on'): most tests sign up many users
  * from one address, which is what throttling exists to stop.
  */
 export async function buildTestApp(env: Record<string, string> = {}, deps: AppDeps = {}): Promise<TestApp> {
   const db = await freshDatabase()
-  const config = loadConfig({ DATABASE_URL: db.url, RATE_LIMIT: 'off', ...env })
+  const config = loadConfig({ DATABASE_URL: db.url, RATE_LIMIT: 'off', ...TEST_REDIS_ENV, ...env })
   let app: FastifyInstance
   try {
     app = await buildApp(config, { hasher: fastHasher, ...deps })

@@ -4,7 +4,16 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { buildTestApp, fastHasher, inspect, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import {
+  buildTestApp,
+  fastHasher,
+  inspect,
+  PASSWORD,
+  register,
+  TEST_REDIS_ENV,
+  type TestApp,
+} from '../helpers/app.js'
+import { redisInspector } from '../helpers/redis-server.js'
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
 
@@ -193,9 +202,9 @@ describe('throttling settings', () => {
     await t.close()
   })
 
-  it('counts in the database, so two processes on one database share the counters', async () => {
+  it('counts in the shared store (the database, or Redis), so two processes share the counters', async () => {
     const a = await buildTestApp({ RATE_LIMIT: 'on' })
-    const b = await buildApp(loadConfig({ DATABASE_URL: a.dbUrl, RATE_LIMIT: 'on' }), {
+    const b = await buildApp(loadConfig({ DATABASE_URL: a.dbUrl, RATE_LIMIT: 'on', ...TEST_REDIS_ENV }), {
       hasher: fastHasher,
     })
     await register(a.app, 'shared')
@@ -203,6 +212,24 @@ describe('throttling settings', () => {
     for (let i = 0; i < 5; i++) await attempt(b, 'shared', 'wrong', '192.0.2.81')
     expect((await attempt(a.app, 'shared', 'wrong', '192.0.2.82')).statusCode).toBe(429)
     expect((await attempt(b, 'shared', 'wrong', '192.0.2.83')).statusCode).toBe(429)
+    // Where the counter is: in Redis (the redis run, and only there), else a database row.
+    const rows = await inspect(a.dbUrl)
+      .selectFrom('authgate_throttle')
+      .select('count')
+      .where('key', '=', 'login-account:shared')
+      .execute()
+    const { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix } = TEST_REDIS_ENV
+    if (redisUrl) {
+      const redis = redisInspector(redisUrl)
+      try {
+        expect(await redis.client.hget(`${prefix}throttle:login-account:shared`, 'c')).toBe('10')
+      } finally {
+        await redis.close()
+      }
+      expect(rows).toEqual([])
+    } else {
+      expect(rows).toEqual([{ count: 10 }])
+    }
     await b.close()
     await a.close()
   })
