@@ -160,6 +160,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       accessTtlMs: config.accessTokenExpireMinutes * 60_000,
       ...(deps.keyReloadMs === undefined ? {} : { reloadMs: deps.keyReloadMs }),
       ...(deps.onKeyReloadError ? { onError: deps.onKeyReloadError } : {}),
+      onKeyMade: () => void broadcast.publish('keys'),
     })
     const tokens = createTokenService({
       keys,

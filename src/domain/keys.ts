@@ -232,6 +232,8 @@ export interface KeyRingOptions {
   accessTtlMs: number
   reloadMs?: number
   onError?: (err: unknown) => void
+  /** A key this process made became current (a first start, a JWT_ALGORITHM change): tell the others. */
+  onKeyMade?: () => void
 }
 
 /** A ring that only holds an HMAC secret (HS256); also what unit tests build token services on. */
@@ -262,7 +264,9 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   if (existing?.alg !== algorithm) {
     // Keys are generated outside the transaction (RSA takes a while); if another process made one
     // meanwhile, makeCurrent keeps theirs and ours is dropped.
-    await keys.makeCurrent(await generateSigningKey(algorithm, clock.now()), clock.now(), algorithm)
+    const made = await generateSigningKey(algorithm, clock.now())
+    const { current } = await keys.makeCurrent(made, clock.now(), algorithm)
+    if (current.kid === made.kid) options.onKeyMade?.()
   }
 
   let snap: KeySnapshot | undefined

@@ -228,6 +228,26 @@ describe('the key ring', () => {
     expect(es.ring.snapshot()?.current.alg).toBe('ES256')
   })
 
+  it('says when it made the current key (to signal the other processes), and only then', async () => {
+    const keys = memoryKeys()
+    const open = async (configured: AsymmetricAlgorithm) => {
+      let made = 0
+      await openKeyRing({
+        configured,
+        secretKey: undefined,
+        settings: memorySettings(),
+        keys,
+        clock: frozenClock(),
+        accessTtlMs: TTL,
+        onKeyMade: () => made++,
+      })
+      return made
+    }
+    expect(await open('ES256')).toBe(1) // a fresh database: this process made the key
+    expect(await open('ES256')).toBe(0) // the key was there
+    expect(await open('EdDSA')).toBe(1) // JWT_ALGORITHM changed: a new current key
+  })
+
   it('reloads at most once a second when tokens name unknown kids', async () => {
     const { ring: r, keys } = await ring()
     const before = keys.reads
