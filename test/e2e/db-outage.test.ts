@@ -12,9 +12,9 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { fastHasher, login, register, requirePrerequisite } from '../helpers/app.js'
 import {
-  adminQuery,
   CI_DATABASE_URL,
-  TEST_DATABASE_PREFIX,
+  createTestDatabase,
+  type ServerTestDatabase,
   testServerUrl,
   unreachable,
 } from '../helpers/postgres-server.js'
@@ -26,13 +26,13 @@ const why = await unreachable(server)
 const ready = requirePrerequisite(why === undefined, `PostgreSQL at ${server} for the outage test (${why})`)
 
 describe.skipIf(!ready)('database outage on PostgreSQL', () => {
-  const name = `${TEST_DATABASE_PREFIX}${process.pid}_${randomBytes(5).toString('hex')}`
+  let database: ServerTestDatabase
   let proxy: TcpProxy
   let app: FastifyInstance
   let token: string
 
   beforeAll(async () => {
-    await adminQuery(server, `create database "${name}"`)
+    database = await createTestDatabase(server)
     const target = new URL(server)
     proxy = new TcpProxy(await freePort(), { host: target.hostname, port: Number(target.port || 5432) })
     await proxy.set('open')
@@ -49,14 +49,14 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     await proxy?.set('open')
     await app?.close()
     await proxy?.set('refuse')
-    await adminQuery(server, `drop database if exists "${name}" with (force)`).catch(() => {})
+    await database?.drop().catch(() => {})
   })
 
   /** An app on the test database through the proxy, with these URL parameters. */
   function proxiedApp(params: string): Promise<FastifyInstance> {
     const url = new URL(server)
     url.host = `127.0.0.1:${proxy.port}`
-    url.pathname = `/${name}`
+    url.pathname = `/${database.name}`
     url.search = `?${params}`
     return buildApp(
       loadConfig({ DATABASE_URL: url.href, RATE_LIMIT: 'off', JWT_ISSUER: 'http://authgate.test' }),

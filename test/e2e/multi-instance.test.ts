@@ -1,18 +1,11 @@
-// Several instances, one truth: two real `authgate serve` processes on one PostgreSQL database,
-// once with the database alone (LISTEN/NOTIFY carries the signals) and once with Redis as well
-// (Redis carries the throttling counters and the signals). For each: a revocation made on one is
-// honoured on the other within 1 s; parallel refreshes of one token spread over both leave one
-// lineage; throttling counts are shared; a key rotation is seen by both; the audit chain, written
-// by both at once, never forks. Skipped loudly without PostgreSQL or Redis; required under CI=true.
-import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inspect, PASSWORD, requirePrerequisite } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
 import {
-  adminQuery,
   CI_DATABASE_URL,
-  TEST_DATABASE_PREFIX,
+  createTestDatabase,
+  type ServerTestDatabase,
   testServerUrl,
   unreachable,
 } from '../helpers/postgres-server.js'
@@ -45,7 +38,7 @@ describe.each([
   { topology: 'PostgreSQL', redis: false, run: pgReady },
   { topology: 'PostgreSQL + Redis', redis: true, run: pgReady && redisReady },
 ])('two instances on $topology', ({ redis, run }) => {
-  const name = `${TEST_DATABASE_PREFIX}${process.pid}_${randomBytes(5).toString('hex')}`
+  let database: ServerTestDatabase
   const prefix = testPrefix()
   let databaseUrl: string
   let env: Record<string, string>
@@ -54,10 +47,8 @@ describe.each([
 
   beforeAll(async () => {
     if (!run) return
-    await adminQuery(pgServer, `create database "${name}"`)
-    const url = new URL(pgServer)
-    url.pathname = `/${name}`
-    databaseUrl = url.href
+    database = await createTestDatabase(pgServer)
+    databaseUrl = database.url
     env = {
       DATABASE_URL: databaseUrl,
       // One deployment: one issuer, one algorithm, behind one load balancer.
@@ -74,7 +65,7 @@ describe.each([
     if (!run) return
     await Promise.all([a?.stop(), b?.stop()])
     await inspect(databaseUrl).destroy()
-    await adminQuery(pgServer, `drop database if exists "${name}" with (force)`)
+    await database.drop()
     if (redis) {
       const peek = redisInspector(redisUrl)
       await peek.drop(prefix)

@@ -1,12 +1,8 @@
-// Test databases for either run of the suite: a fresh SQLite file, or (in the PostgreSQL run, see
-// vitest.config.ts) a fresh database on the TEST_DATABASE_URL server, so files run in parallel.
-// Everything made here is dropped when the test file ends (test/helpers/setup.ts), or sooner.
-import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDatabase, type Db } from '../../src/storage/database.js'
-import { adminQuery, TEST_DATABASE_PREFIX, testServerUrl } from './postgres-server.js'
+import { createTestDatabase, testServerUrl } from './postgres-server.js'
 
 export type TestDialect = 'sqlite' | 'postgres'
 
@@ -43,14 +39,9 @@ export async function freshDatabase(file = 'authgate.db'): Promise<TestDatabase>
   if (onPostgres) {
     const server = testServerUrl()
     if (!server) throw new Error('the PostgreSQL run needs TEST_DATABASE_URL')
-    const name = `${TEST_DATABASE_PREFIX}${process.pid}_${randomBytes(5).toString('hex')}`
-    await adminQuery(server, `create database "${name}"`)
-    const target = new URL(server)
-    target.pathname = `/${name}`
-    url = target.href
-    remove = async () => {
-      await adminQuery(server, `drop database if exists "${name}" with (force)`)
-    }
+    const made = await createTestDatabase(server)
+    url = made.url
+    remove = made.drop
   } else {
     const dir = tempDir()
     path = join(dir.path, file)

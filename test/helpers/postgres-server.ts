@@ -1,5 +1,6 @@
 // The PostgreSQL server the suite's second run uses (TEST_DATABASE_URL), and the per-file databases
 // made on it. Imported by vitest.config.ts too, so it loads nothing but pg.
+import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 
 /** Where CI (and the node-svc machine) has PostgreSQL: trust auth, database `test`. */
@@ -35,6 +36,28 @@ export async function unreachable(serverUrl: string): Promise<string | undefined
 
 /** Test databases are named authgate_t_<pid>_<random>: the pid of the worker that made them. */
 export const TEST_DATABASE_PREFIX = 'authgate_t_'
+
+export interface ServerTestDatabase {
+  name: string
+  /** The server's URL with this database's name. */
+  url: string
+  drop(): Promise<void>
+}
+
+/** CREATE DATABASE authgate_t_<pid>_<random> on the server; the caller drops it. */
+export async function createTestDatabase(serverUrl: string): Promise<ServerTestDatabase> {
+  const name = `${TEST_DATABASE_PREFIX}${process.pid}_${randomBytes(5).toString('hex')}`
+  await adminQuery(serverUrl, `create database "${name}"`)
+  const target = new URL(serverUrl)
+  target.pathname = `/${name}`
+  return {
+    name,
+    url: target.href,
+    async drop() {
+      await adminQuery(serverUrl, `drop database if exists "${name}" with (force)`)
+    },
+  }
+}
 
 function alive(pid: number): boolean {
   try {
