@@ -54,13 +54,17 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
               retiredKid: rotated.retired?.kid ?? null,
             },
           })
-          // Running servers sign with the new key from now on, not from their next reload.
-          const { broadcast, redis } = await openBroadcast(cfg, db, {
-            onBroadcastError: () => console.error('Could not tell running servers; they notice within 5 s.'),
-          })
-          await broadcast.publish('keys')
-          await broadcast.close()
-          await redis?.close()
+          // Running servers sign with the new key from now on, not from their next reload. The
+          // rotation is done whatever happens here: a failure to tell them is only reported.
+          const unheard = () => console.error('Could not tell running servers; they notice within 5 s.')
+          try {
+            const { broadcast, redis } = await openBroadcast(cfg, db, { onBroadcastError: unheard })
+            await broadcast.publish('keys')
+            await broadcast.close()
+            await redis?.close()
+          } catch {
+            unheard()
+          }
           return rotated
         } catch (err) {
           audit.record({

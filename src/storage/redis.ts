@@ -45,18 +45,25 @@ export async function openRedis(url: string, prefix: string, events: RedisEvents
   })
   let up = false
   let closing = false
+  let lastError: unknown
   const setUp = (next: boolean, err?: unknown) => {
     if (next === up) return
     up = next
     if (!closing) events.onStateChange?.(next, err)
   }
   client.on('ready', () => setUp(true))
-  client.on('error', (err) => setUp(false, err))
+  client.on('error', (err) => {
+    lastError = err
+    setUp(false, err)
+  })
   client.on('close', () => setUp(false, new Error('connection to Redis closed')))
   await Promise.race([
     once(client, 'ready').catch(() => {}),
     sleep(STARTUP_WAIT_MS, undefined, { ref: false }),
   ])
+  // Serving starts on the database alone: say so once, as for an outage later on.
+  if (!up)
+    events.onStateChange?.(false, lastError ?? new Error(`no answer from Redis in ${STARTUP_WAIT_MS} ms`))
 
   return {
     client,

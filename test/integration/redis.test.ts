@@ -147,6 +147,34 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     proxy.endSilent()
   })
 
+  it('starts without Redis, says so, and throttles in the database', async () => {
+    const startLines: { msg: string }[] = []
+    const startLogger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _enc, done) {
+          for (const line of chunk.toString().split('\n').filter(Boolean)) startLines.push(JSON.parse(line))
+          done()
+        },
+      }),
+    )
+    // Nothing listens on this port: every connection is refused.
+    const nowhere = `redis://127.0.0.1:${await freePort()}`
+    const lonely = await buildTestApp(
+      { REDIS_URL: nowhere, REDIS_KEY_PREFIX: prefix, RATE_LIMIT: 'on', LOGIN_MAX_FAILURES: '3' },
+      { logger: startLogger },
+    )
+    try {
+      expect(startLines.some((l) => l.msg.includes('Redis unavailable'))).toBe(true)
+      await register(lonely.app, 'solo')
+      const codes = []
+      for (let i = 0; i < 4; i++) codes.push((await login(lonely.app, 'solo', 'wrong password!')).statusCode)
+      expect(codes).toEqual([401, 401, 401, 429])
+    } finally {
+      await lonely.close()
+    }
+  })
+
   it('signals a revocation through Redis: another instance honours it at once', async () => {
     // A second instance on the same database and Redis, polling the feed only once a minute: only
     // the signal can make it notice within the second.
