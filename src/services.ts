@@ -195,9 +195,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     const dbCounters = createThrottleStore(db)
     const throttle = createThrottle({
       // REDIS_URL moves the counters to Redis, with the database taking over while it is away.
-      store: redis
-        ? failoverThrottleStore(createRedisThrottleStore(redis), dbCounters, redis, clock)
-        : dbCounters,
+      store: redis ? failoverThrottleStore(createRedisThrottleStore(redis), dbCounters, redis) : dbCounters,
       clock,
       policy: {
         enabled: config.throttle.enabled,
@@ -212,7 +210,6 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     })
     const account = createAccountService({ users, sessions, audit })
     const auth = createAuthService({ users, sessions, tokens, throttle, audit })
-    const warn = (handler: ((err: unknown) => void) | undefined) => (err: unknown) => handler?.(err)
     // Old throttling windows are forgotten every ten minutes.
     let pruneThrottle: NodeJS.Timeout | undefined
     return {
@@ -232,14 +229,14 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
         // Listening first: a change signalled while the view makes its first read is not missed.
         // A signal from another process: read what it changed now, not at the next poll.
         await broadcast.listen((heard) => {
-          if (heard !== 'keys') revocations.refresh().catch(warn(deps.onRevocationPollError))
-          if (heard !== 'revocations') keys.reload().catch(warn(deps.onKeyReloadError))
+          if (heard !== 'keys') revocations.refresh().catch((err) => deps.onRevocationPollError?.(err))
+          if (heard !== 'revocations') keys.reload().catch((err) => deps.onKeyReloadError?.(err))
         })
         await revocations.start()
         keys.start()
         audit.startRetention()
         pruneThrottle = setInterval(() => {
-          throttle.prune().catch(warn(deps.onThrottlePruneError))
+          throttle.prune().catch((err) => deps.onThrottlePruneError?.(err))
         }, 10 * 60_000)
         pruneThrottle.unref()
       },

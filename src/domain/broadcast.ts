@@ -24,8 +24,6 @@ export interface Broadcast {
   /** Never rejects: with no channel reachable, the other processes' polling still sees the change. */
   publish(signal: Signal): Promise<void>
   listen(onHeard: (heard: Heard) => void): Promise<void>
-  /** Names of the configured channels, in the order they are tried. */
-  readonly channels: readonly string[]
   close(): Promise<void>
 }
 
@@ -51,7 +49,6 @@ export function createBroadcast(
     if (errors.length > 0) onError(new AggregateError(errors, `no channel took the ${signal} signal`))
   }
   return {
-    channels: channels.map((c) => c.name),
     publish(signal) {
       const sent = send(signal).finally(() => sending.delete(sent))
       sending.add(sent)

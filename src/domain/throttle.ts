@@ -44,11 +44,10 @@ export function failoverThrottleStore(
   primary: ThrottleStore,
   fallback: FallbackThrottleStore,
   link: FailoverLink,
-  clock: Clock,
 ): ThrottleStore {
   let lastFallback = Number.NEGATIVE_INFINITY
   const viaFallback = (key: string, now: number, windowMs: number) => {
-    lastFallback = clock.now()
+    lastFallback = now
     return fallback.hit(key, now, windowMs)
   }
   return {

@@ -36,7 +36,6 @@ export function redisInspector(url: string) {
   const client = new Redis(url, { maxRetriesPerRequest: 1 })
   return {
     client,
-    keys: (prefix: string) => client.keys(`${prefix}*`),
     async drop(prefix: string) {
       const keys = await client.keys(`${prefix}*`)
       if (keys.length > 0) await client.del(...keys)
