@@ -76,6 +76,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A client gets 30 s to send a whole request (slow bodies); headers are capped at Node's
     // 16 KiB (431) and must all arrive within 10 s (slowloris).
     requestTimeout: 30_000,
+    // A request that reaches us while we close is served (with Connection: close), not answered
+    // with Fastify's bare 503 and its non-seed body: a rolling restart (SIGHUP) fails no request.
+    // The database stays open until the last request is done (the onClose hook below).
+    return503OnClosing: false,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.server.headersTimeout = 10_000

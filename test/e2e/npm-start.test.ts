@@ -256,13 +256,30 @@ describe('npm start', () => {
     }
   })
 
-  it('on SIGTERM to the process group, finishes an in-flight login, then everything exits', {
+  it('on SIGTERM to the process group, answers every request already on its way, then everything exits', {
     timeout: 20_000,
   }, async () => {
+    const open = async () => {
+      const socket = createConnection({ host: HOST, port: s.port })
+      await once(socket, 'connect')
+      return socket
+    }
+    const healthz = `GET /healthz HTTP/1.1\r\nHost: ${HOST}:${s.port}\r\n`
+    // An idle keep-alive connection: the server drops it when it closes, which tells us when.
+    const idle = await open()
+    const idleRead = readAll(idle, 15_000)
+    idle.write(`${healthz}\r\n`)
+    await expect.poll(() => idle.bytesRead).toBeGreaterThan(0)
+    // A connection that has sent nothing yet (say, its request is still on the wire).
+    const silent = await open()
+    const silentRead = readAll(silent, 15_000)
+    // A request whose headers are not all in yet.
+    const partial = await open()
+    const partialRead = readAll(partial, 15_000)
+    partial.write(healthz)
     // A login whose headers are in but whose body is not: in flight, deterministically.
     const form = new URLSearchParams({ username: USERNAME, password: PASSWORD }).toString()
-    const socket = createConnection({ host: HOST, port: s.port })
-    await once(socket, 'connect')
+    const socket = await open()
     const response = readAll(socket, 15_000)
     socket.write(
       'POST /auth/token HTTP/1.1\r\n' +
@@ -283,6 +300,16 @@ describe('npm start', () => {
       if (Date.now() - signalledAt > STOP_MS) throw new Error('still accepting connections after SIGTERM')
       await sleep(50)
     }
+    // Sent after the server stopped listening: still answered.
+    silent.write(`${healthz}Connection: close\r\n\r\n`)
+    expect(await silentRead).toMatch(/^HTTP\/1\.1 200 /)
+    // The idle connection is dropped once the server closes; a request completed after that is
+    // served (not Fastify's bare 503), and its connection closed.
+    expect(await idleRead).toMatch(/^HTTP\/1\.1 200 /)
+    partial.write('\r\n')
+    const completed = await partialRead
+    expect(completed).toMatch(/^HTTP\/1\.1 200 /)
+    expect(completed).toMatch(/\r\nconnection: close\r\n/i)
     socket.write(form.slice(5))
     const raw = await response
     expect(raw).toMatch(/^HTTP\/1\.1 200 /)

@@ -205,17 +205,20 @@ it('on SIGHUP replaces every worker one at a time, and no request fails meanwhil
   const auth = { authorization: `Bearer ${access_token}` }
   const before = workerPids()
   expect(before).toHaveLength(2)
-  // A client that keeps calling, one fresh connection after another, all through the restart.
+  // Four clients that keep calling, one fresh connection after another, all through the restart:
+  // some connections reach a worker just as it is asked to close.
   const failures: string[] = []
   let calls = 0
   let done = false
-  const client = (async () => {
-    while (!done) {
-      calls++
-      const res = await call('GET', '/', auth).catch((err: Error) => ({ status: 0, body: err.message }))
-      if (res.status !== 200) failures.push(`${res.status} ${res.body}`)
-    }
-  })()
+  const client = Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (!done) {
+        calls++
+        const res = await call('GET', '/', auth).catch((err: Error) => ({ status: 0, body: err.message }))
+        if (res.status !== 200) failures.push(`${res.status} ${res.body}`)
+      }
+    }),
+  )
   const logged = server.output().length
   process.kill(primaryPid(), 'SIGHUP')
   try {
