@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
-import { FORCE_EXIT_AFTER_MS, REPEAT_WINDOW_MS, serve } from './server.js'
+import { drainAndClose, FORCE_EXIT_AFTER_MS, REPEAT_WINDOW_MS, serve } from './server.js'
 import { openServices } from './services.js'
 
 /** The primary's message that asks a worker to close. */
@@ -122,7 +122,13 @@ async function runPrimary(config: Config): Promise<void> {
       const exited = once(worker, 'exit')
       if (worker.isConnected()) worker.send({ type: SHUTDOWN })
       else worker.process.kill('SIGTERM')
+      // A worker drains for at most DRAIN_MS; one still alive well after that is stuck.
+      const kill = setTimeout(() => {
+        log.error({ worker: worker.process.pid }, `still closing after ${FORCE_EXIT_AFTER_MS} ms: killing it`)
+        worker.process.kill('SIGKILL')
+      }, FORCE_EXIT_AFTER_MS)
       await exited
+      clearTimeout(kill)
     }
     log.info('rolling restart done')
   }
@@ -198,7 +204,7 @@ async function runWorker(config: Config): Promise<void> {
   }
   await asked
   try {
-    await app.close()
+    await drainAndClose(app)
   } catch (err) {
     app.log.error({ err }, 'error while closing')
     process.exit(1)

@@ -9,6 +9,8 @@ export const FORCE_EXIT_AFTER_MS = 10_000
 // Ctrl-C reaches both npm and the server, and npm forwards it too: the same signal twice within
 // a moment is one request to stop. A signal after that forces the exit.
 export const REPEAT_WINDOW_MS = 1_000
+// How long a closing server waits for its connections to finish before it cuts them.
+export const DRAIN_MS = 5_000
 
 export interface ServeOptions {
   /** Whether SIGTERM/SIGINT close this process; a cluster worker leaves that to its primary. */
@@ -30,6 +32,24 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
   return app
 }
 
+/**
+ * app.close() (stop listening, let requests finish, then close the database), bounded: once the
+ * server closes, Node no longer enforces its header and request timeouts, so one client that
+ * connected and never sent a request would hold the close, and a rolling restart, forever.
+ * Connections still open after DRAIN_MS are cut; the database then closes as usual.
+ */
+export async function drainAndClose(app: FastifyInstance): Promise<void> {
+  const cut = setTimeout(() => {
+    app.log.warn(`connections still open after ${DRAIN_MS} ms: closing them`)
+    app.server.closeAllConnections()
+  }, DRAIN_MS)
+  try {
+    await app.close()
+  } finally {
+    clearTimeout(cut)
+  }
+}
+
 /** SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then close the database. */
 function handleSignals(app: FastifyInstance, logger: Logger): void {
   let firstAt = 0
@@ -46,7 +66,7 @@ function handleSignals(app: FastifyInstance, logger: Logger): void {
       process.exit(1)
     }, FORCE_EXIT_AFTER_MS)
     force.unref()
-    app.close().then(
+    drainAndClose(app).then(
       () => {
         clearTimeout(force)
         logger.info('closed')

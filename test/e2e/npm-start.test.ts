@@ -349,8 +349,41 @@ describe('npm start, stopped by a process manager', () => {
     process.kill(pid as number, 'SIGTERM')
     expect(await s.exited).toEqual({ code: 0, signal: null })
     expect(Date.now() - signalledAt).toBeLessThan(STOP_MS)
+    expect(s.output.stdout).not.toContain('connections still open')
     expect(await waitGroupGone(s.pgid, 2_000)).toBe(true)
     expect(s.output.stdout).toContain('"msg":"shutting down"')
+    expect(s.output.stdout + s.output.stderr).not.toMatch(FORCED_EXIT)
+  })
+})
+
+describe('npm start, stopped while a client holds a connection it never uses', () => {
+  let s: Started
+
+  beforeAll(async () => {
+    s = await npmStart()
+  }, STARTUP_MS + 10_000)
+
+  afterAll(async () => {
+    await s?.cleanup()
+  })
+
+  it('cuts the connection once the drain time is up, then exits 0', { timeout: 20_000 }, async () => {
+    // Node stops enforcing its header timeout once the server closes: left to itself, this
+    // connection would hold the process until the forced exit.
+    const silent = createConnection({ host: HOST, port: s.port })
+    await once(silent, 'connect')
+    const cut = once(silent, 'close')
+    const pid = serverPid(s.pgid)
+    expect(pid).toBeTypeOf('number')
+    const signalledAt = Date.now()
+    process.kill(pid as number, 'SIGTERM')
+    expect(await s.exited).toEqual({ code: 0, signal: null })
+    await cut
+    // DRAIN_MS (5 s) of waiting for the connection, then a normal close.
+    expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(4_900)
+    expect(Date.now() - signalledAt).toBeLessThan(5_000 + STOP_MS)
+    expect(s.output.stdout).toContain('connections still open after 5000 ms: closing them')
+    expect(s.output.stdout).toContain('"msg":"closed"')
     expect(s.output.stdout + s.output.stderr).not.toMatch(FORCED_EXIT)
   })
 })

@@ -219,6 +219,11 @@ it('on SIGHUP replaces every worker one at a time, and no request fails meanwhil
       }
     }),
   )
+  // And a client that connected and never sends a request: cut once the drain time is up, so
+  // it cannot hold the restart.
+  const silent = createConnection({ host: '127.0.0.1', port })
+  await once(silent, 'connect')
+  const silentClosed = once(silent, 'close')
   const logged = server.output().length
   process.kill(primaryPid(), 'SIGHUP')
   try {
@@ -233,8 +238,10 @@ it('on SIGHUP replaces every worker one at a time, and no request fails meanwhil
   }
   expect(failures).toEqual([])
   expect(calls).toBeGreaterThan(10)
-  // Replaced, not died and restarted.
-  expect(server.output().slice(logged)).not.toMatch(/worker died/)
+  await silentClosed
+  expect(server.output().slice(logged)).toMatch(/connections still open after \d+ ms: closing them/)
+  // Replaced, not died and restarted, nor killed.
+  expect(server.output().slice(logged)).not.toMatch(/worker died|killing it/)
   await until(async () => (await workersServing()).size === 2, 20_000)
 })
 
