@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `authgate`: one binary that serves, migrates and administers users.
+import './v8-flags.js'
 import { Command } from 'commander'
 import { serveCluster } from '../cluster.js'
 import { type Config, ConfigError, loadConfig, loadDotEnv } from '../config.js'
