@@ -18,20 +18,10 @@ export const REDACT_PATHS = [
   'token',
 ]
 
-// Written one write(2) per line, the request log was the largest single cost of GET / after the
-// HTTP work itself. Asynchronous writes batch the lines that pile up meanwhile: GET / 27-28 µs of
-// CPU a request -> 23-24 µs (bench/run.mjs's CPU measure, same run). pino writes what is left
-// when the process exits. A write holds whole lines and at most PIPE_BUF (4096 bytes), so workers
-// (WORKERS) sharing one stdout pipe never interleave inside a line.
-const LINE_BATCH_MAX_BYTES = 4096
-
 export function createLogger(level: LogLevel, pretty = Boolean(process.stdout.isTTY)): Logger {
-  const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
-  if (pretty) {
-    return pino({
-      ...options,
-      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } },
-    })
-  }
-  return pino(options, pino.destination({ dest: 1, sync: false, maxWrite: LINE_BATCH_MAX_BYTES }))
+  return pino({
+    level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
+  })
 }
