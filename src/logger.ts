@@ -18,10 +18,37 @@ export const REDACT_PATHS = [
   'token',
 ]
 
+// The request log, one write(2) per line, cost GET / about 6 µs of its ~28 µs of CPU (bench/run.mjs
+// on this 2-core host). Lines are now gathered and written synchronously once 3 KiB are waiting, or
+// every 100 ms: 22 µs a request, in three of three same-run pairings. Memory stays bounded (a write
+// blocks, as before, rather than queueing) and a line waits at most 100 ms. Each write holds whole
+// lines and at most PIPE_BUF (4096 bytes), so workers (WORKERS) sharing one stdout pipe never
+// interleave inside a line. What is waiting is written when the process exits; a SIGKILL loses it.
+const FLUSH_AT_BYTES = 3072
+const WRITE_MAX_BYTES = 4096
+const FLUSH_EVERY_MS = 100
+
 export function createLogger(level: LogLevel, pretty = Boolean(process.stdout.isTTY)): Logger {
-  return pino({
-    level,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
+  const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
+  if (pretty) {
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } },
+    })
+  }
+  const stdout = pino.destination({
+    dest: 1,
+    sync: true,
+    minLength: FLUSH_AT_BYTES,
+    maxWrite: WRITE_MAX_BYTES,
+    periodicFlush: FLUSH_EVERY_MS,
   })
+  process.once('exit', () => {
+    try {
+      stdout.flushSync()
+    } catch {
+      // stdout already gone (a closed pipe): nothing left to tell.
+    }
+  })
+  return pino(options, stdout)
 }
