@@ -269,7 +269,7 @@ describe('npm start', () => {
     const idle = await open()
     const idleRead = readAll(idle, 15_000)
     idle.write(`${healthz}\r\n`)
-    await expect.poll(() => idle.bytesRead).toBeGreaterThan(0)
+    await expect.poll(() => idle.bytesRead, { timeout: 5_000 }).toBeGreaterThan(0)
     // A connection that has sent nothing yet (say, its request is still on the wire).
     const silent = await open()
     const silentRead = readAll(silent, 15_000)
