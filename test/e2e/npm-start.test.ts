@@ -172,6 +172,30 @@ async function npmStart(): Promise<Started> {
   }
 }
 
+/** `npm start` once for the enclosing describe block, stopped after it; call the result for it. */
+function npmStartForBlock(): () => Started {
+  let started: Started | undefined
+  beforeAll(async () => {
+    started = await npmStart()
+  }, STARTUP_MS + 10_000)
+  afterAll(async () => {
+    await started?.cleanup()
+  })
+  return () => {
+    if (!started) throw new Error('npm start did not start')
+    return started
+  }
+}
+
+/** SIGTERM to the server process alone, not npm (as a process manager does); returns when. */
+function sigtermServer(s: Started): number {
+  const pid = serverPid(s.pgid)
+  expect(pid).toBeTypeOf('number')
+  const at = Date.now()
+  process.kill(pid as number, 'SIGTERM')
+  return at
+}
+
 /** The server's JSON log records (npm's "> authgate@... start" banner lines are not the server's). */
 function logRecords(stdout: string): Record<string, unknown>[] {
   return stdout
@@ -181,18 +205,11 @@ function logRecords(stdout: string): Record<string, unknown>[] {
 }
 
 describe('npm start', () => {
-  let s: Started
+  const server = npmStartForBlock()
   let token = ''
 
-  beforeAll(async () => {
-    s = await npmStart()
-  }, STARTUP_MS + 10_000)
-
-  afterAll(async () => {
-    await s?.cleanup()
-  })
-
   it('serves the seed API: sign up, log in with the form, GET / greets', async () => {
+    const s = server()
     const created = await s.call('POST', '/auth/', {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
@@ -217,6 +234,7 @@ describe('npm start', () => {
   })
 
   it('answers /readyz, /openapi.json with the seed password flow, and /docs', async () => {
+    const s = server()
     const ready = await s.call('GET', '/readyz')
     expect(ready.status).toBe(200)
     expect(await ready.json()).toEqual({ status: 'ready' })
@@ -236,6 +254,7 @@ describe('npm start', () => {
   })
 
   it('logs JSON lines, one per request, without the password or the token', async () => {
+    const s = server()
     // A request's line is written when its response is done, which may be just after the client
     // has it: wait for the last ones.
     const requestLines = () => logRecords(s.output.stdout).filter((r) => 'path' in r)
@@ -259,6 +278,7 @@ describe('npm start', () => {
   it('on SIGTERM to the process group, answers every request already on its way, then everything exits', {
     timeout: 20_000,
   }, async () => {
+    const s = server()
     const open = async () => {
       const socket = createConnection({ host: HOST, port: s.port })
       await once(socket, 'connect')
@@ -332,21 +352,11 @@ describe('npm start', () => {
 })
 
 describe('npm start, stopped by a process manager', () => {
-  let s: Started
-
-  beforeAll(async () => {
-    s = await npmStart()
-  }, STARTUP_MS + 10_000)
-
-  afterAll(async () => {
-    await s?.cleanup()
-  })
+  const server = npmStartForBlock()
 
   it('exits with code 0 on SIGTERM to the server process, and npm start reports 0', async () => {
-    const pid = serverPid(s.pgid)
-    expect(pid).toBeTypeOf('number')
-    const signalledAt = Date.now()
-    process.kill(pid as number, 'SIGTERM')
+    const s = server()
+    const signalledAt = sigtermServer(s)
     expect(await s.exited).toEqual({ code: 0, signal: null })
     expect(Date.now() - signalledAt).toBeLessThan(STOP_MS)
     expect(s.output.stdout).not.toContain('connections still open')
@@ -357,26 +367,16 @@ describe('npm start, stopped by a process manager', () => {
 })
 
 describe('npm start, stopped while a client holds a connection it never uses', () => {
-  let s: Started
-
-  beforeAll(async () => {
-    s = await npmStart()
-  }, STARTUP_MS + 10_000)
-
-  afterAll(async () => {
-    await s?.cleanup()
-  })
+  const server = npmStartForBlock()
 
   it('cuts the connection once the drain time is up, then exits 0', { timeout: 20_000 }, async () => {
+    const s = server()
     // Node stops enforcing its header timeout once the server closes: left to itself, this
     // connection would hold the process until the forced exit.
     const silent = createConnection({ host: HOST, port: s.port })
     await once(silent, 'connect')
     const cut = once(silent, 'close')
-    const pid = serverPid(s.pgid)
-    expect(pid).toBeTypeOf('number')
-    const signalledAt = Date.now()
-    process.kill(pid as number, 'SIGTERM')
+    const signalledAt = sigtermServer(s)
     expect(await s.exited).toEqual({ code: 0, signal: null })
     await cut
     // DRAIN_MS (5 s) of waiting for the connection, then a normal close.
@@ -389,17 +389,10 @@ describe('npm start, stopped while a client holds a connection it never uses', (
 })
 
 describe('npm start, stopped by signalling npm alone (docker stop, a process manager)', () => {
-  let s: Started
-
-  beforeAll(async () => {
-    s = await npmStart()
-  }, STARTUP_MS + 10_000)
-
-  afterAll(async () => {
-    await s?.cleanup()
-  })
+  const server = npmStartForBlock()
 
   it('forwards SIGTERM to the server, which closes gracefully: nothing is left running', async () => {
+    const s = server()
     const pid = serverPid(s.pgid)
     expect(pid).toBeTypeOf('number')
     const signalledAt = Date.now()
