@@ -15,6 +15,7 @@ import {
   redisUnreachable,
   testPrefix,
   testRedisUrl,
+  throttleCounter,
 } from '../helpers/redis-server.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -169,23 +170,14 @@ describe.each([
     // LOGIN_MAX_FAILURES=3 across the deployment, not per process.
     expect(codes).toEqual([401, 401, 401, 429])
     expect((await logIn(a, 'target', 'wrong password!')).status).toBe(429)
-    const inDatabase = await inspect(databaseUrl)
-      .selectFrom('authgate_throttle')
-      .select('count')
-      .where('key', '=', 'login-account:target')
-      .execute()
-    if (redis) {
-      // Counted in Redis, and only there.
-      const peek = redisInspector(redisUrl)
-      try {
-        expect(await peek.client.hget(`${prefix}throttle:login-account:target`, 'c')).toBe('3')
-      } finally {
-        await peek.close()
-      }
-      expect(inDatabase).toEqual([])
-    } else {
-      expect(inDatabase).toEqual([{ count: 3 }])
-    }
+    // Counted in Redis and only there, or else in the database.
+    expect(
+      await throttleCounter(
+        databaseUrl,
+        'login-account:target',
+        redis ? { url: redisUrl, prefix } : undefined,
+      ),
+    ).toEqual(redis ? { database: [], redis: '3' } : { database: [3], redis: null })
   })
 
   it.runIf(run)('makes a key rotation seen by both instances at once', async () => {

@@ -3,6 +3,7 @@
 // deletes its keys when done.
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { inspect } from './database.js'
 
 /** Where CI (and the node-svc machine) has Redis. */
 export const CI_REDIS_URL = 'redis://127.0.0.1:6379'
@@ -41,5 +42,29 @@ export function redisInspector(url: string) {
       if (keys.length > 0) await client.del(...keys)
     },
     close: () => client.quit().then(() => {}),
+  }
+}
+
+/**
+ * Where a throttling counter stands: the counts of its database rows, and its count in Redis
+ * (null without Redis). With Redis up, a counter lives in Redis only; without it, in one row.
+ */
+export async function throttleCounter(
+  databaseUrl: string,
+  key: string,
+  redis?: { url: string; prefix: string },
+): Promise<{ database: number[]; redis: string | null }> {
+  const rows = await inspect(databaseUrl)
+    .selectFrom('authgate_throttle')
+    .select('count')
+    .where('key', '=', key)
+    .execute()
+  const database = rows.map((r) => Number(r.count))
+  if (!redis) return { database, redis: null }
+  const peek = redisInspector(redis.url)
+  try {
+    return { database, redis: await peek.client.hget(`${redis.prefix}throttle:${key}`, 'c') }
+  } finally {
+    await peek.close()
   }
 }

@@ -4,6 +4,7 @@
 // or PostgreSQL in the second run). Skipped loudly without Redis; required under CI=true.
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import pino from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -71,6 +72,13 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     await peek.close()
   })
 
+  /** The statuses of four logins with a wrong password, one after another. */
+  async function fourWrongPasswords(app: FastifyInstance, username: string): Promise<number[]> {
+    const codes = []
+    for (let i = 0; i < 4; i++) codes.push((await login(app, username, 'wrong password!')).statusCode)
+    return codes
+  }
+
   const counterRows = (key: string) =>
     inspect(t.dbUrl).selectFrom('authgate_throttle').select('count').where('key', '=', key).execute()
 
@@ -85,8 +93,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
 
   it('counts failed logins in Redis, not in the database', async () => {
     await register(t.app, 'ada')
-    const codes = []
-    for (let i = 0; i < 4; i++) codes.push((await login(t.app, 'ada', 'wrong password!')).statusCode)
+    const codes = await fourWrongPasswords(t.app, 'ada')
     expect(codes).toEqual([401, 401, 401, 429])
     expect(await peek.client.hget(`${prefix}throttle:login-account:ada`, 'c')).toBe('3')
     expect(await counterRows('login-account:ada')).toEqual([])
@@ -95,8 +102,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
   it('goes on throttling in the database while Redis refuses connections, and says so', async () => {
     await register(t.app, 'grace')
     await proxy.set('refuse')
-    const codes = []
-    for (let i = 0; i < 4; i++) codes.push((await login(t.app, 'grace', 'wrong password!')).statusCode)
+    const codes = await fourWrongPasswords(t.app, 'grace')
     // Never a 5xx, never a free pass: the fourth attempt is refused exactly as with Redis.
     expect(codes).toEqual([401, 401, 401, 429])
     expect((await counterRows('login-account:grace'))[0]?.count).toBeGreaterThanOrEqual(3)
@@ -122,8 +128,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     await register(t.app, 'lovelace')
     await proxy.set('blackhole')
     const started = Date.now()
-    const codes = []
-    for (let i = 0; i < 4; i++) codes.push((await login(t.app, 'lovelace', 'wrong password!')).statusCode)
+    const codes = await fourWrongPasswords(t.app, 'lovelace')
     expect(codes).toEqual([401, 401, 401, 429])
     // The first command waits out the 500 ms command timeout; after that Redis is not asked.
     expect(Date.now() - started).toBeLessThan(3_000)
@@ -136,8 +141,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     // timeout can tell, and the link is then dropped and made anew.
     await proxy.set('stall')
     const started = Date.now()
-    const codes = []
-    for (let i = 0; i < 4; i++) codes.push((await login(t.app, 'hamilton', 'wrong password!')).statusCode)
+    const codes = await fourWrongPasswords(t.app, 'hamilton')
     expect(codes).toEqual([401, 401, 401, 429])
     expect(Date.now() - started).toBeLessThan(3_000)
     expect(lines.slice(mark).some((l) => l.msg.includes('Redis unavailable'))).toBe(true)
@@ -167,8 +171,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     try {
       expect(startLines.some((l) => l.msg.includes('Redis unavailable'))).toBe(true)
       await register(lonely.app, 'solo')
-      const codes = []
-      for (let i = 0; i < 4; i++) codes.push((await login(lonely.app, 'solo', 'wrong password!')).statusCode)
+      const codes = await fourWrongPasswords(lonely.app, 'solo')
       expect(codes).toEqual([401, 401, 401, 429])
     } finally {
       await lonely.close()
