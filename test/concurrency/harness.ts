@@ -1,0 +1,167 @@
+// The concurrency suite's harness: a deployment of real `authgate serve` processes sharing one
+// database (a SQLite file, or a PostgreSQL database) and, where the topology says so, one Redis;
+// plain HTTP helpers; and `trials`, which runs a race many times and prints how many it ran.
+import { afterAll, beforeAll } from 'vitest'
+import { inspect, PASSWORD, requirePrerequisite, tempDir } from '../helpers/app.js'
+import {
+  CI_DATABASE_URL,
+  createTestDatabase,
+  testServerUrl,
+  unreachable,
+} from '../helpers/postgres-server.js'
+import {
+  CI_REDIS_URL,
+  redisInspector,
+  redisUnreachable,
+  testPrefix,
+  testRedisUrl,
+} from '../helpers/redis-server.js'
+import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
+
+export { PASSWORD }
+
+const pgServer = testServerUrl() ?? CI_DATABASE_URL
+const pgWhy = await unreachable(pgServer)
+const redisUrl = testRedisUrl() ?? CI_REDIS_URL
+const redisWhy = await redisUnreachable(redisUrl)
+
+export interface Topology {
+  name: string
+  database: 'sqlite' | 'postgres'
+  redis: boolean
+  /** False (after a loud skip) when what it needs is missing; under CI=true that throws instead. */
+  run: boolean
+}
+
+const pgReady = () =>
+  requirePrerequisite(pgWhy === undefined, `PostgreSQL at ${pgServer} for the concurrency suite (${pgWhy})`)
+const redisReady = () =>
+  requirePrerequisite(redisWhy === undefined, `Redis at ${redisUrl} for the concurrency suite (${redisWhy})`)
+
+/** Every topology a shared-state guarantee must hold on. */
+export function topologies(
+  which: ('sqlite' | 'postgres' | 'postgres+redis')[] = ['sqlite', 'postgres', 'postgres+redis'],
+): Topology[] {
+  return which.map((t) => {
+    if (t === 'sqlite') return { name: 'SQLite', database: 'sqlite', redis: false, run: true }
+    if (t === 'postgres') return { name: 'PostgreSQL', database: 'postgres', redis: false, run: pgReady() }
+    return { name: 'PostgreSQL + Redis', database: 'postgres', redis: true, run: pgReady() && redisReady() }
+  })
+}
+
+export interface Deployment {
+  instances: ServerProcess[]
+  /** The shared DATABASE_URL: give it to inspect() or the CLI. */
+  databaseUrl: string
+  /** The environment every instance got. */
+  env: Record<string, string>
+  redis: { url: string; prefix: string } | undefined
+}
+
+/**
+ * Registers beforeAll/afterAll for `count` server processes on one fresh database in `topology`,
+ * and returns a handle filled in once they run. `env` is added to every instance's environment.
+ */
+export function useDeployment(topology: Topology, env: Record<string, string> = {}, count = 2): Deployment {
+  const deployment: Deployment = { instances: [], databaseUrl: '', env: {}, redis: undefined }
+  let drop: () => Promise<void> = async () => {}
+  beforeAll(async () => {
+    if (!topology.run) return
+    if (topology.database === 'postgres') {
+      const made = await createTestDatabase(pgServer)
+      deployment.databaseUrl = made.url
+      drop = made.drop
+    } else {
+      const dir = tempDir('authgate-race-')
+      deployment.databaseUrl = `sqlite:///${dir.path}/authgate.db`
+      drop = async () => dir.cleanup()
+    }
+    if (topology.redis) deployment.redis = { url: redisUrl, prefix: testPrefix() }
+    deployment.env = {
+      DATABASE_URL: deployment.databaseUrl,
+      // One deployment: one issuer, one algorithm, behind one load balancer.
+      JWT_ISSUER: 'https://auth.example.test',
+      JWT_ALGORITHM: 'ES256',
+      ...(deployment.redis
+        ? { REDIS_URL: deployment.redis.url, REDIS_KEY_PREFIX: deployment.redis.prefix }
+        : {}),
+      ...env,
+    }
+    // One after the other: the first migrates and makes the signing key; then all run together.
+    for (let i = 0; i < count; i++) deployment.instances.push(await startServerProcess(deployment.env))
+  }, 120_000)
+  afterAll(async () => {
+    if (!topology.run) return
+    await Promise.all(deployment.instances.map((s) => s.stop()))
+    await inspect(deployment.databaseUrl).destroy()
+    await drop()
+    if (deployment.redis) {
+      const peek = redisInspector(deployment.redis.url)
+      await peek.drop(deployment.redis.prefix)
+      await peek.close()
+    }
+  }, 60_000)
+  return deployment
+}
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
+const JSON_TYPE = { 'content-type': 'application/json' }
+
+export interface Pair {
+  access_token: string
+  refresh_token: string
+}
+
+export const http = {
+  signUp: (on: ServerProcess, username: string, password = PASSWORD) =>
+    fetch(`${on.url}/auth/`, {
+      method: 'POST',
+      headers: JSON_TYPE,
+      body: JSON.stringify({ username, password }),
+    }),
+  logIn: (on: ServerProcess, username: string, password = PASSWORD, headers: Record<string, string> = {}) =>
+    fetch(`${on.url}/auth/token`, {
+      method: 'POST',
+      headers: { ...FORM, ...headers },
+      body: new URLSearchParams({ username, password }),
+    }),
+  refresh: (on: ServerProcess, refreshToken: string) =>
+    fetch(`${on.url}/auth/token`, {
+      method: 'POST',
+      headers: FORM,
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+    }),
+  /** A bearer request; `body`, when given, is sent as JSON. */
+  bearer: (on: ServerProcess, method: string, path: string, token: string, body?: unknown) =>
+    fetch(`${on.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : JSON_TYPE) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    }),
+}
+
+/** Signs up (expecting 201) and logs in (expecting 200); returns the pair. */
+export async function account(on: ServerProcess, username: string, password = PASSWORD): Promise<Pair> {
+  const made = await http.signUp(on, username, password)
+  if (made.status !== 201) throw new Error(`sign-up of ${username}: ${made.status} ${await made.text()}`)
+  return pairOf(await http.logIn(on, username, password))
+}
+
+export async function pairOf(res: Response): Promise<Pair> {
+  if (res.status !== 200) throw new Error(`expected a token pair, got ${res.status} ${await res.text()}`)
+  return (await res.json()) as Pair
+}
+
+/**
+ * Runs `trial` `count` times, one after the other, and prints how many ran (the suite's note:
+ * "Keep the suite bounded, and print the trial counts"). Each trial asserts its own invariant.
+ */
+export async function trials(
+  what: string,
+  count: number,
+  trial: (i: number) => Promise<void>,
+): Promise<void> {
+  const started = performance.now()
+  for (let i = 0; i < count; i++) await trial(i)
+  console.info(`[concurrency] ${what}: ${count} trials in ${Math.round(performance.now() - started)} ms`)
+}
