@@ -56,6 +56,8 @@ export const EnvSchema = Type.Object({
   REFRESH_TOKEN_EXPIRE_DAYS: Type.Optional(int(1, 3650)),
   SESSION_MAX_DAYS: Type.Optional(int(1, 3650)),
   REFRESH_REUSE_GRACE_SECONDS: Type.Optional(int(0, 300)),
+  // OWASP ASVS 5.0 7.1.2: a documented limit on concurrent sessions per account.
+  MAX_SESSIONS_PER_USER: Type.Optional(int(1, 10_000)),
   LOG_LEVEL: Type.Optional(
     Type.Union(
       LOG_LEVELS.map((l) => Type.Literal(l)),
@@ -123,6 +125,8 @@ export interface Config {
   readonly sessionMaxDays: number
   /** A just-spent refresh token presented again within this window returns the same pair. */
   readonly refreshReuseGraceSeconds: number
+  /** Live sessions per user; a login beyond it ends the least recently used one. */
+  readonly maxSessionsPerUser: number
   readonly logLevel: LogLevel
   readonly passwordMinLength: number
   readonly passwordMaxLength: number
@@ -222,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshTokenExpireDays,
     sessionMaxDays,
     refreshReuseGraceSeconds: env2.REFRESH_REUSE_GRACE_SECONDS ?? 10,
+    maxSessionsPerUser: env2.MAX_SESSIONS_PER_USER ?? 100,
     logLevel: (env2.LOG_LEVEL ?? 'info') as LogLevel,
     passwordMinLength,
     passwordMaxLength,

@@ -183,11 +183,21 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
         refreshIdleMs: config.refreshTokenExpireDays * DAY_MS,
         sessionMaxMs: config.sessionMaxDays * DAY_MS,
         reuseGraceMs: config.refreshReuseGraceSeconds * 1000,
+        maxPerUser: config.maxSessionsPerUser,
       },
       accessTtlMs: config.accessTokenExpireMinutes * 60_000,
       events: {
         reuseDetected: ({ userId, sessionId }) =>
           audit.record({ type: 'token.reuse_detected', outcome: 'failure', userId, detail: { sessionId } }),
+        capReached: ({ userId, sessionIds }) => {
+          for (const sessionId of sessionIds)
+            audit.record({
+              type: 'session.revoked',
+              outcome: 'success',
+              userId,
+              detail: { sessionId, reason: 'session_limit' },
+            })
+        },
       },
     })
     const windowMs = config.throttle.windowMinutes * 60_000

@@ -64,7 +64,8 @@ export function createAccountService(deps: {
       return ended
     },
 
-    listSessions: (caller: Caller) => sessions.list(caller.id, caller.sid),
+    listSessions: (caller: Caller, page: { limit: number; cursor?: string | undefined }) =>
+      sessions.list(caller.id, caller.sid, page),
   }
 }
 

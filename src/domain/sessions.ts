@@ -3,7 +3,7 @@
 import type { Clock } from '../lib/clock.js'
 import { openUnder, randomToken, sealUnder, sha256Hex } from '../lib/crypto.js'
 import { randomId } from '../lib/random.js'
-import { DomainError, ErrorCode } from './errors.js'
+import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import type { RevocationView } from './revocations.js'
 import type { TokenService } from './tokens.js'
 import type { User } from './users.js'
@@ -33,6 +33,14 @@ export interface RefreshTokenRecord {
 export interface SessionsRepository {
   insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord): Promise<void>
   listLiveSessions(userId: number, now: number): Promise<SessionRecord[]>
+  listLiveSessionsPage(
+    userId: number,
+    now: number,
+    limit: number,
+    after?: { createdAt: number; id: string },
+  ): Promise<SessionRecord[]>
+  /** Ids of the user's live sessions beyond the `keep` most recently used. */
+  listSessionsBeyond(userId: number, keep: number, now: number): Promise<string[]>
   findRefreshToken(tokenHash: string): Promise<
     | (RefreshTokenRecord & {
         user_id: number
@@ -65,6 +73,8 @@ export interface SessionPolicy {
   sessionMaxMs: number
   /** A just-spent token presented again within this window gets the same new pair back. */
   reuseGraceMs: number
+  /** Live sessions per user (MAX_SESSIONS_PER_USER); a login beyond it ends the least recently used. */
+  maxPerUser: number
 }
 
 export interface ClientInfo {
@@ -88,11 +98,19 @@ export interface SessionView {
 }
 
 /** Why a session ended, as recorded and as the audit trail will name it. */
-export type EndReason = 'logout' | 'revoked' | 'refresh_reuse' | 'password_changed' | 'account_deleted'
+export type EndReason =
+  | 'logout'
+  | 'revoked'
+  | 'refresh_reuse'
+  | 'password_changed'
+  | 'account_deleted'
+  | 'session_limit'
 
 export interface SessionEvents {
   /** A spent refresh token came back after the grace window: the session was revoked. */
   reuseDetected?(info: { userId: number; sessionId: string }): void
+  /** A login went beyond the per-user cap: these least recently used sessions were ended. */
+  capReached?(info: { userId: number; sessionIds: string[] }): void
 }
 
 /** RFC 6749 §5.2 invalid_grant: the refresh token is unknown, expired, spent or revoked. */
@@ -104,11 +122,34 @@ export class InvalidGrant extends DomainError {
 
 const USER_AGENT_MAX = 512
 
+/** A page of GET /auth/sessions, and where the next one starts (undefined on the last page). */
+export interface SessionPage {
+  sessions: SessionView[]
+  next: string | undefined
+}
+
+// A cursor is `<created_at>.<id>` of the last session on the page: opaque to clients, cheap to
+// check, and it carries nothing another user could not see on their own list.
+const CURSOR = /^([0-9]{1,16})\.([A-Za-z0-9_-]{1,64})$/
+
+function parseCursor(text: string): { createdAt: number; id: string } {
+  const match = CURSOR.exec(text)
+  if (!match) {
+    throw new ValidationError([{ loc: ['query', 'cursor'], msg: 'Invalid cursor', type: 'value_error' }])
+  }
+  return { createdAt: Number(match[1]), id: match[2] as string }
+}
+
 export interface SessionService {
   /** After a successful password login: a new session, an access token carrying its sid, a refresh token. */
   start(user: User, client: ClientInfo): Promise<TokenPair>
   refresh(refreshToken: string): Promise<TokenPair & { userId: number; sessionId: string }>
-  list(userId: number, currentSid: string | undefined): Promise<SessionView[]>
+  /** One page of the user's live sessions, newest first; `cursor` is a previous page's `next`. */
+  list(
+    userId: number,
+    currentSid: string | undefined,
+    page: { limit: number; cursor?: string | undefined },
+  ): Promise<SessionPage>
   /** Ends the given sessions of a user (all when `ids` is omitted); returns how many ended. */
   end(userId: number, reason: EndReason, ids?: string[]): Promise<number>
   /** Ends every session of a user but `keep`, and voids the user's sid-less (seed) tokens. */
@@ -152,6 +193,20 @@ export function createSessionService(deps: {
     return ended.length
   }
 
+  /**
+   * OWASP ASVS 5.0 7.1.2 (a documented limit on concurrent sessions per account): a user has at most `maxPerUser` live sessions. Run after
+   * the new session is stored, so of logins racing on any number of instances, the last to get
+   * here sees every session committed before it and trims to the cap: once they have all
+   * answered, at most the cap is alive. The least recently used end first; the new one is the
+   * most recent, so it stays unless more logins than the cap race at once.
+   */
+  async function endBeyondCap(userId: number, now: number): Promise<void> {
+    const beyond = await sessions.listSessionsBeyond(userId, policy.maxPerUser, now)
+    if (beyond.length === 0) return
+    await end(userId, 'session_limit', beyond)
+    events.capReached?.({ userId, sessionIds: beyond })
+  }
+
   return {
     async start(user, client) {
       const now = clock.now()
@@ -171,6 +226,7 @@ export function createSessionService(deps: {
         session,
         newRefreshRecord(session.id, refreshToken, now, session.expires_at),
       )
+      await endBeyondCap(user.id, now)
       const access = tokens.issue({ id: user.id, username: user.username, sid: session.id })
       return { accessToken: access.accessToken, refreshToken, expiresIn: access.expiresIn }
     },
@@ -218,16 +274,24 @@ export function createSessionService(deps: {
       throw new InvalidGrant()
     },
 
-    async list(userId, currentSid) {
+    async list(userId, currentSid, { limit, cursor }) {
+      const after = cursor === undefined ? undefined : parseCursor(cursor)
       const iso = (ms: number) => new Date(ms).toISOString()
-      return (await sessions.listLiveSessions(userId, clock.now())).map((s) => ({
-        id: s.id,
-        createdAt: iso(s.created_at),
-        lastUsedAt: iso(s.last_used_at),
-        userAgent: s.user_agent,
-        ip: s.ip,
-        current: s.id === currentSid,
-      }))
+      // One more than asked says whether another page follows, without a count query.
+      const rows = await sessions.listLiveSessionsPage(userId, clock.now(), limit + 1, after)
+      const page = rows.slice(0, limit)
+      const last = page[page.length - 1]
+      return {
+        sessions: page.map((s) => ({
+          id: s.id,
+          createdAt: iso(s.created_at),
+          lastUsedAt: iso(s.last_used_at),
+          userAgent: s.user_agent,
+          ip: s.ip,
+          current: s.id === currentSid,
+        })),
+        next: rows.length > limit && last ? `${last.created_at}.${last.id}` : undefined,
+      }
     },
 
     end,

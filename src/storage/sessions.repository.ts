@@ -25,6 +25,67 @@ export async function listLiveSessions(db: Db, userId: number, now: number): Pro
     .execute()
 }
 
+/** Where a page of live sessions starts: after this (created_at, id), in listing order. */
+export interface SessionCursor {
+  createdAt: number
+  id: string
+}
+
+/**
+ * One page of live sessions, newest first: keyset pagination on (created_at, id), so a page stays
+ * stable while sessions start and end between requests.
+ */
+export async function listLiveSessionsPage(
+  db: Db,
+  userId: number,
+  now: number,
+  limit: number,
+  after?: SessionCursor,
+): Promise<SessionRow[]> {
+  let query = db
+    .selectFrom('authgate_sessions')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('created_at', '<', after.createdAt),
+        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)]),
+      ]),
+    )
+  }
+  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute()
+}
+
+/**
+ * The user's live sessions beyond the `keep` most recently used: the ones a cap ends, oldest idle
+ * last in the order kept. At most `batch` of them (a cap is enforced at every login, so more
+ * than one or two beyond it means the cap was just lowered).
+ */
+export async function listSessionsBeyond(
+  db: Db,
+  userId: number,
+  keep: number,
+  now: number,
+  batch = 1000,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom('authgate_sessions')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .orderBy('last_used_at', 'desc')
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(batch)
+    .offset(keep)
+    .execute()
+  return rows.map((r) => r.id)
+}
+
 export type RefreshTokenWithSession = RefreshTokenRow & {
   user_id: number
   username: string
@@ -151,6 +212,10 @@ export function createSessionsRepository(db: Db) {
     insertSessionWithToken: (session: SessionRow, token: RefreshTokenRow) =>
       insertSessionWithToken(db, session, token),
     listLiveSessions: (userId: number, now: number) => listLiveSessions(db, userId, now),
+    listLiveSessionsPage: (userId: number, now: number, limit: number, after?: SessionCursor) =>
+      listLiveSessionsPage(db, userId, now, limit, after),
+    listSessionsBeyond: (userId: number, keep: number, now: number) =>
+      listSessionsBeyond(db, userId, keep, now),
     findRefreshToken: (tokenHash: string) => findRefreshToken(db, tokenHash),
     rotateRefreshToken: (spentId: string, spentAt: number, successor: string, next: RefreshTokenRow) =>
       rotateRefreshToken(db, spentId, spentAt, successor, next),

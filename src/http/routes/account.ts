@@ -8,8 +8,10 @@ import type { VerifiedToken } from '../../domain/tokens.js'
 import {
   ChangePasswordRequest,
   DeleteAccountRequest,
+  MAX_SESSIONS_PAGE,
   Me,
   Session,
+  SessionListQuery,
   SessionParams,
 } from '../schemas/account.js'
 import { errorRef, validationErrorRef } from '../schemas/common.js'
@@ -118,13 +120,26 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
       schema: {
         tags: ['account'],
         summary: 'List Sessions',
-        description: "The user's live sessions, newest first.",
+        description:
+          "The user's live sessions, newest first, a page at a time (at most MAX_SESSIONS_PER_USER " +
+          'are alive). When more follow, a `Link: <...>; rel="next"` header (RFC 8288) gives the next page.',
         security,
-        response: { 200: Type.Array(Session), 401: unauthorized },
+        querystring: SessionListQuery,
+        response: {
+          200: Type.Array(Session),
+          401: unauthorized,
+          422: { ...validationErrorRef, description: 'A limit or cursor that is not valid.' },
+        },
       },
     },
-    async (request) => {
-      return (await account.listSessions(caller(request))).map((s) => ({
+    async (request, reply) => {
+      const limit = Number(request.query.limit ?? MAX_SESSIONS_PAGE)
+      const page = await account.listSessions(caller(request), { limit, cursor: request.query.cursor })
+      if (page.next !== undefined) {
+        const next = new URLSearchParams({ limit: String(limit), cursor: page.next })
+        reply.header('link', `</auth/sessions?${next}>; rel="next"`)
+      }
+      return page.sessions.map((s) => ({
         id: s.id,
         created_at: s.createdAt,
         last_used_at: s.lastUsedAt,

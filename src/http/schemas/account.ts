@@ -29,4 +29,24 @@ export const Session = Type.Object({
   current: Type.Boolean({ description: 'The session of the token making this request.' }),
 })
 
+export const MAX_SESSIONS_PAGE = 100
+
+export const SessionListQuery = Type.Object({
+  // Query values are strings (coercion is off everywhere): 1 to 100, digits only.
+  limit: Type.Optional(
+    Type.String({
+      pattern: '^(100|[1-9][0-9]?)$',
+      description: `Sessions per page, 1 to ${MAX_SESSIONS_PAGE} (default ${MAX_SESSIONS_PAGE}).`,
+    }),
+  ),
+  cursor: Type.Optional(
+    Type.String({
+      maxLength: 96,
+      pattern: '^[0-9]{1,16}\\.[A-Za-z0-9_-]{1,64}$',
+      description: 'Where the page starts: the `next` link of the page before, as given.',
+    }),
+  ),
+})
+export type SessionListQuery = Static<typeof SessionListQuery>
+
 export const SessionParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
