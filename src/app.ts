@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { registerAuthenticate } from './http/plugins/authenticate.js'
 import { registerDocs } from './http/plugins/docs.js'
-import { registerErrorHandlers } from './http/plugins/errors.js'
+import { answerClientError, answerFrameworkError, registerErrorHandlers } from './http/plugins/errors.js'
 import { OneLinePerRequest } from './http/plugins/request-log.js'
 import { registerNotFound, registerSecurity, trackMethods } from './http/plugins/security.js'
 import { accountRoutes } from './http/routes/account.js'
@@ -80,6 +80,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // with Fastify's bare 503 and its non-seed body: a rolling restart (SIGHUP) fails no request.
     // The database stays open until the last request is done (the onClose hook below).
     return503OnClosing: false,
+    // What Node's parser and Fastify's router answer before any route runs (431, a malformed
+    // request, a timed-out one, a bad URL encoding) leaves in our {detail, code} shape too.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.server.headersTimeout = 10_000

@@ -7,6 +7,10 @@ export interface Caller {
   id: number
   username: string
   sid?: string | undefined
+  /** Of the caller's access token, epoch seconds; a seed token's logout needs it (sessions.ts). */
+  exp?: number | undefined
+  iat?: number | undefined
+  jti?: string | undefined
   ip: string
   userAgent: string | null
 }
@@ -46,7 +50,20 @@ export function createAccountService(deps: {
     },
 
     async logout(caller: Caller): Promise<void> {
-      if (caller.sid === undefined) return
+      if (caller.sid === undefined) {
+        // A seed token: it has no session to end, so the token itself is voided (sessions.ts).
+        const { id, iat, jti } = caller
+        if (caller.exp === undefined || !(await sessions.endSidless({ id, iat, jti, exp: caller.exp })))
+          return
+        audit.record({
+          type: 'session.logged_out',
+          outcome: 'success',
+          ...who(caller),
+          // Without a jti, every sid-less token of the user issued before now ended.
+          detail: { sidless: true, jti: jti ?? null },
+        })
+        return
+      }
       await sessions.end(caller.id, 'logout', [caller.sid])
       audit.record({
         type: 'session.logged_out',

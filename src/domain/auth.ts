@@ -101,9 +101,25 @@ export function createAuthService(deps: {
       }
     },
 
-    /** RFC 7009: ends the session of a refresh token, or of an access token; silent when unknown. */
+    /**
+     * RFC 7009: ends the session of a refresh token, or of an access token; silent when unknown.
+     * An access token without a sid (the seed app's) is voided as a logout with it would.
+     */
     async revoke(token: string, client: Client): Promise<void> {
       const access = tokens.verify(token)
+      if (access !== undefined && access.sid === undefined) {
+        if (await sessions.endSidless(access)) {
+          audit.record({
+            type: 'session.revoked',
+            outcome: 'success',
+            userId: access.id,
+            username: access.username,
+            ...where(client),
+            detail: { sidless: true, jti: access.jti ?? null },
+          })
+        }
+        return
+      }
       const ended =
         access?.sid !== undefined
           ? {

@@ -4,7 +4,7 @@ import type { Clock } from '../lib/clock.js'
 import { openUnder, randomToken, sealUnder, sha256Hex } from '../lib/crypto.js'
 import { randomId } from '../lib/random.js'
 import { DomainError, ErrorCode, ValidationError } from './errors.js'
-import type { RevocationView } from './revocations.js'
+import type { RevocableClaims, RevocationView } from './revocations.js'
 import type { TokenService } from './tokens.js'
 import type { User } from './users.js'
 
@@ -64,7 +64,15 @@ export interface SessionsRepository {
     ids?: string[],
   ): Promise<string[]>
   insertUserCutoff(userId: number, at: number, feedExpiresAt: number): Promise<void>
+  insertTokenRevocation(subject: string, at: number, feedExpiresAt: number): Promise<void>
 }
+
+/**
+ * The longest lifetime of a token the seed app issues: its POST /auth/token calls
+ * create_access_token(..., timedelta(minutes=30)). Its tokens carry no iat, so a cutoff that must
+ * void those issued before it stays in force this long (and longer if AuthGate's own are longer).
+ */
+export const SEED_TOKEN_LIFETIME_MS = 30 * 60_000
 
 export interface SessionPolicy {
   /** A refresh token unused this long expires (REFRESH_TOKEN_EXPIRE_DAYS). */
@@ -154,6 +162,12 @@ export interface SessionService {
   end(userId: number, reason: EndReason, ids?: string[]): Promise<number>
   /** Ends every session of a user but `keep`, and voids the user's sid-less (seed) tokens. */
   endAllBut(userId: number, keep: string | undefined, reason: EndReason): Promise<void>
+  /**
+   * Ends a token without a sid (the seed app's): by its jti when it has one, else by voiding
+   * every sid-less token of its user issued before now (they cannot be told apart). False when
+   * this process already holds it revoked, so a repeat writes nothing.
+   */
+  endSidless(token: RevocableClaims & { exp: number }): Promise<boolean>
   /** RFC 7009: ends the session a refresh token belongs to; undefined when the token is unknown. */
   revokeRefreshToken(
     refreshToken: string,
@@ -183,6 +197,10 @@ export function createSessionService(deps: {
       successor: null,
     }
   }
+
+  // A user cutoff must outlive every token it voids: AuthGate's, and the seed's (no iat, see
+  // revocations.ts), whichever lives longer.
+  const cutoffTtlMs = Math.max(accessTtlMs, SEED_TOKEN_LIFETIME_MS)
 
   async function end(userId: number, reason: EndReason, ids?: string[]): Promise<number> {
     const at = clock.now()
@@ -305,8 +323,27 @@ export function createSessionService(deps: {
       )
       // Tokens without a sid (issued by the seed app, or before sessions) end too.
       const at = clock.now()
-      await sessions.insertUserCutoff(userId, at, at + accessTtlMs)
-      revocations.apply([{ kind: 'user', subject: String(userId), at, expires_at: at + accessTtlMs }])
+      await sessions.insertUserCutoff(userId, at, at + cutoffTtlMs)
+      revocations.apply([{ kind: 'user', subject: String(userId), at, expires_at: at + cutoffTtlMs }])
+    },
+
+    async endSidless(token) {
+      if (revocations.isRevoked(token)) return false
+      const at = clock.now()
+      const expMs = token.exp * 1000
+      if (token.jti !== undefined) {
+        // RFC 7519 §4.1.7: a jti names one token (here, one of this user's), void until its exp.
+        const subject = `${token.id}:${token.jti}`
+        await sessions.insertTokenRevocation(subject, at, expMs)
+        revocations.apply([{ kind: 'token', subject, at, expires_at: expMs }])
+        return true
+      }
+      // No jti, no iat: this token is indistinguishable from the user's other seed tokens. The
+      // cutoff lives until the presented token has expired, however long the seed made it live.
+      const expiresAt = Math.max(at + cutoffTtlMs, expMs)
+      await sessions.insertUserCutoff(token.id, at, expiresAt)
+      revocations.apply([{ kind: 'user', subject: String(token.id), at, expires_at: expiresAt }])
+      return true
     },
 
     async revokeRefreshToken(refreshToken) {

@@ -2,6 +2,7 @@
 // HS256 or with the current key pair of the key ring (ES256, EdDSA, RS256; the kid in the header).
 import { createSigner, createVerifier } from 'fast-jwt'
 import type { Clock } from '../lib/clock.js'
+import { canonicalSignature, isHighS, toLowS } from '../lib/jws.js'
 import { randomId } from '../lib/random.js'
 import type { ActiveKey, KeyRing } from './keys.js'
 import { hmacKeyRing } from './keys.js'
@@ -17,6 +18,10 @@ export interface TokenSubject {
 export interface VerifiedToken extends TokenSubject {
   /** Issued-at, epoch seconds; absent in tokens issued by the seed app. */
   iat?: number | undefined
+  /** Expiry, epoch seconds. */
+  exp: number
+  /** The token's own id; absent in tokens issued by the seed app. */
+  jti?: string | undefined
 }
 
 export interface IssuedToken {
@@ -44,7 +49,7 @@ export type TokenOptions = {
   | { secret: string }
 )
 
-type Verify = (token: string) => Record<string, unknown>
+type Verify = (token: string) => { header: Record<string, unknown>; payload: Record<string, unknown> }
 type Sign = (payload: Record<string, unknown>) => string
 
 interface CompiledKey {
@@ -61,6 +66,12 @@ const HEADER_MEMO_MAX = 64
 // Verified tokens remembered by their exact string (oldest dropped first): GET / then costs a map
 // lookup instead of a signature check for a token seen before (bench/run.mjs: ~4 µs a request).
 const VERIFIED_CACHE_MAX = 10_000
+// How far ahead of our clock an iat may be: another instance's clock, a second's rounding (the
+// "small leeway" of RFC 7519 §4.1.4-4.1.5). RFC 7519 §4.1.6: iat is when the token was issued, so
+// one from the future is not a token we issued (OpenID Connect Core §3.1.3.7 rejects those too).
+// It matters here: a sid-less token's iat is what a logout's cutoff compares
+// (domain/revocations.ts), and one from the future would outlive every cutoff.
+const IAT_SKEW_MS = 60_000
 
 export function createTokenService(options: TokenOptions): TokenService {
   const { expiresInMinutes, clock, issuer, audience } = options
@@ -94,6 +105,7 @@ export function createTokenService(options: TokenOptions): TokenService {
             algorithms: ['HS256'],
             requiredClaims: required(),
             cache: false,
+            complete: true,
             ...claimChecks,
           }) as Verify,
         }
@@ -102,7 +114,7 @@ export function createTokenService(options: TokenOptions): TokenService {
   // Key pairs: verifiers and the signer are built once per key, when the ring's keys change.
   let version = -1
   let compiled = new Map<string, CompiledKey>()
-  let signer: { kid: string; sign: Sign } | undefined
+  let signer: { kid: string; alg: string; sign: Sign } | undefined
   const headerMemo = new Map<string, CompiledKey>()
   const verified = new Map<string, { subject: VerifiedToken; expMs: number; nbfMs: number | undefined }>()
 
@@ -115,6 +127,7 @@ export function createTokenService(options: TokenOptions): TokenService {
         // With key pairs every token is ours, so iss is required, not only checked when present.
         requiredClaims: required(...(issuer === undefined ? [] : ['iss'])),
         cache: false,
+        complete: true,
         ...claimChecks,
       }) as Verify,
     }
@@ -133,7 +146,7 @@ export function createTokenService(options: TokenOptions): TokenService {
     headerMemo.clear()
     if (signer?.kid !== snap.current.kid) {
       const { kid, alg, privateKey } = snap.current
-      signer = { kid, sign: createSigner({ key: privateKey, algorithm: alg, kid }) as Sign }
+      signer = { kid, alg, sign: createSigner({ key: privateKey, algorithm: alg, kid }) as Sign }
     }
     version = snap.version
   }
@@ -184,13 +197,11 @@ export function createTokenService(options: TokenOptions): TokenService {
         ...(audience === undefined ? {} : { aud: audience }),
         jti: randomId(),
       }
-      let sign: Sign
-      if (hmac) sign = hmac.sign
-      else {
-        sync()
-        sign = (signer as { sign: Sign }).sign
-      }
-      return { accessToken: sign(claims), expiresIn }
+      if (hmac) return { accessToken: hmac.sign(claims), expiresIn }
+      sync()
+      const accessToken = (signer as { sign: Sign }).sign(claims)
+      // One token, one spelling: OpenSSL's ECDSA gives a high s half the time; n - s is ours.
+      return { accessToken: signer?.alg === 'ES256' ? toLowS(accessToken) : accessToken, expiresIn }
     },
     verify(token) {
       if (typeof token !== 'string') return undefined
@@ -206,20 +217,32 @@ export function createTokenService(options: TokenOptions): TokenService {
       // can change the answer. Keyed by the whole string, so nothing but an identical token hits.
       let entry = verified.get(token)
       if (!entry) {
-        let payload: Record<string, unknown>
+        // One token, one spelling (lib/jws.ts): a few byte comparisons, and only for a token not
+        // seen before, so a cached token pays nothing. A high s is one we never sign.
+        const signatureAt = token.lastIndexOf('.') + 1
+        if (!canonicalSignature(token, signatureAt)) return undefined
+        if (found?.key.alg === 'ES256' && isHighS(token, signatureAt)) return undefined
+        let decoded: ReturnType<Verify>
         try {
-          payload = hmac ? hmac.verify(token) : (found as CompiledKey).verify(token)
+          decoded = hmac ? hmac.verify(token) : (found as CompiledKey).verify(token)
         } catch {
           return undefined
         }
+        const { header, payload } = decoded
+        // RFC 7797 (unencoded payloads) is not supported: a `b64` header, with or without `crit`,
+        // would mean the signature covers something else than what we decoded (RFC 7797 §3, §6).
+        if (header.b64 !== undefined) return undefined
         // The seed's get_current_user requires both claims; we also require their types.
-        const { sub, id, sid, iat, exp, nbf } = payload
+        const { sub, id, sid, iat, exp, nbf, jti } = payload
         if (typeof sub !== 'string' || !Number.isSafeInteger(id)) return undefined
         if (sid !== undefined && typeof sid !== 'string') return undefined
-        // RFC 7519 §4.1.4-4.1.5: a numeric exp is required; nbf, when present, must be numeric.
+        if (jti !== undefined && typeof jti !== 'string') return undefined
+        // RFC 7519 §4.1.4-4.1.6: a numeric exp is required; nbf and iat, when present, are numeric,
+        // and iat is not in the future (the seed's tokens carry none).
         if (typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) return undefined
+        if (iat !== undefined && (typeof iat !== 'number' || iat * 1000 > now + IAT_SKEW_MS)) return undefined
         entry = {
-          subject: { id: id as number, username: sub, sid, iat: typeof iat === 'number' ? iat : undefined },
+          subject: { id: id as number, username: sub, sid, iat: iat as number | undefined, exp, jti },
           expMs: exp * 1000,
           nbfMs: typeof nbf === 'number' ? nbf * 1000 : undefined,
         }

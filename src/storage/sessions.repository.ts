@@ -191,6 +191,19 @@ export async function insertUserCutoff(
     .execute()
 }
 
+/** Voids one sid-less token, named `${userId}:${jti}`, until its exp. */
+export async function insertTokenRevocation(
+  db: Db,
+  subject: string,
+  at: number,
+  feedExpiresAt: number,
+): Promise<void> {
+  await db
+    .insertInto('authgate_revocations')
+    .values({ kind: 'token', subject, at, expires_at: feedExpiresAt })
+    .execute()
+}
+
 /** Revocations after `seq` that can still matter at `now`. */
 export async function listRevocationsSince(db: Db, seq: number, now: number): Promise<RevocationRow[]> {
   return db
@@ -223,6 +236,8 @@ export function createSessionsRepository(db: Db) {
       revokeSessions(db, userId, at, reason, feedExpiresAt, ids),
     insertUserCutoff: (userId: number, at: number, feedExpiresAt: number) =>
       insertUserCutoff(db, userId, at, feedExpiresAt),
+    insertTokenRevocation: (subject: string, at: number, feedExpiresAt: number) =>
+      insertTokenRevocation(db, subject, at, feedExpiresAt),
   }
 }
 

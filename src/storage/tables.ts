@@ -42,7 +42,7 @@ export interface RefreshTokensTable {
 
 export interface RevocationsTable {
   seq: Generated<number>
-  kind: 'session' | 'user'
+  kind: 'session' | 'token' | 'user'
   subject: string
   at: number
   expires_at: number

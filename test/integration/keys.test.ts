@@ -9,6 +9,7 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { generateSigningKey, RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
 import { frozenClock } from '../../src/lib/clock.js'
+import { toLowS } from '../../src/lib/jws.js'
 import { openKeys } from '../../src/services.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { makeSigningKeyCurrent } from '../../src/storage/keys.repository.js'
@@ -228,10 +229,13 @@ describe('rotation', () => {
       // A token of the old key that outlives it, as a process that missed the rotation could sign.
       const oldKey = (await keyRows(t.dbUrl)).find((k) => k.kid === oldKid)
       const now = Math.floor(clock.now() / 1000)
-      const longLived = createSigner({ key: oldKey?.private_key ?? '', algorithm: 'ES256', kid: oldKid })({
-        ...decode(before).payload,
-        exp: now + 86_400,
-      })
+      // Low-S, as AuthGate signs (a high s is refused).
+      const longLived = toLowS(
+        createSigner({ key: oldKey?.private_key ?? '', algorithm: 'ES256', kid: oldKid })({
+          ...decode(before).payload,
+          exp: now + 86_400,
+        }),
+      )
       expect((await greet(t.app, longLived)).statusCode).toBe(200)
 
       clock.advance(TTL_MS + RETIREMENT_SLACK_MS)

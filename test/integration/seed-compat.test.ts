@@ -315,6 +315,39 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect(greeting.json()).toEqual({ message: `Hello, frank with ID: ${row('frank')?.id}!` })
   })
 
+  it('ends a token the seed app issued when it logs out at AuthGate, or is revoked there', async () => {
+    const grace = { username: 'grace', password: 'logged in at the seed, out at AuthGate' }
+    expect((await seedRegister(grace.username, grace.password)).status).toBe(201)
+    const seedTokenOf = async () =>
+      ((await (await seedLogin(grace.username, grace.password)).json()) as { access_token: string })
+        .access_token
+    const first = await seedTokenOf()
+    expect((await greet(first)).statusCode).toBe(200)
+    const bye = await app().inject({
+      method: 'POST',
+      url: '/auth/logout',
+      headers: { authorization: `Bearer ${first}` },
+    })
+    expect(bye.statusCode).toBe(204)
+    expect((await greet(first)).statusCode).toBe(401)
+    // The seed app itself keeps no revocations: to it, the token is good until exp.
+    expect((await seedGreet(first)).status).toBe(200)
+
+    // A token the seed issues after the logout works: its exp is later than any the cutoff covers
+    // once the seed's clock is past the second of the logout (exp is whole seconds; nothing to await).
+    await new Promise((r) => setTimeout(r, 1_100))
+    const second = await seedTokenOf()
+    expect((await greet(second)).statusCode).toBe(200)
+    const revoked = await app().inject({
+      method: 'POST',
+      url: '/auth/revoke',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ token: second }).toString(),
+    })
+    expect(revoked.statusCode).toBe(200)
+    expect((await greet(second)).statusCode).toBe(401)
+  })
+
   it("has its tokens accepted by the seed app's own GET /", async () => {
     for (const u of [SEED_USERS[0], SEED_USERS[1]]) {
       const token = await tokenFromAuthGate(u.username, u.password)

@@ -5,8 +5,21 @@ import { sign as nodeSign } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, inspect, type TestApp, tokenFor } from '../helpers/app.js'
-import { craft, ecKeys, es256, hmac, nowSeconds, rs256, rsaKeys } from '../helpers/jwt.js'
+import { buildTestApp, inspect, PASSWORD, type TestApp, tokenFor } from '../helpers/app.js'
+import {
+  craft,
+  ecKeys,
+  es256,
+  flipSignatureS,
+  hmac,
+  lowS,
+  nowSeconds,
+  P256_HALF_N,
+  respellLastChar,
+  rs256,
+  rsaKeys,
+  signatureS,
+} from '../helpers/jwt.js'
 
 const SECRET = 'an-operator-chosen-secret-of-more-than-32-bytes'
 let t: TestApp
@@ -139,6 +152,44 @@ describe('JWT verification', () => {
     )
   })
 
+  it('rejects a signature respelled with stray trailing bits (non-canonical base64url)', async () => {
+    const token = craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET))
+    expect((await get(token)).statusCode).toBe(200)
+    // 32 bytes take 43 characters, the last of which carries 2 unused bits: 3 other spellings.
+    const twins = respellLastChar(token)
+    expect(twins).toHaveLength(3)
+    for (const twin of twins) await expectRejected(twin)
+    // Padding, + and / stay refused.
+    await expectRejected(`${token}=`)
+    await expectRejected(`${token}==`)
+    // The same signature in standard base64 (+ and / for - and _), when it has either.
+    const at = token.lastIndexOf('.') + 1
+    const std = token.slice(0, at) + token.slice(at).replace(/-/g, '+').replace(/_/g, '/')
+    if (std !== token) await expectRejected(std)
+  })
+
+  it('rejects b64 in the header (RFC 7797 is not supported), with or without crit', async () => {
+    const sign = hmac('sha256', SECRET)
+    expect((await get(craft({ alg: 'HS256', typ: 'JWT' }, claims(), sign))).statusCode).toBe(200)
+    await expectRejected(craft({ alg: 'HS256', b64: false }, claims(), sign))
+    await expectRejected(craft({ alg: 'HS256', b64: true }, claims(), sign))
+    await expectRejected(craft({ alg: 'HS256', b64: false, crit: ['b64'] }, claims(), sign))
+  })
+
+  it('rejects an iat more than 60 s ahead; accepts one within the skew, and none (seed tokens)', async () => {
+    const sign = hmac('sha256', SECRET)
+    await expectRejected(craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 3600 }, sign))
+    await expectRejected(craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 90 }, sign))
+    await expectRejected(craft({ alg: 'HS256' }, { ...claims(), iat: String(nowSeconds()) }, sign))
+    expect(
+      (await get(craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 20 }, sign))).statusCode,
+    ).toBe(200)
+    const { iat: _iat, ...seedShaped } = claims()
+    const res = await get(craft({ alg: 'HS256', typ: 'JWT' }, seedShaped, sign))
+    expect(res.statusCode).toBe(200)
+    expect(res.json().message).toBe(`Hello, victim with ID: ${userId}!`)
+  })
+
   it('rejects malformed tokens without a 500', async () => {
     for (const junk of [
       'a.b.c',
@@ -190,7 +241,8 @@ describe('JWT verification with ES256 key pairs', () => {
     iat: nowSeconds(),
     exp: nowSeconds() + 600,
   })
-  const ours = () => es256(ourPrivateKey)
+  // Low-S, as AuthGate signs (its high-S twin is refused: see the case below).
+  const ours = () => lowS(es256(ourPrivateKey))
 
   async function esGet(token: string) {
     return es.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
@@ -299,7 +351,104 @@ describe('JWT verification with ES256 key pairs', () => {
     await esRejected(`${valid.split('.').slice(0, 2).join('.')}.`)
   })
 
+  it('rejects the high-S twin (n - s) of a valid signature; accepts its low-S original', async () => {
+    for (let i = 0; i < 4; i++) {
+      const token = craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), n: i }, ours())
+      const twin = flipSignatureS(token)
+      const [low, high] = signatureS(token).compare(P256_HALF_N) <= 0 ? [token, twin] : [twin, token]
+      expect((await esGet(low)).statusCode).toBe(200)
+      await esRejected(high)
+    }
+  })
+
+  it('signs every token low-S, so none of its own is refused', async () => {
+    // OpenSSL's s is high half the time: 16 tokens all low by chance is 1 in 65,536.
+    for (let i = 0; i < 16; i++) {
+      const res = await es.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ username: 'victim', password: PASSWORD }).toString(),
+      })
+      const token = res.json().access_token
+      expect(signatureS(token).compare(P256_HALF_N)).toBeLessThanOrEqual(0)
+      expect((await esGet(token)).statusCode).toBe(200)
+    }
+  })
+
+  it('rejects a signature respelled with stray trailing bits (non-canonical base64url)', async () => {
+    const token = craft({ alg: 'ES256', kid: ourKid }, esClaims(), ours())
+    const low = signatureS(token).compare(P256_HALF_N) <= 0 ? token : flipSignatureS(token)
+    expect((await esGet(low)).statusCode).toBe(200)
+    // 64 bytes take 86 characters, the last of which carries 4 unused bits: 15 other spellings.
+    const twins = respellLastChar(low)
+    expect(twins).toHaveLength(15)
+    for (const twin of twins) await esRejected(twin)
+  })
+
+  it('rejects b64 and a future iat under our key', async () => {
+    await esRejected(craft({ alg: 'ES256', kid: ourKid, b64: false }, esClaims(), ours()))
+    await esRejected(
+      craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), iat: nowSeconds() + 3600 }, ours()),
+    )
+  })
+
   it('does not accept HS256 at all, not even signed with the right SECRET_KEY-like secret', async () => {
     await esRejected(craft({ alg: 'HS256', typ: 'JWT' }, esClaims(), hmac('sha256', SECRET)))
+  })
+})
+
+describe('JWT verification with EdDSA key pairs', () => {
+  const ISSUER = 'https://auth.example.com'
+  let ed: TestApp
+  let kid: string
+  let privateKey: string
+  let edUserId: number
+
+  beforeAll(async () => {
+    ed = await buildTestApp({ JWT_ALGORITHM: 'EdDSA', PUBLIC_URL: ISSUER })
+    const token = await tokenFor(ed.app, 'victim')
+    kid = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid
+    edUserId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).id
+    const row = await inspect(ed.dbUrl)
+      .selectFrom('authgate_signing_keys')
+      .select('private_key')
+      .where('kid', '=', kid)
+      .executeTakeFirstOrThrow()
+    privateKey = row.private_key
+  })
+  afterAll(async () => {
+    await ed.close()
+  })
+
+  const edClaims = () => ({
+    sub: 'victim',
+    id: edUserId,
+    iss: ISSUER,
+    iat: nowSeconds(),
+    exp: nowSeconds() + 600,
+  })
+  const edSign = (input: string) => nodeSign(null, Buffer.from(input), privateKey).toString('base64url')
+  const edGet = (token: string) => ed.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
+
+  it('rejects S + L, the other spelling of an Ed25519 signature (OpenSSL checks S < L, RFC 8032 §5.1.7)', async () => {
+    const token = craft({ alg: 'EdDSA', kid }, edClaims(), edSign)
+    expect((await edGet(token)).statusCode).toBe(200)
+    const dot = token.lastIndexOf('.') + 1
+    const sig = Buffer.from(token.slice(dot), 'base64url')
+    // S is little-endian in the second half; L = 2^252 + 27742317777372353535851937790883648493.
+    const L = (1n << 252n) + 27742317777372353535851937790883648493n
+    const S = BigInt(`0x${Buffer.from(sig.subarray(32)).reverse().toString('hex')}`)
+    Buffer.from((S + L).toString(16).padStart(64, '0'), 'hex')
+      .reverse()
+      .copy(sig, 32)
+    const twin = token.slice(0, dot) + sig.toString('base64url')
+    expect((await edGet(twin)).statusCode).toBe(401)
+  })
+
+  it('rejects a signature respelled with stray trailing bits', async () => {
+    const token = craft({ alg: 'EdDSA', kid }, edClaims(), edSign)
+    expect((await edGet(token)).statusCode).toBe(200)
+    for (const twin of respellLastChar(token)) expect((await edGet(twin)).statusCode).toBe(401)
   })
 })

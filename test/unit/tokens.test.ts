@@ -13,6 +13,7 @@ import {
 } from '../../src/domain/keys.js'
 import { createTokenService } from '../../src/domain/tokens.js'
 import { frozenClock } from '../../src/lib/clock.js'
+import { toLowS } from '../../src/lib/jws.js'
 
 const secret = 'k'.repeat(40)
 
@@ -54,6 +55,8 @@ describe('token service', () => {
       username: 'bob',
       sid: 's1',
       iat: expect.any(Number),
+      exp: expect.any(Number),
+      jti: expect.any(String),
     })
     // Issued 31 minutes ago with a 30-minute lifetime.
     const past = createTokenService({
@@ -131,7 +134,14 @@ describe.each(['ES256', 'EdDSA', 'RS256'] as const)('token service with %s', (al
       iss: ISSUER,
       jti: expect.any(String),
     })
-    expect(tokens.verify(accessToken)).toEqual({ id: 7, username: 'Alice', sid: 's1', iat })
+    expect(tokens.verify(accessToken)).toEqual({
+      id: 7,
+      username: 'Alice',
+      sid: 's1',
+      iat,
+      exp: iat + 1800,
+      jti: payload.jti,
+    })
     // Another implementation, from the published keys alone.
     const verified = await jwtVerify(accessToken, createLocalJWKSet({ keys: keys.jwks() }), {
       issuer: ISSUER,
@@ -155,7 +165,9 @@ describe.each(['ES256', 'EdDSA', 'RS256'] as const)('token service with %s', (al
   it('requires iss, and ours', async () => {
     const { tokens, keys } = await keyPairService(alg)
     const { kid, privateKey } = keys.snapshot()?.current ?? { kid: '', privateKey: '' }
-    const sign = createSigner({ key: privateKey, algorithm: alg, kid })
+    // Low-S, as the token service signs ES256 (a high s is refused).
+    const signer = createSigner({ key: privateKey, algorithm: alg, kid })
+    const sign = (claims: object) => (alg === 'ES256' ? toLowS(signer(claims)) : signer(claims))
     const now = Math.floor(Date.now() / 1000)
     const claims = { sub: 'a', id: 1, iat: now, exp: now + 600 }
     expect(tokens.verify(sign({ ...claims, iss: ISSUER }))).toBeDefined()
@@ -170,13 +182,14 @@ describe.each(['ES256', 'EdDSA', 'RS256'] as const)('token service with %s', (al
     const old = keys.snapshot()?.current
     // A token of the old key that outlives it (as a process that missed the rotation could sign).
     const now = Math.floor(clock.now() / 1000)
-    const longLived = createSigner({ key: old?.privateKey ?? '', algorithm: alg, kid: old?.kid })({
+    const signed = createSigner({ key: old?.privateKey ?? '', algorithm: alg, kid: old?.kid })({
       sub: 'a',
       id: 1,
       iat: now,
       exp: now + 86_400,
       iss: ISSUER,
     })
+    const longLived = alg === 'ES256' ? toLowS(signed) : signed
     await admin.rotate()
     await keys.reload()
     const after = tokens.issue({ id: 1, username: 'a' }).accessToken

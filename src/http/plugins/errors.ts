@@ -1,5 +1,8 @@
-// Every error leaves as FastAPI's `{"detail": ...}` plus a stable `code`. 5xx bodies never carry
-// the internal message; the log does (OWASP ASVS 7.4.1).
+// Every error leaves as FastAPI's `{"detail": ...}` plus a stable `code`, including those Node and
+// Fastify answer themselves. 5xx bodies never carry the internal message; the log does (OWASP ASVS
+// 7.4.1); no error body echoes the request (a reflected path or header is an injection vector).
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
@@ -19,6 +22,9 @@ const STATUS: Record<string, number> = {
   [ErrorCode.notFound]: 404,
   [ErrorCode.sessionNotFound]: 404,
   [ErrorCode.tooManyRequests]: 429,
+  [ErrorCode.headersTooLarge]: 431,
+  [ErrorCode.uriTooLong]: 414,
+  [ErrorCode.requestTimeout]: 408,
 }
 
 // RFC 6749 §5.2: token endpoint errors also carry `error` and `error_description`.
@@ -42,6 +48,60 @@ export function sendError(reply: FastifyReply, status: number, code: string, det
     : { detail, code }
   return reply.code(status).type('application/json').send(body)
 }
+
+// ---- before a request exists: Node's parser and Fastify's router ----------------------------
+
+/** A whole HTTP/1.1 answer for a raw socket, built once at load: no work per bad request. */
+function rawAnswer(status: number, code: ErrorCode, detail: string): string {
+  const body = JSON.stringify({ detail, code })
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+    'Content-Type: application/json\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'X-Content-Type-Options: nosniff\r\n' +
+    'Connection: close\r\n\r\n' +
+    body
+  )
+}
+
+// The same statuses Node's own handler picks (lib/_http_server.js socketOnError), in our shape.
+const CLIENT_ERROR_ANSWERS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: rawAnswer(431, ErrorCode.headersTooLarge, 'Request header fields too large'),
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: rawAnswer(413, ErrorCode.payloadTooLarge, 'Request body is too large'),
+  ERR_HTTP_REQUEST_TIMEOUT: rawAnswer(408, ErrorCode.requestTimeout, 'Request timeout'),
+}
+const MALFORMED_ANSWER = rawAnswer(400, ErrorCode.badRequest, 'Malformed HTTP request')
+
+/**
+ * The server's `clientError` handler (Fastify's clientErrorHandler): the request could not be
+ * parsed (oversized headers, a garbage request line, a bad chunk) or did not arrive in time
+ * (headersTimeout, requestTimeout). Answers and closes the connection, as Node would.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset or already closed connection: there is nobody left to answer (Node's clientError docs).
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  // Like Node: never write into a response already under way on this socket; that would corrupt it.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (socket.writable && !inFlight?.headersSent) {
+    socket.write((err.code && CLIENT_ERROR_ANSWERS[err.code]) || MALFORMED_ANSWER)
+  }
+  socket.destroy()
+}
+
+/** Fastify's frameworkErrors: what its router meets before any route or hook runs. */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  switch (error.code) {
+    // Fastify's own bodies quote the path back; ours name the fault only.
+    case 'FST_ERR_BAD_URL':
+      return sendError(reply, 400, ErrorCode.badRequest, 'The URL is not validly percent-encoded')
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return sendError(reply, 414, ErrorCode.uriTooLong, 'A path segment is too long')
+  }
+  request.log.error({ err: error }, 'router error')
+  return sendError(reply, 500, ErrorCode.internal, 'Internal Server Error')
+}
+
+// ---- errors thrown while handling a request ------------------------------------------------
 
 const LOCATION: Record<string, string> = {
   body: 'body',
@@ -121,11 +181,15 @@ export function registerErrorHandlers(app: FastifyInstance): void {
         return sendError(reply, 415, ErrorCode.unsupportedMediaType, 'Unsupported Media Type')
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return sendError(reply, 413, ErrorCode.payloadTooLarge, 'Request body is too large')
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendError(reply, 400, ErrorCode.badRequest, 'Request body size did not match Content-Length')
     }
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) {
-      // Fastify's own 4xx messages describe the request, never our internals.
-      return sendError(reply, status, ErrorCode.badRequest, error.message)
+      // Some 4xx messages of Fastify and its plugins quote the request (a method, a path): the
+      // status text says enough, and the log keeps the message.
+      request.log.debug({ err: error }, 'client error')
+      return sendError(reply, status, ErrorCode.badRequest, STATUS_CODES[status] ?? 'Bad Request')
     }
     if (isDatabaseUnavailable(error)) {
       // The database is down, cut off, or (SQLite) locked by another writer: a retryable 503, not

@@ -103,7 +103,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
       schema: {
         tags: ['account'],
         summary: 'Logout',
-        description: "Ends this token's session: its access and refresh tokens stop working at once.",
+        description:
+          "Ends this token's session: its access and refresh tokens stop working at once. A token the " +
+          'seed app issued has no session: one with a `jti` ends alone; one without (the seed issues ' +
+          'none) cannot be told apart from the others, so every token without a session that this user ' +
+          'was issued before now ends with it. Sessions of AuthGate are not touched.',
         security,
         response: { 204: Type.Null({ description: 'Logged out.' }), 401: unauthorized },
       },

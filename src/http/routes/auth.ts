@@ -161,7 +161,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         summary: 'Revoke Token',
         description:
           'RFC 7009 token revocation, as a form. Revoking a refresh token (or an access token) ends its ' +
-          'whole session at once. Answers 200 whether or not the token was known (§2.2).',
+          'whole session at once. A token the seed app issued ends as at POST /auth/logout (with no `jti`, ' +
+          "so do the user's other sessionless tokens issued before now). Answers 200 whether or not the " +
+          'token was known (§2.2).',
         consumes: ['application/x-www-form-urlencoded'],
         body: RevokeRequest,
         response: {
