@@ -15,6 +15,7 @@ import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
+import { createCredentialsRepository } from './storage/credentials.repository.js'
 import { createDatabase, type Db, dialectOf } from './storage/database.js'
 import { createKeysRepository } from './storage/keys.repository.js'
 import { migrateToLatest } from './storage/migrate.js'
@@ -176,6 +177,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     })
     const sessions = createSessionService({
       sessions: createSessionsRepository(db),
+      credentials: createCredentialsRepository(db),
       tokens,
       revocations,
       clock,

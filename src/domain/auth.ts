@@ -70,8 +70,14 @@ export function createAuthService(deps: {
         audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
         throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
       }
-      const deviceCookie = await throttle.loginSucceeded(reservation, account)
       const pair = await sessions.start(user, client)
+      if (!pair) {
+        // The password was changed, or the account deleted, while this login verified it: the
+        // change won (issue 9 item 2), and the attempt counts as the failure it now is.
+        audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
+        throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
+      }
+      const deviceCookie = await throttle.loginSucceeded(reservation, account)
       audit.record({
         type: 'login.succeeded',
         outcome: 'success',

@@ -6,7 +6,7 @@ import { randomId } from '../lib/random.js'
 import { DomainError, ErrorCode } from './errors.js'
 import type { RevocationView } from './revocations.js'
 import type { TokenService } from './tokens.js'
-import type { User } from './users.js'
+import type { VerifiedUser } from './users.js'
 
 export interface SessionRecord {
   id: string
@@ -31,7 +31,8 @@ export interface RefreshTokenRecord {
 }
 
 export interface SessionsRepository {
-  insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord): Promise<void>
+  /** False, and nothing stored, unless the user's credential epoch is still `epoch`. */
+  insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord, epoch: number): Promise<boolean>
   listLiveSessions(userId: number, now: number): Promise<SessionRecord[]>
   findRefreshToken(tokenHash: string): Promise<
     | (RefreshTokenRecord & {
@@ -57,6 +58,23 @@ export interface SessionsRepository {
   ): Promise<string[]>
   insertUserCutoff(userId: number, at: number, feedExpiresAt: number): Promise<void>
 }
+
+/** storage/credentials.repository.ts: credential changes, one transaction each. */
+export interface CredentialsRepository {
+  commitCredentialChange(change: {
+    userId: number
+    epoch: number
+    passwordHash: string | undefined
+    keepSession: string | undefined
+    at: number
+    reason: string
+    feedExpiresAt: number
+  }): Promise<string[] | undefined>
+  tokenIsCurrent(token: { id: number; sid?: string | undefined }, now: number): Promise<boolean>
+}
+
+/** What replaces the credential: a new password (the caller's own session may stay), or nothing. */
+export type CredentialChange = { passwordHash: string; keepSession?: string | undefined } | { deleted: true }
 
 export interface SessionPolicy {
   /** A refresh token unused this long expires (REFRESH_TOKEN_EXPIRE_DAYS). */
@@ -105,12 +123,24 @@ export class InvalidGrant extends DomainError {
 const USER_AGENT_MAX = 512
 
 export interface SessionService {
-  /** After a successful password login: a new session, an access token carrying its sid, a refresh token. */
-  start(user: User, client: ClientInfo): Promise<TokenPair>
+  /**
+   * After a successful password login: a new session, an access token carrying its sid, a refresh
+   * token. Undefined when the credential changed (or the user went) since it was verified.
+   */
+  start(user: VerifiedUser, client: ClientInfo): Promise<TokenPair | undefined>
   refresh(refreshToken: string): Promise<TokenPair & { userId: number; sessionId: string }>
   list(userId: number, currentSid: string | undefined): Promise<SessionView[]>
   /** Ends the given sessions of a user (all when `ids` is omitted); returns how many ended. */
   end(userId: number, reason: EndReason, ids?: string[]): Promise<number>
+  /**
+   * Stores `change` for the credential `user` was verified at, and ends every session made under
+   * it (all but `keepSession`) and the user's sid-less (seed) tokens, in one transaction: no
+   * session of the old credential survives it, on any instance (storage/credentials.repository.ts).
+   * False, and nothing changed, when another change came first.
+   */
+  replaceCredential(user: VerifiedUser, change: CredentialChange): Promise<boolean>
+  /** Whether the database still has the token's session live (or, without a sid, its user). */
+  isCurrent(token: { id: number; sid?: string | undefined }): Promise<boolean>
   /** Ends every session of a user but `keep`, and voids the user's sid-less (seed) tokens. */
   endAllBut(userId: number, keep: string | undefined, reason: EndReason): Promise<void>
   /** RFC 7009: ends the session a refresh token belongs to; undefined when the token is unknown. */
@@ -121,6 +151,7 @@ export interface SessionService {
 
 export function createSessionService(deps: {
   sessions: SessionsRepository
+  credentials: CredentialsRepository
   tokens: TokenService
   revocations: RevocationView
   clock: Clock
@@ -128,7 +159,7 @@ export function createSessionService(deps: {
   accessTtlMs: number
   events?: SessionEvents
 }): SessionService {
-  const { sessions, tokens, revocations, clock, policy, accessTtlMs, events = {} } = deps
+  const { sessions, credentials, tokens, revocations, clock, policy, accessTtlMs, events = {} } = deps
 
   function newRefreshRecord(sessionId: string, token: string, now: number, sessionExpiresAt: number) {
     return {
@@ -167,10 +198,12 @@ export function createSessionService(deps: {
         revoked_reason: null,
       }
       const refreshToken = randomToken()
-      await sessions.insertSessionWithToken(
+      const stored = await sessions.insertSessionWithToken(
         session,
         newRefreshRecord(session.id, refreshToken, now, session.expires_at),
+        user.epoch,
       )
+      if (!stored) return undefined
       const access = tokens.issue({ id: user.id, username: user.username, sid: session.id })
       return { accessToken: access.accessToken, refreshToken, expiresIn: access.expiresIn }
     },
@@ -231,6 +264,29 @@ export function createSessionService(deps: {
     },
 
     end,
+
+    async replaceCredential(user, change) {
+      const at = clock.now()
+      const expiresAt = at + accessTtlMs
+      const deleted = 'deleted' in change
+      const ended = await credentials.commitCredentialChange({
+        userId: user.id,
+        epoch: user.epoch,
+        passwordHash: deleted ? undefined : change.passwordHash,
+        keepSession: deleted ? undefined : change.keepSession,
+        at,
+        reason: deleted ? 'account_deleted' : 'password_changed',
+        feedExpiresAt: expiresAt,
+      })
+      if (ended === undefined) return false
+      revocations.apply([
+        ...ended.map((subject) => ({ kind: 'session' as const, subject, at, expires_at: expiresAt })),
+        { kind: 'user', subject: String(user.id), at, expires_at: expiresAt },
+      ])
+      return true
+    },
+
+    isCurrent: (token) => credentials.tokenIsCurrent(token, clock.now()),
 
     async endAllBut(userId, keep, reason) {
       const live = await sessions.listLiveSessions(userId, clock.now())

@@ -10,6 +10,8 @@ export interface UsersTable {
   // Added by AuthGate, nullable so rows the seed app inserts stay valid.
   username_canonical: string | null
   created_at: string | null
+  /** Bumped by every password change and by deletion; a login stores a session only at the epoch it verified. */
+  authgate_credential_epoch: Generated<number>
 }
 
 export interface SettingsTable {

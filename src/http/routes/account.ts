@@ -5,6 +5,7 @@ import { Type } from 'typebox'
 import type { AccountService, Caller } from '../../domain/account.js'
 import { DomainError, ErrorCode } from '../../domain/errors.js'
 import type { VerifiedToken } from '../../domain/tokens.js'
+import { sendError } from '../plugins/errors.js'
 import {
   ChangePasswordRequest,
   DeleteAccountRequest,
@@ -24,6 +25,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
 ) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
+  // ...and one whose session the database still has live: the in-memory view may be a moment
+  // behind a change made on another instance, and these routes read and change account data
+  // (issue 9 item 3). GET / keeps the view alone: it is the hot path.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!(await account.isCurrent(request.user as VerifiedToken)))
+      return sendError(reply, 401, ErrorCode.invalidToken, 'Could not validate credentials')
+  })
   const caller = (request: FastifyRequest): Caller => ({
     ...(request.user as VerifiedToken),
     ip: request.ip,
@@ -54,12 +62,14 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
       schema: {
         tags: ['account'],
         summary: 'Change Password',
-        description: 'Needs the current password. Every other session of the user ends; this one stays.',
+        description:
+          'Needs the current password. Every other session of the user ends, in the same transaction as ' +
+          'the change, so a login racing it with the old password gets 401; this session stays.',
         security,
         body: ChangePasswordRequest,
         response: {
           204: Type.Null({ description: 'Changed.' }),
-          400: { ...errorRef, description: 'The current password is wrong.' },
+          400: { ...errorRef, description: 'The current password is wrong (or was changed meanwhile).' },
           401: unauthorized,
           422: { ...validationErrorRef, description: 'The new password breaks the policy.' },
         },
@@ -78,7 +88,9 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
       schema: {
         tags: ['account'],
         summary: 'Delete Account',
-        description: 'Needs the password. Every session ends, and the username can be registered again.',
+        description:
+          'Needs the password. Every session ends with the account, in one transaction; the username can ' +
+          'be registered again, under a new id (ids are never reused).',
         security,
         body: DeleteAccountRequest,
         response: {
