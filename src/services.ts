@@ -210,7 +210,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       },
       deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
     })
-    const account = createAccountService({ users, sessions, audit })
+    const account = createAccountService({ users, sessions, throttle, audit })
     const auth = createAuthService({ users, sessions, tokens, throttle, audit })
     // Old throttling windows are forgotten every ten minutes.
     let pruneThrottle: NodeJS.Timeout | undefined

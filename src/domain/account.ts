@@ -1,8 +1,10 @@
 // What a signed-in user does to their own account and sessions, and what each change ends.
 import type { AuditLog } from './audit.js'
+import { accountKey } from './auth.js'
 import { DomainError, ErrorCode } from './errors.js'
 import type { SessionService } from './sessions.js'
-import { type UserService, WRONG_PASSWORD } from './users.js'
+import { type Throttle, Throttled } from './throttle.js'
+import { type UserService, type VerifiedUser, WRONG_PASSWORD } from './users.js'
 
 // A credential changed by someone else between the password check and the change: the password
 // this request proved is no longer the current one.
@@ -16,20 +18,49 @@ export interface Caller {
   sid?: string | undefined
   ip: string
   userAgent: string | null
+  /** The device cookie the client sent, if any (see throttle.ts). */
+  deviceCookie?: string | undefined
 }
 
 export function createAccountService(deps: {
   users: UserService
   sessions: SessionService
+  throttle: Throttle
   audit: AuditLog
 }) {
-  const { users, sessions, audit } = deps
+  const { users, sessions, throttle, audit } = deps
   const who = (caller: Caller) => ({
     userId: caller.id,
     username: caller.username,
     ip: caller.ip,
     userAgent: caller.userAgent,
   })
+
+  /**
+   * The caller's password, checked as a login checks it (issue 9 item 4): a stolen access token
+   * must not be a way around the login throttle (OWASP ASVS 5.0 6.3.1, NIST SP 800-63B 5.2.2).
+   * Counted per address and per account (or device) before any hashing, the counts shared with
+   * POST /auth/token; a right password takes its count back off.
+   */
+  async function reauthenticate(caller: Caller, password: string): Promise<VerifiedUser> {
+    const account = accountKey(caller.username)
+    let reservation: Awaited<ReturnType<Throttle['beginLogin']>>
+    try {
+      reservation = await throttle.beginLogin({ ip: caller.ip, account, deviceCookie: caller.deviceCookie })
+    } catch (err) {
+      if (err instanceof Throttled)
+        audit.record({
+          type: 'login.throttled',
+          outcome: 'failure',
+          ...who(caller),
+          detail: { reauthentication: true },
+        })
+      throw err
+    }
+    const user = await users.checkPassword(caller.id, password)
+    await throttle.loginSucceeded(reservation, account)
+    return user
+  }
 
   return {
     profile: (caller: Caller) => users.profile(caller.id),
@@ -40,7 +71,7 @@ export function createAccountService(deps: {
      * ends with the rest, or a 401 (issue 9 item 2).
      */
     async changePassword(caller: Caller, current: string, next: string): Promise<void> {
-      const user = await users.checkPassword(caller.id, current)
+      const user = await reauthenticate(caller, current)
       const passwordHash = await users.hashNewPassword(user.username, next, 'new_password')
       if (!(await sessions.replaceCredential(user, { passwordHash, keepSession: caller.sid })))
         throw changedMeanwhile()
@@ -53,7 +84,7 @@ export function createAccountService(deps: {
      * outlives the account; then the name is free, and the id is never given out again.
      */
     async deleteAccount(caller: Caller, password: string): Promise<void> {
-      const user = await users.checkPassword(caller.id, password)
+      const user = await reauthenticate(caller, password)
       if (!(await sessions.replaceCredential(user, { deleted: true }))) throw changedMeanwhile()
       audit.record({ type: 'account.deleted', outcome: 'success', ...who(caller) })
     },

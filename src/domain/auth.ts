@@ -15,7 +15,7 @@ export interface Client {
 }
 
 /** The account a login attempt is counted against: its canonical name, whether or not it exists. */
-function accountKey(username: string): string {
+export function accountKey(username: string): string {
   const name = canonicalUsername(username)
   return name.ok ? name.canonical : `raw:${username}`
 }

@@ -145,6 +145,102 @@ describe('login throttling', () => {
   })
 })
 
+describe('re-authentication throttling (issue 9 item 4)', () => {
+  let t: TestApp
+  let verifies = 0
+  beforeAll(async () => {
+    // Counts the hashing work: a throttled attempt must not cost a verify.
+    t = await buildTestApp(
+      { RATE_LIMIT: 'on' },
+      {
+        hasher: {
+          hash: (p) => fastHasher.hash(p),
+          needsRehash: (h) => fastHasher.needsRehash(h),
+          verify: (h, p) => {
+            verifies++
+            return fastHasher.verify(h, p)
+          },
+        },
+      },
+    )
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  const bearerOf = async (username: string, ip: string) => {
+    const res = await attempt(t.app, username, PASSWORD, ip)
+    expect(res.statusCode).toBe(200)
+    return { token: res.json().access_token as string, cookie: deviceCookie(res) }
+  }
+  const changePassword = (token: string, current: string, ip: string, cookie?: string) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/auth/password',
+      remoteAddress: ip,
+      headers: { authorization: `Bearer ${token}`, ...(cookie ? { cookie } : {}) },
+      payload: { current_password: current, new_password: 'the new passphrase 2026' },
+    })
+  const deleteAccount = (token: string, password: string, ip: string) =>
+    t.app.inject({
+      method: 'DELETE',
+      url: '/auth/me',
+      remoteAddress: ip,
+      headers: { authorization: `Bearer ${token}` },
+      payload: { password },
+    })
+
+  it('counts wrong current passwords with the password grant, and refuses even the right one past 10', async () => {
+    await register(t.app, 'stolen-token')
+    const { token } = await bearerOf('stolen-token', '192.0.2.100')
+    const codes: number[] = []
+    for (let i = 0; i < 5; i++)
+      codes.push((await attempt(t.app, 'stolen-token', `guess-${i}`, '203.0.113.1')).statusCode)
+    for (let i = 0; i < 5; i++)
+      codes.push((await changePassword(token, `guess-${i + 5}`, '203.0.113.2')).statusCode)
+    expect(codes).toEqual([...Array(5).fill(401), ...Array(5).fill(400)])
+
+    const before = verifies
+    const refused = await changePassword(token, PASSWORD, '203.0.113.3')
+    expect(refused.statusCode).toBe(429)
+    expect(refused.json()).toEqual({
+      detail: 'Too many attempts; try again later',
+      code: 'too_many_requests',
+    })
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0)
+    expect((await deleteAccount(token, PASSWORD, '203.0.113.4')).statusCode).toBe(429)
+    expect((await attempt(t.app, 'stolen-token', PASSWORD, '203.0.113.5')).statusCode).toBe(429)
+    expect(verifies - before).toBe(0) // no argon2 work once throttled
+    // Nothing changed: the old password still opens the account from its known device.
+    expect(
+      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
+    ).toBe(200)
+  })
+
+  it('counts account deletion attempts too', async () => {
+    await register(t.app, 'delete-guessed')
+    const { token } = await bearerOf('delete-guessed', '192.0.2.101')
+    for (let i = 0; i < 10; i++)
+      expect((await deleteAccount(token, `guess-${i}`, '203.0.113.10')).statusCode).toBe(400)
+    expect((await deleteAccount(token, PASSWORD, '203.0.113.10')).statusCode).toBe(429)
+    expect(
+      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
+    ).toBe(200)
+  })
+
+  it("keeps the owner's device on its own allowance, and takes a success back off", async () => {
+    await register(t.app, 'attacked-owner')
+    const owner = await bearerOf('attacked-owner', '192.0.2.102')
+    for (let i = 0; i < 10; i++) await attempt(t.app, 'attacked-owner', `guess-${i}`, `203.0.113.${20 + i}`)
+    expect((await attempt(t.app, 'attacked-owner', PASSWORD, '203.0.113.40')).statusCode).toBe(429)
+    // The owner, on the device that logged in before, still changes the password.
+    expect(
+      (await changePassword(owner.token, 'a slip of the finger', '192.0.2.102', owner.cookie)).statusCode,
+    ).toBe(400)
+    expect((await changePassword(owner.token, PASSWORD, '192.0.2.102', owner.cookie)).statusCode).toBe(204)
+  })
+})
+
 describe('registration throttling', () => {
   it('limits sign-ups per client IP, and stores nothing past the limit', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', REGISTRATIONS_PER_IP_PER_HOUR: '3' })

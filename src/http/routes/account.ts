@@ -14,6 +14,7 @@ import {
   SessionParams,
 } from '../schemas/account.js'
 import { errorRef, validationErrorRef } from '../schemas/common.js'
+import { DEVICE_COOKIE, readCookie } from './auth.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
@@ -36,6 +37,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
     ...(request.user as VerifiedToken),
     ip: request.ip,
     userAgent: request.headers['user-agent'] ?? null,
+    deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE),
   })
 
   app.get(
@@ -71,6 +73,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
           204: Type.Null({ description: 'Changed.' }),
           400: { ...errorRef, description: 'The current password is wrong (or was changed meanwhile).' },
           401: unauthorized,
+          429: {
+            ...errorRef,
+            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
+          },
           422: { ...validationErrorRef, description: 'The new password breaks the policy.' },
         },
       },
@@ -97,6 +103,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
           204: Type.Null({ description: 'Deleted.' }),
           400: { ...errorRef, description: 'The password is wrong.' },
           401: unauthorized,
+          429: {
+            ...errorRef,
+            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
+          },
           422: { ...validationErrorRef, description: 'The password field is missing.' },
         },
       },

@@ -20,10 +20,10 @@ export interface AuthRoutesOptions {
 }
 
 // The device cookie (see domain/throttle.ts): sent back only to /auth, never readable by scripts.
-const DEVICE_COOKIE = 'authgate_device'
+export const DEVICE_COOKIE = 'authgate_device'
 const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
 
-function readCookie(header: string | undefined, name: string): string | undefined {
+export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
