@@ -1,9 +1,8 @@
 // What a signed-in user does to their own account and sessions, and what each change ends.
 import type { AuditLog } from './audit.js'
-import { accountKey } from './auth.js'
 import { DomainError, ErrorCode } from './errors.js'
 import type { SessionService } from './sessions.js'
-import { type Throttle, Throttled } from './throttle.js'
+import { accountKey, type Reservation, type Throttle, Throttled } from './throttle.js'
 import { type UserService, type VerifiedUser, WRONG_PASSWORD } from './users.js'
 
 // A credential changed by someone else between the password check and the change: the password
@@ -42,9 +41,12 @@ export function createAccountService(deps: {
    * Counted per address and per account (or device) before any hashing, the counts shared with
    * POST /auth/token; a right password takes its count back off.
    */
-  async function reauthenticate(caller: Caller, password: string): Promise<VerifiedUser> {
+  async function reauthenticate(
+    caller: Caller,
+    password: string,
+  ): Promise<{ user: VerifiedUser; reservation: Reservation }> {
     const account = accountKey(caller.username)
-    let reservation: Awaited<ReturnType<Throttle['beginLogin']>>
+    let reservation: Reservation
     try {
       reservation = await throttle.beginLogin({ ip: caller.ip, account, deviceCookie: caller.deviceCookie })
     } catch (err) {
@@ -58,8 +60,8 @@ export function createAccountService(deps: {
       throw err
     }
     const user = await users.checkPassword(caller.id, password)
-    await throttle.loginSucceeded(reservation, account)
-    return user
+    await throttle.passwordConfirmed(reservation)
+    return { user, reservation }
   }
 
   return {
@@ -68,14 +70,16 @@ export function createAccountService(deps: {
     /**
      * OWASP ASVS 3.3.3: a password change ends every other session; this one stays. The new hash
      * and the end of the others are one transaction, so a login racing it gets a session that
-     * ends with the rest, or a 401 (issue 9 item 2).
+     * ends with the rest, or a 401 (issue 9 item 2). Every device cookie ends too; returns the
+     * caller's device a new one, bound to the new credential, so it keeps its own allowance.
      */
-    async changePassword(caller: Caller, current: string, next: string): Promise<void> {
-      const user = await reauthenticate(caller, current)
+    async changePassword(caller: Caller, current: string, next: string): Promise<string> {
+      const { user, reservation } = await reauthenticate(caller, current)
       const passwordHash = await users.hashNewPassword(user.username, next, 'new_password')
-      if (!(await sessions.replaceCredential(user, { passwordHash, keepSession: caller.sid })))
-        throw changedMeanwhile()
+      const epoch = await sessions.replaceCredential(user, { passwordHash, keepSession: caller.sid })
+      if (epoch === undefined) throw changedMeanwhile()
       audit.record({ type: 'password.changed', outcome: 'success', ...who(caller) })
+      return throttle.trustDevice(reservation, { id: user.id, epoch })
     },
 
     /**
@@ -84,8 +88,8 @@ export function createAccountService(deps: {
      * outlives the account; then the name is free, and the id is never given out again.
      */
     async deleteAccount(caller: Caller, password: string): Promise<void> {
-      const user = await reauthenticate(caller, password)
-      if (!(await sessions.replaceCredential(user, { deleted: true }))) throw changedMeanwhile()
+      const { user } = await reauthenticate(caller, password)
+      if ((await sessions.replaceCredential(user, { deleted: true })) === undefined) throw changedMeanwhile()
       audit.record({ type: 'account.deleted', outcome: 'success', ...who(caller) })
     },
 
@@ -95,7 +99,7 @@ export function createAccountService(deps: {
         const user = await users.find(username)
         if (!user) return false
         const passwordHash = await users.hashNewPassword(user.username, password, 'password')
-        if (await sessions.replaceCredential(user, { passwordHash })) return true
+        if ((await sessions.replaceCredential(user, { passwordHash })) !== undefined) return true
       }
       throw new Error(`the credential of ${username} kept changing; try again`)
     },
@@ -105,7 +109,7 @@ export function createAccountService(deps: {
       for (let i = 0; i < OPERATOR_TRIES; i++) {
         const user = await users.find(username)
         if (!user) return false
-        if (await sessions.replaceCredential(user, { deleted: true })) return true
+        if ((await sessions.replaceCredential(user, { deleted: true })) !== undefined) return true
       }
       throw new Error(`the credential of ${username} kept changing; try again`)
     },

@@ -136,9 +136,9 @@ export interface SessionService {
    * Stores `change` for the credential `user` was verified at, and ends every session made under
    * it (all but `keepSession`) and the user's sid-less (seed) tokens, in one transaction: no
    * session of the old credential survives it, on any instance (storage/credentials.repository.ts).
-   * False, and nothing changed, when another change came first.
+   * Returns the new epoch; undefined, and nothing changed, when another change came first.
    */
-  replaceCredential(user: VerifiedUser, change: CredentialChange): Promise<boolean>
+  replaceCredential(user: VerifiedUser, change: CredentialChange): Promise<number | undefined>
   /** Whether the database still has the token's session live (or, without a sid, its user). */
   isCurrent(token: { id: number; sid?: string | undefined }): Promise<boolean>
   /** Ends every session of a user but `keep`, and voids the user's sid-less (seed) tokens. */
@@ -278,12 +278,13 @@ export function createSessionService(deps: {
         reason: deleted ? 'account_deleted' : 'password_changed',
         feedExpiresAt: expiresAt,
       })
-      if (ended === undefined) return false
+      if (ended === undefined) return undefined
       revocations.apply([
         ...ended.map((subject) => ({ kind: 'session' as const, subject, at, expires_at: expiresAt })),
         { kind: 'user', subject: String(user.id), at, expires_at: expiresAt },
       ])
-      return true
+      // commitCredentialChange moves the epoch on by one, from the one verified.
+      return user.epoch + 1
     },
 
     isCurrent: (token) => credentials.tokenIsCurrent(token, clock.now()),

@@ -62,6 +62,8 @@ export async function commitCredentialChange(
     const revoked = await revokeSessionsIn(trx, userId, at, reason, feedExpiresAt, undefined, keepSession)
     // Tokens without a sid (the seed app's) issued before now end too.
     await insertUserCutoff(trx, userId, at, feedExpiresAt)
+    // No device cookie issued under the old credential keeps an allowance of its own (item 5).
+    await trx.deleteFrom('authgate_devices').where('user_id', '=', userId).execute()
     // The revocations are recorded before the cascade removes the session rows they name.
     if (passwordHash === undefined) await trx.deleteFrom('users').where('id', '=', userId).execute()
     return revoked

@@ -56,6 +56,13 @@ export interface ThrottleTable {
   count: number
 }
 
+export interface DevicesTable {
+  nonce: string
+  user_id: number
+  /** Epoch ms. */
+  last_login_at: number
+}
+
 export interface SigningKeysTable {
   kid: string
   alg: string
@@ -92,6 +99,7 @@ export interface Database {
   authgate_revocations: RevocationsTable
   authgate_signing_keys: SigningKeysTable
   authgate_throttle: ThrottleTable
+  authgate_devices: DevicesTable
   authgate_audit_log: AuditLogTable
 }
 

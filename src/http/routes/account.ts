@@ -14,16 +14,17 @@ import {
   SessionParams,
 } from '../schemas/account.js'
 import { errorRef, validationErrorRef } from '../schemas/common.js'
-import { DEVICE_COOKIE, readCookie } from './auth.js'
+import { DEVICE_COOKIE, deviceCookieHeader, readCookie } from './auth.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
 const BODY_LIMIT = 16 * 1024
 
-export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService }> = async (
-  app,
-  { account },
-) => {
+export const accountRoutes: FastifyPluginAsyncTypebox<{
+  account: AccountService
+  /** Mark the device cookie Secure (the server is reached over https). */
+  secureCookies: boolean
+}> = async (app, { account, secureCookies }) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
   // ...and one whose session the database still has live: the in-memory view may be a moment
@@ -66,7 +67,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
         summary: 'Change Password',
         description:
           'Needs the current password. Every other session of the user ends, in the same transaction as ' +
-          'the change, so a login racing it with the old password gets 401; this session stays.',
+          'the change, so a login racing it with the old password gets 401; this session stays. Every ' +
+          'device cookie of the old password is void; this client gets a new one (Set-Cookie).',
         security,
         body: ChangePasswordRequest,
         response: {
@@ -82,7 +84,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
       },
     },
     async (request, reply) => {
-      await account.changePassword(caller(request), request.body.current_password, request.body.new_password)
+      const deviceCookie = await account.changePassword(
+        caller(request),
+        request.body.current_password,
+        request.body.new_password,
+      )
+      // Every device cookie of the old password is void; this device gets one for the new.
+      reply.header('set-cookie', deviceCookieHeader(deviceCookie, secureCookies))
       return reply.code(204).send(null)
     },
   )

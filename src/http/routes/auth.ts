@@ -23,6 +23,11 @@ export interface AuthRoutesOptions {
 export const DEVICE_COOKIE = 'authgate_device'
 const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
 
+/** The Set-Cookie value that gives a client its device cookie. */
+export function deviceCookieHeader(value: string, secure: boolean): string {
+  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
+}
+
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined
   for (const part of header.split(';')) {
@@ -126,10 +131,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         }
         const login = await auth.passwordLogin(body.username, body.password, client(request))
         pair = login.pair
-        reply.header(
-          'set-cookie',
-          `${DEVICE_COOKIE}=${login.deviceCookie}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=Strict${secureCookies ? '; Secure' : ''}`,
-        )
+        reply.header('set-cookie', deviceCookieHeader(login.deviceCookie, secureCookies))
       } else if (grant === 'refresh_token') {
         if (body.refresh_token === undefined) {
           throw new DomainError(

@@ -1,5 +1,6 @@
 // A credential epoch on each user, which logins verify against and credential changes bump (issue 9
-// item 2), and user ids that are never handed out twice (item 3).
+// item 2), user ids that are never handed out twice (item 3), and the devices whose cookies hold
+// their own login allowance (item 5).
 import { type Kysely, sql } from 'kysely'
 import { dialectOf } from '../database.js'
 
@@ -63,9 +64,23 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   } else {
     await rebuildSqliteUsers(db)
   }
+  await db.schema
+    .createTable('authgate_devices')
+    // The random part of a device cookie (domain/throttle.ts); the cookie itself is signed.
+    .addColumn('nonce', 'text', (c) => c.primaryKey())
+    .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+    // Epoch ms of the device's last successful login: the most recent few keep their allowance.
+    .addColumn('last_login_at', 'bigint', (c) => c.notNull())
+    .execute()
+  await db.schema
+    .createIndex('authgate_devices_user_id')
+    .on('authgate_devices')
+    .columns(['user_id', 'last_login_at'])
+    .execute()
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropTable('authgate_devices').execute()
   // SQLite keeps AUTOINCREMENT: ids that are never reused are harmless to the seed app.
   await db.schema.alterTable('users').dropColumn(EPOCH).execute()
 }
