@@ -98,8 +98,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(formbody)
   await registerDocs(app, VERSION)
   // The device cookie is marked Secure when clients reach us over https (PUBLIC_URL).
-  await app.register(authRoutes, { auth, secureCookies: config.publicUrl.startsWith('https:') })
-  await app.register(accountRoutes, { account })
+  const secureCookies = config.publicUrl.startsWith('https:')
+  await app.register(authRoutes, { auth, secureCookies })
+  await app.register(accountRoutes, { account, secureCookies })
   await app.register(rootRoutes)
   await app.register(wellKnownRoutes, { keys, issuer: config.jwtIssuer, publicUrl: config.publicUrl })
   await app.register(healthRoutes, { ready: () => pingDatabase(db) })

@@ -9,13 +9,15 @@ import { type KeyAdmin, type KeyRing, openKeyAdmin, openKeyRing } from './domain
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
 import { createSessionService, type SessionService } from './domain/sessions.js'
-import { createThrottle, failoverThrottleStore, type Throttle } from './domain/throttle.js'
+import { createThrottle, DEFAULT_THROTTLE, failoverThrottleStore, type Throttle } from './domain/throttle.js'
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
+import { createCredentialsRepository } from './storage/credentials.repository.js'
 import { createDatabase, type Db, dialectOf } from './storage/database.js'
+import { createDevicesRepository } from './storage/devices.repository.js'
 import { createKeysRepository } from './storage/keys.repository.js'
 import { migrateToLatest } from './storage/migrate.js'
 import { createPostgresChannel } from './storage/pg-notify.js'
@@ -176,6 +178,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     })
     const sessions = createSessionService({
       sessions: createSessionsRepository(db),
+      credentials: createCredentialsRepository(db),
       tokens,
       revocations,
       clock,
@@ -215,10 +218,12 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
         ipFailures: config.throttle.loginIpMaxFailures,
         registrations: config.throttle.registrationsPerIpPerHour,
         registrationWindowMs,
+        trustedDevices: DEFAULT_THROTTLE.trustedDevices,
       },
       deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
+      devices: createDevicesRepository(db),
     })
-    const account = createAccountService({ users, sessions, audit })
+    const account = createAccountService({ users, sessions, throttle, audit })
     const auth = createAuthService({ users, sessions, tokens, throttle, audit })
     // Old throttling windows are forgotten every ten minutes.
     let pruneThrottle: NodeJS.Timeout | undefined

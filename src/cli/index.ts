@@ -75,11 +75,11 @@ user
 
 user
   .command('set-password')
-  .description("Reset a user's password; read like `user create`. The policy applies.")
+  .description("Reset a user's password; read like `user create`. The policy applies; every session ends.")
   .argument('<username>')
   .action(async (username: string) => {
     const password = await readPassword()
-    if (!(await withServices((s) => s.users.setPassword(username, password)))) {
+    if (!(await withServices((s) => s.account.resetPassword(username, password)))) {
       console.error(`No user named ${username}.`)
       process.exitCode = 1
       return
@@ -102,10 +102,10 @@ user
 
 user
   .command('delete')
-  .description('Delete a user by name (exact, or canonical).')
+  .description('Delete a user by name (exact, or canonical); every session ends, and the id is never reused.')
   .argument('<username>')
   .action(async (username: string) => {
-    if (!(await withServices((s) => s.users.delete(username)))) {
+    if (!(await withServices((s) => s.account.removeUser(username)))) {
       console.error(`No user named ${username}.`)
       process.exitCode = 1
       return

@@ -1,7 +1,15 @@
 // What a signed-in user does to their own account and sessions, and what each change ends.
 import type { AuditLog } from './audit.js'
+import { DomainError, ErrorCode } from './errors.js'
 import type { SessionService } from './sessions.js'
-import type { UserService } from './users.js'
+import { accountKey, type Reservation, type Throttle, Throttled } from './throttle.js'
+import { type UserService, type VerifiedUser, WRONG_PASSWORD } from './users.js'
+
+// A credential changed by someone else between the password check and the change: the password
+// this request proved is no longer the current one.
+const changedMeanwhile = () => new DomainError(ErrorCode.wrongPassword, WRONG_PASSWORD)
+// An operator's change retries on a concurrent one: it does not depend on the old password.
+const OPERATOR_TRIES = 3
 
 export interface Caller {
   id: number
@@ -13,14 +21,17 @@ export interface Caller {
   jti?: string | undefined
   ip: string
   userAgent: string | null
+  /** The device cookie the client sent, if any (see throttle.ts). */
+  deviceCookie?: string | undefined
 }
 
 export function createAccountService(deps: {
   users: UserService
   sessions: SessionService
+  throttle: Throttle
   audit: AuditLog
 }) {
-  const { users, sessions, audit } = deps
+  const { users, sessions, throttle, audit } = deps
   const who = (caller: Caller) => ({
     userId: caller.id,
     username: caller.username,
@@ -28,26 +39,87 @@ export function createAccountService(deps: {
     userAgent: caller.userAgent,
   })
 
+  /**
+   * The caller's password, checked as a login checks it (issue 9 item 4): a stolen access token
+   * must not be a way around the login throttle (OWASP ASVS 5.0 6.3.1, NIST SP 800-63B 5.2.2).
+   * Counted per address and per account (or device) before any hashing, the counts shared with
+   * POST /auth/token; a right password takes its count back off.
+   */
+  async function reauthenticate(
+    caller: Caller,
+    password: string,
+  ): Promise<{ user: VerifiedUser; reservation: Reservation }> {
+    const account = accountKey(caller.username)
+    let reservation: Reservation
+    try {
+      reservation = await throttle.beginLogin({ ip: caller.ip, account, deviceCookie: caller.deviceCookie })
+    } catch (err) {
+      if (err instanceof Throttled)
+        audit.record({
+          type: 'login.throttled',
+          outcome: 'failure',
+          ...who(caller),
+          detail: { reauthentication: true },
+        })
+      throw err
+    }
+    const user = await users.checkPassword(caller.id, password)
+    await throttle.passwordConfirmed(reservation)
+    return { user, reservation }
+  }
+
   return {
     profile: (caller: Caller) => users.profile(caller.id),
 
-    /** OWASP ASVS 3.3.3: a password change ends every other session; this one stays. */
-    async changePassword(caller: Caller, current: string, next: string): Promise<void> {
-      await users.changePassword(caller.id, current, next)
-      await sessions.endAllBut(caller.id, caller.sid, 'password_changed')
+    /**
+     * OWASP ASVS 3.3.3: a password change ends every other session; this one stays. The new hash
+     * and the end of the others are one transaction, so a login racing it gets a session that
+     * ends with the rest, or a 401 (issue 9 item 2). Every device cookie ends too; returns the
+     * caller's device a new one, bound to the new credential, so it keeps its own allowance.
+     */
+    async changePassword(caller: Caller, current: string, next: string): Promise<string> {
+      const { user, reservation } = await reauthenticate(caller, current)
+      const passwordHash = await users.hashNewPassword(user.username, next, 'new_password')
+      const epoch = await sessions.replaceCredential(user, { passwordHash, keepSession: caller.sid })
+      if (epoch === undefined) throw changedMeanwhile()
       audit.record({ type: 'password.changed', outcome: 'success', ...who(caller) })
+      return throttle.trustDevice(reservation, { id: user.id, epoch })
     },
 
     /**
-     * Every session ends before the row goes (deleting the user cascades to its sessions, which
-     * would leave nothing to revoke), so no token outlives the account; then the name is free.
+     * The revocation of every session and the removal of the row are one transaction (deleting
+     * the user cascades to its sessions, which would leave nothing to revoke), so no token
+     * outlives the account; then the name is free, and the id is never given out again.
      */
     async deleteAccount(caller: Caller, password: string): Promise<void> {
-      await users.checkPassword(caller.id, password)
-      await sessions.endAllBut(caller.id, undefined, 'account_deleted')
-      await users.removeById(caller.id)
+      const { user } = await reauthenticate(caller, password)
+      if ((await sessions.replaceCredential(user, { deleted: true })) === undefined) throw changedMeanwhile()
       audit.record({ type: 'account.deleted', outcome: 'success', ...who(caller) })
     },
+
+    /** An operator's password reset (`authgate user set-password`): every session ends. */
+    async resetPassword(username: string, password: string): Promise<boolean> {
+      for (let i = 0; i < OPERATOR_TRIES; i++) {
+        const user = await users.find(username)
+        if (!user) return false
+        const passwordHash = await users.hashNewPassword(user.username, password, 'password')
+        if ((await sessions.replaceCredential(user, { passwordHash })) !== undefined) return true
+      }
+      throw new Error(`the credential of ${username} kept changing; try again`)
+    },
+
+    /** An operator's deletion (`authgate user delete`), by exact, then canonical, name. */
+    async removeUser(username: string): Promise<boolean> {
+      for (let i = 0; i < OPERATOR_TRIES; i++) {
+        const user = await users.find(username)
+        if (!user) return false
+        if ((await sessions.replaceCredential(user, { deleted: true })) !== undefined) return true
+      }
+      throw new Error(`the credential of ${username} kept changing; try again`)
+    },
+
+    /** Whether the caller's token still speaks for a live session (asked of the database). */
+    isCurrent: (caller: Pick<Caller, 'id' | 'sid'>) => sessions.isCurrent(caller),
 
     async logout(caller: Caller): Promise<void> {
       if (caller.sid === undefined) {

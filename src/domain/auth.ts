@@ -2,9 +2,8 @@
 import type { AuditLog } from './audit.js'
 import { DomainError, ErrorCode } from './errors.js'
 import { InvalidGrant, type SessionService, type TokenPair } from './sessions.js'
-import { type Throttle, Throttled } from './throttle.js'
+import { accountKey, type Throttle, Throttled } from './throttle.js'
 import type { TokenService } from './tokens.js'
-import { canonicalUsername } from './usernames.js'
 import { INCORRECT_CREDENTIALS, type User, type UserService } from './users.js'
 
 export interface Client {
@@ -12,12 +11,6 @@ export interface Client {
   userAgent: string | null
   /** The device cookie the client sent, if any (see throttle.ts). */
   deviceCookie?: string | undefined
-}
-
-/** The account a login attempt is counted against: its canonical name, whether or not it exists. */
-function accountKey(username: string): string {
-  const name = canonicalUsername(username)
-  return name.ok ? name.canonical : `raw:${username}`
 }
 
 export function createAuthService(deps: {
@@ -70,8 +63,14 @@ export function createAuthService(deps: {
         audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
         throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
       }
-      const deviceCookie = await throttle.loginSucceeded(reservation, account)
       const pair = await sessions.start(user, client)
+      if (!pair) {
+        // The password was changed, or the account deleted, while this login verified it: the
+        // change won (issue 9 item 2), and the attempt counts as the failure it now is.
+        audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
+        throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
+      }
+      const deviceCookie = await throttle.loginSucceeded(reservation, user)
       audit.record({
         type: 'login.succeeded',
         outcome: 'success',

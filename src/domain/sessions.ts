@@ -6,7 +6,7 @@ import { randomId } from '../lib/random.js'
 import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import type { RevocableClaims, RevocationView } from './revocations.js'
 import type { TokenService } from './tokens.js'
-import type { User } from './users.js'
+import type { VerifiedUser } from './users.js'
 
 export interface SessionRecord {
   id: string
@@ -31,7 +31,8 @@ export interface RefreshTokenRecord {
 }
 
 export interface SessionsRepository {
-  insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord): Promise<void>
+  /** False, and nothing stored, unless the user's credential epoch is still `epoch`. */
+  insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord, epoch: number): Promise<boolean>
   listLiveSessions(userId: number, now: number): Promise<SessionRecord[]>
   listLiveSessionsPage(
     userId: number,
@@ -73,6 +74,24 @@ export interface SessionsRepository {
  * void those issued before it stays in force this long (and longer if AuthGate's own are longer).
  */
 export const SEED_TOKEN_LIFETIME_MS = 30 * 60_000
+
+/** storage/credentials.repository.ts: credential changes, one transaction each. */
+export interface CredentialsRepository {
+  commitCredentialChange(change: {
+    userId: number
+    epoch: number
+    passwordHash: string | undefined
+    keepSession: string | undefined
+    at: number
+    reason: string
+    feedExpiresAt: number
+    cutoffExpiresAt: number
+  }): Promise<string[] | undefined>
+  tokenIsCurrent(token: { id: number; sid?: string | undefined }, now: number): Promise<boolean>
+}
+
+/** What replaces the credential: a new password (the caller's own session may stay), or nothing. */
+export type CredentialChange = { passwordHash: string; keepSession?: string | undefined } | { deleted: true }
 
 export interface SessionPolicy {
   /** A refresh token unused this long expires (REFRESH_TOKEN_EXPIRE_DAYS). */
@@ -149,8 +168,11 @@ function parseCursor(text: string): { createdAt: number; id: string } {
 }
 
 export interface SessionService {
-  /** After a successful password login: a new session, an access token carrying its sid, a refresh token. */
-  start(user: User, client: ClientInfo): Promise<TokenPair>
+  /**
+   * After a successful password login: a new session, an access token carrying its sid, a refresh
+   * token. Undefined when the credential changed (or the user went) since it was verified.
+   */
+  start(user: VerifiedUser, client: ClientInfo): Promise<TokenPair | undefined>
   refresh(refreshToken: string): Promise<TokenPair & { userId: number; sessionId: string }>
   /** One page of the user's live sessions, newest first; `cursor` is a previous page's `next`. */
   list(
@@ -160,8 +182,15 @@ export interface SessionService {
   ): Promise<SessionPage>
   /** Ends the given sessions of a user (all when `ids` is omitted); returns how many ended. */
   end(userId: number, reason: EndReason, ids?: string[]): Promise<number>
-  /** Ends every session of a user but `keep`, and voids the user's sid-less (seed) tokens. */
-  endAllBut(userId: number, keep: string | undefined, reason: EndReason): Promise<void>
+  /**
+   * Stores `change` for the credential `user` was verified at, and ends every session made under
+   * it (all but `keepSession`) and the user's sid-less (seed) tokens, in one transaction: no
+   * session of the old credential survives it, on any instance (storage/credentials.repository.ts).
+   * Returns the new epoch; undefined, and nothing changed, when another change came first.
+   */
+  replaceCredential(user: VerifiedUser, change: CredentialChange): Promise<number | undefined>
+  /** Whether the database still has the token's session live (or, without a sid, its user). */
+  isCurrent(token: { id: number; sid?: string | undefined }): Promise<boolean>
   /**
    * Ends a token without a sid (the seed app's): by its jti when it has one, else by voiding
    * every sid-less token of its user issued before now (they cannot be told apart). False when
@@ -176,6 +205,7 @@ export interface SessionService {
 
 export function createSessionService(deps: {
   sessions: SessionsRepository
+  credentials: CredentialsRepository
   tokens: TokenService
   revocations: RevocationView
   clock: Clock
@@ -183,7 +213,7 @@ export function createSessionService(deps: {
   accessTtlMs: number
   events?: SessionEvents
 }): SessionService {
-  const { sessions, tokens, revocations, clock, policy, accessTtlMs, events = {} } = deps
+  const { sessions, credentials, tokens, revocations, clock, policy, accessTtlMs, events = {} } = deps
 
   function newRefreshRecord(sessionId: string, token: string, now: number, sessionExpiresAt: number) {
     return {
@@ -240,10 +270,12 @@ export function createSessionService(deps: {
         revoked_reason: null,
       }
       const refreshToken = randomToken()
-      await sessions.insertSessionWithToken(
+      const stored = await sessions.insertSessionWithToken(
         session,
         newRefreshRecord(session.id, refreshToken, now, session.expires_at),
+        user.epoch,
       )
+      if (!stored) return undefined
       await endBeyondCap(user.id, now)
       const access = tokens.issue({ id: user.id, username: user.username, sid: session.id })
       return { accessToken: access.accessToken, refreshToken, expiresIn: access.expiresIn }
@@ -314,18 +346,30 @@ export function createSessionService(deps: {
 
     end,
 
-    async endAllBut(userId, keep, reason) {
-      const live = await sessions.listLiveSessions(userId, clock.now())
-      await end(
-        userId,
-        reason,
-        live.map((s) => s.id).filter((id) => id !== keep),
-      )
-      // Tokens without a sid (issued by the seed app, or before sessions) end too.
+    async replaceCredential(user, change) {
       const at = clock.now()
-      await sessions.insertUserCutoff(userId, at, at + cutoffTtlMs)
-      revocations.apply([{ kind: 'user', subject: String(userId), at, expires_at: at + cutoffTtlMs }])
+      const expiresAt = at + accessTtlMs
+      const deleted = 'deleted' in change
+      const ended = await credentials.commitCredentialChange({
+        userId: user.id,
+        epoch: user.epoch,
+        passwordHash: deleted ? undefined : change.passwordHash,
+        keepSession: deleted ? undefined : change.keepSession,
+        at,
+        reason: deleted ? 'account_deleted' : 'password_changed',
+        feedExpiresAt: expiresAt,
+        cutoffExpiresAt: at + cutoffTtlMs,
+      })
+      if (ended === undefined) return undefined
+      revocations.apply([
+        ...ended.map((subject) => ({ kind: 'session' as const, subject, at, expires_at: expiresAt })),
+        { kind: 'user', subject: String(user.id), at, expires_at: at + cutoffTtlMs },
+      ])
+      // commitCredentialChange moves the epoch on by one, from the one verified.
+      return user.epoch + 1
     },
+
+    isCurrent: (token) => credentials.tokenIsCurrent(token, clock.now()),
 
     async endSidless(token) {
       if (revocations.isRevoked(token)) return false

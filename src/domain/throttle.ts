@@ -5,13 +5,37 @@
 //   whether or not such a user exists, so a 429 says nothing about existence.
 // - A client that has logged in to an account before holds a signed device cookie for it
 //   (OWASP "Slow Down Online Guessing Attacks with Device Cookies") and is counted on its own
-//   allowance, so an attack on the account from elsewhere does not lock its owner out.
+//   allowance, so an attack on the account from elsewhere does not lock its owner out. The cookie
+//   names the account by id and credential epoch, so a password change or a deletion voids every
+//   cookie issued before it, and only the account's few most recent devices hold an allowance
+//   (issue 9 item 5: otherwise each cookie an attacker collects is ten more guesses).
 // - Defaults stay inside OWASP ASVS 2.2.1 (at most 100 failed attempts per account per hour):
 //   10 per 15 minutes is at most 40 an hour.
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { Clock } from '../lib/clock.js'
 import { randomId } from '../lib/random.js'
 import { DomainError, ErrorCode } from './errors.js'
+import { canonicalUsername } from './usernames.js'
+
+/** The account a login attempt is counted against: its canonical name, whether or not it exists. */
+export function accountKey(username: string): string {
+  const name = canonicalUsername(username)
+  return name.ok ? name.canonical : `raw:${username}`
+}
+
+/** The devices that logged in to an account (storage/devices.repository.ts). */
+export interface DeviceRegistry {
+  /** The name of user `userId` if `nonce` is one of its devices and its epoch is still `epoch`. */
+  find(nonce: string, userId: number, epoch: number): Promise<string | undefined>
+  /** Remembers the device (unless the epoch moved), keeping the user's `keep` most recent. */
+  remember(device: {
+    nonce: string
+    userId: number
+    epoch: number
+    at: number
+    keep: number
+  }): Promise<boolean>
+}
 
 export interface ThrottleStore {
   hit(key: string, now: number, windowMs: number): Promise<{ count: number; windowStart: number }>
@@ -95,6 +119,8 @@ export interface ThrottlePolicy {
   /** Registrations per client IP per `registrationWindowMs`. */
   registrations: number
   registrationWindowMs: number
+  /** Devices per account whose cookies hold their own allowance: the most recent to log in. */
+  trustedDevices: number
 }
 
 export const DEFAULT_THROTTLE: ThrottlePolicy = Object.freeze({
@@ -105,6 +131,7 @@ export const DEFAULT_THROTTLE: ThrottlePolicy = Object.freeze({
   ipFailures: 100,
   registrations: 30,
   registrationWindowMs: 60 * 60_000,
+  trustedDevices: 5,
 })
 
 export class Throttled extends DomainError {
@@ -125,13 +152,25 @@ export interface LoginAttempt {
 export interface Reservation {
   keys: string[]
   trustedDevice: boolean
+  /** The nonce of the trusted device cookie presented, kept when the device logs in again. */
+  device?: string | undefined
+}
+
+/** Whom a device cookie is issued to: the account and the credential epoch it logged in with. */
+export interface DeviceOwner {
+  id: number
+  epoch: number
 }
 
 export interface Throttle {
   /** Counts a login attempt; throws Throttled (before any hashing) when a limit is reached. */
   beginLogin(attempt: LoginAttempt): Promise<Reservation>
   /** The attempt succeeded: it does not count as a failure. Returns a device cookie for the account. */
-  loginSucceeded(reservation: Reservation, account: string): Promise<string>
+  loginSucceeded(reservation: Reservation, user: DeviceOwner): Promise<string>
+  /** The password was right (re-authentication): the attempt does not count as a failure. */
+  passwordConfirmed(reservation: Reservation): Promise<void>
+  /** Remembers the attempt's device for `user` and returns its cookie (a new one without a device). */
+  trustDevice(reservation: Reservation, user: DeviceOwner): Promise<string>
   beginRegistration(ip: string): Promise<void>
   /** Counts a failed refresh against the client IP; throws Throttled past the limit. */
   refreshFailed(ip: string): Promise<void>
@@ -144,21 +183,47 @@ export function createThrottle(deps: {
   policy: ThrottlePolicy
   /** Signs device cookies; from the database's settings, shared by every process. */
   deviceSecret: string
+  devices: DeviceRegistry
 }): Throttle {
-  const { store, clock, policy, deviceSecret } = deps
+  const { store, clock, policy, deviceSecret, devices } = deps
 
-  const sign = (account: string, nonce: string) =>
-    createHmac('sha256', deviceSecret).update(`${account}\n${nonce}`).digest('base64url')
+  // `v2`: cookies of the first format (signed over the username) no longer verify at all.
+  const sign = ({ id, epoch }: DeviceOwner, nonce: string) =>
+    createHmac('sha256', deviceSecret).update(`v2\n${id}\n${epoch}\n${nonce}`).digest('base64url')
+  const cookieOf = (owner: DeviceOwner, nonce: string) =>
+    `${owner.id}-${owner.epoch}-${nonce}.${sign(owner, nonce)}`
+  const COOKIE = /^([0-9]{1,15})-([0-9]{1,15})-([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})$/
 
-  /** The nonce of a device cookie issued for `account`, or undefined. */
-  function deviceOf(cookie: string | undefined, account: string): string | undefined {
-    if (!cookie) return undefined
-    const dot = cookie.indexOf('.')
-    if (dot <= 0) return undefined
-    const nonce = cookie.slice(0, dot)
-    const given = Buffer.from(cookie.slice(dot + 1))
-    const expected = Buffer.from(sign(account, nonce))
-    return given.length === expected.length && timingSafeEqual(given, expected) ? nonce : undefined
+  /**
+   * The nonce of a device cookie issued for `account` at its current credential epoch, and still
+   * one of its most recent devices; else undefined. The signature is checked first, so only a
+   * cookie we issued costs a (primary-key) lookup.
+   */
+  async function deviceOf(cookie: string | undefined, account: string): Promise<string | undefined> {
+    const match = cookie === undefined ? null : COOKIE.exec(cookie)
+    if (!match) return undefined
+    const owner = { id: Number(match[1]), epoch: Number(match[2]) }
+    const nonce = match[3] as string
+    const given = Buffer.from(match[4] as string)
+    const expected = Buffer.from(sign(owner, nonce))
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
+    const username = await devices.find(nonce, owner.id, owner.epoch)
+    return username !== undefined && accountKey(username) === account ? nonce : undefined
+  }
+
+  async function trustDevice(reservation: Reservation, user: DeviceOwner): Promise<string> {
+    const nonce = reservation.device ?? randomId()
+    // Throttling off (benchmarks only): nothing reads the devices, so nothing is written.
+    if (policy.enabled) {
+      await devices.remember({
+        nonce,
+        userId: user.id,
+        epoch: user.epoch,
+        at: clock.now(),
+        keep: policy.trustedDevices,
+      })
+    }
+    return cookieOf(user, nonce)
   }
 
   async function count(
@@ -175,7 +240,7 @@ export function createThrottle(deps: {
     async beginLogin({ ip, account, deviceCookie }) {
       if (!policy.enabled) return { keys: [], trustedDevice: false }
       const now = clock.now()
-      const device = deviceOf(deviceCookie, account)
+      const device = await deviceOf(deviceCookie, account)
       const accountKey = device ? `login-device:${device}` : `login-account:${account}`
       const keys = [`login-ip:${ip}`, accountKey]
       const waits = [
@@ -193,14 +258,19 @@ export function createThrottle(deps: {
         for (const key of keys) await store.undo(key)
         throw new Throttled(Math.max(...waits))
       }
-      return { keys, trustedDevice: device !== undefined }
+      return { keys, trustedDevice: device !== undefined, device }
     },
 
-    async loginSucceeded(reservation, account) {
+    async loginSucceeded(reservation, user) {
       for (const key of reservation.keys) await store.undo(key)
-      const nonce = randomId()
-      return `${nonce}.${sign(account, nonce)}`
+      return trustDevice(reservation, user)
     },
+
+    async passwordConfirmed(reservation) {
+      for (const key of reservation.keys) await store.undo(key)
+    },
+
+    trustDevice,
 
     async beginRegistration(ip) {
       if (!policy.enabled) return

@@ -12,6 +12,8 @@ export interface StoredUser {
   password: string | null
   username_canonical: string | null
   created_at: string | null
+  /** Bumped by every change of the credential (see storage/credentials.repository.ts). */
+  authgate_credential_epoch: number
 }
 
 export interface UsersRepository {
@@ -25,9 +27,7 @@ export interface UsersRepository {
     createdAt: string
   }): Promise<number | undefined>
   replacePasswordHash(id: number, expected: string, next: string): Promise<boolean>
-  setPasswordHash(id: number, hash: string): Promise<boolean>
   list(): Promise<StoredUser[]>
-  delete(id: number): Promise<boolean>
   listWithoutCanonicalName(): Promise<{ id: number; username: string }[]>
   claimCanonicalName(id: number, canonical: string): Promise<boolean>
 }
@@ -35,6 +35,11 @@ export interface UsersRepository {
 export interface User {
   id: number
   username: string
+}
+
+/** A user whose password was just verified, and the credential epoch it was verified at. */
+export interface VerifiedUser extends User {
+  epoch: number
 }
 
 /** What an operator may see of a user: never the hash, only its scheme. */
@@ -63,20 +68,20 @@ export const INCORRECT_CREDENTIALS = 'Incorrect username or password'
 export interface UserService {
   register(username: string, password: string): Promise<User>
   /** The user whose exact password this is, or undefined; equally slow for unknown users. */
-  authenticate(username: string, password: string): Promise<User | undefined>
+  authenticate(username: string, password: string): Promise<VerifiedUser | undefined>
   /** Gives canonical names to rows without one (seed rows, rows the seed app added). */
   claimCanonicalNames(): Promise<number>
   list(): Promise<UserSummary[]>
-  /** Deletes the user found by exact, then canonical, name; false when there is none. */
-  delete(username: string): Promise<boolean>
-  /** An operator's password reset; the policy applies. False when there is no such user. */
-  setPassword(username: string, password: string): Promise<boolean>
+  /** The user found by exact, then canonical, name (for operators), with its current epoch. */
+  find(username: string): Promise<VerifiedUser | undefined>
   profile(id: number): Promise<(User & { createdAt: string | null }) | undefined>
-  /** The user's own change: the current password must be right, the new one meet the policy. */
-  changePassword(id: number, current: string, next: string): Promise<void>
-  /** Throws wrong_password unless `password` is the user's. */
-  checkPassword(id: number, password: string): Promise<void>
-  removeById(id: number): Promise<boolean>
+  /** Throws wrong_password unless `password` is the user's; the epoch it was verified at. */
+  checkPassword(id: number, password: string): Promise<VerifiedUser>
+  /**
+   * The hash of a new password for `username`, if it meets the policy (else a ValidationError
+   * naming `field`). Storing it is a credential change: SessionService.replaceCredential.
+   */
+  hashNewPassword(username: string, password: string, field: string): Promise<string>
 }
 
 export async function createUserService({
@@ -145,7 +150,7 @@ export async function createUserService({
         // login or a password change wrote a newer hash meanwhile, theirs stays.
         await users.replacePasswordHash(user.id, stored, await hasher.hash(password))
       }
-      return { id: user.id, username: user.username }
+      return { id: user.id, username: user.username, epoch: user.authgate_credential_epoch }
     },
 
     async list() {
@@ -157,17 +162,9 @@ export async function createUserService({
       }))
     },
 
-    async delete(username) {
+    async find(username) {
       const user = await findForLogin(username)
-      return user ? users.delete(user.id) : false
-    },
-
-    async setPassword(username, password) {
-      const user = await findForLogin(username)
-      if (!user) return false
-      const failures = checkPasswordPolicy(password, policy, user.username)
-      if (failures.length > 0) throw new ValidationError(failures)
-      return users.setPasswordHash(user.id, await hasher.hash(password))
+      return user && { id: user.id, username: user.username, epoch: user.authgate_credential_epoch }
     },
 
     claimCanonicalNames: () => claimCanonicalNames(),
@@ -177,27 +174,20 @@ export async function createUserService({
       return user && { id: user.id, username: user.username, createdAt: user.created_at }
     },
 
-    async changePassword(id, current, next) {
-      const user = await requireCorrectPassword(id, current)
-      const failures = checkPasswordPolicy(next, policy, user.username)
-      if (failures.length > 0)
-        throw new ValidationError(failures.map((f) => ({ ...f, loc: ['body', 'new_password'] })))
-      await users.setPasswordHash(id, await hasher.hash(next))
-    },
-
     async checkPassword(id, password) {
-      await requireCorrectPassword(id, password)
+      const user = await users.findById(id)
+      const stored = user?.password ?? null
+      const ok = await hasher.verify(stored ?? dummyHash, password)
+      // The account may be gone since the token was issued: same answer as a wrong password.
+      if (!user || stored === null || !ok) throw new DomainError(ErrorCode.wrongPassword, WRONG_PASSWORD)
+      return { id: user.id, username: user.username, epoch: user.authgate_credential_epoch }
     },
 
-    removeById: (id) => users.delete(id),
-  }
-
-  async function requireCorrectPassword(id: number, password: string): Promise<StoredUser> {
-    const user = await users.findById(id)
-    const stored = user?.password ?? null
-    const ok = await hasher.verify(stored ?? dummyHash, password)
-    // The account may be gone since the token was issued: same answer as a wrong password.
-    if (!user || stored === null || !ok) throw new DomainError(ErrorCode.wrongPassword, WRONG_PASSWORD)
-    return user
+    async hashNewPassword(username, password, field) {
+      const failures = checkPasswordPolicy(password, policy, username)
+      if (failures.length > 0)
+        throw new ValidationError(failures.map((f) => ({ ...f, loc: ['body', field] })))
+      return hasher.hash(password)
+    },
   }
 }

@@ -1,6 +1,6 @@
 // Runs the migrations with Kysely's Migrator; used at start-up and by `authgate migrate`.
-import { type MigrationResultSet, Migrator } from 'kysely'
-import type { Db } from './database.js'
+import { type MigrationResultSet, Migrator, sql } from 'kysely'
+import { type Db, dialectOf } from './database.js'
 import { migrations } from './migrations/index.js'
 
 function migrator(db: Db): Migrator {
@@ -18,10 +18,26 @@ function unwrap(result: MigrationResultSet): string[] {
   return (result.results ?? []).map((r) => `${r.direction} ${r.migrationName}: ${r.status}`)
 }
 
+/**
+ * SQLite: foreign keys off while migrating (the pragma is ignored inside a transaction, so it is set
+ * around it), so a migration can rebuild a table that others reference without the DROP cascading
+ * (https://www.sqlite.org/lang_altertable.html#otheralter); such a migration checks the keys itself
+ * before it commits. Our one connection is not serving yet.
+ */
+async function withoutForeignKeys<T>(db: Db, run: () => Promise<T>): Promise<T> {
+  if (dialectOf(db) !== 'sqlite') return run()
+  await sql`PRAGMA foreign_keys = OFF`.execute(db)
+  try {
+    return await run()
+  } finally {
+    await sql`PRAGMA foreign_keys = ON`.execute(db)
+  }
+}
+
 export async function migrateToLatest(db: Db): Promise<string[]> {
-  return unwrap(await migrator(db).migrateToLatest())
+  return withoutForeignKeys(db, async () => unwrap(await migrator(db).migrateToLatest()))
 }
 
 export async function migrateDown(db: Db): Promise<string[]> {
-  return unwrap(await migrator(db).migrateDown())
+  return withoutForeignKeys(db, async () => unwrap(await migrator(db).migrateDown()))
 }

@@ -1,15 +1,24 @@
 // SQL for sessions, refresh tokens and the revocation feed.
 import { canBeStored, type Db } from './database.js'
 import type { RefreshTokenRow, RevocationRow, SessionRow } from './tables.js'
+import { credentialEpoch } from './users.repository.js'
 
+/**
+ * Stores a login's session, but only if the user's credential is still the one the login verified
+ * (`epoch`); false when it changed or the user is gone. credentials.repository.ts says why a
+ * change can then never miss this session.
+ */
 export async function insertSessionWithToken(
   db: Db,
   session: SessionRow,
   token: RefreshTokenRow,
-): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  epoch: number,
+): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    if ((await credentialEpoch(trx, session.user_id)) !== epoch) return false
     await trx.insertInto('authgate_sessions').values(session).execute()
     await trx.insertInto('authgate_refresh_tokens').values(token).execute()
+    return true
   })
 }
 
@@ -156,26 +165,38 @@ export async function revokeSessions(
   // Ids come from request paths: one PostgreSQL cannot hold is no session there.
   const wanted = ids?.filter((id) => canBeStored(db, id))
   if (wanted?.length === 0) return []
-  return db.transaction().execute(async (trx) => {
-    let query = trx
-      .selectFrom('authgate_sessions')
-      .select('id')
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-    if (wanted) query = query.where('id', 'in', wanted)
-    const live = (await query.execute()).map((r) => r.id)
-    if (live.length === 0) return []
-    await trx
-      .updateTable('authgate_sessions')
-      .set({ revoked_at: at, revoked_reason: reason })
-      .where('id', 'in', live)
-      .execute()
-    await trx
-      .insertInto('authgate_revocations')
-      .values(live.map((id) => ({ kind: 'session' as const, subject: id, at, expires_at: feedExpiresAt })))
-      .execute()
-    return live
-  })
+  return db.transaction().execute((trx) => revokeSessionsIn(trx, userId, at, reason, feedExpiresAt, wanted))
+}
+
+/** revokeSessions inside a transaction the caller holds; `except` stays live. */
+export async function revokeSessionsIn(
+  trx: Db,
+  userId: number,
+  at: number,
+  reason: string,
+  feedExpiresAt: number,
+  ids?: string[],
+  except?: string,
+): Promise<string[]> {
+  let query = trx
+    .selectFrom('authgate_sessions')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+  if (ids) query = query.where('id', 'in', ids)
+  if (except !== undefined) query = query.where('id', '!=', except)
+  const live = (await query.execute()).map((r) => r.id)
+  if (live.length === 0) return []
+  await trx
+    .updateTable('authgate_sessions')
+    .set({ revoked_at: at, revoked_reason: reason })
+    .where('id', 'in', live)
+    .execute()
+  await trx
+    .insertInto('authgate_revocations')
+    .values(live.map((id) => ({ kind: 'session' as const, subject: id, at, expires_at: feedExpiresAt })))
+    .execute()
+  return live
 }
 
 /** Voids a user's tokens that carry no sid and were issued before `at` (seed-issued tokens). */
@@ -222,8 +243,8 @@ export async function pruneRevocations(db: Db, now: number): Promise<void> {
 /** The functions above bound to one database, in the shapes domain/sessions.ts and revocations.ts ask for. */
 export function createSessionsRepository(db: Db) {
   return {
-    insertSessionWithToken: (session: SessionRow, token: RefreshTokenRow) =>
-      insertSessionWithToken(db, session, token),
+    insertSessionWithToken: (session: SessionRow, token: RefreshTokenRow, epoch: number) =>
+      insertSessionWithToken(db, session, token, epoch),
     listLiveSessions: (userId: number, now: number) => listLiveSessions(db, userId, now),
     listLiveSessionsPage: (userId: number, now: number, limit: number, after?: SessionCursor) =>
       listLiveSessionsPage(db, userId, now, limit, after),

@@ -10,6 +10,8 @@ export interface UsersTable {
   // Added by AuthGate, nullable so rows the seed app inserts stay valid.
   username_canonical: string | null
   created_at: string | null
+  /** Bumped by every password change and by deletion; a login stores a session only at the epoch it verified. */
+  authgate_credential_epoch: Generated<number>
 }
 
 export interface SettingsTable {
@@ -54,6 +56,13 @@ export interface ThrottleTable {
   count: number
 }
 
+export interface DevicesTable {
+  nonce: string
+  user_id: number
+  /** Epoch ms. */
+  last_login_at: number
+}
+
 export interface SigningKeysTable {
   kid: string
   alg: string
@@ -90,6 +99,7 @@ export interface Database {
   authgate_revocations: RevocationsTable
   authgate_signing_keys: SigningKeysTable
   authgate_throttle: ThrottleTable
+  authgate_devices: DevicesTable
   authgate_audit_log: AuditLogTable
 }
 

@@ -1,6 +1,6 @@
 // SQL for the users table. Functions take the database (or a transaction) first and return rows.
 import type { Db } from './database.js'
-import { canBeStored, isUniqueViolation } from './database.js'
+import { canBeStored, dialectOf, isUniqueViolation } from './database.js'
 import type { UserRow } from './tables.js'
 
 export async function findUserByUsername(db: Db, username: string): Promise<UserRow | undefined> {
@@ -15,6 +15,17 @@ export async function findUserByCanonicalName(db: Db, canonical: string): Promis
 
 export async function findUserById(db: Db, id: number): Promise<UserRow | undefined> {
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+/** The user's credential epoch, read FOR SHARE on PostgreSQL (why: credentials.repository.ts); undefined when there is no such user. */
+export async function credentialEpoch(trx: Db, userId: number): Promise<number | undefined> {
+  const row = await trx
+    .selectFrom('users')
+    .select('authgate_credential_epoch as epoch')
+    .where('id', '=', userId)
+    .$if(dialectOf(trx) === 'postgres', (q) => q.forShare())
+    .executeTakeFirst()
+  return row === undefined ? undefined : Number(row.epoch)
 }
 
 /** Inserts a user; returns its id, or undefined when the name or canonical name is taken. */
@@ -40,7 +51,10 @@ export async function insertUser(
   }
 }
 
-/** Compare-and-swap: replaces the hash only if it is still `expected`. True when it did. */
+/**
+ * Compare-and-swap: replaces the hash only if it is still `expected`. True when it did. A rehash of
+ * the same password, so the credential epoch stays; changes go through credentials.repository.ts.
+ */
 export async function replacePasswordHash(
   db: Db,
   id: number,
@@ -56,18 +70,8 @@ export async function replacePasswordHash(
   return result.numUpdatedRows === 1n
 }
 
-export async function setPasswordHash(db: Db, id: number, hash: string): Promise<boolean> {
-  const result = await db.updateTable('users').set({ password: hash }).where('id', '=', id).executeTakeFirst()
-  return result.numUpdatedRows === 1n
-}
-
 export async function listUsers(db: Db): Promise<UserRow[]> {
   return db.selectFrom('users').selectAll().orderBy('id').execute()
-}
-
-export async function deleteUser(db: Db, id: number): Promise<boolean> {
-  const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst()
-  return result.numDeletedRows === 1n
 }
 
 export async function listUsersWithoutCanonicalName(db: Db): Promise<Pick<UserRow, 'id' | 'username'>[]> {
@@ -105,9 +109,7 @@ export function createUsersRepository(db: Db) {
     insert: (user: Parameters<typeof insertUser>[1]) => insertUser(db, user),
     replacePasswordHash: (id: number, expected: string, next: string) =>
       replacePasswordHash(db, id, expected, next),
-    setPasswordHash: (id: number, hash: string) => setPasswordHash(db, id, hash),
     list: () => listUsers(db),
-    delete: (id: number) => deleteUser(db, id),
     listWithoutCanonicalName: () => listUsersWithoutCanonicalName(db),
     claimCanonicalName: (id: number, canonical: string) => claimCanonicalName(db, id, canonical),
   }

@@ -165,3 +165,38 @@ export async function trials(
   for (let i = 0; i < count; i++) await trial(i)
   console.info(`[concurrency] ${what}: ${count} trials in ${Math.round(performance.now() - started)} ms`)
 }
+
+/** The claims of a JWT, unverified: to read a token's `id` or `sid` in a test. */
+export function claimsOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'))
+}
+
+/**
+ * `workers` loops of `attempt`, each starting the next as soon as the last one answered, until
+ * `until` settles; then each makes one more, so attempts that start after it are covered too.
+ * Returns every result, in the order they came back.
+ */
+export async function hammer<T>(
+  workers: number,
+  attempt: (worker: number) => Promise<T>,
+  until: Promise<unknown>,
+): Promise<T[]> {
+  let stop = false
+  const done = until.then(
+    () => {
+      stop = true
+    },
+    () => {
+      stop = true
+    },
+  )
+  const results: T[] = []
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      while (!stop) results.push(await attempt(w))
+      results.push(await attempt(w))
+    }),
+  )
+  await done
+  return results
+}

@@ -348,6 +348,26 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect((await greet(second)).statusCode).toBe(401)
   })
 
+  it('never lets the seed app reuse the id of a user AuthGate deleted', async () => {
+    const gone = { username: 'newest-then-gone', password: 'deleted through AuthGate' }
+    expect((await seedRegister(gone.username, gone.password)).status).toBe(201)
+    const goneId = row(gone.username)?.id as number
+    const token = await tokenFromAuthGate(gone.username, gone.password)
+    const deleted = await app().inject({
+      method: 'DELETE',
+      url: '/auth/me',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { password: gone.password },
+    })
+    expect(deleted.statusCode).toBe(204)
+    // SQLAlchemy inserts without an id, as before AuthGate rebuilt the table with AUTOINCREMENT.
+    const next = { username: 'next-at-the-seed', password: 'registered after a deletion' }
+    expect((await seedRegister(next.username, next.password)).status).toBe(201)
+    expect(row(next.username)?.id).toBeGreaterThan(goneId)
+    expect((await seedLogin(next.username, next.password)).status).toBe(200)
+    expect((await greet(token)).statusCode).toBe(401)
+  })
+
   it("has its tokens accepted by the seed app's own GET /", async () => {
     for (const u of [SEED_USERS[0], SEED_USERS[1]]) {
       const token = await tokenFromAuthGate(u.username, u.password)

@@ -145,6 +145,193 @@ describe('login throttling', () => {
   })
 })
 
+describe('re-authentication throttling (issue 9 item 4)', () => {
+  let t: TestApp
+  let verifies = 0
+  beforeAll(async () => {
+    // Counts the hashing work: a throttled attempt must not cost a verify.
+    t = await buildTestApp(
+      { RATE_LIMIT: 'on' },
+      {
+        hasher: {
+          hash: (p) => fastHasher.hash(p),
+          needsRehash: (h) => fastHasher.needsRehash(h),
+          verify: (h, p) => {
+            verifies++
+            return fastHasher.verify(h, p)
+          },
+        },
+      },
+    )
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  const bearerOf = async (username: string, ip: string) => {
+    const res = await attempt(t.app, username, PASSWORD, ip)
+    expect(res.statusCode).toBe(200)
+    return { token: res.json().access_token as string, cookie: deviceCookie(res) }
+  }
+  const changePassword = (token: string, current: string, ip: string, cookie?: string) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/auth/password',
+      remoteAddress: ip,
+      headers: { authorization: `Bearer ${token}`, ...(cookie ? { cookie } : {}) },
+      payload: { current_password: current, new_password: 'the new passphrase 2026' },
+    })
+  const deleteAccount = (token: string, password: string, ip: string) =>
+    t.app.inject({
+      method: 'DELETE',
+      url: '/auth/me',
+      remoteAddress: ip,
+      headers: { authorization: `Bearer ${token}` },
+      payload: { password },
+    })
+
+  it('counts wrong current passwords with the password grant, and refuses even the right one past 10', async () => {
+    await register(t.app, 'stolen-token')
+    const { token } = await bearerOf('stolen-token', '192.0.2.100')
+    const codes: number[] = []
+    for (let i = 0; i < 5; i++)
+      codes.push((await attempt(t.app, 'stolen-token', `guess-${i}`, '203.0.113.1')).statusCode)
+    for (let i = 0; i < 5; i++)
+      codes.push((await changePassword(token, `guess-${i + 5}`, '203.0.113.2')).statusCode)
+    expect(codes).toEqual([...Array(5).fill(401), ...Array(5).fill(400)])
+
+    const before = verifies
+    const refused = await changePassword(token, PASSWORD, '203.0.113.3')
+    expect(refused.statusCode).toBe(429)
+    expect(refused.json()).toEqual({
+      detail: 'Too many attempts; try again later',
+      code: 'too_many_requests',
+    })
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0)
+    expect((await deleteAccount(token, PASSWORD, '203.0.113.4')).statusCode).toBe(429)
+    expect((await attempt(t.app, 'stolen-token', PASSWORD, '203.0.113.5')).statusCode).toBe(429)
+    expect(verifies - before).toBe(0) // no argon2 work once throttled
+    // Nothing changed: the old password still opens the account from its known device.
+    expect(
+      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
+    ).toBe(200)
+  })
+
+  it('counts account deletion attempts too', async () => {
+    await register(t.app, 'delete-guessed')
+    const { token } = await bearerOf('delete-guessed', '192.0.2.101')
+    for (let i = 0; i < 10; i++)
+      expect((await deleteAccount(token, `guess-${i}`, '203.0.113.10')).statusCode).toBe(400)
+    expect((await deleteAccount(token, PASSWORD, '203.0.113.10')).statusCode).toBe(429)
+    expect(
+      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
+    ).toBe(200)
+  })
+
+  it("keeps the owner's device on its own allowance, and takes a success back off", async () => {
+    await register(t.app, 'attacked-owner')
+    const owner = await bearerOf('attacked-owner', '192.0.2.102')
+    for (let i = 0; i < 10; i++) await attempt(t.app, 'attacked-owner', `guess-${i}`, `203.0.113.${20 + i}`)
+    expect((await attempt(t.app, 'attacked-owner', PASSWORD, '203.0.113.40')).statusCode).toBe(429)
+    // The owner, on the device that logged in before, still changes the password.
+    expect(
+      (await changePassword(owner.token, 'a slip of the finger', '192.0.2.102', owner.cookie)).statusCode,
+    ).toBe(400)
+    expect((await changePassword(owner.token, PASSWORD, '192.0.2.102', owner.cookie)).statusCode).toBe(204)
+  })
+})
+
+describe('device cookies bound to the credential (issue 9 item 5)', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ RATE_LIMIT: 'on' })
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  const NEW = 'the owner changed it 2026'
+  const bearer = (token: string, cookie?: string) => ({
+    authorization: `Bearer ${token}`,
+    ...(cookie ? { cookie } : {}),
+  })
+  /** `count` logins with the password as an attacker who knows it would make, each from its own address. */
+  async function collectCookies(username: string, count: number, net: string): Promise<string[]> {
+    const cookies: string[] = []
+    for (let i = 0; i < count; i++)
+      cookies.push(deviceCookie(await attempt(t.app, username, PASSWORD, `${net}.${i}`)))
+    return cookies
+  }
+
+  it('a password change voids every cookie issued before it: 12 cookies give no 120 guesses', async () => {
+    await register(t.app, 'changed-owner')
+    const owner = (await attempt(t.app, 'changed-owner', PASSWORD, '192.0.2.110')).json().access_token
+    const stolen = await collectCookies('changed-owner', 12, '198.18.1')
+    const changed = await t.app.inject({
+      method: 'POST',
+      url: '/auth/password',
+      remoteAddress: '192.0.2.110',
+      headers: bearer(owner),
+      payload: { current_password: PASSWORD, new_password: NEW },
+    })
+    expect(changed.statusCode).toBe(204)
+    let evaluated = 0
+    for (const [i, cookie] of stolen.entries()) {
+      for (let g = 0; g < 10; g++) {
+        const res = await attempt(t.app, 'changed-owner', `guess-${g}`, `198.18.2.${i}`, cookie)
+        if (res.statusCode === 401) evaluated++
+      }
+    }
+    // The cookies count as none: the account's own allowance, once.
+    expect(evaluated).toBe(10)
+  })
+
+  it("gives the owner's device a new cookie with the 204 of its own change, which keeps its allowance", async () => {
+    await register(t.app, 'own-change')
+    const first = await attempt(t.app, 'own-change', PASSWORD, '192.0.2.111')
+    const changed = await t.app.inject({
+      method: 'POST',
+      url: '/auth/password',
+      remoteAddress: '192.0.2.111',
+      headers: bearer(first.json().access_token, deviceCookie(first)),
+      payload: { current_password: PASSWORD, new_password: NEW },
+    })
+    expect(changed.statusCode).toBe(204)
+    const renewed = deviceCookie(changed)
+    for (let i = 0; i < 10; i++) await attempt(t.app, 'own-change', `guess-${i}`, `198.18.3.${i}`)
+    expect((await attempt(t.app, 'own-change', NEW, '198.18.3.99')).statusCode).toBe(429)
+    expect((await attempt(t.app, 'own-change', NEW, '192.0.2.111', renewed)).statusCode).toBe(200)
+    expect((await attempt(t.app, 'own-change', NEW, '192.0.2.111', deviceCookie(first))).statusCode).toBe(429)
+  })
+
+  it('lets only the 5 most recent devices hold their own allowance', async () => {
+    await register(t.app, 'many-devices')
+    const cookies = await collectCookies('many-devices', 12, '198.18.4')
+    for (let i = 0; i < 10; i++) await attempt(t.app, 'many-devices', `guess-${i}`, `198.18.5.${i}`)
+    const codes: number[] = []
+    for (const [i, cookie] of cookies.entries())
+      codes.push((await attempt(t.app, 'many-devices', PASSWORD, `198.18.6.${i}`, cookie)).statusCode)
+    expect(codes).toEqual([...Array(7).fill(429), ...Array(5).fill(200)])
+  })
+
+  it("gives a deleted account's cookie nothing on a new account under the same name", async () => {
+    await register(t.app, 'reborn')
+    const old = await attempt(t.app, 'reborn', PASSWORD, '192.0.2.112')
+    const cookie = deviceCookie(old)
+    const deleted = await t.app.inject({
+      method: 'DELETE',
+      url: '/auth/me',
+      remoteAddress: '192.0.2.112',
+      headers: bearer(old.json().access_token),
+      payload: { password: PASSWORD },
+    })
+    expect(deleted.statusCode).toBe(204)
+    await register(t.app, 'reborn', NEW)
+    for (let i = 0; i < 10; i++) await attempt(t.app, 'reborn', `guess-${i}`, `198.18.7.${i}`)
+    expect((await attempt(t.app, 'reborn', NEW, '192.0.2.112', cookie)).statusCode).toBe(429)
+  })
+})
+
 describe('registration throttling', () => {
   it('limits sign-ups per client IP, and stores nothing past the limit', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', REGISTRATIONS_PER_IP_PER_HOUR: '3' })

@@ -5,6 +5,7 @@ import { Type } from 'typebox'
 import type { AccountService, Caller } from '../../domain/account.js'
 import { DomainError, ErrorCode } from '../../domain/errors.js'
 import type { VerifiedToken } from '../../domain/tokens.js'
+import { sendError } from '../plugins/errors.js'
 import {
   ChangePasswordRequest,
   DeleteAccountRequest,
@@ -15,21 +16,31 @@ import {
   SessionParams,
 } from '../schemas/account.js'
 import { errorRef, validationErrorRef } from '../schemas/common.js'
+import { DEVICE_COOKIE, deviceCookieHeader, readCookie } from './auth.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
 const BODY_LIMIT = 16 * 1024
 
-export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService }> = async (
-  app,
-  { account },
-) => {
+export const accountRoutes: FastifyPluginAsyncTypebox<{
+  account: AccountService
+  /** Mark the device cookie Secure (the server is reached over https). */
+  secureCookies: boolean
+}> = async (app, { account, secureCookies }) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
+  // ...and one whose session the database still has live: the in-memory view may be a moment
+  // behind a change made on another instance, and these routes read and change account data
+  // (issue 9 item 3). GET / keeps the view alone: it is the hot path.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!(await account.isCurrent(request.user as VerifiedToken)))
+      return sendError(reply, 401, ErrorCode.invalidToken, 'Could not validate credentials')
+  })
   const caller = (request: FastifyRequest): Caller => ({
     ...(request.user as VerifiedToken),
     ip: request.ip,
     userAgent: request.headers['user-agent'] ?? null,
+    deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE),
   })
 
   app.get(
@@ -56,19 +67,32 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
       schema: {
         tags: ['account'],
         summary: 'Change Password',
-        description: 'Needs the current password. Every other session of the user ends; this one stays.',
+        description:
+          'Needs the current password. Every other session of the user ends, in the same transaction as ' +
+          'the change, so a login racing it with the old password gets 401; this session stays. Every ' +
+          'device cookie of the old password is void; this client gets a new one (Set-Cookie).',
         security,
         body: ChangePasswordRequest,
         response: {
           204: Type.Null({ description: 'Changed.' }),
-          400: { ...errorRef, description: 'The current password is wrong.' },
+          400: { ...errorRef, description: 'The current password is wrong (or was changed meanwhile).' },
           401: unauthorized,
+          429: {
+            ...errorRef,
+            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
+          },
           422: { ...validationErrorRef, description: 'The new password breaks the policy.' },
         },
       },
     },
     async (request, reply) => {
-      await account.changePassword(caller(request), request.body.current_password, request.body.new_password)
+      const deviceCookie = await account.changePassword(
+        caller(request),
+        request.body.current_password,
+        request.body.new_password,
+      )
+      // Every device cookie of the old password is void; this device gets one for the new.
+      reply.header('set-cookie', deviceCookieHeader(deviceCookie, secureCookies))
       return reply.code(204).send(null)
     },
   )
@@ -80,13 +104,19 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ account: AccountService 
       schema: {
         tags: ['account'],
         summary: 'Delete Account',
-        description: 'Needs the password. Every session ends, and the username can be registered again.',
+        description:
+          'Needs the password. Every session ends with the account, in one transaction; the username can ' +
+          'be registered again, under a new id (ids are never reused).',
         security,
         body: DeleteAccountRequest,
         response: {
           204: Type.Null({ description: 'Deleted.' }),
           400: { ...errorRef, description: 'The password is wrong.' },
           401: unauthorized,
+          429: {
+            ...errorRef,
+            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
+          },
           422: { ...validationErrorRef, description: 'The password field is missing.' },
         },
       },

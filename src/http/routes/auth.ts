@@ -20,10 +20,15 @@ export interface AuthRoutesOptions {
 }
 
 // The device cookie (see domain/throttle.ts): sent back only to /auth, never readable by scripts.
-const DEVICE_COOKIE = 'authgate_device'
+export const DEVICE_COOKIE = 'authgate_device'
 const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
 
-function readCookie(header: string | undefined, name: string): string | undefined {
+/** The Set-Cookie value that gives a client its device cookie. */
+export function deviceCookieHeader(value: string, secure: boolean): string {
+  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
+}
+
+export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
@@ -126,10 +131,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         }
         const login = await auth.passwordLogin(body.username, body.password, client(request))
         pair = login.pair
-        reply.header(
-          'set-cookie',
-          `${DEVICE_COOKIE}=${login.deviceCookie}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=Strict${secureCookies ? '; Secure' : ''}`,
-        )
+        reply.header('set-cookie', deviceCookieHeader(login.deviceCookie, secureCookies))
       } else if (grant === 'refresh_token') {
         if (body.refresh_token === undefined) {
           throw new DomainError(
