@@ -83,7 +83,8 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis', 'sqlite+redis'
             const during = tally(await guesses(a, name, LIMIT + 1))
             if (i === 0) expect(during).toEqual({ evaluated: LIMIT, throttled: 1 })
             else expect(during.throttled).toBeGreaterThanOrEqual(1)
-            expect(a.output().slice(mark)).toContain('Redis unavailable')
+            // Log lines are written in batches, up to 100 ms late.
+            await expect.poll(() => a.output().slice(mark).includes('Redis unavailable')).toBe(true)
             await cut.set('open')
             await expect
               .poll(() => a.output().slice(mark).includes('Redis is back'), { timeout: 15_000 })
