@@ -14,8 +14,14 @@ export interface SummaryPolicy {
 // (plus `keepFirst` whole entries) per event type and minute.
 export const DEFAULT_SUMMARY_POLICY: SummaryPolicy = Object.freeze({ windowMs: 60_000, maxGroups: 2_000 })
 
-// A summary names a sample client; its user agent need not be kept whole.
+// A summary names a sample client; its user agent need not be kept whole. Cut as it is kept, so
+// what a group holds is bounded whatever a client sends (a username can be a 16 KiB body).
 const SAMPLE_USER_AGENT = 128
+const SAMPLE_USERNAME = 256
+
+function cut<T extends string | null | undefined>(text: T, max: number): T {
+  return (text && text.length > max ? `${text.slice(0, max)}…` : text) as T
+}
 
 interface Group {
   type: AuditEventType
@@ -49,7 +55,6 @@ export function createSummaries(policy: SummaryPolicy = DEFAULT_SUMMARY_POLICY):
   let ended: { event: AuditEvent; at: number }[] = []
 
   const summaryOf = (g: Group, sample: AuditEvent): { event: AuditEvent; at: number } => {
-    const ua = sample.userAgent
     return {
       at: g.firstAt,
       event: {
@@ -58,7 +63,7 @@ export function createSummaries(policy: SummaryPolicy = DEFAULT_SUMMARY_POLICY):
         userId: sample.userId,
         username: sample.username,
         ip: g.overflow ? null : sample.ip,
-        userAgent: ua && ua.length > SAMPLE_USER_AGENT ? `${ua.slice(0, SAMPLE_USER_AGENT)}…` : ua,
+        userAgent: sample.userAgent,
         detail: {
           summary: true,
           count: g.count,
@@ -102,9 +107,16 @@ export function createSummaries(policy: SummaryPolicy = DEFAULT_SUMMARY_POLICY):
         return true
       }
       if (g.sample === undefined) {
-        g.sample = event
+        g.sample = {
+          ...event,
+          username: cut(event.username, SAMPLE_USERNAME),
+          userAgent: cut(event.userAgent, SAMPLE_USER_AGENT),
+          detail: undefined,
+        }
         g.firstAt = now
-      } else if (g.sameUsername && event.username !== g.sample.username) g.sameUsername = false
+      } else if (g.sameUsername && cut(event.username, SAMPLE_USERNAME) !== g.sample.username) {
+        g.sameUsername = false
+      }
       g.count++
       g.lastAt = now
       return false
