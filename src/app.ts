@@ -5,6 +5,7 @@ import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
+import { limitConnectionsPerAddress } from './http/connection-limit.js'
 import { registerAuthenticate } from './http/plugins/authenticate.js'
 import { registerDocs } from './http/plugins/docs.js'
 import { answerClientError, answerFrameworkError, registerErrorHandlers } from './http/plugins/errors.js'
@@ -74,8 +75,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Auth routes set 16 KiB; nothing here takes more than this.
     bodyLimit: 64 * 1024,
     // A client gets 30 s to send a whole request (slow bodies); headers are capped at Node's
-    // 16 KiB (431) and must all arrive within 10 s (slowloris).
+    // 16 KiB (431) and must all arrive within 10 s (slowloris). Node counts those 10 s from the
+    // connection, so a socket that never sends a byte is closed too (tested), but it checks only
+    // every connectionsCheckingInterval (30 s by default): every second, the socket lives ~10 s.
     requestTimeout: 30_000,
+    http: { connectionsCheckingInterval: 1_000 },
+    // An idle kept-alive connection is closed after 72 s (Fastify's default, kept on purpose:
+    // longer than a load balancer's usual 60 s, so the balancer closes first and never sends on
+    // a connection we are closing). It counts against its address's cap meanwhile.
+    keepAliveTimeout: 72_000,
     // A request that reaches us while we close is served (with Connection: close), not answered
     // with Fastify's bare 503 and its non-seed body: a rolling restart (SIGHUP) fails no request.
     // The database stays open until the last request is done (the onClose hook below).
@@ -87,6 +95,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.server.headersTimeout = 10_000
+  // Issue 9: ~20,000 silent sockets from one host filled the descriptor table and new clients were
+  // reset for 10-15 s. Over the cap a socket is destroyed as it is accepted; logged once a minute.
+  limitConnectionsPerAddress(app.server, {
+    perAddress: config.maxConnectionsPerIp,
+    onRefused: (client, refused) =>
+      deps.logger?.warn(
+        { client, limit: config.maxConnectionsPerIp, refused },
+        'connections refused: one client address holds MAX_CONNECTIONS_PER_IP open connections',
+      ),
+  })
 
   // Requests have finished: stop the background work, write the audit log, close connections.
   app.addHook('onClose', () => services.close())

@@ -83,6 +83,8 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: Type.Optional(
     Type.String({ description: 'off, on, a hop count, or a comma-separated list of proxy addresses/CIDRs' }),
   ),
+  // Concurrent connections per client address (the socket's, not X-Forwarded-For); 0: no cap.
+  MAX_CONNECTIONS_PER_IP: Type.Optional(int(0, 1_000_000)),
   WORKERS: Type.Optional(
     Type.String({
       pattern: '^(auto|[0-9]{1,4})$',
@@ -146,6 +148,8 @@ export interface Config {
   readonly trustProxy: boolean | number | string[]
   /** Processes serving the port (WORKERS): 1 is one process; more run a node:cluster primary. */
   readonly workers: number
+  /** Connections one client address may hold open per process (MAX_CONNECTIONS_PER_IP); 0: no cap. */
+  readonly maxConnectionsPerIp: number
 }
 
 export class ConfigError extends Error {
@@ -241,6 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy,
     corsOrigins: parseOrigins(env2.CORS_ORIGINS),
     workers,
+    maxConnectionsPerIp: env2.MAX_CONNECTIONS_PER_IP ?? 256,
   })
 }
 

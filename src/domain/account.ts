@@ -55,12 +55,11 @@ export function createAccountService(deps: {
       reservation = await throttle.beginLogin({ ip: caller.ip, account, deviceCookie: caller.deviceCookie })
     } catch (err) {
       if (err instanceof Throttled)
-        audit.record({
-          type: 'login.throttled',
-          outcome: 'failure',
-          ...who(caller),
-          detail: { reauthentication: true },
-        })
+        // Counted, not written one by one: a stolen token must not grow the log (audit-summary.ts).
+        audit.recordRepeated(
+          { type: 'login.throttled', outcome: 'failure', ...who(caller), detail: { reauthentication: true } },
+          { key: caller.ip, keepFirst: 0 },
+        )
       throw err
     }
     const user = await users.checkPassword(caller.id, password)

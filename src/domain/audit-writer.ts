@@ -1,7 +1,7 @@
 // The audit log behind the AuditLog interface: record() queues, one background chain writes in
 // batches, flush() waits for it; plus retention, verification and export over a store.
 import type { Clock } from '../lib/clock.js'
-import type { AuditLog } from './audit.js'
+import type { AuditEvent, AuditLog } from './audit.js'
 import {
   type AuditEntry,
   type AuditFacts,
@@ -11,6 +11,7 @@ import {
   factsOf,
   verifyChain,
 } from './audit-chain.js'
+import { createSummaries, DEFAULT_SUMMARY_POLICY, type SummaryPolicy } from './audit-summary.js'
 
 export interface AuditFilter {
   /** Epoch ms, inclusive. */
@@ -66,6 +67,8 @@ export interface AuditServiceDeps {
   maxPending?: number
   /** Events per transaction. */
   batchSize?: number
+  /** How recordRepeated() summarises (audit-summary.ts). */
+  summaries?: SummaryPolicy
 }
 
 const DAY_MS = 86_400_000
@@ -83,8 +86,11 @@ export function createAuditService({
   pruneEveryMs = HOUR_MS,
   maxPending = 10_000,
   batchSize = 500,
+  summaries: summaryPolicy = DEFAULT_SUMMARY_POLICY,
 }: AuditServiceDeps): AuditService {
   const pending: AuditFacts[] = []
+  const summaries = createSummaries(summaryPolicy)
+  let summaryTimer: NodeJS.Timeout | undefined
   let scheduled = false
   // Every write and prune runs on this chain, one after another. It never rejects.
   let tail: Promise<void> = Promise.resolve()
@@ -125,21 +131,63 @@ export function createAuditService({
     return store.prune(clock.now() - retentionDays * DAY_MS)
   }
 
+  const queue = (event: AuditEvent, at: number) => {
+    const facts = factsOf(event, at)
+    if (pending.length >= maxPending) {
+      report(new AuditQueueFull(`audit queue full (${maxPending} events waiting)`), [facts])
+      return
+    }
+    pending.push(facts)
+    schedule()
+  }
+
+  const writeSummaries = (all: boolean) => {
+    for (const { event, at } of summaries.take(clock.now(), all)) queue(event, at)
+  }
+
+  // One unref'd timer, armed for the end of the oldest open summary window.
+  const armSummaryTimer = () => {
+    if (summaryTimer) return
+    const due = summaries.nextDue()
+    if (due === undefined) return
+    summaryTimer = setTimeout(
+      () => {
+        summaryTimer = undefined
+        try {
+          writeSummaries(false)
+        } catch (err) {
+          report(err, [])
+        }
+        armSummaryTimer()
+      },
+      Math.max(1_000, due - clock.now()),
+    )
+    summaryTimer.unref()
+  }
+
   return {
     record(event) {
       try {
-        const facts = factsOf(event, clock.now())
-        if (pending.length >= maxPending) {
-          report(new AuditQueueFull(`audit queue full (${maxPending} events waiting)`), [facts])
-          return
-        }
-        pending.push(facts)
-        schedule()
+        queue(event, clock.now())
+      } catch (err) {
+        report(err, [])
+      }
+    },
+    recordRepeated(event, group) {
+      try {
+        const now = clock.now()
+        if (summaries.add(event, group, now)) queue(event, now)
+        if (summaries.hasEnded()) writeSummaries(false)
+        armSummaryTimer()
       } catch (err) {
         report(err, [])
       }
     },
     async flush() {
+      // What is being summarised is written now, as it stands (the window ends early).
+      writeSummaries(true)
+      clearTimeout(summaryTimer)
+      summaryTimer = undefined
       // A drain that finds more than a batch schedules the rest behind itself: wait for the chain
       // to go quiet, not just for the tail as it was at the call.
       for (;;) {

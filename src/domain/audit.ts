@@ -27,12 +27,27 @@ export interface AuditEvent {
   detail?: Record<string, string | number | boolean | null> | undefined
 }
 
+/** What repeated events are counted per (besides their type), and how many are kept whole. */
+export interface RepeatedEventGroup {
+  /** The client address: what bounds the log's growth per attacker. */
+  key: string
+  /** Recorded whole per key and window before the rest are only counted; default 0. */
+  keepFirst?: number
+}
+
 export interface AuditLog {
   /**
    * Records an event. Never throws and never makes the caller wait for the write to succeed:
    * a failed write is reported by the implementation (logged), and the request still answers.
    */
   record(event: AuditEvent): void
+  /**
+   * Records an event a client can repeat at will (a throttled or failed attempt) within a bound:
+   * per type, group key and window, the first `keepFirst` as they are, the rest as one summary
+   * entry (detail `summary`, `count`, `firstAt`, `lastAt`), written when the window ends or on
+   * flush. Never throws either.
+   */
+  recordRepeated(event: AuditEvent, group: RepeatedEventGroup): void
 }
 
-export const noAudit: AuditLog = { record() {} }
+export const noAudit: AuditLog = { record() {}, recordRepeated() {} }

@@ -47,6 +47,10 @@ export interface ThrottleStore {
 export interface FallbackThrottleStore extends ThrottleStore {
   /** The count in `key`'s window that started at most `windowMs` ago; 0 without one. */
   peek(key: string, now: number, windowMs: number): Promise<number>
+  /** The latest time any process recorded with markFallback (shared by every process), if any. */
+  lastFallback(): Promise<number | undefined>
+  /** Records that this process counted here at `at`; the stored time only ever moves forward. */
+  markFallback(at: number): Promise<void>
 }
 
 export interface FailoverLink {
@@ -54,28 +58,107 @@ export interface FailoverLink {
   available(): boolean
   /** The primary failed: stop using it until it is back. */
   failed(err: unknown): void
+  /** How many times the primary has gone away since the link opened (startup without it counts). */
+  outages(): number
 }
+
+export interface FailoverTuning {
+  /** How long the shared outage marker is trusted before it is read again (real time, ms). */
+  markerReadEveryMs?: number
+  /** A process counting in the fallback records the outage again at most this often. */
+  markEveryMs?: number
+}
+
+// Counts of attempts taken in the primary while the fallback's counts still matter, kept in the
+// fallback so that a process still cut off from the primary sees them. No real key starts so.
+const primaryShare = (key: string) => `primary:${key}`
 
 /**
  * Counters in `primary` (Redis) while it is available, else in `fallback` (the database). A Redis
  * outage must not open a way around throttling (issue: "never bypass"): attempts go on being
- * counted, in the database, and for one window after Redis returns those counts are added to
- * Redis's, so the attempts made during the outage still count. What the outage cannot show the
- * database are the counts Redis held before it: at worst an outage gives a key one window's
- * allowance again, once, at a time the attacker does not choose.
+ * counted, in the database, and for one window after any process last counted there those counts
+ * are added to Redis's, by every process. The outage is known to all of them through a marker in
+ * the database (issue 9: kept in one process's memory, an instance that took no attempt during the
+ * outage never added the database's count, and 30 guesses were evaluated in a window of 10):
+ * written once when a process falls back or notices its link went down, and again at most every
+ * `markEveryMs` while it counts there; read at most every `markerReadEveryMs`, so a login with no
+ * outage behind it costs no extra query. In that window a process on Redis also counts its
+ * attempts in the database (`primary:` keys), which processes still on the database add to theirs.
+ *
+ * The bound, per key and window, with L its limit: the attempts Redis held before it went away
+ * are what an outage can make forgotten (a restart without persistence), at most L; every attempt
+ * after it is counted where all processes look, at most L more. Attempts counted in Redis by a
+ * process that has not yet read the marker (at most `markerReadEveryMs`, and only when its own
+ * link never went down, so Redis kept its counts) are part of Redis's L. At worst 2L, once.
  */
 export function failoverThrottleStore(
   primary: ThrottleStore,
   fallback: FallbackThrottleStore,
   link: FailoverLink,
+  tuning: FailoverTuning = {},
 ): ThrottleStore {
-  let lastFallback = Number.NEGATIVE_INFINITY
-  const viaFallback = (key: string, now: number, windowMs: number) => {
-    lastFallback = now
-    return fallback.hit(key, now, windowMs)
+  const readEveryMs = tuning.markerReadEveryMs ?? 1_000
+  const markEveryMs = tuning.markEveryMs ?? 5_000
+  // This process's own knowledge of an outage, and what it last recorded for the others.
+  let ownOutage = Number.NEGATIVE_INFINITY
+  let marked = Number.NEGATIVE_INFINITY
+  let outagesSeen = 0
+  // The shared marker as last read, and when (real time: the throttle's clock may be a test's).
+  let shared = Number.NEGATIVE_INFINITY
+  let sharedReadAt = Number.NEGATIVE_INFINITY
+  let reading: Promise<void> | undefined
+  // undo() gets no time: the one of the latest hit, and the widest window seen, stand in.
+  let lastNow = 0
+  let widestWindowMs = 0
+
+  /** Whether the link went down since last asked; then this process records the outage. */
+  const noticedOutage = (now: number): boolean => {
+    const outages = link.outages()
+    if (outages === outagesSeen) return false
+    outagesSeen = outages
+    ownOutage = Math.max(ownOutage, now)
+    return true
   }
+
+  const mark = async (now: number, force: boolean) => {
+    if (!force && now - marked < markEveryMs && now >= marked) return
+    marked = now
+    await fallback.markFallback(now)
+  }
+
+  const readShared = async () => {
+    if (performance.now() - sharedReadAt < readEveryMs) return
+    reading ??= fallback
+      .lastFallback()
+      .then((at) => {
+        shared = at ?? Number.NEGATIVE_INFINITY
+        sharedReadAt = performance.now()
+      })
+      .finally(() => {
+        reading = undefined
+      })
+    await reading
+  }
+
+  /** Whether the fallback's counts for a `windowMs` window still matter at `now`. */
+  const merging = (now: number, windowMs: number) =>
+    now - Math.max(ownOutage, shared) < windowMs + markEveryMs
+
+  const viaFallback = async (key: string, now: number, windowMs: number) => {
+    outagesSeen = link.outages()
+    ownOutage = now
+    const [counted, fromPrimary] = await Promise.all([
+      fallback.hit(key, now, windowMs),
+      fallback.peek(primaryShare(key), now, windowMs),
+      mark(now, false),
+    ])
+    return { ...counted, count: counted.count + fromPrimary }
+  }
+
   return {
     async hit(key, now, windowMs) {
+      lastNow = now
+      widestWindowMs = Math.max(widestWindowMs, windowMs)
       if (!link.available()) return viaFallback(key, now, windowMs)
       let counted: { count: number; windowStart: number }
       try {
@@ -84,18 +167,29 @@ export function failoverThrottleStore(
         link.failed(err)
         return viaFallback(key, now, windowMs)
       }
+      if (noticedOutage(now)) await mark(now, true)
+      await readShared()
       // Counts older than the key's window no longer matter: after that, Redis alone.
-      if (now - lastFallback < windowMs) {
-        counted = { ...counted, count: counted.count + (await fallback.peek(key, now, windowMs)) }
-      }
-      return counted
+      if (!merging(now, windowMs)) return counted
+      const [fromFallback, share] = await Promise.all([
+        fallback.peek(key, now, windowMs),
+        fallback.hit(primaryShare(key), now, windowMs),
+      ])
+      // Redis's count includes its share unless Redis lost it (a restart): the larger is true.
+      return { ...counted, count: Math.max(counted.count, share.count) + fromFallback }
     },
     async undo(key) {
       if (link.available()) {
+        let undone = false
         try {
-          return await primary.undo(key)
+          await primary.undo(key)
+          undone = true
         } catch (err) {
           link.failed(err)
+        }
+        if (undone) {
+          if (merging(lastNow, widestWindowMs)) await fallback.undo(primaryShare(key))
+          return
         }
       }
       await fallback.undo(key)

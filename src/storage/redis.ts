@@ -24,6 +24,8 @@ export interface RedisLink {
   available(): boolean
   /** A command failed: use the database until Redis is back (a timed-out link is reconnected). */
   failed(err: unknown): void
+  /** How many times Redis has gone away since the link opened (serving without it at start counts). */
+  outages(): number
   close(): Promise<void>
 }
 
@@ -46,9 +48,11 @@ export async function openRedis(url: string, prefix: string, events: RedisEvents
   let up = false
   let closing = false
   let lastError: unknown
+  let outages = 0
   const setUp = (next: boolean, err?: unknown) => {
     if (next === up) return
     up = next
+    if (!next) outages++
     if (!closing) events.onStateChange?.(next, err)
   }
   client.on('ready', () => setUp(true))
@@ -62,13 +66,16 @@ export async function openRedis(url: string, prefix: string, events: RedisEvents
     sleep(STARTUP_WAIT_MS, undefined, { ref: false }),
   ])
   // Serving starts on the database alone: say so once, as for an outage later on.
-  if (!up)
+  if (!up) {
+    outages++
     events.onStateChange?.(false, lastError ?? new Error(`no answer from Redis in ${STARTUP_WAIT_MS} ms`))
+  }
 
   return {
     client,
     prefix,
     available: () => up && client.status === 'ready',
+    outages: () => outages,
     failed(err) {
       // A reply error (a bad command) is ours to fix, not an outage.
       if (err instanceof ReplyError) return

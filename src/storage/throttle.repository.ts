@@ -1,5 +1,6 @@
 // SQL for throttling counters: fixed windows, counted atomically with one upsert.
 import { sql } from 'kysely'
+import type { FallbackThrottleStore } from '../domain/throttle.js'
 import type { Db } from './database.js'
 
 export interface WindowCount {
@@ -58,15 +59,45 @@ export async function peekCounter(db: Db, key: string, now: number, windowMs: nu
   return row ? Number(row.count) : 0
 }
 
+// In authgate_settings: the latest time a process counted here because Redis was away (epoch ms).
+const FALLBACK_KEY = 'throttle_fallback_at'
+
+/** Moves the shared "last counted here instead of Redis" time forward to `at` (never back). */
+export async function markThrottleFallback(db: Db, at: number): Promise<void> {
+  const value = String(Math.trunc(at))
+  await db
+    .insertInto('authgate_settings')
+    .values({ key: FALLBACK_KEY, value })
+    .onConflict((oc) =>
+      oc
+        .column('key')
+        .doUpdateSet({ value })
+        // Processes' clocks differ a little: a late writer with an earlier time changes nothing.
+        .where(sql<number>`cast(authgate_settings.value as bigint)`, '<', Math.trunc(at)),
+    )
+    .execute()
+}
+
+export async function lastThrottleFallback(db: Db): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('authgate_settings')
+    .select('value')
+    .where('key', '=', FALLBACK_KEY)
+    .executeTakeFirst()
+  return row ? Number(row.value) : undefined
+}
+
 export async function pruneCounters(db: Db, olderThan: number): Promise<void> {
   await db.deleteFrom('authgate_throttle').where('window_start', '<', olderThan).execute()
 }
 
-export function createThrottleStore(db: Db) {
+export function createThrottleStore(db: Db): FallbackThrottleStore {
   return {
     hit: (key: string, now: number, windowMs: number) => hitCounter(db, key, now, windowMs),
     undo: (key: string) => undoHit(db, key),
     peek: (key: string, now: number, windowMs: number) => peekCounter(db, key, now, windowMs),
     prune: (olderThan: number) => pruneCounters(db, olderThan),
+    lastFallback: () => lastThrottleFallback(db),
+    markFallback: (at: number) => markThrottleFallback(db, at),
   }
 }

@@ -38,13 +38,15 @@ const pgReady = () =>
 const redisReady = () =>
   requirePrerequisite(redisWhy === undefined, `Redis at ${redisUrl} for the concurrency suite (${redisWhy})`)
 
-/** Every topology a shared-state guarantee must hold on. */
-export function topologies(
-  which: ('sqlite' | 'postgres' | 'postgres+redis')[] = ['sqlite', 'postgres', 'postgres+redis'],
-): Topology[] {
+export type TopologyName = 'sqlite' | 'postgres' | 'postgres+redis' | 'sqlite+redis'
+
+/** Every topology a shared-state guarantee must hold on (sqlite+redis only where asked for). */
+export function topologies(which: TopologyName[] = ['sqlite', 'postgres', 'postgres+redis']): Topology[] {
   return which.map((t) => {
     if (t === 'sqlite') return { name: 'SQLite', database: 'sqlite', redis: false, run: true }
     if (t === 'postgres') return { name: 'PostgreSQL', database: 'postgres', redis: false, run: pgReady() }
+    if (t === 'sqlite+redis')
+      return { name: 'SQLite + Redis', database: 'sqlite', redis: true, run: redisReady() }
     return { name: 'PostgreSQL + Redis', database: 'postgres', redis: true, run: pgReady() && redisReady() }
   })
 }
@@ -58,11 +60,27 @@ export interface Deployment {
   redis: { url: string; prefix: string } | undefined
 }
 
+export interface DeploymentOptions {
+  /**
+   * Added to instance `i`'s environment only, after `env`: e.g. a REDIS_URL through a TcpProxy
+   * for one instance (called once the deployment's own `env` is known, in beforeAll).
+   */
+  instanceEnv?: (
+    i: number,
+    env: Readonly<Record<string, string>>,
+  ) => Record<string, string> | Promise<Record<string, string>>
+}
+
 /**
  * Registers beforeAll/afterAll for `count` server processes on one fresh database in `topology`,
  * and returns a handle filled in once they run. `env` is added to every instance's environment.
  */
-export function useDeployment(topology: Topology, env: Record<string, string> = {}, count = 2): Deployment {
+export function useDeployment(
+  topology: Topology,
+  env: Record<string, string> = {},
+  count = 2,
+  options: DeploymentOptions = {},
+): Deployment {
   const deployment: Deployment = { instances: [], databaseUrl: '', env: {}, redis: undefined }
   let drop: () => Promise<void> = async () => {}
   beforeAll(async () => {
@@ -88,7 +106,10 @@ export function useDeployment(topology: Topology, env: Record<string, string> = 
       ...env,
     }
     // One after the other: the first migrates and makes the signing key; then all run together.
-    for (let i = 0; i < count; i++) deployment.instances.push(await startServerProcess(deployment.env))
+    for (let i = 0; i < count; i++) {
+      const own = (await options.instanceEnv?.(i, deployment.env)) ?? {}
+      deployment.instances.push(await startServerProcess({ ...deployment.env, ...own }))
+    }
   }, 120_000)
   afterAll(async () => {
     if (!topology.run) return

@@ -66,10 +66,17 @@ export async function register(app: FastifyInstance, username: string, password 
   return app.inject({ method: 'POST', url: '/auth/', payload: { username, password } })
 }
 
-export async function login(app: FastifyInstance, username: string, password = PASSWORD) {
+/** A password login; `remoteAddress` is the client's (light-my-request's 127.0.0.1 by default). */
+export async function login(
+  app: FastifyInstance,
+  username: string,
+  password = PASSWORD,
+  remoteAddress?: string,
+) {
   return app.inject({
     method: 'POST',
     url: '/auth/token',
+    ...(remoteAddress ? { remoteAddress } : {}),
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     payload: new URLSearchParams({ username, password }).toString(),
   })

@@ -35,6 +35,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ WORKERS: 'auto' }).workers).toBe(Math.min(availableParallelism(), 256))
   })
 
+  it('reads MAX_CONNECTIONS_PER_IP: 256 by default, 0 meaning no cap', () => {
+    expect(loadConfig({}).maxConnectionsPerIp).toBe(256)
+    expect(loadConfig({ MAX_CONNECTIONS_PER_IP: '0' }).maxConnectionsPerIp).toBe(0)
+    expect(loadConfig({ MAX_CONNECTIONS_PER_IP: '5000' }).maxConnectionsPerIp).toBe(5000)
+    expect(() => loadConfig({ MAX_CONNECTIONS_PER_IP: '-1' })).toThrow(/MAX_CONNECTIONS_PER_IP/)
+    expect(() => loadConfig({ MAX_CONNECTIONS_PER_IP: 'lots' })).toThrow(/MAX_CONNECTIONS_PER_IP/)
+  })
+
   it('reads AUDIT_RETENTION_DAYS, 0 meaning forever', () => {
     expect(loadConfig({ AUDIT_RETENTION_DAYS: '0' }).auditRetentionDays).toBe(0)
     expect(loadConfig({ AUDIT_RETENTION_DAYS: '90' }).auditRetentionDays).toBe(90)
