@@ -165,3 +165,36 @@ export async function trials(
   for (let i = 0; i < count; i++) await trial(i)
   console.info(`[concurrency] ${what}: ${count} trials in ${Math.round(performance.now() - started)} ms`)
 }
+
+/** GET / with `token` on each instance; the tokens some instance still accepts (200). */
+export async function stillAccepted(instances: ServerProcess[], tokens: string[]): Promise<string[]> {
+  const accepted = await Promise.all(
+    tokens.map(async (token) => {
+      const statuses = await Promise.all(
+        instances.map(async (on) => (await http.bearer(on, 'GET', '/', token)).status),
+      )
+      return statuses.some((s) => s === 200)
+    }),
+  )
+  return tokens.filter((_, i) => accepted[i])
+}
+
+/**
+ * `count` logins of `username`, spread over `instances` in turn, at most `parallel` at a time (each
+ * costs an argon2 hash: the race is what comes after, not the logins).
+ */
+export async function logIns(
+  instances: ServerProcess[],
+  username: string,
+  count: number,
+  parallel = 8,
+): Promise<Pair[]> {
+  const pairs: Pair[] = []
+  for (let i = 0; i < count; i += parallel) {
+    const batch = Array.from({ length: Math.min(parallel, count - i) }, (_, j) =>
+      http.logIn(instances[(i + j) % instances.length] as ServerProcess, username).then(pairOf),
+    )
+    pairs.push(...(await Promise.all(batch)))
+  }
+  return pairs
+}
