@@ -1,7 +1,7 @@
 // The concurrency suite's harness: a deployment of real `authgate serve` processes sharing one
 // database (a SQLite file, or a PostgreSQL database) and, where the topology says so, one Redis;
 // plain HTTP helpers; and `trials`, which runs a race many times and prints how many it ran.
-import { afterAll, beforeAll } from 'vitest'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { inspect, PASSWORD, requirePrerequisite, tempDir } from '../helpers/app.js'
 import {
   CI_DATABASE_URL,
@@ -177,6 +177,28 @@ export async function stillAccepted(instances: ServerProcess[], tokens: string[]
     }),
   )
   return tokens.filter((_, i) => accepted[i])
+}
+
+/**
+ * Waits until no instance accepts any of `tokens`; after `withinMs` fails, saying how many some
+ * instance still accepts.
+ */
+export async function expectRefusedEverywhere(
+  instances: ServerProcess[],
+  tokens: string[],
+  withinMs: number,
+): Promise<void> {
+  let surviving = tokens
+  await expect
+    .poll(
+      async () => {
+        // A refused token stays refused: only the survivors need asking again.
+        surviving = await stillAccepted(instances, surviving)
+        return surviving.length
+      },
+      { timeout: withinMs, interval: 20 },
+    )
+    .toBe(0)
 }
 
 /**
