@@ -3,6 +3,12 @@
 import type { Clock } from '../lib/clock.js'
 import { coalesced } from '../lib/coalesce.js'
 
+// A transaction commits well within this after taking its seq (the pool's query timeout is 15 s);
+// one slower still is brought by the settled mark instead.
+const LATE_COMMIT_MS = 60_000
+// At most this many seqs looked up again per read: a bound on each poll's cost.
+const MAX_MISSING = 1_000
+
 export interface RevocationEntry {
   seq: number
   /**
@@ -31,8 +37,38 @@ export interface RevocableClaims {
   jti?: string | undefined
 }
 
+/**
+ * Where a reader stands in the feed. Why three parts: on PostgreSQL a sequence number alone is not
+ * a commit order (ARCHITECTURE.md). `seq` is handed out at INSERT, so a transaction that took 41
+ * can commit after one that took 42 was read; `seq > 42` would skip 41 for good (issue 9).
+ * Exactness comes from `settled`, a low-water mark below which every transaction has finished;
+ * `after` and `missing` only make the common case fast. Chosen over a commit-time margin (not
+ * exact: a transaction can stall past any margin) and over ids carried in the signal (a lost
+ * signal would still need a read that cannot skip, which is this one).
+ */
+export interface FeedPosition {
+  /** The highest seq read so far: anything above it is new. */
+  after: number
+  /** Seqs at or below `after` not read yet, looked up again for a while: the fast path for a late commit. */
+  missing: number[]
+  /**
+   * The database's mark, opaque here: every entry whose transaction finished before it has been
+   * read (PostgreSQL: a transaction id, see storage). Undefined before the first read, and where
+   * writers are serialised (SQLite: seq order is commit order, so `after` alone is exact).
+   */
+  settled: string | undefined
+}
+
 export interface RevocationFeed {
-  since(seq: number, now: number): Promise<RevocationEntry[]>
+  /**
+   * One consistent read, as of one moment: entries with seq above `after`, entries whose seq is in
+   * `missing`, and every entry whose transaction finished between `settled` and now; with the mark
+   * to pass as `settled` next time. Entries may repeat: applying one twice changes nothing.
+   */
+  read(
+    position: FeedPosition,
+    now: number,
+  ): Promise<{ entries: RevocationEntry[]; settled: string | undefined }>
   prune(now: number): Promise<void>
 }
 
@@ -57,8 +93,11 @@ export function createRevocationView(
     pollMs = 1000,
     onError = () => {},
     announce = () => {},
+    lateCommitMs = LATE_COMMIT_MS,
   }: {
     pollMs?: number
+    /** How long a missing seq is looked up again before only the settled mark is left to bring it. */
+    lateCommitMs?: number
     onError?: (err: unknown) => void
     /** Tells the other processes that the feed grew (domain/broadcast.ts); never throws. */
     announce?: () => void
@@ -67,7 +106,11 @@ export function createRevocationView(
   const sessions = new Map<string, number>() // sid -> expires_at
   const tokens = new Map<string, number>() // `${userId}:${jti}` -> expires_at
   const users = new Map<number, { at: number; expiresAt: number }>()
-  let lastSeq = 0
+  let after = 0
+  // seq -> when it was first found missing. Insertion order is ascending seq, so the first are the oldest.
+  const missing = new Map<number, number>()
+  let settled: string | undefined
+  let started = false
   let timer: NodeJS.Timeout | undefined
   let polls = 0
 
@@ -84,6 +127,36 @@ export function createRevocationView(
           expiresAt: Math.max(prev?.expiresAt ?? 0, e.expires_at),
         })
       }
+    }
+  }
+
+  /**
+   * Notes which seqs were skipped over: each may belong to a transaction still open, and is looked
+   * up again at every read until it shows up, for `lateCommitMs` at most and MAX_MISSING at once
+   * (a rolled-back insert leaves a seq that never shows up). That bound costs no exactness: the
+   * settled mark brings every committed entry however late; this only brings most of them sooner.
+   */
+  function track(entries: RevocationEntry[], now: number) {
+    const read = new Set<number>()
+    let high = after
+    for (const e of entries) {
+      read.add(e.seq)
+      if (e.seq > high) high = e.seq
+    }
+    // The first read starts from nothing: what lies below it is pruned history, not a late commit.
+    if (started) {
+      for (let seq = Math.max(after + 1, high - MAX_MISSING); seq < high; seq++) {
+        if (!read.has(seq)) missing.set(seq, now)
+      }
+    }
+    after = high
+    started = true
+    for (const [seq, since] of missing) {
+      if (read.has(seq) || now - since > lateCommitMs) missing.delete(seq)
+    }
+    for (const seq of missing.keys()) {
+      if (missing.size <= MAX_MISSING) break
+      missing.delete(seq)
     }
   }
 
@@ -105,9 +178,10 @@ export function createRevocationView(
     },
     refresh: coalesced(async () => {
       const now = clock.now()
-      const entries = await feed.since(lastSeq, now)
-      remember(entries)
-      for (const e of entries) lastSeq = Math.max(lastSeq, e.seq)
+      const read = await feed.read({ after, missing: [...missing.keys()], settled }, now)
+      remember(read.entries)
+      track(read.entries, now)
+      settled = read.settled
       // Forget what can no longer matter, here and (now and then) in the database.
       for (const [sid, expiresAt] of sessions) if (expiresAt <= now) sessions.delete(sid)
       for (const [key, expiresAt] of tokens) if (expiresAt <= now) tokens.delete(key)

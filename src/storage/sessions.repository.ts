@@ -1,5 +1,6 @@
 // SQL for sessions, refresh tokens and the revocation feed.
-import { canBeStored, type Db } from './database.js'
+import { sql } from 'kysely'
+import { canBeStored, type Db, dialectOf } from './database.js'
 import type { RefreshTokenRow, RevocationRow, SessionRow } from './tables.js'
 import { credentialEpoch } from './users.repository.js'
 
@@ -225,15 +226,68 @@ export async function insertTokenRevocation(
     .execute()
 }
 
-/** Revocations after `seq` that can still matter at `now`. */
-export async function listRevocationsSince(db: Db, seq: number, now: number): Promise<RevocationRow[]> {
-  return db
-    .selectFrom('authgate_revocations')
-    .selectAll()
-    .where('seq', '>', seq)
-    .where('expires_at', '>', now)
-    .orderBy('seq')
-    .execute()
+const REVOCATION_COLUMNS = ['seq', 'kind', 'subject', 'at', 'expires_at'] as const
+
+/**
+ * The revocation feed's read (domain/revocations.ts, FeedPosition): entries above `after` or in
+ * `missing`, plus on PostgreSQL every entry settled since `settled`; only those that can still
+ * matter at `now`.
+ *
+ * PostgreSQL: each row records the id of the transaction that wrote it (`xid`, migration
+ * 2026_12_02_001). `pg_snapshot_xmin` of a snapshot is the oldest transaction still running:
+ * every transaction below it has committed or rolled back, and the committed ones are visible in
+ * that snapshot. So rows with `settled <= xid < xmin`, read in the same statement that takes the
+ * xmin, are all the rows that settled since the last read, and the next read starts at that xmin:
+ * nothing is skipped, however late a transaction commits, and the sweep brings each row once. A
+ * transaction with no xid yet gets one above every xmin taken so far. (The transactional-outbox
+ * technique; PostgreSQL manual, "Transaction ID and Snapshot Information Functions".) A long
+ * transaction anywhere on the server holds the mark back; `after` and `missing` still bring new
+ * and late rows at once meanwhile.
+ *
+ * SQLite: a writer holds the database's write lock from BEGIN IMMEDIATE (database.ts) to commit
+ * and takes its seq under it, so seq order is commit order and `seq > after` cannot skip.
+ */
+export async function readRevocations(
+  db: Db,
+  { after, missing, settled }: { after: number; missing: readonly number[]; settled: string | undefined },
+  now: number,
+): Promise<{ entries: RevocationRow[]; settled: string | undefined }> {
+  if (dialectOf(db) === 'sqlite') {
+    const entries = await db
+      .selectFrom('authgate_revocations')
+      .select(REVOCATION_COLUMNS)
+      .where('expires_at', '>', now)
+      .where((eb) =>
+        eb.or([eb('seq', '>', after), ...(missing.length > 0 ? [eb('seq', 'in', missing)] : [])]),
+      )
+      .orderBy('seq')
+      .execute()
+    return { entries, settled: undefined }
+  }
+  // One statement, one snapshot: the mark and the rows it vouches for come from the same moment.
+  const sweep =
+    settled === undefined
+      ? sql`false`
+      : sql`(r.xid >= ${settled}::xid8 and r.xid < pg_snapshot_xmin(pg_current_snapshot()))`
+  const { rows } = await sql<{ settled: string } & Partial<RevocationRow>>`
+    select m.settled, r.seq, r.kind, r.subject, r.at, r.expires_at
+    from (select pg_snapshot_xmin(pg_current_snapshot())::text as settled) as m
+    left join authgate_revocations as r
+      on r.expires_at > ${now}
+      and (r.seq > ${after} or r.seq = any(${[...missing]}::integer[]) or ${sweep})
+    order by r.seq
+  `.execute(db)
+  const entries = rows.filter((r): r is typeof r & RevocationRow => r.seq != null)
+  return {
+    entries: entries.map(({ seq, kind, subject, at, expires_at }) => ({
+      seq,
+      kind,
+      subject,
+      at,
+      expires_at,
+    })),
+    settled: rows[0]?.settled,
+  }
 }
 
 export async function pruneRevocations(db: Db, now: number): Promise<void> {
@@ -264,7 +318,8 @@ export function createSessionsRepository(db: Db) {
 
 export function createRevocationFeed(db: Db) {
   return {
-    since: (seq: number, now: number) => listRevocationsSince(db, seq, now),
+    read: (position: Parameters<typeof readRevocations>[1], now: number) =>
+      readRevocations(db, position, now),
     prune: (now: number) => pruneRevocations(db, now),
   }
 }

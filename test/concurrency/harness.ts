@@ -1,7 +1,7 @@
 // The concurrency suite's harness: a deployment of real `authgate serve` processes sharing one
 // database (a SQLite file, or a PostgreSQL database) and, where the topology says so, one Redis;
 // plain HTTP helpers; and `trials`, which runs a race many times and prints how many it ran.
-import { afterAll, beforeAll } from 'vitest'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { inspect, PASSWORD, requirePrerequisite, tempDir } from '../helpers/app.js'
 import {
   CI_DATABASE_URL,
@@ -220,4 +220,59 @@ export async function hammer<T>(
   )
   await done
   return results
+}
+
+/** GET / with `token` on each instance; the tokens some instance still accepts (200). */
+export async function stillAccepted(instances: ServerProcess[], tokens: string[]): Promise<string[]> {
+  const accepted = await Promise.all(
+    tokens.map(async (token) => {
+      const statuses = await Promise.all(
+        instances.map(async (on) => (await http.bearer(on, 'GET', '/', token)).status),
+      )
+      return statuses.some((s) => s === 200)
+    }),
+  )
+  return tokens.filter((_, i) => accepted[i])
+}
+
+/**
+ * Waits until no instance accepts any of `tokens`; after `withinMs` fails, saying how many some
+ * instance still accepts.
+ */
+export async function expectRefusedEverywhere(
+  instances: ServerProcess[],
+  tokens: string[],
+  withinMs: number,
+): Promise<void> {
+  let surviving = tokens
+  await expect
+    .poll(
+      async () => {
+        // A refused token stays refused: only the survivors need asking again.
+        surviving = await stillAccepted(instances, surviving)
+        return surviving.length
+      },
+      { timeout: withinMs, interval: 20 },
+    )
+    .toBe(0)
+}
+
+/**
+ * `count` logins of `username`, spread over `instances` in turn, at most `parallel` at a time (each
+ * costs an argon2 hash: the race is what comes after, not the logins).
+ */
+export async function logIns(
+  instances: ServerProcess[],
+  username: string,
+  count: number,
+  parallel = 8,
+): Promise<Pair[]> {
+  const pairs: Pair[] = []
+  for (let i = 0; i < count; i += parallel) {
+    const batch = Array.from({ length: Math.min(parallel, count - i) }, (_, j) =>
+      http.logIn(instances[(i + j) % instances.length] as ServerProcess, username).then(pairOf),
+    )
+    pairs.push(...(await Promise.all(batch)))
+  }
+  return pairs
 }

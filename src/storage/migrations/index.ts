@@ -5,6 +5,7 @@ import * as sessions from './2026_11_28_002_sessions.js'
 import * as signingKeys from './2026_11_28_003_signing_keys.js'
 import * as auditLog from './2026_11_28_004_audit_log.js'
 import * as throttle from './2026_11_28_005_throttle.js'
+import * as revocationFeed from './2026_12_02_001_revocation_feed.js'
 import * as credentialEpoch from './2026_12_02_002_credential_epoch.js'
 
 export const migrations: Record<string, Migration> = {
@@ -13,5 +14,6 @@ export const migrations: Record<string, Migration> = {
   '2026_11_28_003_signing_keys': signingKeys,
   '2026_11_28_004_audit_log': auditLog,
   '2026_11_28_005_throttle': throttle,
+  '2026_12_02_001_revocation_feed': revocationFeed,
   '2026_12_02_002_credential_epoch': credentialEpoch,
 }
