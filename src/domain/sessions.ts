@@ -33,7 +33,6 @@ export interface RefreshTokenRecord {
 export interface SessionsRepository {
   /** False, and nothing stored, unless the user's credential epoch is still `epoch`. */
   insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord, epoch: number): Promise<boolean>
-  listLiveSessions(userId: number, now: number): Promise<SessionRecord[]>
   listLiveSessionsPage(
     userId: number,
     now: number,
@@ -75,18 +74,26 @@ export interface SessionsRepository {
  */
 export const SEED_TOKEN_LIFETIME_MS = 30 * 60_000
 
+/** A credential change as storage commits it (storage/credentials.repository.ts). */
+export interface CredentialChangeRecord {
+  userId: number
+  /** The epoch the caller verified the current password against. */
+  epoch: number
+  /** The new password's hash; undefined deletes the account. */
+  passwordHash: string | undefined
+  /** A session that stays (the one changing its own password). */
+  keepSession: string | undefined
+  at: number
+  reason: string
+  /** When the revocation feed may forget the entries (every access token they affect has expired). */
+  feedExpiresAt: number
+  /** The same for the user cutoff voiding sid-less (seed) tokens, which may live longer. */
+  cutoffExpiresAt: number
+}
+
 /** storage/credentials.repository.ts: credential changes, one transaction each. */
 export interface CredentialsRepository {
-  commitCredentialChange(change: {
-    userId: number
-    epoch: number
-    passwordHash: string | undefined
-    keepSession: string | undefined
-    at: number
-    reason: string
-    feedExpiresAt: number
-    cutoffExpiresAt: number
-  }): Promise<string[] | undefined>
+  commitCredentialChange(change: CredentialChangeRecord): Promise<string[] | undefined>
   tokenIsCurrent(token: { id: number; sid?: string | undefined }, now: number): Promise<boolean>
 }
 

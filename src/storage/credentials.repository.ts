@@ -20,24 +20,9 @@
 // The foreign key's own lock (FOR KEY SHARE) does not conflict with an UPDATE of non-key columns,
 // which is why the login takes FOR SHARE itself.
 import { sql } from 'kysely'
+import type { CredentialChangeRecord } from '../domain/sessions.js'
 import { canBeStored, type Db } from './database.js'
 import { insertUserCutoff, revokeSessionsIn } from './sessions.repository.js'
-
-export interface CredentialChange {
-  userId: number
-  /** The epoch the caller verified the current password against. */
-  epoch: number
-  /** The new password's hash; undefined deletes the account. */
-  passwordHash: string | undefined
-  /** A session that stays (the one changing its own password). */
-  keepSession: string | undefined
-  at: number
-  reason: string
-  /** When the revocation feed may forget the entries (every access token they affect has expired). */
-  feedExpiresAt: number
-  /** The same for the user cutoff voiding sid-less (seed) tokens, which may live longer. */
-  cutoffExpiresAt: number
-}
 
 /**
  * Replaces or removes the credential verified at `epoch`, and revokes (into the revocation feed)
@@ -46,7 +31,7 @@ export interface CredentialChange {
  */
 export async function commitCredentialChange(
   db: Db,
-  change: CredentialChange,
+  change: CredentialChangeRecord,
 ): Promise<string[] | undefined> {
   const { userId, epoch, passwordHash, keepSession, at, reason, feedExpiresAt, cutoffExpiresAt } = change
   return db.transaction().execute(async (trx) => {
@@ -102,7 +87,7 @@ export async function tokenIsCurrent(
 /** The functions above bound to one database, in the shape domain/sessions.ts asks for. */
 export function createCredentialsRepository(db: Db) {
   return {
-    commitCredentialChange: (change: CredentialChange) => commitCredentialChange(db, change),
+    commitCredentialChange: (change: CredentialChangeRecord) => commitCredentialChange(db, change),
     tokenIsCurrent: (token: { id: number; sid?: string | undefined }, now: number) =>
       tokenIsCurrent(db, token, now),
   }

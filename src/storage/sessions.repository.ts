@@ -23,18 +23,6 @@ export async function insertSessionWithToken(
   })
 }
 
-/** Sessions not revoked and not past their absolute expiry, newest first. */
-export async function listLiveSessions(db: Db, userId: number, now: number): Promise<SessionRow[]> {
-  return db
-    .selectFrom('authgate_sessions')
-    .selectAll()
-    .where('user_id', '=', userId)
-    .where('revoked_at', 'is', null)
-    .where('expires_at', '>', now)
-    .orderBy('created_at', 'desc')
-    .execute()
-}
-
 /** Where a page of live sessions starts: after this (created_at, id), in listing order. */
 export interface SessionCursor {
   createdAt: number
@@ -299,7 +287,6 @@ export function createSessionsRepository(db: Db) {
   return {
     insertSessionWithToken: (session: SessionRow, token: RefreshTokenRow, epoch: number) =>
       insertSessionWithToken(db, session, token, epoch),
-    listLiveSessions: (userId: number, now: number) => listLiveSessions(db, userId, now),
     listLiveSessionsPage: (userId: number, now: number, limit: number, after?: SessionCursor) =>
       listLiveSessionsPage(db, userId, now, limit, after),
     listSessionsBeyond: (userId: number, keep: number, now: number) =>
