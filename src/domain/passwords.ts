@@ -1,8 +1,8 @@
 // Password hashing (argon2id; the seed's bcrypt verified only) and the password policy.
 import { availableParallelism } from 'node:os'
 import * as argon2 from '@node-rs/argon2'
-import * as bcrypt from '@node-rs/bcrypt'
 import { dictionary } from '@zxcvbn-ts/language-common'
+import bcrypt from 'bcrypt'
 import type { FieldError } from './errors.js'
 
 export interface Argon2Params {
@@ -61,7 +61,7 @@ function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T>
 const limited = createLimiter(HASH_CONCURRENCY)
 
 /**
- * Hashing and verification run on libuv's thread pool (napi-rs async tasks), never on the
+ * Hashing and verification run on libuv's thread pool (napi async workers), never on the
  * event loop, and at most HASH_CONCURRENCY at a time, so logins do not stall other requests.
  */
 export function createPasswordHasher(params: Argon2Params = OWASP_ARGON2ID): PasswordHasher {
@@ -79,7 +79,15 @@ export function createPasswordHasher(params: Argon2Params = OWASP_ARGON2ID): Pas
       if (BCRYPT_PREFIX.test(stored)) {
         // Python's bcrypt refuses NUL bytes, so no seed password has one; C bcrypt would stop there.
         if (password.includes('\0')) return false
-        return limited(() => bcrypt.verify(Buffer.from(password).subarray(0, BCRYPT_MAX_BYTES), stored))
+        // $2y$ is PHP crypt_blowfish's name for the same fixed algorithm as OpenBSD's $2b$
+        // (crypt_blowfish 1.1 notes); the C library here knows only $2a$ and $2b$.
+        const spelled = stored.startsWith('$2y$') ? `$2b$${stored.slice(4)}` : stored
+        const bytes = Buffer.from(password).subarray(0, BCRYPT_MAX_BYTES)
+        try {
+          return await limited(() => bcrypt.compare(bytes, spelled))
+        } catch {
+          return false // a malformed stored hash never matches
+        }
       }
       return false
     },
