@@ -1,11 +1,20 @@
 // Prometheus metrics (prom-client) on METRICS_PORT: the domain's Meter as counters, a histogram of
 // every response by route pattern, the hash queue, database errors, and Node's process metrics.
 // With WORKERS, each worker keeps its own and the primary's listener answers with their sum.
-import cluster from 'node:cluster'
+import cluster, { type Worker } from 'node:cluster'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client'
 import type { Meter } from './domain/meter.js'
 import { hashQueueDepth } from './domain/passwords.js'
 
@@ -25,6 +34,14 @@ export interface Metrics {
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 // What a request that matched no route is labelled: the raw URL would make the label unbounded.
 const UNMATCHED = 'unmatched'
+// WORKERS: the primary's question to each worker, and the answer (its metrics as JSON).
+const METRICS_REQUEST = 'authgate:metrics'
+const METRICS_RESPONSE = 'authgate:metrics-response'
+// A listening worker that has not answered by then fails the scrape (a 503), rather than a sum
+// without it: a counter that dips and comes back reads as two resets.
+const WORKER_ANSWER_MS = 3_000
+
+type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[]
 
 export function createMetrics(): Metrics {
   const registry = new Registry()
@@ -95,9 +112,7 @@ export function createMetrics(): Metrics {
     },
     async listen(host, port) {
       if (cluster.isWorker) {
-        // The primary asks each worker over IPC and serves the sum (see serveClusterMetrics).
-        AggregatorRegistry.setRegistries([registry])
-        new AggregatorRegistry()
+        answerThePrimary(registry)
         return
       }
       server = await listenForScrapes(host, port, async () => ({
@@ -111,16 +126,61 @@ export function createMetrics(): Metrics {
   }
 }
 
+/** A worker: answers the primary's METRICS_REQUEST with this process's metrics. */
+function answerThePrimary(registry: Registry): void {
+  process.on('message', (message: { type?: unknown; id?: unknown } | null) => {
+    if (message?.type !== METRICS_REQUEST) return
+    const id = message.id
+    registry.getMetricsAsJSON().then(
+      (metrics) => process.send?.({ type: METRICS_RESPONSE, id, metrics }),
+      (err: unknown) => process.send?.({ type: METRICS_RESPONSE, id, error: String(err) }),
+    )
+  })
+}
+
 /**
- * The primary of WORKERS > 1: METRICS_PORT answers with the sum over every worker's metrics. The
- * listener and its connections are unref'd: they never keep the primary alive after its workers.
+ * The primary of WORKERS > 1, once its workers listen: METRICS_PORT answers with the sum over the
+ * workers that listen (prom-client's aggregation: counters and histograms added up). A worker
+ * still starting is not asked, so a rolling restart does not hold the scrape; one that exits
+ * before it answers is left out, its counts gone with it. The listener and its connections are
+ * unref'd: they never keep the primary alive after its workers.
  */
 export async function serveClusterMetrics(host: string, port: number): Promise<void> {
-  const aggregator = new AggregatorRegistry()
-  const server = await listenForScrapes(host, port, async () => ({
-    body: await aggregator.clusterMetrics(),
-    contentType: aggregator.contentType,
-  }))
+  const listening = new Set<Worker>(Object.values(cluster.workers ?? {}).filter((w) => w !== undefined))
+  cluster.on('listening', (worker) => listening.add(worker))
+  cluster.on('exit', (worker) => listening.delete(worker))
+  let nextId = 0
+  const ask = (worker: Worker): Promise<WorkerMetrics | undefined> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++
+      const done = () => {
+        clearTimeout(timer)
+        worker.off('message', onMessage)
+        worker.off('exit', onExit)
+      }
+      const onMessage = (m: { type?: unknown; id?: unknown; metrics?: WorkerMetrics; error?: string }) => {
+        if (m?.type !== METRICS_RESPONSE || m.id !== id) return
+        done()
+        if (m.error !== undefined || !m.metrics) reject(new Error(m.error ?? 'no metrics'))
+        else resolve(m.metrics)
+      }
+      const onExit = () => {
+        done()
+        resolve(undefined)
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`worker ${worker.process.pid} did not answer in ${WORKER_ANSWER_MS} ms`))
+      }, WORKER_ANSWER_MS)
+      worker.on('message', onMessage)
+      worker.on('exit', onExit)
+      worker.send({ type: METRICS_REQUEST, id })
+    })
+  const server = await listenForScrapes(host, port, async () => {
+    const answers = await Promise.all([...listening].filter((w) => w.isConnected()).map(ask))
+    const sum = AggregatorRegistry.aggregate(answers.filter((a) => a !== undefined))
+    return { body: await sum.metrics(), contentType: sum.contentType }
+  })
   server.unref()
   server.on('connection', (socket) => socket.unref())
 }
