@@ -45,6 +45,7 @@ const HELP = `Usage: npm run bench [-- options]     (or: npm run build && node b
   --get-rate <n>         GET / requests per second in the latency run, 0 = unthrottled (default 0)
   --env KEY=VALUE        extra environment for the AuthGate process (repeatable); marks the run
                          as a variant and implies --no-docs
+  --no-metrics           skip the GET / throughput runs of a second AuthGate with METRICS_PORT set
   --docs <path>          where to record the results (default docs/benchmarks.md)
   --no-docs              do not record the results
   --strict               exit 1 when a target is missed
@@ -65,6 +66,7 @@ const { values: opts } = parseArgs({
     env: { type: 'string', multiple: true, default: [] },
     docs: { type: 'string', default: join(ROOT, 'docs', 'benchmarks.md') },
     'no-docs': { type: 'boolean', default: false },
+    'no-metrics': { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -134,16 +136,21 @@ const log = (...args) => console.log(...args)
 
 // ---- the servers --------------------------------------------------------------------------------
 
-async function startAuthGate() {
+/** `name` keeps each instance's database and logs apart; `extraEnv` is on top of --env. */
+async function startAuthGate(name = 'authgate', extraEnv = {}) {
   // The bench wants the DEFAULT configuration: drop every AuthGate variable from the inherited
   // environment and run in the temporary directory, so no ./.env is read either.
   const { EnvSchema } = await import('../dist/config.js')
   const env = { ...process.env }
   for (const key of Object.keys(EnvSchema.properties)) delete env[key]
   const port = await freePort()
-  Object.assign(env, EXTRA_ENV, {
+  Object.assign(env, EXTRA_ENV, extraEnv, {
     PORT: String(port),
-    DATABASE_URL: opts['database-url'] ?? `sqlite:///${join(tmp, 'authgate.db')}`,
+    // --database-url is one empty database: a second instance gets a SQLite file of its own.
+    DATABASE_URL:
+      name === 'authgate' && opts['database-url']
+        ? opts['database-url']
+        : `sqlite:///${join(tmp, `${name}.db`)}`,
   })
   // The realistic mix: many accounts, each logging in now and then, throttling on by default.
   execFileSync(
@@ -158,13 +165,31 @@ async function startAuthGate() {
   const child = startNode([join(ROOT, 'dist', 'cli', 'index.js'), 'serve'], {
     cwd: tmp,
     env,
-    stdoutPath: join(tmp, 'authgate.log'),
-    stderrPath: join(tmp, 'authgate.stderr'),
+    stdoutPath: join(tmp, `${name}.log`),
+    stderrPath: join(tmp, `${name}.stderr`),
   })
   children.push(child)
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/healthz`, child, 'AuthGate')
-  return { child, url, logPath: join(tmp, 'authgate.log') }
+  return { child, url, logPath: join(tmp, `${name}.log`) }
+}
+
+/** AuthGate with METRICS_PORT set: the same GET / with a histogram observation per request. */
+async function startAuthGateWithMetrics() {
+  const metricsPort = await freePort()
+  const server = await startAuthGate('authgate-metrics', { METRICS_PORT: String(metricsPort) })
+  return { ...server, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` }
+}
+
+/** The GET / requests the metrics instance counted: proof that its metrics were on. */
+async function countedGets(metricsUrl) {
+  const text = await (await fetch(metricsUrl)).text()
+  const line = text
+    .split('\n')
+    .find((l) =>
+      l.startsWith('authgate_http_request_duration_seconds_count{route="/",method="GET",status="200"}'),
+    )
+  return line ? Number(line.split(' ').at(-1)) : 0
 }
 
 async function startBare() {
@@ -265,20 +290,27 @@ async function measured(pid, run) {
 // The load generator is one Node process: near one full core, it (not the server) sets the pace.
 const CLIENT_BOUND = 0.9
 
-async function throughput(servers, headers) {
-  const best = { authgate: { rate: 0 }, bare: { rate: 0 } }
-  const cpu = { authgate: Number.POSITIVE_INFINITY, bare: Number.POSITIVE_INFINITY }
+async function throughput(servers, headers, headersOf = {}) {
+  const names = Object.keys(servers)
+  const best = Object.fromEntries(names.map((n) => [n, { rate: 0 }]))
+  const cpu = Object.fromEntries(names.map((n) => [n, Number.POSITIVE_INFINITY]))
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? ['authgate', 'bare'] : ['bare', 'authgate']
+    // Alternating order, so neither server always runs on a machine warmed by the other.
+    const order = round % 2 === 0 ? names : [...names].reverse()
     for (const name of order) {
-      const run = { url: `${servers[name].url}/`, headers, connections: CONNECTIONS, pipelining: 1 }
+      const run = {
+        url: `${servers[name].url}/`,
+        headers: headersOf[name] ?? headers,
+        connections: CONNECTIONS,
+        pipelining: 1,
+      }
       if (WARMUP > 0) await load({ ...run, duration: WARMUP })
       const m = await measured(servers[name].child.pid, () => load({ ...run, duration: DURATION }))
       const rate = okPerSecond(m.result)
       if (rate > best[name].rate) best[name] = { rate, clientBusy: m.clientBusy }
       cpu[name] = Math.min(cpu[name], m.us)
       log(
-        `  GET / ${name.padEnd(8)} round ${round + 1}: ${int(rate)} req/s; server ${ms(m.us)} µs CPU/request, ` +
+        `  GET / ${name.padEnd(9)} round ${round + 1}: ${int(rate)} req/s; server ${ms(m.us)} µs CPU/request, ` +
           `${pct(m.serverBusy)} busy; load generator ${pct(m.clientBusy)} busy`,
       )
       warn(`GET / ${name}`, m.result)
@@ -371,8 +403,10 @@ async function main() {
 
   const authgate = await startAuthGate()
   const bare = await startBare()
+  const metrics = opts['no-metrics'] ? undefined : await startAuthGateWithMetrics()
   log(
-    `AuthGate pid ${authgate.child.pid} at ${authgate.url}; bare Fastify pid ${bare.child.pid} at ${bare.url}`,
+    `AuthGate pid ${authgate.child.pid} at ${authgate.url}; bare Fastify pid ${bare.child.pid} at ${bare.url}` +
+      (metrics ? `; AuthGate with METRICS_PORT pid ${metrics.child.pid} at ${metrics.url}` : ''),
   )
   const rss = rssSampler(authgate.child.pid)
 
@@ -380,10 +414,28 @@ async function main() {
   const headers = { authorization: `Bearer ${token}` }
   await checkSameBody(authgate.url, headers)
   await checkSameBody(bare.url, headers)
+  // Its own database, so its own token (the same user, seeded alike).
+  const metricsHeaders = metrics ? { authorization: `Bearer ${await bearerToken(metrics.url)}` } : undefined
+  if (metrics) await checkSameBody(metrics.url, metricsHeaders)
 
   rss.phase('GET / throughput')
   log(`\nGET / throughput: ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s, ${ROUNDS} rounds`)
   const { best, cpu } = await throughput({ authgate, bare }, headers)
+  let withMetrics
+  if (metrics) {
+    // Against the same AuthGate without metrics, alternating, like the pair above.
+    const paired = await throughput({ authgate, metrics }, headers, { metrics: metricsHeaders })
+    withMetrics = {
+      off: paired.best.authgate,
+      on: paired.best.metrics,
+      cpuOff: paired.cpu.authgate,
+      cpuOn: paired.cpu.metrics,
+    }
+    const counted = await countedGets(metrics.metricsUrl)
+    if (counted === 0) throw new Error('the METRICS_PORT instance counted no GET /: its metrics are not on')
+    log(`  the METRICS_PORT instance's histogram counted ${int(counted)} GET / requests`)
+    await stopProcess(metrics.child)
+  }
 
   rss.phase('logins')
   log(`\nLogins: ${LOGIN_CLIENTS} clients, ${WARMUP} s warm-up + ${DURATION} s`)
@@ -434,6 +486,20 @@ async function main() {
       bare: ms(cpu.bare),
       target: `${cpuRatio.toFixed(2)}x`,
     },
+    ...(withMetrics
+      ? [
+          {
+            metric: `GET / throughput with METRICS_PORT, req/s (vs. the same without, best of ${ROUNDS})`,
+            authgate: `${int(withMetrics.on.rate)} vs ${int(withMetrics.off.rate)}`,
+            target: `${(withMetrics.on.rate / withMetrics.off.rate).toFixed(2)}x`,
+          },
+          {
+            metric: 'Server CPU per GET / with METRICS_PORT, µs (vs. without)',
+            authgate: `${ms(withMetrics.cpuOn)} vs ${ms(withMetrics.cpuOff)}`,
+            target: `${(withMetrics.cpuOn / withMetrics.cpuOff).toFixed(2)}x`,
+          },
+        ]
+      : []),
     {
       metric: `Logins/s (${LOGIN_CLIENTS} clients)`,
       authgate: login.rate.toFixed(1),
@@ -506,6 +572,10 @@ async function main() {
     const historyLine =
       `${when}, ${commit}, Node ${process.version}, ${cpus().length} CPUs: GET / ${ratio.toFixed(2)}x ` +
       `(${int(best.authgate.rate)} vs ${int(best.bare.rate)} req/s; CPU/request ${cpuRatio.toFixed(2)}x), ` +
+      (withMetrics
+        ? `with metrics ${int(withMetrics.on.rate)} vs ${int(withMetrics.off.rate)} req/s ` +
+          `(CPU/request ${(withMetrics.cpuOn / withMetrics.cpuOff).toFixed(2)}x), `
+        : '') +
       `${login.rate.toFixed(1)} logins/s, ` +
       `p99 under logins ${ms(loaded.get.p99)} ms, peak RSS ${mb(peakRss)} MB; ${checked - failed}/${checked} targets met`
     updateDocs(opts.docs, { section, historyLine, machine })

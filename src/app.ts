@@ -16,12 +16,15 @@ import { authRoutes } from './http/routes/auth.js'
 import { healthRoutes } from './http/routes/health.js'
 import { rootRoutes } from './http/routes/root.js'
 import { wellKnownRoutes } from './http/routes/well-known.js'
+import type { Metrics } from './metrics.js'
 import { openServices, type ServiceDeps } from './services.js'
 import { pingDatabase } from './storage/database.js'
 
 export interface AppDeps extends ServiceDeps {
   /** A pino logger; omitted means silent (tests). */
   logger?: FastifyBaseLogger
+  /** METRICS_PORT: what the app counts and times (src/metrics.ts); the caller starts its listener. */
+  metrics?: Metrics
 }
 
 export const VERSION: string = JSON.parse(
@@ -52,6 +55,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           ),
     // A failed audit write never fails the request; the events it lost go to the log instead.
     onAuditError: (err, lost) => deps.logger?.warn({ err, audit: lost }, 'audit log write failed'),
+    ...(deps.metrics ? { meter: deps.metrics.meter, onDatabaseError: deps.metrics.databaseError } : {}),
     ...deps,
   })
   const { db, tokens, account, auth, revocations, keys } = services
@@ -108,6 +112,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // Requests have finished: stop the background work, write the audit log, close connections.
   app.addHook('onClose', () => services.close())
+  if (deps.metrics) {
+    const metrics = deps.metrics
+    metrics.instrument(app)
+    app.addHook('onClose', () => metrics.close())
+  }
 
   registerErrorHandlers(app)
   const allowedMethods = trackMethods(app)

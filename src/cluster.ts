@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
+import { serveClusterMetrics } from './metrics.js'
 import { drainAndClose, FORCE_EXIT_AFTER_MS, REPEAT_WINDOW_MS, serve } from './server.js'
 import { openServices } from './services.js'
 
@@ -65,6 +66,15 @@ async function runPrimary(config: Config): Promise<void> {
     { workers: config.workers, address: `http://${config.host}:${config.port}` },
     'AuthGate listening',
   )
+
+  // METRICS_PORT: the primary listens, and each scrape sums what every live worker counted. The
+  // listener never holds the primary open: it exits once its workers have.
+  if (config.metricsPort !== undefined) {
+    await serveClusterMetrics(config.host, config.metricsPort).catch((err: unknown) => {
+      killAll()
+      throw err
+    })
+  }
 
   // Workers a rolling restart has replaced: their exit is expected, not a death to make up for.
   const retiring = new WeakSet<Worker>()

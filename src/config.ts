@@ -91,6 +91,8 @@ export const EnvSchema = Type.Object({
       description: `auto or an integer from 1 to ${MAX_WORKERS}`,
     }),
   ),
+  // Prometheus metrics on a listener of their own (bound to HOST), never on PORT; unset: none.
+  METRICS_PORT: Type.Optional(int(1, 65535)),
 })
 
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -150,6 +152,8 @@ export interface Config {
   readonly workers: number
   /** Connections one client address may hold open per process (MAX_CONNECTIONS_PER_IP); 0: no cap. */
   readonly maxConnectionsPerIp: number
+  /** METRICS_PORT: where GET /metrics answers in Prometheus's text format; undefined: no listener. */
+  readonly metricsPort: number | undefined
 }
 
 export class ConfigError extends Error {
@@ -213,6 +217,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const trustProxy = parseTrustProxy(env2.TRUST_PROXY)
   const workers = parseWorkers(env2.WORKERS)
+  if (env2.METRICS_PORT !== undefined && env2.METRICS_PORT === port) {
+    throw new ConfigError('METRICS_PORT: must differ from PORT (metrics have a listener of their own)')
+  }
   return Object.freeze({
     port,
     host,
@@ -246,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: parseOrigins(env2.CORS_ORIGINS),
     workers,
     maxConnectionsPerIp: env2.MAX_CONNECTIONS_PER_IP ?? 256,
+    metricsPort: env2.METRICS_PORT,
   })
 }
 

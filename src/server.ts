@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
+import { createMetrics } from './metrics.js'
 
 export const FORCE_EXIT_AFTER_MS = 10_000
 // Ctrl-C reaches both npm and the server, and npm forwards it too: the same signal twice within
@@ -19,9 +20,12 @@ export interface ServeOptions {
 
 export async function serve(config: Config, options: ServeOptions = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel)
-  const app = await buildApp(config, { logger })
+  // METRICS_PORT: counted in every process; a cluster worker hands its metrics to the primary.
+  const metrics = config.metricsPort === undefined ? undefined : createMetrics()
+  const app = await buildApp(config, { logger, ...(metrics ? { metrics } : {}) })
   try {
     const address = await app.listen({ port: config.port, host: config.host })
+    if (metrics && config.metricsPort !== undefined) await metrics.listen(config.host, config.metricsPort)
     logger.info({ address, docs: `${address}/docs` }, 'AuthGate listening')
   } catch (err) {
     await app.close()

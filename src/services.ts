@@ -6,6 +6,7 @@ import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
 import { type KeyAdmin, type KeyRing, openKeyAdmin, openKeyRing } from './domain/keys.js'
+import { type Meter, noMeter } from './domain/meter.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
 import { createSessionService, type SessionService } from './domain/sessions.js'
@@ -48,6 +49,10 @@ export interface ServiceDeps {
   onThrottlePruneError?: (err: unknown) => void
   /** An audit write or prune failed; `lost` are the events not stored. Default: ignored. */
   onAuditError?: (err: unknown, lost: readonly AuditFacts[]) => void
+  /** Counts logins, refreshes, sign-ups, revocations and throttling (METRICS_PORT); none by default. */
+  meter?: Meter
+  /** A database query failed or a connection could not be made (the metrics). */
+  onDatabaseError?: (err: unknown) => void
 }
 
 export interface Services {
@@ -77,10 +82,11 @@ export interface Services {
 const DAY_MS = 86_400_000
 
 /** The database DATABASE_URL names, with the pool settings from the environment. Not migrated. */
-export function openDatabase(config: Config): Db {
+export function openDatabase(config: Config, onError?: (err: unknown) => void): Db {
   return createDatabase(config.databaseUrl, {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
+    onError,
   })
 }
 
@@ -135,7 +141,8 @@ export async function openBroadcast(
 
 export async function openServices(config: Config, deps: ServiceDeps = {}): Promise<Services> {
   const clock = deps.clock ?? systemClock
-  const db = openDatabase(config)
+  const meter = deps.meter ?? noMeter
+  const db = openDatabase(config, deps.onDatabaseError)
   let redis: RedisLink | undefined
   try {
     await migrateToLatest(db)
@@ -201,6 +208,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
               detail: { sessionId, reason: 'session_limit' },
             })
         },
+        ended: (reason, count) => meter.revoked(reason, count),
       },
     })
     const windowMs = config.throttle.windowMinutes * 60_000
@@ -222,9 +230,10 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       },
       deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
       devices: createDevicesRepository(db),
+      onRefused: (scope) => meter.throttled(scope),
     })
     const account = createAccountService({ users, sessions, throttle, audit })
-    const auth = createAuthService({ users, sessions, tokens, throttle, audit })
+    const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
     // Old throttling windows are forgotten every ten minutes.
     let pruneThrottle: NodeJS.Timeout | undefined
     return {

@@ -124,7 +124,10 @@ export function createAccountService(deps: {
       if (caller.sid === undefined) {
         // A seed token: it has no session to end, so the token itself is voided (sessions.ts).
         const { id, iat, jti } = caller
-        if (caller.exp === undefined || !(await sessions.endSidless({ id, iat, jti, exp: caller.exp })))
+        if (
+          caller.exp === undefined ||
+          !(await sessions.endSidless({ id, iat, jti, exp: caller.exp }, 'logout'))
+        )
           return
         audit.record({
           type: 'session.logged_out',

@@ -1,6 +1,7 @@
 // The public flows of the token endpoint and sign-up: throttled first, audited always.
 import type { AuditLog } from './audit.js'
-import { DomainError, ErrorCode } from './errors.js'
+import { DomainError, ErrorCode, ValidationError } from './errors.js'
+import { type Meter, noMeter } from './meter.js'
 import { InvalidGrant, type SessionService, type TokenPair } from './sessions.js'
 import { accountKey, type Throttle, Throttled } from './throttle.js'
 import type { TokenService } from './tokens.js'
@@ -24,8 +25,10 @@ export function createAuthService(deps: {
   tokens: TokenService
   throttle: Throttle
   audit: AuditLog
+  /** Counts outcomes for the metrics; none by default. */
+  meter?: Meter
 }) {
-  const { users, sessions, tokens, throttle, audit } = deps
+  const { users, sessions, tokens, throttle, audit, meter = noMeter } = deps
   const where = (client: Client) => ({ ip: client.ip, userAgent: client.userAgent })
 
   return {
@@ -33,14 +36,25 @@ export function createAuthService(deps: {
       try {
         await throttle.beginRegistration(client.ip)
       } catch (err) {
-        if (err instanceof Throttled)
+        if (err instanceof Throttled) {
+          meter.registration('throttled')
           audit.recordRepeated(
             { type: 'register.throttled', outcome: 'failure', username, ...where(client) },
             { key: client.ip },
           )
+        }
         throw err
       }
-      const user = await users.register(username, password)
+      let user: User
+      try {
+        user = await users.register(username, password)
+      } catch (err) {
+        if (err instanceof ValidationError) meter.registration('validation_error')
+        else if (err instanceof DomainError && err.code === ErrorCode.usernameTaken)
+          meter.registration('username_taken')
+        throw err
+      }
+      meter.registration('success')
       audit.record({
         type: 'user.registered',
         outcome: 'success',
@@ -62,15 +76,18 @@ export function createAuthService(deps: {
       try {
         reservation = await throttle.beginLogin({ ip: client.ip, account, deviceCookie: client.deviceCookie })
       } catch (err) {
-        if (err instanceof Throttled)
+        if (err instanceof Throttled) {
+          meter.login('throttled')
           audit.recordRepeated(
             { type: 'login.throttled', outcome: 'failure', username, ...where(client) },
             { key: client.ip },
           )
+        }
         throw err
       }
       const user = await users.authenticate(username, password)
       if (!user) {
+        meter.login('invalid_credentials')
         audit.recordRepeated(
           { type: 'login.failed', outcome: 'failure', username, ...where(client) },
           { key: client.ip, keepFirst: FAILURES_KEPT_WHOLE },
@@ -81,10 +98,12 @@ export function createAuthService(deps: {
       if (!pair) {
         // The password was changed, or the account deleted, while this login verified it: the
         // change won (issue 9 item 2), and the attempt counts as the failure it now is.
+        meter.login('invalid_credentials')
         audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
         throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
       }
       const deviceCookie = await throttle.loginSucceeded(reservation, user)
+      meter.login('success')
       audit.record({
         type: 'login.succeeded',
         outcome: 'success',
@@ -100,6 +119,7 @@ export function createAuthService(deps: {
     async refresh(refreshToken: string, client: Client): Promise<TokenPair> {
       try {
         const { userId, sessionId, ...pair } = await sessions.refresh(refreshToken)
+        meter.refresh('success')
         audit.record({
           type: 'token.refreshed',
           outcome: 'success',
@@ -109,7 +129,14 @@ export function createAuthService(deps: {
         })
         return pair
       } catch (err) {
-        if (err instanceof InvalidGrant) await throttle.refreshFailed(client.ip)
+        if (!(err instanceof InvalidGrant)) throw err
+        try {
+          await throttle.refreshFailed(client.ip)
+        } catch (refused) {
+          if (refused instanceof Throttled) meter.refresh('throttled')
+          throw refused
+        }
+        meter.refresh(err.reuseDetected ? 'reuse_detected' : 'invalid_grant')
         throw err
       }
     },

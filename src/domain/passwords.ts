@@ -39,11 +39,14 @@ const BCRYPT_MAX_BYTES = 72
  */
 export const HASH_CONCURRENCY = Math.max(1, availableParallelism() - 1)
 
-/** Runs tasks at most `limit` at a time, the others in arrival order. */
-function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+/** Runs tasks at most `limit` at a time, the others in arrival order; `depth()` counts both. */
+function createLimiter(limit: number): {
+  run: <T>(task: () => Promise<T>) => Promise<T>
+  depth: () => number
+} {
   let running = 0
   const waiting: (() => void)[] = []
-  return async (task) => {
+  const run = async <T>(task: () => Promise<T>): Promise<T> => {
     if (running < limit) running++
     else await new Promise<void>((resolve) => waiting.push(resolve))
     try {
@@ -55,10 +58,15 @@ function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T>
       else running--
     }
   }
+  return { run, depth: () => running + waiting.length }
 }
 
 // One limit for every hasher: they share the same cores.
-const limited = createLimiter(HASH_CONCURRENCY)
+const limiter = createLimiter(HASH_CONCURRENCY)
+const limited = limiter.run
+
+/** Hashes and verifications running or waiting for a slot in this process (the metrics' gauge). */
+export const hashQueueDepth = (): number => limiter.depth()
 
 /**
  * Hashing and verification run on libuv's thread pool (napi async workers), never on the

@@ -145,11 +145,17 @@ export interface SessionEvents {
   reuseDetected?(info: { userId: number; sessionId: string }): void
   /** A login went beyond the per-user cap: these least recently used sessions were ended. */
   capReached?(info: { userId: number; sessionIds: string[] }): void
+  /** `count` sessions (or sid-less tokens) were ended, for `reason`; for the metrics. */
+  ended?(reason: EndReason, count: number): void
 }
 
 /** RFC 6749 §5.2 invalid_grant: the refresh token is unknown, expired, spent or revoked. */
 export class InvalidGrant extends DomainError {
-  constructor(detail = 'The refresh token is invalid, expired or revoked') {
+  constructor(
+    detail = 'The refresh token is invalid, expired or revoked',
+    /** A spent token came back: its session was ended (counted apart in the metrics). */
+    readonly reuseDetected = false,
+  ) {
     super(ErrorCode.invalidGrant, detail)
   }
 }
@@ -203,7 +209,7 @@ export interface SessionService {
    * every sid-less token of its user issued before now (they cannot be told apart). False when
    * this process already holds it revoked, so a repeat writes nothing.
    */
-  endSidless(token: RevocableClaims & { exp: number }): Promise<boolean>
+  endSidless(token: RevocableClaims & { exp: number }, reason?: EndReason): Promise<boolean>
   /** RFC 7009: ends the session a refresh token belongs to; undefined when the token is unknown. */
   revokeRefreshToken(
     refreshToken: string,
@@ -245,6 +251,7 @@ export function createSessionService(deps: {
     const ended = await sessions.revokeSessions(userId, at, reason, expiresAt, ids)
     // This process honours it on the very next request; others within one poll of the feed.
     revocations.apply(ended.map((subject) => ({ kind: 'session', subject, at, expires_at: expiresAt })))
+    if (ended.length > 0) events.ended?.(reason, ended.length)
     return ended.length
   }
 
@@ -311,7 +318,7 @@ export function createSessionService(deps: {
           // means it was stolen or copied; end the whole session.
           await end(row.user_id, 'refresh_reuse', [row.session_id])
           events.reuseDetected?.({ userId: row.user_id, sessionId: row.session_id })
-          throw new InvalidGrant('The refresh token was already used; the session has been ended')
+          throw new InvalidGrant('The refresh token was already used; the session has been ended', true)
         }
         if (row.expires_at <= now) throw new InvalidGrant()
         const nextToken = randomToken()
@@ -372,13 +379,14 @@ export function createSessionService(deps: {
         ...ended.map((subject) => ({ kind: 'session' as const, subject, at, expires_at: expiresAt })),
         { kind: 'user', subject: String(user.id), at, expires_at: at + cutoffTtlMs },
       ])
+      if (ended.length > 0) events.ended?.(deleted ? 'account_deleted' : 'password_changed', ended.length)
       // commitCredentialChange moves the epoch on by one, from the one verified.
       return user.epoch + 1
     },
 
     isCurrent: (token) => credentials.tokenIsCurrent(token, clock.now()),
 
-    async endSidless(token) {
+    async endSidless(token, reason = 'revoked') {
       if (revocations.isRevoked(token)) return false
       const at = clock.now()
       const expMs = token.exp * 1000
@@ -387,6 +395,7 @@ export function createSessionService(deps: {
         const subject = `${token.id}:${token.jti}`
         await sessions.insertTokenRevocation(subject, at, expMs)
         revocations.apply([{ kind: 'token', subject, at, expires_at: expMs }])
+        events.ended?.(reason, 1)
         return true
       }
       // No jti, no iat: this token is indistinguishable from the user's other seed tokens. The
@@ -394,6 +403,7 @@ export function createSessionService(deps: {
       const expiresAt = Math.max(at + cutoffTtlMs, expMs)
       await sessions.insertUserCutoff(token.id, at, expiresAt)
       revocations.apply([{ kind: 'user', subject: String(token.id), at, expires_at: expiresAt }])
+      events.ended?.(reason, 1)
       return true
     },
 

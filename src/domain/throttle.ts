@@ -15,6 +15,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { Clock } from '../lib/clock.js'
 import { randomId } from '../lib/random.js'
 import { DomainError, ErrorCode } from './errors.js'
+import type { ThrottleScope } from './meter.js'
 import { canonicalUsername } from './usernames.js'
 
 /** The account a login attempt is counted against: its canonical name, whether or not it exists. */
@@ -278,8 +279,10 @@ export function createThrottle(deps: {
   /** Signs device cookies; from the database's settings, shared by every process. */
   deviceSecret: string
   devices: DeviceRegistry
+  /** A limit refused an attempt; for the metrics. */
+  onRefused?: (scope: ThrottleScope) => void
 }): Throttle {
-  const { store, clock, policy, deviceSecret, devices } = deps
+  const { store, clock, policy, deviceSecret, devices, onRefused } = deps
 
   // `v2`: cookies of the first format (signed over the username) no longer verify at all.
   const sign = ({ id, epoch }: DeviceOwner, nonce: string) =>
@@ -327,7 +330,10 @@ export function createThrottle(deps: {
     now: number,
   ): Promise<number | undefined> {
     const { count, windowStart } = await store.hit(key, now, windowMs)
-    return count > limit ? Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000)) : undefined
+    if (count <= limit) return undefined
+    // The key's prefix names the limit that refused (login-ip:..., register-ip:...).
+    onRefused?.(key.slice(0, key.indexOf(':')) as ThrottleScope)
+    return Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000))
   }
 
   return {

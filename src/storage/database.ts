@@ -11,6 +11,7 @@ import {
   type DialectAdapter,
   type Driver,
   Kysely,
+  type KyselyConfig,
   PostgresAdapter,
   type PostgresCursor,
   PostgresDialect,
@@ -35,6 +36,21 @@ export type Dialect = 'sqlite' | 'postgres'
 export interface DatabaseOptions {
   poolSize?: number | undefined
   statementTimeoutMs?: number | undefined
+  /**
+   * Called for each query that fails and each connection that cannot be opened (the metrics'
+   * authgate_db_errors_total). Unique violations are not errors here: callers expect them.
+   */
+  onError?: ((err: unknown) => void) | undefined
+}
+
+/** Kysely's log hook, only when someone listens: without one Kysely adds nothing per query. */
+function errorLog(onError: DatabaseOptions['onError']): Pick<KyselyConfig, 'log'> {
+  if (!onError) return {}
+  return {
+    log(event) {
+      if (event.level === 'error' && !isUniqueViolation(event.error)) onError(event.error)
+    },
+  }
 }
 
 export const DEFAULT_POOL_SIZE = 10
@@ -60,7 +76,10 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Db {
   sqlite.pragma('foreign_keys = ON')
   // NORMAL is durable across process crashes in WAL mode, and avoids an fsync per commit.
   sqlite.pragma('synchronous = NORMAL')
-  return new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) })
+  return new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect({ database: sqlite }),
+    ...errorLog(options.onError),
+  })
 }
 
 // pg is loaded only when a PostgreSQL URL is used: a SQLite server never pays for it.
@@ -112,7 +131,10 @@ function createPostgresDatabase(location: PostgresLocation, options: DatabaseOpt
   pool.on('connect', (client) => {
     client.on('error', () => {})
   })
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new DiscardingPool(pool) }) })
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new DiscardingPool(pool, options.onError) }),
+    ...errorLog(options.onError),
+  })
 }
 
 const QUERY_TIMEOUT_MESSAGE = 'Query read timeout'
@@ -123,10 +145,19 @@ const QUERY_TIMEOUT_MESSAGE = 'Query read timeout'
  * back to the pool, it would hold every later query behind the one that never gets an answer.
  */
 class DiscardingPool implements PostgresPool {
-  constructor(readonly pool: Pg.Pool) {}
+  constructor(
+    readonly pool: Pg.Pool,
+    readonly onError?: (err: unknown) => void,
+  ) {}
 
   async connect(): Promise<PostgresPoolClient> {
-    return new DiscardingClient(await this.pool.connect())
+    try {
+      return new DiscardingClient(await this.pool.connect())
+    } catch (err) {
+      // Kysely reports failed queries only; a connection never made fails before any query.
+      this.onError?.(err)
+      throw err
+    }
   }
 
   end(): Promise<void> {

@@ -35,6 +35,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ WORKERS: 'auto' }).workers).toBe(Math.min(availableParallelism(), 256))
   })
 
+  it('reads METRICS_PORT: unset by default (no listener), never the public port', () => {
+    expect(loadConfig({}).metricsPort).toBeUndefined()
+    expect(loadConfig({ METRICS_PORT: '9464' }).metricsPort).toBe(9464)
+    expect(() => loadConfig({ METRICS_PORT: '8000' })).toThrow(/^METRICS_PORT: must differ from PORT/)
+    expect(() => loadConfig({ PORT: '9000', METRICS_PORT: '9000' })).toThrow(/^METRICS_PORT/)
+    expect(() => loadConfig({ METRICS_PORT: '0' })).toThrow(/^METRICS_PORT/)
+    expect(() => loadConfig({ METRICS_PORT: '70000' })).toThrow(/^METRICS_PORT/)
+  })
+
   it('reads MAX_CONNECTIONS_PER_IP: 256 by default, 0 meaning no cap', () => {
     expect(loadConfig({}).maxConnectionsPerIp).toBe(256)
     expect(loadConfig({ MAX_CONNECTIONS_PER_IP: '0' }).maxConnectionsPerIp).toBe(0)
