@@ -100,7 +100,7 @@ export function buildProgram(cli: Cli): Command {
       try {
         const results = options.down ? await migrateDown(db) : await migrateToLatest(db)
         cli.out(results.length > 0 ? results.join('\n') : 'Nothing to migrate.')
-        const last = /^(?:up|down) (\S+):/.exec(results.at(-1) ?? '')?.[1]
+        const last = /^\S+ (\S+):/.exec(results.at(-1) ?? '')?.[1]
         if (last === undefined || (options.down && last <= AUDIT_LOG_MIGRATION)) return
         const audit = openAudit(db, config, undefined, (err) =>
           cli.err(`Audit log write failed: ${err instanceof Error ? err.message : err}`),
