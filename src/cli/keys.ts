@@ -106,8 +106,7 @@ export function registerKeyCommands(program: Command, cli: Cli): void {
       if (infos.length === 0 && algorithm !== 'HS256') {
         cli.err('No signing key yet: the server makes one when it first starts (or run `keys rotate`).')
       }
-      if (!options.json && infos.length > 0)
-        cli.out(['kid', 'alg', 'created_at', 'retired_at', 'state'].join('\t'))
+      if (!options.json && infos.length > 0) cli.out(['kid', 'alg', 'created', 'retired', 'state'].join('\t'))
       for (const k of infos) cli.out(options.json ? JSON.stringify(snakeCase(k)) : line(k))
     })
 }

@@ -42,13 +42,13 @@ export function createAccountService(deps: {
    * Runs an operator's action on a user and records it, success or failure (a failure names
    * only its reason, never a message that could echo input).
    */
-  async function asOperator(
+  async function asOperator<T extends User>(
     operator: Operator,
     type: AuditEventType,
     username: string,
-    act: () => Promise<User | undefined>,
-  ): Promise<boolean> {
-    let user: User | undefined
+    act: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
+    let user: T | undefined
     try {
       user = await act()
     } catch (err) {
@@ -67,7 +67,7 @@ export function createAccountService(deps: {
         username,
         detail: { ...operatorDetail(operator), reason: 'no_such_user' },
       })
-      return false
+      return undefined
     }
     audit.record({
       type,
@@ -76,7 +76,7 @@ export function createAccountService(deps: {
       username: user.username,
       detail: operatorDetail(operator),
     })
-    return true
+    return user
   }
 
   const who = (caller: Caller) => ({
@@ -144,31 +144,18 @@ export function createAccountService(deps: {
     },
 
     /** An operator's new user (`authgate user create`); the policy and the unique name apply. */
-    async createUser(operator: Operator, username: string, password: string) {
-      try {
-        const user = await users.register(username, password)
-        audit.record({
-          type: 'user.created',
-          outcome: 'success',
-          userId: user.id,
-          username: user.username,
-          detail: operatorDetail(operator),
-        })
-        return user
-      } catch (err) {
-        audit.record({
-          type: 'user.created',
-          outcome: 'failure',
-          username,
-          detail: { ...operatorDetail(operator), reason: reasonOf(err) },
-        })
-        throw err
-      }
+    async createUser(operator: Operator, username: string, password: string): Promise<User> {
+      const created = await asOperator(operator, 'user.created', username, () =>
+        users.register(username, password),
+      )
+      // register() returns the user or throws; asOperator passes either on.
+      if (!created) throw new Error(`no user was created for ${username}`)
+      return created
     },
 
     /** An operator's password reset (`authgate user set-password`): every session ends. */
     async resetPassword(operator: Operator, username: string, password: string): Promise<boolean> {
-      return asOperator(operator, 'password.reset', username, async () => {
+      const done = await asOperator(operator, 'password.reset', username, async () => {
         for (let i = 0; i < OPERATOR_TRIES; i++) {
           const user = await users.find(username)
           if (!user) return undefined
@@ -177,11 +164,12 @@ export function createAccountService(deps: {
         }
         throw new Error(`the credential of ${username} kept changing; try again`)
       })
+      return done !== undefined
     },
 
     /** An operator's deletion (`authgate user delete`), by exact, then canonical, name. */
     async removeUser(operator: Operator, username: string): Promise<boolean> {
-      return asOperator(operator, 'user.deleted', username, async () => {
+      const done = await asOperator(operator, 'user.deleted', username, async () => {
         for (let i = 0; i < OPERATOR_TRIES; i++) {
           const user = await users.find(username)
           if (!user) return undefined
@@ -189,6 +177,7 @@ export function createAccountService(deps: {
         }
         throw new Error(`the credential of ${username} kept changing; try again`)
       })
+      return done !== undefined
     },
 
     /**
@@ -197,11 +186,12 @@ export function createAccountService(deps: {
      * once. The per-address counts stay: they are not the account's.
      */
     async unlockUser(operator: Operator, username: string): Promise<boolean> {
-      return asOperator(operator, 'user.unlocked', username, async () => {
+      const done = await asOperator(operator, 'user.unlocked', username, async () => {
         const user = await users.find(username)
         if (user) await throttle.unlock(accountKey(user.username), user.id)
         return user
       })
+      return done !== undefined
     },
 
     /** Whether the caller's token still speaks for a live session (asked of the database). */
