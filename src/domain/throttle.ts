@@ -207,7 +207,10 @@ export function failoverThrottleStore(
         await primary.reset(key)
       } catch (err) {
         link.failed(err)
-        throw err
+        const why = err instanceof Error ? err.message : String(err)
+        throw new Error(`Redis could not be reached (${why}): its counters are not reset; try again`, {
+          cause: err,
+        })
       }
     },
     async prune(olderThan) {

@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/config.js'
 import { fastHasher, freshDatabase, inspect, login, PASSWORD, requirePrerequisite } from '../helpers/app.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
 import { redisInspector, redisUnreachable, testPrefix, testRedisUrl } from '../helpers/redis-server.js'
+import { freePort } from '../helpers/server-process.js'
 
 // Dropped when the file ends (test/helpers/setup.ts).
 const database = await freshDatabase('cli.db')
@@ -308,4 +309,20 @@ describe.each([
       ])
     },
   )
+})
+
+describe('authgate user unlock without the Redis it was given', () => {
+  it('exits 1 and says the counters there are not reset', async () => {
+    const { url } = await freshDatabase('unlock-away.db')
+    expect(
+      await runCli(['user', 'create', 'stranded'], { DATABASE_URL: url }, `${PASSWORD}\n`),
+    ).toMatchObject({
+      code: 0,
+    })
+    const away = `redis://127.0.0.1:${await freePort()}`
+    const run = await runCli(['user', 'unlock', 'stranded'], { DATABASE_URL: url, REDIS_URL: away })
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/^Redis could not be reached \(.*\): its counters are not reset; try again\n$/)
+    expect(run.stdout).toBe('')
+  })
 })
