@@ -1,6 +1,7 @@
 // `authgate audit verify | export | prune`: check the hash chain, write entries as JSON lines, apply retention.
 import { type Command, InvalidArgumentError } from 'commander'
 import type { Config } from '../config.js'
+import { operatorDetail } from '../domain/audit.js'
 import type { AuditEntry } from '../domain/audit-chain.js'
 import type { AuditFilter, AuditService } from '../domain/audit-writer.js'
 import { canonicalUsername } from '../domain/usernames.js'
@@ -8,6 +9,7 @@ import { openAudit, openDatabase } from '../services.js'
 import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
 import { findUserByCanonicalName, findUserByUsername } from '../storage/users.repository.js'
+import type { Cli } from './context.js'
 
 // Only the database and the audit log: verifying (say, a copy taken for an investigation) should
 // not also claim usernames or generate keys the way opening every service does.
@@ -46,17 +48,18 @@ function exportLine(e: AuditEntry): string {
     at: new Date(e.at).toISOString(),
     type: e.type,
     outcome: e.outcome,
-    userId: e.userId,
+    user_id: e.userId,
     username: e.username,
     ip: e.ip,
-    userAgent: e.userAgent,
+    user_agent: e.userAgent,
+    // As recorded and hashed: its own keys are not renamed.
     detail: e.detail === null ? null : JSON.parse(e.detail),
-    prevHash: e.prevHash,
+    prev_hash: e.prevHash,
     hash: e.hash,
   })
 }
 
-export function registerAuditCommands(program: Command, config: () => Config): void {
+export function registerAuditCommands(program: Command, cli: Cli): void {
   const audit = program.command('audit').description('Check, export and prune the audit log.')
 
   audit
@@ -65,19 +68,19 @@ export function registerAuditCommands(program: Command, config: () => Config): v
       'Check the hash chain from the oldest remaining entry; name the first broken link and exit 1 if any.',
     )
     .action(async () => {
-      const report = await withAudit(config(), (a) => a.verify())
+      const report = await withAudit(cli.config(), (a) => a.verify())
       if (!report.ok) {
-        console.error(`Audit log BROKEN at ${report.broken.message}.`)
-        console.error(`${report.count} entries before it check out.`)
-        process.exitCode = 1
+        cli.err(`Audit log BROKEN at ${report.broken.message}.`)
+        cli.err(`${report.count} entries before it check out.`)
+        cli.exitCode = 1
         return
       }
       if (!report.head || !report.first) {
-        console.log('OK: the audit log is empty.')
+        cli.out('OK: the audit log is empty.')
         return
       }
       const pruned = report.first.seq > 1 ? ` (entries before seq ${report.first.seq} were pruned)` : ''
-      console.log(
+      cli.out(
         `OK: ${report.count} entries, seq ${report.first.seq} to ${report.head.seq}${pruned}; head hash ${report.head.hash}`,
       )
     })
@@ -89,7 +92,7 @@ export function registerAuditCommands(program: Command, config: () => Config): v
     .option('--until <iso>', 'entries before this time (ISO 8601)', isoTime('--until'))
     .option('--user <id or name>', "a user's entries: digits are an id; a name also matches login attempts")
     .action(async (options: { since?: number; until?: number; user?: string }) => {
-      await withAudit(config(), async (a, db) => {
+      await withAudit(cli.config(), async (a, db) => {
         const filter: AuditFilter = {
           since: options.since,
           until: options.until,
@@ -99,11 +102,11 @@ export function registerAuditCommands(program: Command, config: () => Config): v
         await a.export(filter, (entry) => {
           lines.push(exportLine(entry))
           if (lines.length >= 1000) {
-            process.stdout.write(`${lines.join('\n')}\n`)
+            cli.io.stdout.write(`${lines.join('\n')}\n`)
             lines = []
           }
         })
-        if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
+        if (lines.length > 0) cli.io.stdout.write(`${lines.join('\n')}\n`)
       })
     })
 
@@ -111,12 +114,24 @@ export function registerAuditCommands(program: Command, config: () => Config): v
     .command('prune')
     .description('Delete entries older than AUDIT_RETENTION_DAYS (the server also does this hourly).')
     .action(async () => {
-      const cfg = config()
+      const cfg = cli.config()
       if (cfg.auditRetentionDays === 0) {
-        console.log('AUDIT_RETENTION_DAYS=0: entries are kept forever; nothing pruned.')
+        cli.out('AUDIT_RETENTION_DAYS=0: entries are kept forever; nothing pruned.')
         return
       }
-      const removed = await withAudit(cfg, (a) => a.prune())
-      console.log(`Pruned ${removed} entries older than ${cfg.auditRetentionDays} days.`)
+      const removed = await withAudit(cfg, async (a) => {
+        const count = await a.prune()
+        // A change to the log is itself logged (not a prune that removed nothing).
+        if (count > 0) {
+          a.record({
+            type: 'audit.pruned',
+            outcome: 'success',
+            detail: { ...operatorDetail(cli.operator()), count, retentionDays: cfg.auditRetentionDays },
+          })
+          await a.flush()
+        }
+        return count
+      })
+      cli.out(`Pruned ${removed} entries older than ${cfg.auditRetentionDays} days.`)
     })
 }

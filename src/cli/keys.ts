@@ -1,10 +1,12 @@
 // `authgate keys rotate | list`: make a new signing key current, and show the keys (never private material).
 import type { Command } from 'commander'
 import type { Config } from '../config.js'
+import { operatorDetail } from '../domain/audit.js'
 import type { KeyAdmin, KeyInfo } from '../domain/keys.js'
 import { openAudit, openBroadcast, openDatabase, openKeys } from '../services.js'
 import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
+import { type Cli, snakeCase } from './context.js'
 
 // Only the database and the keys: rotating must not also claim usernames or start anything.
 async function withKeys<T>(config: Config, fn: (keys: KeyAdmin, db: Db) => Promise<T>): Promise<T> {
@@ -26,7 +28,7 @@ const line = (k: KeyInfo) =>
     k.state === 'retired' ? `retired, verifies until ${k.verifiesUntil}` : k.state,
   ].join('\t')
 
-export function registerKeyCommands(program: Command, config: () => Config): void {
+export function registerKeyCommands(program: Command, cli: Cli): void {
   const keys = program.command('keys').description('Manage the signing keys (ES256, EdDSA, RS256).')
 
   keys
@@ -37,10 +39,10 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
         're-read the keys every 5 s in any case.',
     )
     .action(async () => {
-      const cfg = config()
+      const cfg = cli.config()
       const { current, retired } = await withKeys(cfg, async (k, db) => {
         const audit = openAudit(db, cfg, undefined, (err) =>
-          console.error(`Audit log write failed: ${err instanceof Error ? err.message : err}`),
+          cli.err(`Audit log write failed: ${err instanceof Error ? err.message : err}`),
         )
         try {
           const rotated = await k.rotate()
@@ -49,6 +51,7 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
             outcome: 'success',
             detail: {
               via: 'cli',
+              ...operatorDetail(cli.operator()),
               kid: rotated.current.kid,
               alg: rotated.current.alg,
               retiredKid: rotated.retired?.kid ?? null,
@@ -56,7 +59,7 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
           })
           // Running servers sign with the new key from now on, not from their next reload. The
           // rotation is done whatever happens here: a failure to tell them is only reported.
-          const unheard = () => console.error('Could not tell running servers; they notice within 5 s.')
+          const unheard = () => cli.err('Could not tell running servers; they notice within 5 s.')
           try {
             const { broadcast, redis } = await openBroadcast(cfg, db, { onBroadcastError: unheard })
             await broadcast.publish('keys')
@@ -72,6 +75,7 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
             outcome: 'failure',
             detail: {
               via: 'cli',
+              ...operatorDetail(cli.operator()),
               alg: k.algorithm,
               reason: err instanceof Error ? err.message : String(err),
             },
@@ -81,9 +85,9 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
           await audit.flush()
         }
       })
-      console.log(`New signing key ${current.kid} (${current.alg}) is current.`)
+      cli.out(`New signing key ${current.kid} (${current.alg}) is current.`)
       if (retired) {
-        console.log(`Retired ${retired.kid} (${retired.alg}); it verifies until ${retired.verifiesUntil}.`)
+        cli.out(`Retired ${retired.kid} (${retired.alg}); it verifies until ${retired.verifiesUntil}.`)
       }
     })
 
@@ -92,20 +96,17 @@ export function registerKeyCommands(program: Command, config: () => Config): voi
     .description('List the keys: kid, algorithm, created, retired, state. Never private material.')
     .option('--json', 'print JSON lines')
     .action(async (options: { json?: boolean }) => {
-      const { algorithm, infos } = await withKeys(config(), async (k) => ({
+      const { algorithm, infos } = await withKeys(cli.config(), async (k) => ({
         algorithm: k.algorithm,
         infos: await k.list(),
       }))
       if (algorithm === 'HS256') {
-        console.error(
-          'Tokens are signed with HS256 (SECRET_KEY or the generated secret): no key pair is in use.',
-        )
+        cli.err('Tokens are signed with HS256 (SECRET_KEY or the generated secret): no key pair is in use.')
       }
       if (infos.length === 0 && algorithm !== 'HS256') {
-        console.error('No signing key yet: the server makes one when it first starts (or run `keys rotate`).')
+        cli.err('No signing key yet: the server makes one when it first starts (or run `keys rotate`).')
       }
-      if (!options.json && infos.length > 0)
-        console.log(['kid', 'alg', 'created', 'retired', 'state'].join('\t'))
-      for (const k of infos) console.log(options.json ? JSON.stringify(k) : line(k))
+      if (!options.json && infos.length > 0) cli.out(['kid', 'alg', 'created', 'retired', 'state'].join('\t'))
+      for (const k of infos) cli.out(options.json ? JSON.stringify(snakeCase(k)) : line(k))
     })
 }

@@ -1,15 +1,21 @@
 // What a signed-in user does to their own account and sessions, and what each change ends.
-import type { AuditLog } from './audit.js'
-import { DomainError, ErrorCode } from './errors.js'
+import { type AuditEventType, type AuditLog, type Operator, operatorDetail } from './audit.js'
+import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import type { SessionService } from './sessions.js'
 import { accountKey, type Reservation, type Throttle, Throttled } from './throttle.js'
-import { type UserService, type VerifiedUser, WRONG_PASSWORD } from './users.js'
+import { type User, type UserService, type VerifiedUser, WRONG_PASSWORD } from './users.js'
 
 // A credential changed by someone else between the password check and the change: the password
 // this request proved is no longer the current one.
 const changedMeanwhile = () => new DomainError(ErrorCode.wrongPassword, WRONG_PASSWORD)
 // An operator's change retries on a concurrent one: it does not depend on the old password.
 const OPERATOR_TRIES = 3
+
+/** What an operator's failed action records: the error's code, never its message. */
+function reasonOf(err: unknown): string {
+  if (err instanceof ValidationError || err instanceof DomainError) return err.code
+  return 'error'
+}
 
 export interface Caller {
   id: number
@@ -32,6 +38,47 @@ export function createAccountService(deps: {
   audit: AuditLog
 }) {
   const { users, sessions, throttle, audit } = deps
+  /**
+   * Runs an operator's action on a user and records it, success or failure (a failure names
+   * only its reason, never a message that could echo input).
+   */
+  async function asOperator<T extends User>(
+    operator: Operator,
+    type: AuditEventType,
+    username: string,
+    act: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
+    let user: T | undefined
+    try {
+      user = await act()
+    } catch (err) {
+      audit.record({
+        type,
+        outcome: 'failure',
+        username,
+        detail: { ...operatorDetail(operator), reason: reasonOf(err) },
+      })
+      throw err
+    }
+    if (!user) {
+      audit.record({
+        type,
+        outcome: 'failure',
+        username,
+        detail: { ...operatorDetail(operator), reason: 'no_such_user' },
+      })
+      return undefined
+    }
+    audit.record({
+      type,
+      outcome: 'success',
+      userId: user.id,
+      username: user.username,
+      detail: operatorDetail(operator),
+    })
+    return user
+  }
+
   const who = (caller: Caller) => ({
     userId: caller.id,
     username: caller.username,
@@ -96,25 +143,55 @@ export function createAccountService(deps: {
       audit.record({ type: 'account.deleted', outcome: 'success', ...who(caller) })
     },
 
+    /** An operator's new user (`authgate user create`); the policy and the unique name apply. */
+    async createUser(operator: Operator, username: string, password: string): Promise<User> {
+      const created = await asOperator(operator, 'user.created', username, () =>
+        users.register(username, password),
+      )
+      // register() returns the user or throws; asOperator passes either on.
+      if (!created) throw new Error(`no user was created for ${username}`)
+      return created
+    },
+
     /** An operator's password reset (`authgate user set-password`): every session ends. */
-    async resetPassword(username: string, password: string): Promise<boolean> {
-      for (let i = 0; i < OPERATOR_TRIES; i++) {
-        const user = await users.find(username)
-        if (!user) return false
-        const passwordHash = await users.hashNewPassword(user.username, password, 'password')
-        if ((await sessions.replaceCredential(user, { passwordHash })) !== undefined) return true
-      }
-      throw new Error(`the credential of ${username} kept changing; try again`)
+    async resetPassword(operator: Operator, username: string, password: string): Promise<boolean> {
+      const done = await asOperator(operator, 'password.reset', username, async () => {
+        for (let i = 0; i < OPERATOR_TRIES; i++) {
+          const user = await users.find(username)
+          if (!user) return undefined
+          const passwordHash = await users.hashNewPassword(user.username, password, 'password')
+          if ((await sessions.replaceCredential(user, { passwordHash })) !== undefined) return user
+        }
+        throw new Error(`the credential of ${username} kept changing; try again`)
+      })
+      return done !== undefined
     },
 
     /** An operator's deletion (`authgate user delete`), by exact, then canonical, name. */
-    async removeUser(username: string): Promise<boolean> {
-      for (let i = 0; i < OPERATOR_TRIES; i++) {
+    async removeUser(operator: Operator, username: string): Promise<boolean> {
+      const done = await asOperator(operator, 'user.deleted', username, async () => {
+        for (let i = 0; i < OPERATOR_TRIES; i++) {
+          const user = await users.find(username)
+          if (!user) return undefined
+          if ((await sessions.replaceCredential(user, { deleted: true })) !== undefined) return user
+        }
+        throw new Error(`the credential of ${username} kept changing; try again`)
+      })
+      return done !== undefined
+    },
+
+    /**
+     * An operator lifts the login throttle on an account (`authgate user unlock`): the failures
+     * counted against its name and its devices are forgotten, so the right password logs in at
+     * once. The per-address counts stay: they are not the account's.
+     */
+    async unlockUser(operator: Operator, username: string): Promise<boolean> {
+      const done = await asOperator(operator, 'user.unlocked', username, async () => {
         const user = await users.find(username)
-        if (!user) return false
-        if ((await sessions.replaceCredential(user, { deleted: true })) !== undefined) return true
-      }
-      throw new Error(`the credential of ${username} kept changing; try again`)
+        if (user) await throttle.unlock(accountKey(user.username), user.id)
+        return user
+      })
+      return done !== undefined
     },
 
     /** Whether the caller's token still speaks for a live session (asked of the database). */

@@ -14,6 +14,13 @@ export type AuditEventType =
   | 'password.changed'
   | 'account.deleted'
   | 'key.rotated'
+  // An operator's actions (the CLI), each with the operator in its detail (OperatorDetail).
+  | 'user.created'
+  | 'password.reset'
+  | 'user.deleted'
+  | 'user.unlocked'
+  | 'database.migrated'
+  | 'audit.pruned'
 
 export interface AuditEvent {
   type: AuditEventType
@@ -26,6 +33,17 @@ export interface AuditEvent {
   /** Small, non-secret facts: a session id, a reason, a key id. */
   detail?: Record<string, string | number | boolean | null> | undefined
 }
+
+/**
+ * Who did an operator's action: the tool (`cli`) and the account it ran under on the host. Goes
+ * into the event's detail as `actor` and `osUser` (OWASP ASVS 5.0 16.2.1: each entry says who).
+ */
+export interface Operator {
+  actor: 'cli'
+  osUser: string
+}
+
+export const operatorDetail = (operator: Operator) => ({ actor: operator.actor, osUser: operator.osUser })
 
 /** What repeated events are counted per (besides their type), and how many are kept whole. */
 export interface RepeatedEventGroup {

@@ -36,11 +36,15 @@ export interface DeviceRegistry {
     at: number
     keep: number
   }): Promise<boolean>
+  /** The nonces of the devices remembered for user `userId`. */
+  nonces(userId: number): Promise<string[]>
 }
 
 export interface ThrottleStore {
   hit(key: string, now: number, windowMs: number): Promise<{ count: number; windowStart: number }>
   undo(key: string): Promise<void>
+  /** Forgets `key`'s counter altogether (an operator's `user unlock`). */
+  reset(key: string): Promise<void>
   prune(olderThan: number): Promise<void>
 }
 
@@ -195,6 +199,21 @@ export function failoverThrottleStore(
       }
       await fallback.undo(key)
     },
+    async reset(key) {
+      // Both places, whatever the link's state: counts taken during an outage live in the
+      // database (with Redis's share of them), the rest in Redis. A Redis that cannot be reached
+      // fails the reset, so an operator is not told an account is unlocked while Redis holds it.
+      await Promise.all([fallback.reset(key), fallback.reset(primaryShare(key))])
+      try {
+        await primary.reset(key)
+      } catch (err) {
+        link.failed(err)
+        const why = err instanceof Error ? err.message : String(err)
+        throw new Error(`Redis could not be reached (${why}): its counters are not reset; try again`, {
+          cause: err,
+        })
+      }
+    },
     async prune(olderThan) {
       // Redis's counters expire by themselves; the database keeps those of past outages.
       await fallback.prune(olderThan)
@@ -269,6 +288,11 @@ export interface Throttle {
   beginRegistration(ip: string): Promise<void>
   /** Counts a failed refresh against the client IP; throws Throttled past the limit. */
   refreshFailed(ip: string): Promise<void>
+  /**
+   * Lifts the login throttle on an account: its failures counted by name, and those of each of
+   * its remembered devices. Counts per client address stay (they are not the account's).
+   */
+  unlock(account: string, userId: number): Promise<void>
   prune(): Promise<void>
 }
 
@@ -386,6 +410,12 @@ export function createThrottle(deps: {
       if (!policy.enabled) return
       const wait = await count(`refresh-ip:${ip}`, policy.ipFailures, policy.windowMs, clock.now())
       if (wait !== undefined) throw new Throttled(wait)
+    },
+
+    async unlock(account, userId) {
+      const devicesOf = await devices.nonces(userId)
+      for (const key of [`login-account:${account}`, ...devicesOf.map((n) => `login-device:${n}`)])
+        await store.reset(key)
     },
 
     async prune() {

@@ -60,10 +60,17 @@ export async function rememberDevice(
   })
 }
 
+/** The nonces of the devices remembered for user `userId` (`authgate user unlock` clears their counters). */
+export async function deviceNonces(db: Db, userId: number): Promise<string[]> {
+  const rows = await db.selectFrom('authgate_devices').select('nonce').where('user_id', '=', userId).execute()
+  return rows.map((r) => r.nonce)
+}
+
 /** The functions above bound to one database, in the shape domain/throttle.ts asks for. */
 export function createDevicesRepository(db: Db) {
   return {
     find: (nonce: string, userId: number, epoch: number) => findTrustedDevice(db, nonce, userId, epoch),
     remember: (device: Parameters<typeof rememberDevice>[1]) => rememberDevice(db, device),
+    nonces: (userId: number) => deviceNonces(db, userId),
   }
 }

@@ -131,6 +131,9 @@ export function createRedisThrottleStore(link: RedisLink): ThrottleStore {
     async undo(key) {
       await commands.authgateUndo(keyOf(key))
     },
+    async reset(key) {
+      await link.client.del(keyOf(key))
+    },
     async prune() {},
   }
 }

@@ -48,6 +48,11 @@ export async function undoHit(db: Db, key: string): Promise<void> {
     .execute()
 }
 
+/** Forgets `key`'s counter (`authgate user unlock`). */
+export async function resetCounter(db: Db, key: string): Promise<void> {
+  await db.deleteFrom('authgate_throttle').where('key', '=', storedKey(key)).execute()
+}
+
 /** The count in `key`'s current window, without adding to it (0 when the window is over). */
 export async function peekCounter(db: Db, key: string, now: number, windowMs: number): Promise<number> {
   const row = await db
@@ -95,6 +100,7 @@ export function createThrottleStore(db: Db): FallbackThrottleStore {
   return {
     hit: (key: string, now: number, windowMs: number) => hitCounter(db, key, now, windowMs),
     undo: (key: string) => undoHit(db, key),
+    reset: (key: string) => resetCounter(db, key),
     peek: (key: string, now: number, windowMs: number) => peekCounter(db, key, now, windowMs),
     prune: (olderThan: number) => pruneCounters(db, olderThan),
     lastFallback: () => lastThrottleFallback(db),

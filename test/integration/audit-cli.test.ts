@@ -1,6 +1,7 @@
 // `authgate audit verify | export | prune` as an operator runs them, on real databases (SQLite
 // files; PostgreSQL in the second run), and a check that the events the CLI and HTTP flows record
 // never hold a secret.
+import { userInfo } from 'node:os'
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
@@ -128,12 +129,12 @@ describe('authgate audit export', () => {
       at: '2026-11-03T12:00:00.000Z',
       type: 'login.succeeded',
       outcome: 'success',
-      userId: 1,
+      user_id: 1,
       username: 'Alice',
       ip: null,
-      userAgent: null,
+      user_agent: null,
       detail: { sessionId: 's1' },
-      prevHash: out[1].hash,
+      prev_hash: out[1].hash,
       hash: expect.stringMatching(/^[0-9a-f]{64}$/),
     })
   })
@@ -179,10 +180,79 @@ describe('authgate audit prune', () => {
     expect(run).toMatchObject({ code: 0, stdout: 'Pruned 3 entries older than 30 days.\n' })
     const verify = await runCli(['audit', 'verify'], log.env)
     expect(verify.code).toBe(0)
-    expect(verify.stdout).toMatch(/^OK: 2 entries, seq 4 to 5 \(entries before seq 4 were pruned\)/)
+    // The prune is itself an entry.
+    expect(verify.stdout).toMatch(/^OK: 3 entries, seq 4 to 6 \(entries before seq 4 were pruned\)/)
     const forever = await runCli(['audit', 'prune'], { ...log.env, AUDIT_RETENTION_DAYS: '0' })
     expect(forever).toMatchObject({ code: 0 })
     expect(forever.stdout).toMatch(/kept forever/)
+  })
+})
+
+describe('admin actions in the audit log', () => {
+  it('records each change with actor cli and the OS user, success or failure; reads record nothing', async () => {
+    const log = await logWith('admin', [
+      [Date.now() - 100 * DAY, { type: 'login.succeeded', outcome: 'success', userId: 99 }],
+    ])
+    const env = log.env
+    const ok = { code: 0 }
+    expect(await runCli(['migrate', '--down'], env)).toMatchObject(ok)
+    expect(await runCli(['migrate'], env)).toMatchObject(ok)
+    expect(await runCli(['user', 'create', 'alice'], env, 'an admin made passphrase\n')).toMatchObject(ok)
+    expect(await runCli(['user', 'create', 'weakling'], env, 'password\n')).toMatchObject({ code: 1 })
+    expect(await runCli(['user', 'set-password', 'Alice'], env, 'a reset passphrase 2\n')).toMatchObject(ok)
+    expect(await runCli(['user', 'set-password', 'nobody'], env, 'a reset passphrase 2\n')).toMatchObject({
+      code: 1,
+    })
+    expect(await runCli(['user', 'unlock', 'alice'], env)).toMatchObject(ok)
+    expect(await runCli(['keys', 'rotate'], env)).toMatchObject(ok)
+    expect(await runCli(['user', 'delete', 'alice'], env)).toMatchObject(ok)
+    expect(await runCli(['audit', 'prune'], { ...env, AUDIT_RETENTION_DAYS: '30' })).toMatchObject({
+      code: 0,
+      stdout: 'Pruned 1 entries older than 30 days.\n',
+    })
+
+    const count = async () => lines((await runCli(['audit', 'export'], env)).stdout).length
+    const before = await count()
+    for (const read of [
+      ['user', 'list'],
+      ['keys', 'list'],
+      ['audit', 'verify'],
+      ['audit', 'export'],
+    ])
+      expect(await runCli(read, env)).toMatchObject(ok)
+    expect(await count()).toBe(before)
+
+    const entries = lines((await runCli(['audit', 'export'], env)).stdout)
+    const operator = { actor: 'cli', osUser: userInfo().username }
+    expect(entries.map((e) => [e.type, e.outcome, e.username, e.user_id])).toEqual([
+      ['database.migrated', 'success', null, null],
+      ['database.migrated', 'success', null, null],
+      ['user.created', 'success', 'alice', 1],
+      ['user.created', 'failure', 'weakling', null],
+      ['password.reset', 'success', 'alice', 1],
+      ['password.reset', 'failure', 'nobody', null],
+      ['user.unlocked', 'success', 'alice', 1],
+      ['key.rotated', 'success', null, null],
+      ['user.deleted', 'success', 'alice', 1],
+      ['audit.pruned', 'success', null, null],
+    ])
+    for (const e of entries) expect(e.detail, e.type).toMatchObject(operator)
+    expect(entries.map((e) => e.detail)).toMatchObject([
+      { direction: 'down', count: 1, last: '2026_12_02_002_credential_epoch' },
+      { direction: 'up', count: 1, last: '2026_12_02_002_credential_epoch' },
+      {},
+      { reason: 'validation_error' },
+      {},
+      { reason: 'no_such_user' },
+      {},
+      { via: 'cli', kid: expect.any(String) },
+      {},
+      { count: 1, retentionDays: 30 },
+    ])
+    expect(JSON.stringify(entries)).not.toMatch(/admin made passphrase|reset passphrase|\$argon2/)
+    const verify = await runCli(['audit', 'verify'], env)
+    expect(verify.code).toBe(0)
+    expect(verify.stdout).toMatch(/^OK: 10 entries, seq 2 to 11 \(entries before seq 2 were pruned\)/)
   })
 })
 

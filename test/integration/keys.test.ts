@@ -25,7 +25,7 @@ import {
   type TestDatabase,
   tokenFor,
 } from '../helpers/app.js'
-import { runCli } from '../helpers/cli.js'
+import { runCli, spawnCli } from '../helpers/cli.js'
 
 const TTL_MS = 30 * 60_000
 
@@ -288,7 +288,7 @@ describe('rotation', () => {
     const db = await freshDb()
     const runs = await Promise.all(
       ['ann', 'ben', 'cat'].map((name) =>
-        runCli(['user', 'create', name], { DATABASE_URL: db.url }, `${PASSWORD}\n`),
+        spawnCli(['user', 'create', name], { DATABASE_URL: db.url }, `${PASSWORD}\n`),
       ),
     )
     for (const run of runs) expect(run, run.stderr).toMatchObject({ code: 0 })

@@ -16,7 +16,7 @@ import {
   type TestDatabase,
   tokenFor,
 } from '../helpers/app.js'
-import { runCli } from '../helpers/cli.js'
+import { spawnCli } from '../helpers/cli.js'
 import { hmac } from '../helpers/jwt.js'
 
 const made: TestDatabase[] = []
@@ -66,7 +66,7 @@ describe('a generated signing key', () => {
     // Each process migrates the new file and generates a key; exactly one of each must win.
     const runs = await Promise.all(
       ['ann', 'ben', 'cat'].map((name) =>
-        runCli(['user', 'create', name], { DATABASE_URL: db.url, ...HS256 }, `${PASSWORD}\n`),
+        spawnCli(['user', 'create', name], { DATABASE_URL: db.url, ...HS256 }, `${PASSWORD}\n`),
       ),
     )
     for (const run of runs) expect(run, run.stderr).toMatchObject({ code: 0 })
