@@ -261,7 +261,7 @@ describe('npm start', () => {
     await expect.poll(() => requestLines().length, { timeout: 2_000 }).toBe(s.sent.length)
 
     const records = logRecords(s.output.stdout) // throws if any line is not JSON
-    expect(records.some((r) => r.msg === 'AuthGate listening')).toBe(true)
+    expect(records.filter((r) => r.msg === 'AuthGate started')).toHaveLength(1)
     const requests = requestLines()
     expect(requests.map((r) => `${r.method} ${r.path}`).sort()).toEqual([...s.sent].sort())
     for (const r of requests) {
