@@ -183,6 +183,19 @@ const pgReady = requirePrerequisite(
   `PostgreSQL at ${pgServer} for the start-up wait (${pgWhy})`,
 )
 
+describe.skipIf(!pgReady)('a PostgreSQL that answers with a refusal', () => {
+  it('no such database: no waiting, the start ends at once naming DATABASE_URL', async () => {
+    const url = new URL(pgServer)
+    url.pathname = '/authgate_no_such_database'
+    const port = await freePort()
+    const run = serve({ DATABASE_URL: url.href, DATABASE_WAIT_SECONDS: '60', PORT: String(port) })
+    const stderr = await failsFast(run)
+    expect(stderr).toContain('DATABASE_URL')
+    expect(stderr).toContain('authgate_no_such_database')
+    expect(run.stdout()).not.toContain('retrying')
+  })
+})
+
 describe.skipIf(!pgReady)('a PostgreSQL that comes up late', () => {
   it('is waited for, with logged retries, and then served', { timeout: 40_000 }, async () => {
     const database = await createTestDatabase(pgServer)
