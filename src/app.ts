@@ -17,8 +17,8 @@ import { healthRoutes } from './http/routes/health.js'
 import { rootRoutes } from './http/routes/root.js'
 import { wellKnownRoutes } from './http/routes/well-known.js'
 import type { Metrics } from './metrics.js'
-import { openServices, type ServiceDeps } from './services.js'
-import { pingDatabase } from './storage/database.js'
+import { openServices, type ServiceDeps, type Services } from './services.js'
+import { errorReason, pingDatabase } from './storage/database.js'
 
 export interface AppDeps extends ServiceDeps {
   /** A pino logger; omitted means silent (tests). */
@@ -30,6 +30,13 @@ export interface AppDeps extends ServiceDeps {
 export const VERSION: string = JSON.parse(
   readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
 ).version
+
+const servicesByApp = new WeakMap<object, Services>()
+
+/** The services an app from buildApp runs on: serve() reports what they opened in its start-up line. */
+export function servicesOf(app: FastifyInstance): Services | undefined {
+  return servicesByApp.get(app)
+}
 
 function requestIds(): () => string {
   const tag = randomBytes(4).toString('hex')
@@ -56,6 +63,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A failed audit write never fails the request; the events it lost go to the log instead.
     onAuditError: (err, lost) => deps.logger?.warn({ err, audit: lost }, 'audit log write failed'),
     ...(deps.metrics ? { meter: deps.metrics.meter, onDatabaseError: deps.metrics.databaseError } : {}),
+    onDatabaseRetry: ({ database, attempt, err, giveUpInMs }) =>
+      deps.logger?.warn(
+        { database, attempt, error: errorReason(err), giveUpInMs },
+        'database not reachable yet: retrying',
+      ),
     ...deps,
   })
   const { db, tokens, account, auth, revocations, keys } = services
@@ -133,5 +145,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { ready: () => pingDatabase(db) })
   registerNotFound(app, allowedMethods)
   await app.ready()
+  servicesByApp.set(app, services)
   return app
 }

@@ -8,8 +8,16 @@ import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
 import { serveClusterMetrics } from './metrics.js'
-import { drainAndClose, FORCE_EXIT_AFTER_MS, REPEAT_WINDOW_MS, serve } from './server.js'
+import {
+  drainAndClose,
+  FORCE_EXIT_AFTER_MS,
+  REPEAT_WINDOW_MS,
+  STARTED,
+  serve,
+  startupFacts,
+} from './server.js'
 import { openServices } from './services.js'
+import { errorReason } from './storage/database.js'
 
 /** The primary's message that asks a worker to close. */
 const SHUTDOWN = 'authgate:shutdown'
@@ -28,8 +36,16 @@ export async function serveCluster(config: Config): Promise<void> {
 async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel)
   // Migrations, canonical names and the first signing key, once, before any worker races for them.
-  const services = await openServices(config)
+  const services = await openServices(config, {
+    onDatabaseRetry: ({ database, attempt, err, giveUpInMs }) =>
+      logger.warn(
+        { database, attempt, error: errorReason(err), giveUpInMs },
+        'database not reachable yet: retrying',
+      ),
+  })
   await services.close()
+  // The start-up line is the primary's, once every worker listens; workers print none.
+  let listeningAt = { address: config.host, port: config.port }
 
   let stopping = false
   let failures = 0
@@ -45,7 +61,8 @@ async function runPrimary(config: Config): Promise<void> {
   // Start-up: every worker must listen, or the start fails (a port in use, a bad database...).
   await new Promise<void>((resolve, reject) => {
     let listening = 0
-    const onListening = () => {
+    const onListening = (_worker: Worker, address: { address: string | null; port: number }) => {
+      listeningAt = { address: address.address ?? config.host, port: address.port }
       if (++listening === config.workers) {
         cluster.off('listening', onListening)
         cluster.off('exit', onEarlyExit)
@@ -62,10 +79,7 @@ async function runPrimary(config: Config): Promise<void> {
     cluster.on('exit', onEarlyExit)
     for (let i = 0; i < config.workers; i++) fork()
   })
-  logger.info(
-    { workers: config.workers, address: `http://${config.host}:${config.port}` },
-    'AuthGate listening',
-  )
+  logger.info(startupFacts(config, services, listeningAt), STARTED)
 
   // METRICS_PORT: the primary listens, and each scrape sums what every live worker counted. The
   // listener never holds the primary open: it exits once its workers have.
@@ -207,7 +221,7 @@ async function runWorker(config: Config): Promise<void> {
   })
   let app: Awaited<ReturnType<typeof serve>>
   try {
-    app = await serve(config, { signals: false })
+    app = await serve(config, { signals: false, announce: false })
   } catch (err) {
     console.error(err instanceof Error ? err.message : err)
     process.exit(1)

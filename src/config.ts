@@ -11,6 +11,9 @@ import {
 } from './storage/database-url.js'
 
 export const MAX_WORKERS = 256
+// Long enough for a PostgreSQL started beside AuthGate (docker compose, a reboot) to come up;
+// short enough that a wrong host fails the start within seconds.
+export const DEFAULT_DATABASE_WAIT_SECONDS = 10
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -27,6 +30,9 @@ export const EnvSchema = Type.Object({
   // PostgreSQL only; when set, they win over the URL's pool_size and statement_timeout.
   DATABASE_POOL_SIZE: Type.Optional(int(1, MAX_POOL_SIZE)),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Optional(int(0, MAX_STATEMENT_TIMEOUT_MS)),
+  // How long start-up waits for a database that cannot be reached yet (a PostgreSQL still
+  // starting), retrying with a logged warning; 0 fails at the first refusal.
+  DATABASE_WAIT_SECONDS: Type.Optional(int(0, 3600)),
   // Optional: throttling counters and the change broadcast in Redis (redis://, rediss://).
   REDIS_URL: Type.Optional(
     // No pattern: a rejected value would be echoed, password and all; parseRedisUrl checks it.
@@ -105,6 +111,8 @@ export interface Config {
   readonly databasePoolSize: number | undefined
   /** PostgreSQL: statement_timeout in ms, 0 for none (DATABASE_STATEMENT_TIMEOUT_MS). */
   readonly databaseStatementTimeoutMs: number | undefined
+  /** DATABASE_WAIT_SECONDS: how long start-up retries a database it cannot reach yet. */
+  readonly databaseWaitSeconds: number
   /** REDIS_URL: throttling counters and the change broadcast go to Redis; undefined keeps both in the database. */
   readonly redisUrl: string | undefined
   /** REDIS_KEY_PREFIX: what every key and channel in Redis starts with. */
@@ -226,6 +234,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     databasePoolSize: env2.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: env2.DATABASE_STATEMENT_TIMEOUT_MS,
+    databaseWaitSeconds: env2.DATABASE_WAIT_SECONDS ?? DEFAULT_DATABASE_WAIT_SECONDS,
     redisUrl: parseRedisUrl(env2.REDIS_URL),
     redisKeyPrefix: env2.REDIS_KEY_PREFIX ?? 'authgate:',
     secretKey: env2.SECRET_KEY,

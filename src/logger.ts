@@ -28,8 +28,21 @@ const FLUSH_AT_BYTES = 3072
 const WRITE_MAX_BYTES = 4096
 const FLUSH_EVERY_MS = 100
 
+// Fastify logs one "Server listening at <url>" per address it listens on (every interface with
+// 0.0.0.0); the start-up line (src/server.ts) says it once, with the rest.
+const FASTIFY_LISTENING = 'Server listening at '
+
 export function createLogger(level: LogLevel, pretty = Boolean(process.stdout.isTTY)): Logger {
-  const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
+  const options: pino.LoggerOptions = {
+    level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    hooks: {
+      logMethod(args, method) {
+        if (typeof args[0] === 'string' && args[0].startsWith(FASTIFY_LISTENING)) return
+        method.apply(this, args)
+      },
+    },
+  }
   if (pretty) {
     return pino({
       ...options,

@@ -1,10 +1,11 @@
 // The process entry for `authgate serve`: config, app, listen, and a graceful close on signals.
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { buildApp } from './app.js'
+import { buildApp, servicesOf, VERSION } from './app.js'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
+import type { Services } from './services.js'
 
 export const FORCE_EXIT_AFTER_MS = 10_000
 // Ctrl-C reaches both npm and the server, and npm forwards it too: the same signal twice within
@@ -16,6 +17,8 @@ export const DRAIN_MS = 5_000
 export interface ServeOptions {
   /** Whether SIGTERM/SIGINT close this process; a cluster worker leaves that to its primary. */
   signals?: boolean
+  /** Whether to log the start-up line; a cluster worker leaves that to its primary too. */
+  announce?: boolean
 }
 
 export async function serve(config: Config, options: ServeOptions = {}): Promise<FastifyInstance> {
@@ -24,16 +27,81 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
   const metrics = config.metricsPort === undefined ? undefined : createMetrics()
   const app = await buildApp(config, { logger, ...(metrics ? { metrics } : {}) })
   try {
-    const address = await app.listen({ port: config.port, host: config.host })
+    await app.listen({ port: config.port, host: config.host })
+    // Its own error names METRICS_PORT (no code), so listenError leaves it as it is.
     if (metrics && config.metricsPort !== undefined) await metrics.listen(config.host, config.metricsPort)
-    logger.info({ address, docs: `${address}/docs` }, 'AuthGate listening')
   } catch (err) {
     await app.close()
-    throw err
+    throw listenError(err, config)
+  }
+  const services = servicesOf(app)
+  const address = app.server.address()
+  if (options.announce !== false && services && address !== null && typeof address !== 'string') {
+    logger.info(startupFacts(config, services, address), STARTED)
   }
   // Only once listening: a failed start must exit non-zero, not look like a clean shutdown.
   if (options.signals !== false) handleSignals(app, logger)
   return app
+}
+
+/** The start-up line's message; its fields are startupFacts(). */
+export const STARTED = 'AuthGate started'
+
+/**
+ * What the start-up line says: the version, where it listens and its docs, the database (without
+ * a password), how tokens are signed (algorithm, current kid) and by which issuer, the migrations
+ * this start applied (and the seed users it adopted), and how many processes serve.
+ */
+export function startupFacts(
+  config: Config,
+  services: Pick<Services, 'keys' | 'opened'>,
+  address: { address: string; port: number },
+): Record<string, unknown> {
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address
+  const url = `http://${host}:${address.port}`
+  const kid = services.keys.snapshot()?.current.kid
+  const { database, applied, adoptedSeedUsers } = services.opened
+  return {
+    version: VERSION,
+    url,
+    docs: `${url}/docs`,
+    database,
+    algorithm: services.keys.algorithm,
+    ...(kid === undefined ? {} : { kid }),
+    issuer: config.jwtIssuer,
+    migrations: applied,
+    ...(adoptedSeedUsers === undefined ? {} : { adoptedSeedUsers }),
+    workers: config.workers,
+  }
+}
+
+/** Node's listen errors, as the variable to change: PORT in use, a HOST that is not ours. */
+export function listenError(err: unknown, config: Pick<Config, 'host' | 'port'>): unknown {
+  const code = (err as { code?: unknown } | null)?.code
+  const { host, port } = config
+  const because = (text: string) => Object.assign(new Error(text, { cause: err }), { code })
+  switch (code) {
+    case 'EADDRINUSE':
+      return because(
+        `PORT ${port} is in use on HOST ${host} (EADDRINUSE): stop what listens there, or set PORT to a free port`,
+      )
+    case 'EACCES':
+      return because(
+        `PORT ${port}: permission denied (EACCES); ports below 1024 need privileges: set PORT to 1024 or above`,
+      )
+    case 'EADDRNOTAVAIL':
+      return because(
+        `HOST ${host} is not an address of this machine (EADDRNOTAVAIL): set HOST to one of its addresses, 127.0.0.1, or 0.0.0.0 for all`,
+      )
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return because(
+        `HOST ${host} does not resolve to an address (${code}): set HOST to an address of this machine`,
+      )
+    default:
+      return err
+  }
 }
 
 /**

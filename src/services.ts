@@ -17,10 +17,11 @@ import { type Clock, systemClock } from './lib/clock.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
 import { createCredentialsRepository } from './storage/credentials.repository.js'
-import { createDatabase, type Db, dialectOf } from './storage/database.js'
+import { connectDatabase, createDatabase, type Db, dialectOf } from './storage/database.js'
+import { DatabaseOpenError, describeDatabase, parseDatabaseUrl } from './storage/database-url.js'
 import { createDevicesRepository } from './storage/devices.repository.js'
 import { createKeysRepository } from './storage/keys.repository.js'
-import { migrateToLatest } from './storage/migrate.js'
+import { migrateAtStartup, type StartupMigration } from './storage/migrate.js'
 import { createPostgresChannel } from './storage/pg-notify.js'
 import { createRedisChannel, createRedisThrottleStore, openRedis, type RedisLink } from './storage/redis.js'
 import { createRevocationFeed, createSessionsRepository } from './storage/sessions.repository.js'
@@ -53,6 +54,8 @@ export interface ServiceDeps {
   meter?: Meter
   /** A database query failed or a connection could not be made (the metrics). */
   onDatabaseError?: (err: unknown) => void
+  /** The database cannot be reached yet at start-up: retried for DATABASE_WAIT_SECONDS. */
+  onDatabaseRetry?: (info: { database: string; attempt: number; err: unknown; giveUpInMs: number }) => void
 }
 
 export interface Services {
@@ -77,6 +80,8 @@ export interface Services {
   start(): Promise<void>
   /** Stops it, writes what the audit log still holds, and closes every connection. */
   close(): Promise<void>
+  /** What opening did, for the start-up line: the database (redacted) and the migrations applied. */
+  opened: { database: string } & StartupMigration
 }
 
 const DAY_MS = 86_400_000
@@ -143,9 +148,19 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
   const clock = deps.clock ?? systemClock
   const meter = deps.meter ?? noMeter
   const db = openDatabase(config, deps.onDatabaseError)
+  const database = describeDatabase(parseDatabaseUrl(config.databaseUrl))
   let redis: RedisLink | undefined
   try {
-    await migrateToLatest(db)
+    await connectDatabase(db, config.databaseUrl, {
+      waitMs: config.databaseWaitSeconds * 1000,
+      ...(deps.onDatabaseRetry ? { onRetry: deps.onDatabaseRetry } : {}),
+    })
+    const migrated = await migrateAtStartup(db).catch((err: unknown) => {
+      throw new DatabaseOpenError(
+        `DATABASE_URL (${database}): migrating the database failed: ${err instanceof Error ? err.message : err}`,
+        { cause: err },
+      )
+    })
     const opened = await openBroadcast(config, db, deps)
     const broadcast = opened.broadcast
     redis = opened.redis
@@ -249,6 +264,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       keys,
       broadcast,
       redis,
+      opened: { database, ...migrated },
       async start() {
         // Listening first: a change signalled while the view makes its first read is not missed.
         // A signal from another process: read what it changed now, not at the next poll.

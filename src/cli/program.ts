@@ -8,6 +8,7 @@ import { operatorDetail } from '../domain/audit.js'
 import { DomainError, ValidationError } from '../domain/errors.js'
 import { serve } from '../server.js'
 import { openAudit, openDatabase, openServices } from '../services.js'
+import { connectDatabase } from '../storage/database.js'
 import { migrateDown, migrateToLatest } from '../storage/migrate.js'
 import { registerAuditCommands } from './audit.js'
 import { type Cli, type CliIo, osUser, snakeCase } from './context.js'
@@ -98,6 +99,14 @@ export function buildProgram(cli: Cli): Command {
       const config = cli.config()
       const db = openDatabase(config)
       try {
+        // The same bounded wait and by-name failure as `serve` (DATABASE_WAIT_SECONDS).
+        await connectDatabase(db, config.databaseUrl, {
+          waitMs: config.databaseWaitSeconds * 1000,
+          onRetry: ({ attempt, giveUpInMs }) =>
+            cli.err(
+              `database not reachable yet (attempt ${attempt}): retrying for ${Math.ceil(giveUpInMs / 1000)} s more`,
+            ),
+        })
         const results = options.down ? await migrateDown(db) : await migrateToLatest(db)
         cli.out(results.length > 0 ? results.join('\n') : 'Nothing to migrate.')
         const last = /^\S+ (\S+):/.exec(results.at(-1) ?? '')?.[1]

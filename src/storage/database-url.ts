@@ -41,6 +41,29 @@ export class DatabaseUrlError extends Error {
   override name = 'DatabaseUrlError'
 }
 
+/**
+ * The database could not be opened or reached at start-up. The message names DATABASE_URL and
+ * the file or host (describeDatabase: never the password), and says why.
+ */
+export class DatabaseOpenError extends Error {
+  override name = 'DatabaseOpenError'
+}
+
+/**
+ * The database as a log line or an error may show it: `sqlite:///` and the absolute path, or the
+ * PostgreSQL URL without its password (nor any parameter that could hold one).
+ */
+export function describeDatabase(location: DatabaseLocation): string {
+  if (location.dialect === 'sqlite')
+    return location.path === ':memory:' ? ':memory:' : `sqlite:///${location.path}`
+  const url = new URL(location.connectionString)
+  url.password = ''
+  for (const name of [...url.searchParams.keys()]) {
+    if (/pass|secret|token/i.test(name)) url.searchParams.delete(name)
+  }
+  return url.href
+}
+
 export const MAX_POOL_SIZE = 1000
 export const MAX_STATEMENT_TIMEOUT_MS = 86_400_000
 const MAX_BUSY_TIMEOUT_S = 3600

@@ -1,8 +1,9 @@
 // createDatabase(url) -> Kysely over better-sqlite3 (with the pragmas a server needs) or over a pg
 // pool (PostgreSQL), and the few helpers where the two dialects differ.
-import { mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConnectionOptions } from 'node:tls'
 import SQLite from 'better-sqlite3'
 import {
@@ -25,7 +26,13 @@ import {
   sql,
 } from 'kysely'
 import type * as Pg from 'pg'
-import { type PostgresLocation, parseDatabaseUrl } from './database-url.js'
+import {
+  DatabaseOpenError,
+  describeDatabase,
+  type PostgresLocation,
+  parseDatabaseUrl,
+  type SqliteLocation,
+} from './database-url.js'
 import type { Database } from './tables.js'
 
 export type { Database } from './tables.js'
@@ -67,19 +74,110 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5_000
 export function createDatabase(url: string, options: DatabaseOptions = {}): Db {
   const location = parseDatabaseUrl(url)
   if (location.dialect === 'postgres') return createPostgresDatabase(location, options)
-  if (location.path !== ':memory:') mkdirSync(dirname(location.path), { recursive: true })
-  const sqlite = new SQLite(location.path)
-  // WAL lets readers (and the seed app, if it still runs on the file) work beside one writer;
-  // busy_timeout waits for a lock instead of failing with SQLITE_BUSY at once.
-  sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma(`busy_timeout = ${location.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`)
-  sqlite.pragma('foreign_keys = ON')
-  // NORMAL is durable across process crashes in WAL mode, and avoids an fsync per commit.
-  sqlite.pragma('synchronous = NORMAL')
+  if (location.path !== ':memory:') makeFolder(location, dirname(location.path))
+  let sqlite: SQLite.Database | undefined
+  try {
+    sqlite = new SQLite(location.path)
+    // WAL lets readers (and the seed app, if it still runs on the file) work beside one writer;
+    // busy_timeout waits for a lock instead of failing with SQLITE_BUSY at once.
+    sqlite.pragma('journal_mode = WAL')
+    sqlite.pragma(`busy_timeout = ${location.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`)
+    sqlite.pragma('foreign_keys = ON')
+    // NORMAL is durable across process crashes in WAL mode, and avoids an fsync per commit.
+    sqlite.pragma('synchronous = NORMAL')
+  } catch (err) {
+    sqlite?.close()
+    throw new DatabaseOpenError(
+      `DATABASE_URL (${describeDatabase(location)}): cannot open or create the SQLite file ${location.path}: ` +
+        `${errorReason(err)}. Its folder must exist and be writable by this user (SQLite adds -wal and -shm files beside it).`,
+      { cause: err },
+    )
+  }
   return new Kysely<Database>({
     dialect: new ImmediateSqliteDialect({ database: sqlite }),
     ...errorLog(options.onError),
   })
+}
+
+/**
+ * mkdir -p, one level at a time. Node's mkdirSync(dir, { recursive: true }) never returns where
+ * the kernel answers ENOENT for a folder whose parent exists (/proc/nope: it retries the parent,
+ * which exists, then the folder, forever, at full CPU); here that is an error naming DATABASE_URL.
+ */
+function makeFolder(location: SqliteLocation, folder: string): void {
+  const missing: string[] = []
+  for (let dir = folder; !existsSync(dir); dir = dirname(dir)) {
+    missing.unshift(dir)
+    if (dirname(dir) === dir) break
+  }
+  for (const dir of missing) {
+    try {
+      mkdirSync(dir)
+    } catch (err) {
+      // Another process starting on the same file made it first.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && existsSync(dir)) continue
+      throw new DatabaseOpenError(
+        `DATABASE_URL (${describeDatabase(location)}): cannot create the folder ${dir} for the SQLite file: ${errorReason(err)}`,
+        { cause: err },
+      )
+    }
+  }
+}
+
+/** An error as one line: its message and code (each of an AggregateError's errors). */
+export function errorReason(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  // net.connect to several addresses (localhost: ::1 and 127.0.0.1): an AggregateError, no message.
+  if (err instanceof AggregateError && err.message === '') return err.errors.map(errorReason).join('; ')
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message
+}
+
+export interface ConnectOptions {
+  /** How long to keep retrying a database that cannot be reached yet (DATABASE_WAIT_SECONDS); 0: try once. */
+  waitMs: number
+  /** Called before each retry, with what failed and how much longer it is retried. */
+  onRetry?: (info: { database: string; attempt: number; err: unknown; giveUpInMs: number }) => void
+}
+
+const RETRY_FIRST_MS = 250
+const RETRY_MAX_MS = 2_000
+
+/**
+ * Makes sure the database answers before anything else uses it: a PostgreSQL that is not up yet
+ * (refused, starting up, not resolvable yet) is retried, with a growing pause, until
+ * `options.waitMs` have passed. Anything else (a wrong password, no such database), or still no
+ * answer by then, is a DatabaseOpenError naming DATABASE_URL and the host, never the password.
+ */
+export async function connectDatabase(db: Db, url: string, options: ConnectOptions): Promise<void> {
+  const database = describeDatabase(parseDatabaseUrl(url))
+  const startedAt = Date.now()
+  let pause = RETRY_FIRST_MS
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await sql`select 1`.execute(db)
+      return
+    } catch (err) {
+      const waited = Date.now() - startedAt
+      const giveUpInMs = options.waitMs - waited
+      if (!isDatabaseUnavailable(err) || giveUpInMs <= 0) {
+        const after =
+          attempt > 1 ? ` (still, after ${attempt} attempts in ${Math.round(waited / 1000)} s)` : ''
+        const hint = isDatabaseUnavailable(err)
+          ? '. Is the server up and reachable from here? DATABASE_WAIT_SECONDS sets how long start-up waits for it.'
+          : ''
+        throw new DatabaseOpenError(
+          `DATABASE_URL (${database}): cannot connect${after}: ${errorReason(err)}${hint}`,
+          {
+            cause: err,
+          },
+        )
+      }
+      options.onRetry?.({ database, attempt, err, giveUpInMs })
+      await sleep(Math.min(pause, giveUpInMs))
+      pause = Math.min(pause * 2, RETRY_MAX_MS)
+    }
+  }
 }
 
 // pg is loaded only when a PostgreSQL URL is used: a SQLite server never pays for it.

@@ -41,3 +41,27 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
 export async function migrateDown(db: Db): Promise<string[]> {
   return withoutForeignKeys(db, async () => unwrap(await migrator(db).migrateDown()))
 }
+
+/** The migration that adopts (or creates) the seed's users table. */
+const ADOPT_SEED_USERS = '2026_11_28_001_adopt_seed_users'
+
+export interface StartupMigration {
+  /** Names of the migrations this call applied, in order; empty when the schema was current. */
+  applied: string[]
+  /** When this call adopted an existing seed database (todosapp.db): how many users it holds. */
+  adoptedSeedUsers?: number
+}
+
+/** migrateToLatest, telling what it did: the start-up line reports it. */
+export async function migrateAtStartup(db: Db): Promise<StartupMigration> {
+  const result = await withoutForeignKeys(db, () => migrator(db).migrateToLatest())
+  unwrap(result)
+  const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+  if (!applied.includes(ADOPT_SEED_USERS)) return { applied }
+  // Rows right after the adopting migration were there before it: the seed's users.
+  const { n } = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
+  return Number(n) > 0 ? { applied, adoptedSeedUsers: Number(n) } : { applied }
+}

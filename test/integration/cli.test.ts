@@ -78,6 +78,20 @@ describe('authgate CLI', () => {
     expect(second.stdout).toContain('Nothing to migrate')
   })
 
+  it('migrate on a PostgreSQL that is not there names DATABASE_URL, never the password, and gives up in time', async () => {
+    const port = await freePort()
+    const started = Date.now()
+    const run = await runCli(['migrate'], {
+      DATABASE_URL: `postgres://bob:hunter2@127.0.0.1:${port}/x`,
+      DATABASE_WAIT_SECONDS: '1',
+    })
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain(`DATABASE_URL (postgres://bob@127.0.0.1:${port}/x): cannot connect`)
+    expect(run.stderr).toMatch(/not reachable yet \(attempt 1\): retrying/)
+    expect(run.stderr + run.stdout).not.toContain('hunter2')
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
   it('creates a user with the password from stdin, exactly, and the server logs it in', async () => {
     const password = `  ${PASSWORD}  `
     const run = await runCli(['user', 'create', 'Operator'], env, `${password}\n`)

@@ -76,6 +76,14 @@ describe('loadConfig', () => {
     })
   })
 
+  it('reads DATABASE_WAIT_SECONDS, 10 by default, 0 meaning one attempt', () => {
+    expect(loadConfig({}).databaseWaitSeconds).toBe(10)
+    expect(loadConfig({ DATABASE_WAIT_SECONDS: '0' }).databaseWaitSeconds).toBe(0)
+    expect(loadConfig({ DATABASE_WAIT_SECONDS: '120' }).databaseWaitSeconds).toBe(120)
+    expect(() => loadConfig({ DATABASE_WAIT_SECONDS: '-1' })).toThrow(/DATABASE_WAIT_SECONDS/)
+    expect(() => loadConfig({ DATABASE_WAIT_SECONDS: '3601' })).toThrow(/DATABASE_WAIT_SECONDS/)
+  })
+
   it('names DATABASE_URL for a bad PostgreSQL URL, without echoing its password', () => {
     for (const url of [
       'postgres://u:hunter2@h/db?sslmode=prefer',

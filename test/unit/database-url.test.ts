@@ -2,7 +2,7 @@
 // parameters AuthGate reads itself (sslmode, pool_size, statement_timeout, query_timeout,
 // connect_timeout; SQLite's timeout).
 import { describe, expect, it } from 'vitest'
-import { DatabaseUrlError, parseDatabaseUrl } from '../../src/storage/database-url.js'
+import { DatabaseUrlError, describeDatabase, parseDatabaseUrl } from '../../src/storage/database-url.js'
 
 describe('parseDatabaseUrl', () => {
   const cwd = '/srv/app'
@@ -96,5 +96,24 @@ describe('parseDatabaseUrl for PostgreSQL', () => {
       expect(() => parseDatabaseUrl(url)).toThrow(DatabaseUrlError)
       expect(() => parseDatabaseUrl(url)).not.toThrow(/hunter2/)
     }
+  })
+})
+
+describe('describeDatabase (logs and errors)', () => {
+  const describe_ = (url: string) => describeDatabase(parseDatabaseUrl(url, '/srv/app'))
+
+  it('shows a SQLite file by its absolute path', () => {
+    expect(describe_('sqlite:///./todosapp.db')).toBe('sqlite:////srv/app/todosapp.db')
+    expect(describe_('data/x.db')).toBe('sqlite:////srv/app/data/x.db')
+    expect(describe_('sqlite:///:memory:')).toBe(':memory:')
+  })
+
+  it('shows a PostgreSQL URL without its password, nor any parameter that could hold one', () => {
+    expect(describe_('postgres://authgate:hunter2@db.internal:5432/authgate?pool_size=5')).toBe(
+      'postgres://authgate@db.internal:5432/authgate',
+    )
+    expect(describe_('postgresql://u@h/db?password=hunter2&application_name=x')).toBe(
+      'postgresql://u@h/db?application_name=x',
+    )
   })
 })
