@@ -65,6 +65,7 @@ export function startupFacts(
     version: VERSION,
     url,
     docs: `${url}/docs`,
+    ...(config.metricsPort === undefined ? {} : { metrics: `http://${host}:${config.metricsPort}/metrics` }),
     database,
     algorithm: services.keys.algorithm,
     ...(kid === undefined ? {} : { kid }),

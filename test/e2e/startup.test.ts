@@ -317,7 +317,13 @@ describe('the start-up line', () => {
 
   it('with WORKERS=2, exactly one start-up line, from the primary, with workers: 2', async () => {
     const port = await freePort()
-    const run = serve({ DATABASE_URL: join(dir(), 'w.db'), PORT: String(port), WORKERS: '2' })
+    const metricsPort = await freePort()
+    const run = serve({
+      DATABASE_URL: join(dir(), 'w.db'),
+      PORT: String(port),
+      WORKERS: '2',
+      METRICS_PORT: String(metricsPort),
+    })
     try {
       await until(() => run.stdout().includes('"msg":"AuthGate started"'), 30_000, 'the start-up line')
       await until(() => healthy(`http://127.0.0.1:${port}`), 5_000, 'healthz')
@@ -330,6 +336,7 @@ describe('the start-up line', () => {
         url: `http://127.0.0.1:${port}`,
         workers: 2,
         algorithm: 'ES256',
+        metrics: `http://127.0.0.1:${metricsPort}/metrics`,
       })
       expect(started[0]?.migrations).not.toEqual([])
     } finally {
