@@ -16,7 +16,7 @@ import {
   SessionParams,
 } from '../schemas/account.js'
 import { errorRef, validationErrorRef } from '../schemas/common.js'
-import { DEVICE_COOKIE, deviceCookieHeader, readCookie } from './auth.js'
+import { DEVICE_COOKIE, deviceCookieHeader, readCookie, type SameSite } from './auth.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
@@ -26,7 +26,9 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
   account: AccountService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
-}> = async (app, { account, secureCookies }) => {
+  /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
+  sameSite?: SameSite
+}> = async (app, { account, secureCookies, sameSite }) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
   // ...and one whose session the database still has live: the in-memory view may be a moment
@@ -92,7 +94,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         request.body.new_password,
       )
       // Every device cookie of the old password is void; this device gets one for the new.
-      reply.header('set-cookie', deviceCookieHeader(deviceCookie, secureCookies))
+      reply.header('set-cookie', deviceCookieHeader(deviceCookie, secureCookies, sameSite))
       return reply.code(204).send(null)
     },
   )

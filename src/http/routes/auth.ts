@@ -17,15 +17,25 @@ export interface AuthRoutesOptions {
   auth: AuthService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
+  /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
+  sameSite?: SameSite
 }
+
+export type SameSite = 'Strict' | 'Lax' | 'None'
 
 // The device cookie (see domain/throttle.ts): sent back only to /auth, never readable by scripts.
 export const DEVICE_COOKIE = 'authgate_device'
 const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
 
-/** The Set-Cookie value that gives a client its device cookie. */
-export function deviceCookieHeader(value: string, secure: boolean): string {
-  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
+/**
+ * The Set-Cookie value that gives a client its device cookie. OWASP ASVS 5.0 3.3.1, 3.3.2, 3.3.4:
+ * Secure over https, HttpOnly, and SameSite as strict as the deployment allows. Strict by default,
+ * which a same-site CORS origin (app.example.com calling auth.example.com) still gets. A CORS
+ * origin on another site needs None (DEVICE_COOKIE_SAMESITE=none), which browsers honour only
+ * with Secure (RFC 6265bis §4.1.2.7), so None always carries it.
+ */
+export function deviceCookieHeader(value: string, secure: boolean, sameSite: SameSite = 'Strict'): string {
+  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=${sameSite}${secure || sameSite === 'None' ? '; Secure' : ''}`
 }
 
 export function readCookie(header: string | undefined, name: string): string | undefined {
@@ -63,7 +73,7 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
 
 export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
-  { auth, secureCookies },
+  { auth, secureCookies, sameSite },
 ) => {
   app.post(
     '/auth/',
@@ -131,7 +141,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         }
         const login = await auth.passwordLogin(body.username, body.password, client(request))
         pair = login.pair
-        reply.header('set-cookie', deviceCookieHeader(login.deviceCookie, secureCookies))
+        reply.header('set-cookie', deviceCookieHeader(login.deviceCookie, secureCookies, sameSite))
       } else if (grant === 'refresh_token') {
         if (body.refresh_token === undefined) {
           throw new DomainError(
