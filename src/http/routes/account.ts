@@ -15,11 +15,16 @@ import {
   SessionListQuery,
   SessionParams,
 } from '../schemas/account.js'
-import { errorRef, validationErrorRef } from '../schemas/common.js'
+import { errorAnswer, serviceUnavailable, tooManyRequests, validationErrorRef } from '../schemas/common.js'
 import { DEVICE_COOKIE, deviceCookieHeader, readCookie, type SameSite } from './auth.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
-const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
+const unauthorized = errorAnswer(
+  'No bearer token, or one that is invalid, expired or revoked.',
+  ErrorCode.notAuthenticated,
+  ErrorCode.invalidToken,
+)
+const throttled = tooManyRequests('Too many wrong passwords: counted with the logins of POST /auth/token.')
 const BODY_LIMIT = 16 * 1024
 
 export const accountRoutes: FastifyPluginAsyncTypebox<{
@@ -52,7 +57,12 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         tags: ['account'],
         summary: 'Current User',
         security,
-        response: { 200: Me, 401: unauthorized, 404: { ...errorRef, description: 'The account is gone.' } },
+        response: {
+          200: Me,
+          401: unauthorized,
+          404: errorAnswer('The account is gone.', ErrorCode.notFound),
+          503: serviceUnavailable,
+        },
       },
     },
     async (request) => {
@@ -77,13 +87,14 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         body: ChangePasswordRequest,
         response: {
           204: Type.Null({ description: 'Changed.' }),
-          400: { ...errorRef, description: 'The current password is wrong (or was changed meanwhile).' },
+          400: errorAnswer(
+            'The current password is wrong (or was changed meanwhile).',
+            ErrorCode.wrongPassword,
+          ),
           401: unauthorized,
-          429: {
-            ...errorRef,
-            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
-          },
           422: { ...validationErrorRef, description: 'The new password breaks the policy.' },
+          429: throttled,
+          503: serviceUnavailable,
         },
       },
     },
@@ -113,13 +124,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         body: DeleteAccountRequest,
         response: {
           204: Type.Null({ description: 'Deleted.' }),
-          400: { ...errorRef, description: 'The password is wrong.' },
+          400: errorAnswer('The password is wrong.', ErrorCode.wrongPassword),
           401: unauthorized,
-          429: {
-            ...errorRef,
-            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
-          },
           422: { ...validationErrorRef, description: 'The password field is missing.' },
+          429: throttled,
+          503: serviceUnavailable,
         },
       },
     },
@@ -141,7 +150,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
           'none) cannot be told apart from the others, so every token without a session that this user ' +
           'was issued before now ends with it. Sessions of AuthGate are not touched.',
         security,
-        response: { 204: Type.Null({ description: 'Logged out.' }), 401: unauthorized },
+        response: {
+          204: Type.Null({ description: 'Logged out.' }),
+          401: unauthorized,
+          503: serviceUnavailable,
+        },
       },
     },
     async (request, reply) => {
@@ -165,6 +178,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
           200: Type.Array(Session),
           401: unauthorized,
           422: { ...validationErrorRef, description: 'A limit or cursor that is not valid.' },
+          503: serviceUnavailable,
         },
       },
     },
@@ -198,7 +212,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         response: {
           204: Type.Null({ description: 'Ended.' }),
           401: unauthorized,
-          404: { ...errorRef, description: 'No such live session of yours.' },
+          404: errorAnswer('No such live session of yours.', ErrorCode.sessionNotFound),
+          503: serviceUnavailable,
         },
       },
     },

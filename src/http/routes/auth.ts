@@ -7,7 +7,14 @@ import type { AuthService, Client } from '../../domain/auth.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { TokenPair } from '../../domain/sessions.js'
 import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
-import { errorRef, MessageResponse, oauthErrorRef, validationErrorRef } from '../schemas/common.js'
+import {
+  errorAnswer,
+  MessageResponse,
+  oauthErrorAnswer,
+  serviceUnavailable,
+  tooManyRequests,
+  validationErrorRef,
+} from '../schemas/common.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
@@ -87,12 +94,18 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
           'the password must meet the policy (length, not a common password).',
         body: CreateUserRequest,
         response: {
-          201: { ...MessageResponse, description: 'The user was created.' },
-          409: { ...errorRef, description: 'The username is taken.' },
+          201: {
+            ...MessageResponse,
+            description: 'The user was created.',
+            examples: [{ message: 'User created successfully' }],
+          },
+          409: errorAnswer('The username is taken.', ErrorCode.usernameTaken),
           422: {
             ...validationErrorRef,
             description: 'The body is invalid or the password breaks the policy.',
           },
+          429: tooManyRequests('Too many sign-ups from this address (REGISTRATIONS_PER_IP_PER_HOUR).'),
+          503: serviceUnavailable,
         },
       },
     },
@@ -118,10 +131,19 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         body: TokenRequest,
         response: {
           200: { ...TokenResponse, description: 'An access token and a refresh token.' },
-          400: { ...oauthErrorRef, description: 'A bad refresh token, or an unsupported grant type.' },
-          401: { ...errorRef, description: 'Incorrect username or password.' },
-          415: { ...errorRef, description: 'The body is not a form.' },
+          400: oauthErrorAnswer(
+            'A bad refresh token, or an unsupported grant type.',
+            [ErrorCode.invalidGrant, 'The refresh token is invalid, expired or revoked'],
+            [ErrorCode.invalidRequest, 'refresh_token is required for grant_type=refresh_token'],
+            [ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token'],
+          ),
+          401: errorAnswer('Incorrect username or password.', ErrorCode.invalidCredentials),
+          415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
+          429: tooManyRequests(
+            'Too many failed logins for this account, or failed logins and refreshes from this address.',
+          ),
+          503: serviceUnavailable,
         },
       },
       preValidation: requireForm,
@@ -180,8 +202,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         body: RevokeRequest,
         response: {
           200: Type.Object({}, { description: 'Revoked, or there was nothing to revoke.' }),
-          415: { ...errorRef, description: 'The body is not a form.' },
+          415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'The `token` field is missing.' },
+          503: serviceUnavailable,
         },
       },
       preValidation: requireForm,
