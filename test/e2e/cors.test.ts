@@ -112,8 +112,9 @@ describe('the device cookie and SameSite', () => {
   it.each([
     [{}, /; SameSite=Strict(;|$)/],
     [{ DEVICE_COOKIE_SAMESITE: 'lax' }, /; SameSite=Lax(;|$)/],
-    // RFC 6265bis §4.1.2.7: SameSite=None is honoured only with Secure.
-    [{ DEVICE_COOKIE_SAMESITE: 'none', CORS_ORIGINS: APP }, /; SameSite=None; Secure$/],
+    // RFC 6265bis §4.1.2.7: SameSite=None is honoured only with Secure; Partitioned (CHIPS) keeps
+    // it where third-party cookies are blocked (test/e2e/cors-browser.test.ts).
+    [{ DEVICE_COOKIE_SAMESITE: 'none', CORS_ORIGINS: APP }, /; SameSite=None; Secure; Partitioned$/],
   ])('%o gives %s', async (env, expected) => {
     const t = await buildTestApp(env)
     try {

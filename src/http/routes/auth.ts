@@ -39,10 +39,14 @@ const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
  * Secure over https, HttpOnly, and SameSite as strict as the deployment allows. Strict by default,
  * which a same-site CORS origin (app.example.com calling auth.example.com) still gets. A CORS
  * origin on another site needs None (DEVICE_COOKIE_SAMESITE=none), which browsers honour only
- * with Secure (RFC 6265bis §4.1.2.7), so None always carries it.
+ * with Secure (RFC 6265bis §4.1.2.7), and, where third-party cookies are blocked (Chromium's
+ * default here: "UserPreferences"), only when Partitioned (CHIPS, draft-cutler-httpbis-partitioned-
+ * cookies): the browser then keeps one cookie per top-level site, the app's, which is all a device
+ * cookie needs. A browser that does not know Partitioned ignores it (RFC 6265 §5.2).
  */
 export function deviceCookieHeader(value: string, secure: boolean, sameSite: SameSite = 'Strict'): string {
-  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=${sameSite}${secure || sameSite === 'None' ? '; Secure' : ''}`
+  const attributes = sameSite === 'None' ? '; Secure; Partitioned' : secure ? '; Secure' : ''
+  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=${sameSite}${attributes}`
 }
 
 export function readCookie(header: string | undefined, name: string): string | undefined {
