@@ -25,7 +25,7 @@ export async function serveCluster(config: Config): Promise<void> {
 }
 
 async function runPrimary(config: Config): Promise<void> {
-  const logger = createLogger(config.logLevel)
+  const logger = createLogger(config.logLevel, config.logFormat)
   // Migrations, canonical names and the first signing key, once, before any worker races for them.
   const services = await openServices(config)
   await services.close()

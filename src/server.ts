@@ -18,7 +18,7 @@ export interface ServeOptions {
 }
 
 export async function serve(config: Config, options: ServeOptions = {}): Promise<FastifyInstance> {
-  const logger = createLogger(config.logLevel)
+  const logger = createLogger(config.logLevel, config.logFormat)
   const app = await buildApp(config, { logger })
   try {
     const address = await app.listen({ port: config.port, host: config.host })
