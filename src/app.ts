@@ -74,6 +74,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await services.start()
   if (!config.throttle.enabled)
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
+  if (config.deviceCookieSameSite === 'None' && !config.publicUrl.startsWith('https:'))
+    deps.logger?.warn(
+      'DEVICE_COOKIE_SAMESITE=none: the device cookie is Secure, so browsers keep it only over https (PUBLIC_URL)',
+    )
 
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
@@ -138,8 +142,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await registerDocs(app, VERSION)
   // The device cookie is marked Secure when clients reach us over https (PUBLIC_URL).
   const secureCookies = config.publicUrl.startsWith('https:')
-  await app.register(authRoutes, { auth, secureCookies })
-  await app.register(accountRoutes, { account, secureCookies })
+  const sameSite = config.deviceCookieSameSite
+  await app.register(authRoutes, { auth, secureCookies, sameSite })
+  await app.register(accountRoutes, { account, secureCookies, sameSite })
   await app.register(rootRoutes)
   await app.register(wellKnownRoutes, { keys, issuer: config.jwtIssuer, publicUrl: config.publicUrl })
   await app.register(healthRoutes, { ready: () => pingDatabase(db) })

@@ -34,7 +34,7 @@ export async function serveCluster(config: Config): Promise<void> {
 }
 
 async function runPrimary(config: Config): Promise<void> {
-  const logger = createLogger(config.logLevel)
+  const logger = createLogger(config.logLevel, config.logFormat)
   // Migrations, canonical names and the first signing key, once, before any worker races for them.
   const services = await openServices(config, {
     onDatabaseRetry: ({ database, attempt, err, giveUpInMs }) =>

@@ -86,6 +86,18 @@ export const EnvSchema = Type.Object({
   CORS_ORIGINS: Type.Optional(
     Type.String({ description: 'a comma-separated list of origins, like https://app.example.com' }),
   ),
+  // The device cookie's SameSite: strict unless a CORS origin is on another site (then none).
+  DEVICE_COOKIE_SAMESITE: Type.Optional(
+    Type.Union([Type.Literal('strict'), Type.Literal('lax'), Type.Literal('none')], {
+      description: 'strict, lax or none',
+    }),
+  ),
+  // Terminal-friendly one-line logs (pretty) or JSON lines; auto: pretty when stdout is a TTY.
+  LOG_FORMAT: Type.Optional(
+    Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')], {
+      description: 'auto, pretty or json',
+    }),
+  ),
   TRUST_PROXY: Type.Optional(
     Type.String({ description: 'off, on, a hop count, or a comma-separated list of proxy addresses/CIDRs' }),
   ),
@@ -154,6 +166,10 @@ export interface Config {
   }
   /** Origins allowed to call from a browser (CORS); none by default. */
   readonly corsOrigins: string[]
+  /** DEVICE_COOKIE_SAMESITE: `none` (always with Secure) lets a cross-site CORS origin keep it. */
+  readonly deviceCookieSameSite: 'Strict' | 'Lax' | 'None'
+  /** LOG_FORMAT: pretty (one line per request, for people) or json; auto picks by stdout's TTY. */
+  readonly logFormat: 'auto' | 'pretty' | 'json'
   /** Fastify's trustProxy: whether and which X-Forwarded-For hops to believe. */
   readonly trustProxy: boolean | number | string[]
   /** Processes serving the port (WORKERS): 1 is one process; more run a node:cluster primary. */
@@ -260,6 +276,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     trustProxy,
     corsOrigins: parseOrigins(env2.CORS_ORIGINS),
+    deviceCookieSameSite: ({ strict: 'Strict', lax: 'Lax', none: 'None' } as const)[
+      env2.DEVICE_COOKIE_SAMESITE ?? 'strict'
+    ],
+    logFormat: env2.LOG_FORMAT ?? 'auto',
     workers,
     maxConnectionsPerIp: env2.MAX_CONNECTIONS_PER_IP ?? 256,
     metricsPort: env2.METRICS_PORT,

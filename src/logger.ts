@@ -1,6 +1,7 @@
-// The process logger: JSON lines by default, pretty in a terminal. Secrets are redacted by path as
+// The process logger: JSON lines by default, pretty in a terminal (LOG_FORMAT). Secrets are redacted by path as
 // a second line of defence; the first is that no handler logs a body, a header or a token.
-import pino, { type Logger } from 'pino'
+import pino, { type DestinationStream, type Logger } from 'pino'
+import pretty from 'pino-pretty'
 import type { LogLevel } from './config.js'
 
 // Fixed paths only: a leading wildcard (`*.password`) makes pino walk every value of every line,
@@ -32,7 +33,39 @@ const FLUSH_EVERY_MS = 100
 // 0.0.0.0); the start-up line (src/server.ts) says it once, with the rest.
 const FASTIFY_LISTENING = 'Server listening at '
 
-export function createLogger(level: LogLevel, pretty = Boolean(process.stdout.isTTY)): Logger {
+/** LOG_FORMAT: `auto` is pretty when stdout is a terminal, JSON lines otherwise. */
+export type LogFormat = 'auto' | 'pretty' | 'json'
+
+/** The fields of the request line (http/plugins/request-log.ts), shown as `POST /auth/token 200 12.3ms`. */
+const REQUEST_FIELDS = ['method', 'path', 'statusCode', 'ms'] as const
+
+/**
+ * The pretty line's message: a request is one line, `POST /auth/token 200 12.3ms`, where pino-pretty
+ * would print the message and then each field on a line of its own. Any other line keeps its message,
+ * with the request id it belongs to when it has one.
+ */
+export function prettyMessage(log: Record<string, unknown>, messageKey: string): string {
+  const message = String(log[messageKey] ?? '')
+  if (REQUEST_FIELDS.every((field) => log[field] !== undefined)) {
+    const line = `${log.method} ${log.path} ${log.statusCode} ${log.ms}ms`
+    return message === 'request' ? line : `${line} ${message}`
+  }
+  return log.reqId === undefined ? message : `${message} (request ${log.reqId})`
+}
+
+/** pino-pretty in this process (a function can't cross to a transport's worker), writing in order. */
+export function prettyStream(destination?: NodeJS.WritableStream, colorize = false): DestinationStream {
+  return pretty({
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: ['pid', 'hostname', 'reqId', ...REQUEST_FIELDS].join(','),
+    messageFormat: prettyMessage,
+    colorize,
+    sync: true,
+    ...(destination ? { destination } : {}),
+  })
+}
+
+export function createLogger(level: LogLevel, format: LogFormat = 'auto'): Logger {
   const options: pino.LoggerOptions = {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
@@ -43,12 +76,9 @@ export function createLogger(level: LogLevel, pretty = Boolean(process.stdout.is
       },
     },
   }
-  if (pretty) {
-    return pino({
-      ...options,
-      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } },
-    })
-  }
+  const isTTY = Boolean(process.stdout.isTTY)
+  if (format === 'pretty' || (format === 'auto' && isTTY))
+    return pino(options, prettyStream(undefined, isTTY))
   const stdout = pino.destination({
     dest: 1,
     sync: true,

@@ -22,7 +22,7 @@ export interface ServeOptions {
 }
 
 export async function serve(config: Config, options: ServeOptions = {}): Promise<FastifyInstance> {
-  const logger = createLogger(config.logLevel)
+  const logger = createLogger(config.logLevel, config.logFormat)
   // METRICS_PORT: counted in every process; a cluster worker hands its metrics to the primary.
   const metrics = config.metricsPort === undefined ? undefined : createMetrics()
   const app = await buildApp(config, { logger, ...(metrics ? { metrics } : {}) })

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs'
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ErrorCode } from '../../src/domain/errors.js'
 import { buildTestApp, requirePrerequisite, type TestApp } from '../helpers/app.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -20,6 +21,27 @@ async function startServer(): Promise<{ t: TestApp; origin: string }> {
   const address = t.app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no TCP address')
   return { t, origin: `http://127.0.0.1:${address.port}` }
+}
+
+// Reported as console errors, so a CSP violation fails a test like any other console error.
+const REPORT_CSP_VIOLATIONS = `document.addEventListener('securitypolicyviolation', (e) => {
+  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' in ' + e.sourceFile + ':' + e.lineNumber)
+})`
+
+/**
+ * Everything the page reports as wrong: console errors (Chromium's own "Failed to load resource"
+ * and CSP reports among them, with where they came from), uncaught exceptions, CSP violations.
+ */
+async function watchProblems(page: Page): Promise<string[]> {
+  const problems: string[] = []
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`${message.text()} @ ${message.location().url}`)
+  })
+  page.on('pageerror', (err) => {
+    problems.push(`uncaught: ${err.message}`)
+  })
+  await page.addInitScript({ content: REPORT_CSP_VIOLATIONS })
+  return problems
 }
 
 /** The operation block for `method path`, e.g. ('post', '/auth/') but not '/auth/token'. */
@@ -90,10 +112,7 @@ describe.skipIf(!hasChromium)('Swagger UI at /docs, in Chromium', () => {
         page.on('request', (request) => {
           requested.push(request.url())
         })
-        const pageErrors: string[] = []
-        page.on('pageerror', (err) => {
-          pageErrors.push(err.message)
-        })
+        const problems = await watchProblems(page)
 
         await page.goto(`${origin}${entry}`)
         expect(page.url()).toBe(`${origin}/docs`)
@@ -147,13 +166,116 @@ describe.skipIf(!hasChromium)('Swagger UI at /docs, in Chromium', () => {
         // No CDN, no phoning home: every request the page made went to this server.
         expect(requested).toContain(`${origin}/docs/static/swagger-ui-bundle.js`)
         expect(requested.filter((url) => !url.startsWith(`${origin}/`))).toEqual([])
-        expect(pageErrors).toEqual([])
+        // No console error, exception or CSP violation (the Swagger logo's inline <style> was one).
+        expect(problems).toEqual([])
       } finally {
         await context.close()
         await t.close()
       }
     },
   )
+})
+
+describe.skipIf(!hasChromium)('the /docs page, in Chromium', () => {
+  let browser: Browser
+  let t: TestApp
+  let origin: string
+
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu'],
+    })
+    ;({ t, origin } = await startServer())
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await t?.close()
+  })
+
+  // Swagger UI's resolveUrl appended "/./json" to the whole href: from /docs?x=1 it fetched
+  // "/docs?x=1/./json", the HTML page, as the spec, and showed no operation.
+  it.each(['/docs', '/docs?x=1', '/docs/?x', '/docs#/auth'])(
+    '%s shows the operations, AuthGate in the top bar and /openapi.json, and no console error',
+    { timeout: 60_000 },
+    async (entry) => {
+      const context = await browser.newContext()
+      try {
+        const page = await context.newPage()
+        page.setDefaultTimeout(15_000)
+        const problems = await watchProblems(page)
+        const specRequests: string[] = []
+        page.on('request', (request) => {
+          if (request.resourceType() === 'fetch') specRequests.push(new URL(request.url()).pathname)
+        })
+        await page.goto(`${origin}${entry}`)
+        await operation(page, 'post', '/auth/').waitFor()
+        await operation(page, 'get', '/').waitFor()
+        expect(await page.title()).toBe('AuthGate API docs')
+        expect((await page.locator('.topbar .authgate-logo').textContent())?.trim()).toBe('AuthGate')
+        expect(await page.locator('.topbar .download-url-input').inputValue()).toBe('/openapi.json')
+        expect(specRequests).toEqual(['/openapi.json'])
+
+        // The sign-up example is one a reader can send as it is: not the README's user (a 409 for
+        // anyone who followed it), and no Swagger filler such as "additionalProp1".
+        const signUp = await tryItOut(page, 'post', '/auth/')
+        const example = JSON.parse(await signUp.locator('textarea.body-param__text').inputValue())
+        expect(Object.keys(example).sort()).toEqual(['password', 'username'])
+        expect(example.username).not.toBe('testuser')
+        expect(problems).toEqual([])
+      } finally {
+        await context.close()
+      }
+    },
+  )
+
+  it('Authorize with a wrong password says why, then works with the right one', {
+    timeout: 60_000,
+  }, async () => {
+    const username = 'docs-authorize'
+    const created = await fetch(`${origin}/auth/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password: PASSWORD }),
+    })
+    expect(created.status).toBe(201)
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      page.setDefaultTimeout(15_000)
+      const problems = await watchProblems(page)
+      await page.goto(`${origin}/docs`)
+      await operation(page, 'get', '/').waitFor()
+      await page.locator('.auth-wrapper button.authorize').click()
+      const dialog = page.locator('.modal-ux')
+      const authorize = dialog.locator('.auth-btn-wrapper button.authorize', { hasText: 'Authorize' })
+
+      await dialog.locator('#oauth_username').fill(username)
+      await dialog.locator('#oauth_password').fill('not the password')
+      const refused = page.waitForResponse((res) => res.url() === `${origin}/auth/token`)
+      await authorize.click()
+      expect((await refused).status()).toBe(401)
+      const error = dialog.locator('.errors')
+      await expect
+        .poll(async () => (await error.textContent())?.trim())
+        .toContain('Incorrect username or password (401)')
+      expect(await error.textContent()).not.toContain('Error: Unauthorized')
+      // Chromium logs every failed fetch; that one is the only problem the page reports.
+      expect(problems).toEqual([
+        `Failed to load resource: the server responded with a status of 401 (Unauthorized) @ ${origin}/auth/token`,
+      ])
+
+      await dialog.locator('#oauth_password').fill(PASSWORD)
+      const accepted = page.waitForResponse((res) => res.url() === `${origin}/auth/token`)
+      await authorize.click()
+      expect((await accepted).status()).toBe(200)
+      await dialog.getByText('Authorized', { exact: true }).waitFor()
+      expect(problems).toHaveLength(1)
+    } finally {
+      await context.close()
+    }
+  })
 })
 
 describe('the docs routes, without a browser', () => {
@@ -165,6 +287,114 @@ describe('the docs routes, without a browser', () => {
 
   afterAll(async () => {
     await t.close()
+  })
+
+  // Everything that reads the database can answer 503 (http/plugins/errors.ts): all but GET / (a
+  // token check in memory), /healthz and the well-known documents (keys in memory).
+  const NO_DATABASE = new Set(['GET /', 'GET /healthz', 'GET /.well-known/jwks.json'])
+  const THROTTLED = ['POST /auth/', 'POST /auth/token', 'POST /auth/password', 'DELETE /auth/me']
+  type Media = {
+    schema: { $ref?: string }
+    examples?: Record<string, { value: { detail: unknown; code: string } }>
+  }
+  type Answer = { description: string; headers?: Record<string, unknown>; content?: Record<string, Media> }
+
+  async function operations(): Promise<[string, Record<string, Answer>][]> {
+    const spec = (await t.app.inject({ url: '/openapi.json' })).json()
+    return Object.entries(
+      spec.paths as Record<string, Record<string, { responses: Record<string, Answer> }>>,
+    ).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]): [string, Record<string, Answer>] => [
+        `${method.toUpperCase()} ${path}`,
+        op.responses,
+      ]),
+    )
+  }
+
+  it('documents 503 on every route that reads the database, and 429 on every throttled one, with Retry-After', async () => {
+    const ops = await operations()
+    expect(ops.length).toBeGreaterThan(10)
+    for (const [op, responses] of ops) {
+      const expected = NO_DATABASE.has(op) || op.includes('/.well-known/') ? undefined : 'service_unavailable'
+      expect([op, Object.keys(responses['503']?.content?.['application/json']?.examples ?? {})[0]]).toEqual([
+        op,
+        expected,
+      ])
+      // /readyz answers a probe, not a client: no Retry-After there.
+      if (expected && op !== 'GET /readyz')
+        expect([op, Object.keys(responses['503']?.headers ?? {})]).toEqual([op, ['retry-after']])
+    }
+    const throttled = ops.filter(([, responses]) => responses['429'] !== undefined).map(([op]) => op)
+    expect(throttled.sort()).toEqual([...THROTTLED].sort())
+    for (const [op, responses] of ops.filter(([o]) => THROTTLED.includes(o))) {
+      expect([
+        op,
+        responses['429']?.content?.['application/json']?.examples?.too_many_requests?.value,
+      ]).toEqual([op, { detail: 'Too many attempts; try again later', code: 'too_many_requests' }])
+      expect([op, Object.keys(responses['429']?.headers ?? {})]).toEqual([op, ['retry-after']])
+    }
+  })
+
+  it('gives every error answer a real example with a registered code, never "string"', async () => {
+    const codes = new Set(Object.values(ErrorCode))
+    let examples = 0
+    for (const [op, responses] of await operations()) {
+      for (const [status, answer] of Object.entries(responses)) {
+        if (Number(status) < 400) continue
+        const media = answer.content?.['application/json']
+        if (media?.schema.$ref === '#/components/schemas/ValidationErrorResponse') continue
+        expect([op, status, Object.keys(media?.examples ?? {}).length > 0]).toEqual([op, status, true])
+        for (const { value } of Object.values(media?.examples ?? {})) {
+          examples++
+          expect([op, status, codes.has(value.code as ErrorCode)]).toEqual([op, status, true])
+          expect(
+            typeof value.detail === 'string' && value.detail !== 'string' && value.detail !== value.code,
+          ).toBe(true)
+        }
+      }
+    }
+    expect(examples).toBeGreaterThan(20)
+  })
+
+  it('answers as its examples say (a wrong login, no token, a taken name)', async () => {
+    const responses = Object.fromEntries(await operations())
+    const example = (op: string, status: string, code: string) =>
+      responses[op]?.[status]?.content?.['application/json']?.examples?.[code]?.value
+    const wrong = await t.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'username=nobody&password=whatever',
+    })
+    expect(wrong.json()).toEqual(example('POST /auth/token', '401', 'invalid_credentials'))
+    expect((await t.app.inject({ url: '/' })).json()).toEqual(example('GET /', '401', 'not_authenticated'))
+    const body = { username: 'twice', password: PASSWORD }
+    expect((await t.app.inject({ method: 'POST', url: '/auth/', payload: body })).statusCode).toBe(201)
+    expect((await t.app.inject({ method: 'POST', url: '/auth/', payload: body })).json()).toEqual(
+      example('POST /auth/', '409', 'username_taken'),
+    )
+  })
+
+  it('gives sign-up a real example (not the README user, no additionalProp1) and still ignores extra fields', async () => {
+    const spec = (await t.app.inject({ url: '/openapi.json' })).json()
+    const media = spec.paths['/auth/'].post.requestBody.content['application/json']
+    expect(media.example).toEqual({ username: expect.any(String), password: expect.any(String) })
+    expect(media.example.username).not.toBe('testuser')
+    expect(media.schema.additionalProperties).toBeUndefined()
+    // The example works as it is, once.
+    expect((await t.app.inject({ method: 'POST', url: '/auth/', payload: media.example })).statusCode).toBe(
+      201,
+    )
+    // The seed's pydantic model ignored unknown fields; so does this (the drop-in promise).
+    const extra = { username: 'extra-fields', password: PASSWORD, email: 'x@example.com', full_name: 'X' }
+    expect((await t.app.inject({ method: 'POST', url: '/auth/', payload: extra })).statusCode).toBe(201)
+  })
+
+  it('serves the same spec at /openapi.json and /docs/json', async () => {
+    const a = await t.app.inject({ url: '/openapi.json' })
+    const b = await t.app.inject({ url: '/docs/json' })
+    expect(a.statusCode).toBe(200)
+    expect(b.json()).toEqual(a.json())
   })
 
   it("keeps the seed's relative tokenUrl in /openapi.json", async () => {

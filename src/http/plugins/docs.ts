@@ -1,10 +1,12 @@
-// OpenAPI 3.1 generated from the route schemas, at /openapi.json, and Swagger UI at /docs.
+// OpenAPI 3.1 generated from the route schemas, at /openapi.json (and /docs/json), and Swagger UI at
+// /docs.
 // Every docs asset is served from node_modules: no CDN.
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { OAuthErrorResponse } from '../schemas/auth.js'
 import { ErrorResponse, ValidationErrorResponse } from '../schemas/common.js'
+import { INITIALIZER_JS, SPEC_URL, THEME_CSS } from './docs-page.js'
 
 const DOCS_PATH = '/docs'
 
@@ -12,11 +14,16 @@ const DOCS_PATH = '/docs'
 // `servers`), exactly as FastAPI's does: from /docs it posts to /auth/token, but from /docs/ to
 // /docs/auth/token, a 404, so the Authorize button would fail. The router's ignoreTrailingSlash serves
 // /docs/ too; send it to /docs instead, with the 307 FastAPI's redirect_slashes answers there.
-async function redirectDocsWithTrailingSlash(request: FastifyRequest, reply: FastifyReply) {
+// The plugin's swagger-initializer.js is answered with ours (docs-page.ts): it finds the spec at
+// /openapi.json wherever the page is, names the top bar AuthGate and explains a failed Authorize.
+async function docsHooks(request: FastifyRequest, reply: FastifyReply) {
   const query = request.url.indexOf('?')
   const path = query === -1 ? request.url : request.url.slice(0, query)
   if (path === `${DOCS_PATH}/`) {
     return reply.redirect(`${DOCS_PATH}${query === -1 ? '' : request.url.slice(query)}`, 307)
+  }
+  if (path === `${DOCS_PATH}/static/swagger-initializer.js`) {
+    return reply.type('application/javascript; charset=utf-8').send(INITIALIZER_JS)
   }
 }
 
@@ -48,8 +55,11 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
   })
   await app.register(swaggerUi, {
     routePrefix: DOCS_PATH,
-    uiConfig: { persistAuthorization: false },
-    uiHooks: { onRequest: redirectDocsWithTrailingSlash },
+    uiHooks: { onRequest: docsHooks },
+    theme: {
+      title: 'AuthGate API docs',
+      css: [{ filename: 'authgate.css', content: THEME_CSS }],
+    },
     // The docs pages get a CSP of their own that lets Swagger UI's scripts and styles load, from
     // this server only: the plugin's default minus the outside hosts it allows (https:, the
     // swagger.io validator) and minus upgrade-insecure-requests, which breaks plain-http serving.
@@ -57,5 +67,6 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
     transformStaticCSP: (header) =>
       header.replace(/\s*upgrade-insecure-requests;?/, '').replace(/ (https:|validator\.swagger\.io)/g, ''),
   })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  // The spec, where Swagger UI's top bar shows it; /docs/json (the plugin's own) serves it too.
+  app.get(SPEC_URL, { schema: { hide: true } }, async () => app.swagger())
 }

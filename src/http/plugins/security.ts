@@ -36,10 +36,21 @@ export async function registerSecurity(
   })
   // No origin is allowed unless configured: a browser app on another origin must be listed.
   if (corsOrigins.length > 0) {
+    const listed = new Set(corsOrigins)
     await app.register(cors, {
-      origin: corsOrigins,
+      // Exact matches only, never `*` (config.ts refuses it) and never a reflected unlisted origin:
+      // with credentials allowed, that would hand any site the user's cookies (Fetch standard
+      // §3.2.5; OWASP ASVS 5.0 3.4.2). An unlisted origin, or none, gets no CORS header at all.
+      origin: (origin, callback) => callback(null, origin !== undefined && listed.has(origin)),
+      // The app may send credentials (fetch's `credentials: 'include'`): the device cookie that
+      // keeps its users on their own throttling allowance (domain/throttle.ts). Tokens stay in the
+      // Authorization header; no cookie here authenticates a request.
+      credentials: true,
       methods: ['GET', 'POST', 'DELETE'],
-      allowedHeaders: ['authorization', 'content-type'],
+      allowedHeaders: ['authorization', 'content-type', 'x-request-id'],
+      // Not CORS-safelisted, so hidden from scripts unless exposed: when to retry (429, 503), the
+      // bearer challenge (401), and the next page of sessions (GET /auth/sessions).
+      exposedHeaders: ['retry-after', 'www-authenticate', 'link'],
       maxAge: 600,
     })
   }

@@ -15,18 +15,25 @@ import {
   SessionListQuery,
   SessionParams,
 } from '../schemas/account.js'
-import { errorRef, validationErrorRef } from '../schemas/common.js'
-import { DEVICE_COOKIE, deviceCookieHeader, readCookie } from './auth.js'
+import { errorAnswer, serviceUnavailable, tooManyRequests, validationErrorRef } from '../schemas/common.js'
+import { DEVICE_COOKIE, deviceCookieHeader, readCookie, type SameSite } from './auth.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
-const unauthorized = { ...errorRef, description: 'No valid bearer token.' }
+const unauthorized = errorAnswer(
+  'No bearer token, or one that is invalid, expired or revoked.',
+  ErrorCode.notAuthenticated,
+  ErrorCode.invalidToken,
+)
+const throttled = tooManyRequests('Too many wrong passwords: counted with the logins of POST /auth/token.')
 const BODY_LIMIT = 16 * 1024
 
 export const accountRoutes: FastifyPluginAsyncTypebox<{
   account: AccountService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
-}> = async (app, { account, secureCookies }) => {
+  /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
+  sameSite?: SameSite
+}> = async (app, { account, secureCookies, sameSite }) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
   // ...and one whose session the database still has live: the in-memory view may be a moment
@@ -50,7 +57,12 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         tags: ['account'],
         summary: 'Current User',
         security,
-        response: { 200: Me, 401: unauthorized, 404: { ...errorRef, description: 'The account is gone.' } },
+        response: {
+          200: Me,
+          401: unauthorized,
+          404: errorAnswer('The account is gone.', ErrorCode.notFound),
+          503: serviceUnavailable,
+        },
       },
     },
     async (request) => {
@@ -75,13 +87,14 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         body: ChangePasswordRequest,
         response: {
           204: Type.Null({ description: 'Changed.' }),
-          400: { ...errorRef, description: 'The current password is wrong (or was changed meanwhile).' },
+          400: errorAnswer(
+            'The current password is wrong (or was changed meanwhile).',
+            ErrorCode.wrongPassword,
+          ),
           401: unauthorized,
-          429: {
-            ...errorRef,
-            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
-          },
           422: { ...validationErrorRef, description: 'The new password breaks the policy.' },
+          429: throttled,
+          503: serviceUnavailable,
         },
       },
     },
@@ -92,7 +105,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         request.body.new_password,
       )
       // Every device cookie of the old password is void; this device gets one for the new.
-      reply.header('set-cookie', deviceCookieHeader(deviceCookie, secureCookies))
+      reply.header('set-cookie', deviceCookieHeader(deviceCookie, secureCookies, sameSite))
       return reply.code(204).send(null)
     },
   )
@@ -111,13 +124,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         body: DeleteAccountRequest,
         response: {
           204: Type.Null({ description: 'Deleted.' }),
-          400: { ...errorRef, description: 'The password is wrong.' },
+          400: errorAnswer('The password is wrong.', ErrorCode.wrongPassword),
           401: unauthorized,
-          429: {
-            ...errorRef,
-            description: 'Too many wrong passwords: throttled like POST /auth/token (Retry-After).',
-          },
           422: { ...validationErrorRef, description: 'The password field is missing.' },
+          429: throttled,
+          503: serviceUnavailable,
         },
       },
     },
@@ -139,7 +150,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
           'none) cannot be told apart from the others, so every token without a session that this user ' +
           'was issued before now ends with it. Sessions of AuthGate are not touched.',
         security,
-        response: { 204: Type.Null({ description: 'Logged out.' }), 401: unauthorized },
+        response: {
+          204: Type.Null({ description: 'Logged out.' }),
+          401: unauthorized,
+          503: serviceUnavailable,
+        },
       },
     },
     async (request, reply) => {
@@ -163,6 +178,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
           200: Type.Array(Session),
           401: unauthorized,
           422: { ...validationErrorRef, description: 'A limit or cursor that is not valid.' },
+          503: serviceUnavailable,
         },
       },
     },
@@ -196,7 +212,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
         response: {
           204: Type.Null({ description: 'Ended.' }),
           401: unauthorized,
-          404: { ...errorRef, description: 'No such live session of yours.' },
+          404: errorAnswer('No such live session of yours.', ErrorCode.sessionNotFound),
+          503: serviceUnavailable,
         },
       },
     },

@@ -7,7 +7,14 @@ import type { AuthService, Client } from '../../domain/auth.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { TokenPair } from '../../domain/sessions.js'
 import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
-import { errorRef, MessageResponse, oauthErrorRef, validationErrorRef } from '../schemas/common.js'
+import {
+  errorAnswer,
+  MessageResponse,
+  oauthErrorAnswer,
+  serviceUnavailable,
+  tooManyRequests,
+  validationErrorRef,
+} from '../schemas/common.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
@@ -17,15 +24,29 @@ export interface AuthRoutesOptions {
   auth: AuthService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
+  /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
+  sameSite?: SameSite
 }
+
+export type SameSite = 'Strict' | 'Lax' | 'None'
 
 // The device cookie (see domain/throttle.ts): sent back only to /auth, never readable by scripts.
 export const DEVICE_COOKIE = 'authgate_device'
 const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
 
-/** The Set-Cookie value that gives a client its device cookie. */
-export function deviceCookieHeader(value: string, secure: boolean): string {
-  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
+/**
+ * The Set-Cookie value that gives a client its device cookie. OWASP ASVS 5.0 3.3.1, 3.3.2, 3.3.4:
+ * Secure over https, HttpOnly, and SameSite as strict as the deployment allows. Strict by default,
+ * which a same-site CORS origin (app.example.com calling auth.example.com) still gets. A CORS
+ * origin on another site needs None (DEVICE_COOKIE_SAMESITE=none), which browsers honour only
+ * with Secure (RFC 6265bis §4.1.2.7), and, where third-party cookies are blocked (Chromium's
+ * default here: "UserPreferences"), only when Partitioned (CHIPS, draft-cutler-httpbis-partitioned-
+ * cookies): the browser then keeps one cookie per top-level site, the app's, which is all a device
+ * cookie needs. A browser that does not know Partitioned ignores it (RFC 6265 §5.2).
+ */
+export function deviceCookieHeader(value: string, secure: boolean, sameSite: SameSite = 'Strict'): string {
+  const attributes = sameSite === 'None' ? '; Secure; Partitioned' : secure ? '; Secure' : ''
+  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=${sameSite}${attributes}`
 }
 
 export function readCookie(header: string | undefined, name: string): string | undefined {
@@ -63,7 +84,7 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
 
 export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
-  { auth, secureCookies },
+  { auth, secureCookies, sameSite },
 ) => {
   app.post(
     '/auth/',
@@ -77,12 +98,18 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
           'the password must meet the policy (length, not a common password).',
         body: CreateUserRequest,
         response: {
-          201: { ...MessageResponse, description: 'The user was created.' },
-          409: { ...errorRef, description: 'The username is taken.' },
+          201: {
+            ...MessageResponse,
+            description: 'The user was created.',
+            examples: [{ message: 'User created successfully' }],
+          },
+          409: errorAnswer('The username is taken.', ErrorCode.usernameTaken),
           422: {
             ...validationErrorRef,
             description: 'The body is invalid or the password breaks the policy.',
           },
+          429: tooManyRequests('Too many sign-ups from this address (REGISTRATIONS_PER_IP_PER_HOUR).'),
+          503: serviceUnavailable,
         },
       },
     },
@@ -108,10 +135,19 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         body: TokenRequest,
         response: {
           200: { ...TokenResponse, description: 'An access token and a refresh token.' },
-          400: { ...oauthErrorRef, description: 'A bad refresh token, or an unsupported grant type.' },
-          401: { ...errorRef, description: 'Incorrect username or password.' },
-          415: { ...errorRef, description: 'The body is not a form.' },
+          400: oauthErrorAnswer(
+            'A bad refresh token, or an unsupported grant type.',
+            [ErrorCode.invalidGrant, 'The refresh token is invalid, expired or revoked'],
+            [ErrorCode.invalidRequest, 'refresh_token is required for grant_type=refresh_token'],
+            [ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token'],
+          ),
+          401: errorAnswer('Incorrect username or password.', ErrorCode.invalidCredentials),
+          415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
+          429: tooManyRequests(
+            'Too many failed logins for this account, or failed logins and refreshes from this address.',
+          ),
+          503: serviceUnavailable,
         },
       },
       preValidation: requireForm,
@@ -131,7 +167,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         }
         const login = await auth.passwordLogin(body.username, body.password, client(request))
         pair = login.pair
-        reply.header('set-cookie', deviceCookieHeader(login.deviceCookie, secureCookies))
+        reply.header('set-cookie', deviceCookieHeader(login.deviceCookie, secureCookies, sameSite))
       } else if (grant === 'refresh_token') {
         if (body.refresh_token === undefined) {
           throw new DomainError(
@@ -170,8 +206,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         body: RevokeRequest,
         response: {
           200: Type.Object({}, { description: 'Revoked, or there was nothing to revoke.' }),
-          415: { ...errorRef, description: 'The body is not a form.' },
+          415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'The `token` field is missing.' },
+          503: serviceUnavailable,
         },
       },
       preValidation: requireForm,

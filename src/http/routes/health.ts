@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorCode } from '../../domain/errors.js'
 import { sendError } from '../plugins/errors.js'
-import { errorRef } from '../schemas/common.js'
+import { errorAnswer } from '../schemas/common.js'
 
 const Status = Type.Object({ status: Type.String() })
 
@@ -22,7 +22,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ready: () => Promise<bool
       schema: {
         tags: ['health'],
         summary: 'Readiness: the database answers.',
-        response: { 200: Status, 503: errorRef },
+        response: {
+          200: Status,
+          503: errorAnswer('The database does not answer.', [ErrorCode.unavailable, 'Database unavailable']),
+        },
       },
     },
     async (_request, reply) => {

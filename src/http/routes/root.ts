@@ -1,6 +1,7 @@
 // GET /: the seed's protected greeting. The hot path: one HMAC check, no database.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { errorRef, MessageResponse } from '../schemas/common.js'
+import { ErrorCode } from '../../domain/errors.js'
+import { errorAnswer, MessageResponse } from '../schemas/common.js'
 
 export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -12,12 +13,16 @@ export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description: 'Greets the user the bearer token belongs to.',
         security: [{ OAuth2PasswordBearer: [] }],
         response: {
-          200: { ...MessageResponse, description: 'The greeting.' },
-          401: {
-            ...errorRef,
-            description:
-              '`Not authenticated` without a token, `Could not validate credentials` for a bad one.',
+          200: {
+            ...MessageResponse,
+            description: 'The greeting.',
+            examples: [{ message: 'Hello, grace.hopper with ID: 1!' }],
           },
+          401: errorAnswer(
+            '`Not authenticated` without a token, `Could not validate credentials` for a bad one.',
+            ErrorCode.notAuthenticated,
+            ErrorCode.invalidToken,
+          ),
         },
       },
     },

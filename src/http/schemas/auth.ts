@@ -6,22 +6,28 @@ import { type Static, Type } from 'typebox'
 const USERNAME_INPUT_MAX = 256
 const PASSWORD_INPUT_MAX = 1024
 
+// The docs page's sign-up example, sent as it is by "Try it out": not the README's `testuser`
+// (a 409 for anyone who followed the README), and a password the policy accepts.
+const EXAMPLE_USER = { username: 'grace.hopper', password: 'violet harbor 42 lantern' }
+
 export const CreateUserRequest = Type.Object(
   {
     username: Type.String({
       minLength: 1,
       maxLength: USERNAME_INPUT_MAX,
       description: 'Compared case-insensitively (NFKC + case folding); shown as typed.',
-      examples: ['testuser'],
+      examples: [EXAMPLE_USER.username],
     }),
     password: Type.String({
       minLength: 1,
       maxLength: PASSWORD_INPUT_MAX,
       description: '8 to 128 characters by default; common passwords are refused. Never trimmed.',
-      examples: ['a long passphrase'],
+      examples: [EXAMPLE_USER.password],
     }),
   },
-  { additionalProperties: true },
+  // Other fields are accepted and ignored, as the seed's pydantic model did: additionalProperties
+  // is left unset rather than `true`, which Swagger UI fills with "additionalProp1".
+  { examples: [EXAMPLE_USER] },
 )
 export type CreateUserRequest = Static<typeof CreateUserRequest>
 

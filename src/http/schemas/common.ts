@@ -1,12 +1,23 @@
-// Shared response shapes: FastAPI's `{"detail": ...}` errors and a plain message.
-import { Type } from 'typebox'
+// Shared response shapes: FastAPI's `{"detail": ...}` errors and a plain message, and each error
+// code's real answer, so /docs shows what a client will see.
+import { type TSchema, Type } from 'typebox'
+import { ErrorCode } from '../../domain/errors.js'
+import { INCORRECT_CREDENTIALS, USERNAME_TAKEN, WRONG_PASSWORD } from '../../domain/users.js'
 
 export const ErrorResponse = Type.Object(
   {
     detail: Type.String({ description: 'What went wrong, for people.' }),
-    code: Type.String({ description: 'A stable machine-readable error code.' }),
+    code: Type.String({
+      description: 'A stable machine-readable error code (domain/errors.ts).',
+      // Documents the registry; serialised as any string, so a new code never breaks a response.
+      enum: Object.values(ErrorCode),
+    }),
   },
-  { $id: 'ErrorResponse', description: "An error, in FastAPI's shape plus a stable code." },
+  {
+    $id: 'ErrorResponse',
+    description: "An error, in FastAPI's shape plus a stable code.",
+    examples: [{ detail: 'Not authenticated', code: ErrorCode.notAuthenticated }],
+  },
 )
 
 export const ValidationErrorResponse = Type.Object(
@@ -20,7 +31,16 @@ export const ValidationErrorResponse = Type.Object(
     ),
     code: Type.Literal('validation_error'),
   },
-  { $id: 'ValidationErrorResponse', description: "Request validation failed (FastAPI's 422 shape)." },
+  {
+    $id: 'ValidationErrorResponse',
+    description: "Request validation failed (FastAPI's 422 shape).",
+    examples: [
+      {
+        detail: [{ loc: ['body', 'password'], msg: 'Field required', type: 'missing' }],
+        code: ErrorCode.validation,
+      },
+    ],
+  },
 )
 
 export const MessageResponse = Type.Object({ message: Type.String() })
@@ -29,3 +49,81 @@ export const errorRef = Type.Ref('ErrorResponse')
 export const validationErrorRef = Type.Ref('ValidationErrorResponse')
 
 export const oauthErrorRef = Type.Ref('OAuthErrorResponse')
+
+/** Each code's `detail` as the server words it (the domain's constants where it has them). */
+const DETAIL: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.usernameTaken]: USERNAME_TAKEN,
+  [ErrorCode.invalidCredentials]: INCORRECT_CREDENTIALS,
+  [ErrorCode.wrongPassword]: WRONG_PASSWORD,
+  [ErrorCode.notAuthenticated]: 'Not authenticated',
+  [ErrorCode.invalidToken]: 'Could not validate credentials',
+  [ErrorCode.tooManyRequests]: 'Too many attempts; try again later',
+  [ErrorCode.unsupportedMediaType]: 'Send the form as application/x-www-form-urlencoded',
+  [ErrorCode.notFound]: 'User not found',
+  [ErrorCode.sessionNotFound]: 'Session not found',
+  [ErrorCode.unavailable]: 'Service temporarily unavailable',
+}
+
+/**
+ * A documented error answer: the shared ErrorResponse, what the status means on this route, and
+ * one real example per code it can carry (named examples, which Swagger UI offers in a list).
+ */
+export function errorAnswer(description: string, ...codes: (ErrorCode | [ErrorCode, string])[]): TSchema {
+  return answer(description, errorRef, examples(codes))
+}
+
+function examples(codes: (ErrorCode | [ErrorCode, string])[]): Record<string, unknown> {
+  return Object.fromEntries(
+    codes.map((entry) => {
+      const [code, detail] = Array.isArray(entry) ? entry : [entry, DETAIL[entry] ?? entry]
+      return [code, { value: { detail, code } }]
+    }),
+  )
+}
+
+/** The same for the token endpoint's RFC 6749 §5.2 errors, which carry `error` too. */
+export function oauthErrorAnswer(description: string, ...entries: [ErrorCode, string][]): TSchema {
+  const named = Object.fromEntries(
+    entries.map(([code, detail]) => [
+      code,
+      { value: { error: code, error_description: detail, detail, code } },
+    ]),
+  )
+  return answer(description, oauthErrorRef, named)
+}
+
+// Fastify serialises with content[type].schema; @fastify/swagger copies the media type as it is,
+// named examples and all (beside a bare $ref it would drop them).
+function answer(
+  description: string,
+  schema: TSchema,
+  examples: Record<string, unknown>,
+  headers?: Record<string, unknown>,
+): TSchema {
+  return {
+    description,
+    ...(headers ? { headers } : {}),
+    content: { 'application/json': { schema, examples } },
+  } as unknown as TSchema
+}
+
+const retryAfter = (description: string) => ({
+  'retry-after': { type: 'integer', minimum: 1, description },
+})
+
+/** 429: a throttle (domain/throttle.ts) said no; Retry-After says when to come back (RFC 6585 §4). */
+export const tooManyRequests = (what: string): TSchema =>
+  answer(
+    what,
+    errorRef,
+    examples([ErrorCode.tooManyRequests]),
+    retryAfter('Seconds until the throttle lets this client try again.'),
+  )
+
+/** 503: the database is down, cut off or locked a moment; Retry-After: 5 (http/plugins/errors.ts). */
+export const serviceUnavailable: TSchema = answer(
+  'The database is unavailable for a moment (down, cut off, or a SQLite lock held); retry.',
+  errorRef,
+  examples([ErrorCode.unavailable]),
+  retryAfter('Seconds to wait before retrying (5).'),
+)
