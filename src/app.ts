@@ -68,9 +68,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         { database, attempt, error: errorReason(err), giveUpInMs },
         'database not reachable yet: retrying',
       ),
+    // A server takes JWT_ALGORITHM, JWT_ISSUER and PUBLIC_URL changes into the recorded settings.
+    settingsMode: 'adopt',
+    onSettingsNote: (message) => deps.logger?.warn(message),
     ...deps,
   })
-  const { db, tokens, account, auth, revocations, keys } = services
+  const { db, tokens, account, auth, revocations, keys, issuers } = services
   await services.start()
   if (!config.throttle.enabled)
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
@@ -146,7 +149,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(authRoutes, { auth, secureCookies, sameSite })
   await app.register(accountRoutes, { account, secureCookies, sameSite })
   await app.register(rootRoutes)
-  await app.register(wellKnownRoutes, { keys, issuer: config.jwtIssuer, publicUrl: config.publicUrl })
+  await app.register(wellKnownRoutes, {
+    keys,
+    issuer: () => issuers.current(),
+    publicUrl: config.publicUrl,
+    jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
+  })
   await app.register(healthRoutes, { ready: () => pingDatabase(db) })
   registerNotFound(app, allowedMethods)
   await app.ready()

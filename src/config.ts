@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os'
 import { type Static, type TSchema, Type } from 'typebox'
 import { Value } from 'typebox/value'
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './domain/keys.js'
+import { defaultActivationDelayMs, SIGNING_ALGORITHMS, type SigningAlgorithm } from './domain/keys.js'
 import {
   DatabaseUrlError,
   MAX_POOL_SIZE,
@@ -58,6 +58,10 @@ export const EnvSchema = Type.Object({
   JWT_AUDIENCE: Type.Optional(
     Type.String({ maxLength: 2048, pattern: '^\\S+$', description: 'a URL or a string without spaces' }),
   ),
+  // How long verifiers may cache /.well-known/jwks.json (its Cache-Control max-age).
+  JWKS_MAX_AGE_SECONDS: Type.Optional(int(0, 86_400)),
+  // How long `keys rotate` publishes the next key before it signs; default: the JWKS max-age + 6 s.
+  KEY_ACTIVATION_DELAY_SECONDS: Type.Optional(int(0, 30 * 86_400)),
   ACCESS_TOKEN_EXPIRE_MINUTES: Type.Optional(int(1, 525600)),
   REFRESH_TOKEN_EXPIRE_DAYS: Type.Optional(int(1, 3650)),
   SESSION_MAX_DAYS: Type.Optional(int(1, 3650)),
@@ -138,8 +142,18 @@ export interface Config {
   readonly jwtAlgorithm: SigningAlgorithm | undefined
   /** Where clients reach this server, without a trailing slash: the base of the metadata's URLs. */
   readonly publicUrl: string
-  /** The `iss` of every token, and the only one accepted. */
+  /**
+   * The issuer a first start records in the database when neither JWT_ISSUER nor PUBLIC_URL is set
+   * (the listen address). Every process then signs as, and accepts, the recorded issuer
+   * (domain/deployment.ts), whatever its own port.
+   */
   readonly jwtIssuer: string
+  /** JWT_ISSUER, else PUBLIC_URL: an issuer set on purpose, which a server makes the deployment's. */
+  readonly jwtIssuerExplicit: string | undefined
+  /** JWKS_MAX_AGE_SECONDS: the JWKS's Cache-Control max-age. */
+  readonly jwksMaxAgeSeconds: number
+  /** KEY_ACTIVATION_DELAY_SECONDS, or the JWKS max-age plus the key reload interval and a clock margin. */
+  readonly keyActivationDelayMs: number
   /** When set, every token carries this `aud` and must carry it to be accepted. */
   readonly jwtAudience: string | undefined
   readonly accessTokenExpireMinutes: number
@@ -240,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('PASSWORD_MAX_LENGTH: must not be smaller than PASSWORD_MIN_LENGTH')
   }
   const trustProxy = parseTrustProxy(env2.TRUST_PROXY)
+  const jwksMaxAgeSeconds = env2.JWKS_MAX_AGE_SECONDS ?? 60
   const workers = parseWorkers(env2.WORKERS)
   if (env2.METRICS_PORT !== undefined && env2.METRICS_PORT === port) {
     throw new ConfigError('METRICS_PORT: must differ from PORT (metrics have a listener of their own)')
@@ -257,6 +272,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtAlgorithm: env2.JWT_ALGORITHM,
     publicUrl,
     jwtIssuer: env2.JWT_ISSUER ?? publicUrl,
+    jwtIssuerExplicit: env2.JWT_ISSUER ?? (env2.PUBLIC_URL === undefined ? undefined : publicUrl),
+    jwksMaxAgeSeconds,
+    keyActivationDelayMs:
+      env2.KEY_ACTIVATION_DELAY_SECONDS === undefined
+        ? defaultActivationDelayMs(jwksMaxAgeSeconds)
+        : env2.KEY_ACTIVATION_DELAY_SECONDS * 1000,
     jwtAudience: env2.JWT_AUDIENCE,
     accessTokenExpireMinutes: env2.ACCESS_TOKEN_EXPIRE_MINUTES ?? 30,
     refreshTokenExpireDays,

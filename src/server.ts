@@ -54,7 +54,7 @@ export const STARTED = 'AuthGate started'
  */
 export function startupFacts(
   config: Config,
-  services: Pick<Services, 'keys' | 'opened'>,
+  services: Pick<Services, 'keys' | 'opened' | 'issuers'>,
   address: { address: string; port: number },
 ): Record<string, unknown> {
   const host = address.address.includes(':') ? `[${address.address}]` : address.address
@@ -69,7 +69,7 @@ export function startupFacts(
     database,
     algorithm: services.keys.algorithm,
     ...(kid === undefined ? {} : { kid }),
-    issuer: config.jwtIssuer,
+    issuer: services.issuers.current(),
     migrations: applied,
     ...(adoptedSeedUsers === undefined ? {} : { adoptedSeedUsers }),
     workers: config.workers,

@@ -1,11 +1,27 @@
 // Opens the database, migrates it, and wires the domain services; shared by the app and the CLI.
-import type { Config } from './config.js'
+import { type Config, ConfigError } from './config.js'
 import { type AccountService, createAccountService } from './domain/account.js'
 import type { AuditFacts } from './domain/audit-chain.js'
 import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
-import { type KeyAdmin, type KeyRing, openKeyAdmin, openKeyRing } from './domain/keys.js'
+import {
+  type DeploymentSettingsStore,
+  type IssuerView,
+  openIssuers,
+  SettingsConflictError,
+  type SettingsMode,
+  type SigningRecord,
+  settleSigning,
+} from './domain/deployment.js'
+import {
+  DEFAULT_KEY_RELOAD_MS,
+  type KeyAdmin,
+  type KeyRing,
+  openKeyAdmin,
+  openKeyRing,
+  RETIREMENT_SLACK_MS,
+} from './domain/keys.js'
 import { type Meter, noMeter } from './domain/meter.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
@@ -20,12 +36,12 @@ import { createCredentialsRepository } from './storage/credentials.repository.js
 import { connectDatabase, createDatabase, type Db, dialectOf } from './storage/database.js'
 import { DatabaseOpenError, describeDatabase, parseDatabaseUrl } from './storage/database-url.js'
 import { createDevicesRepository } from './storage/devices.repository.js'
-import { createKeysRepository } from './storage/keys.repository.js'
+import { createKeysRepository, findCurrentSigningKey } from './storage/keys.repository.js'
 import { migrateAtStartup, type StartupMigration } from './storage/migrate.js'
 import { createPostgresChannel } from './storage/pg-notify.js'
 import { createRedisChannel, createRedisThrottleStore, openRedis, type RedisLink } from './storage/redis.js'
 import { createRevocationFeed, createSessionsRepository } from './storage/sessions.repository.js'
-import { getOrInsertSetting, getSetting } from './storage/settings.repository.js'
+import { getOrInsertSetting, getSetting, replaceSetting } from './storage/settings.repository.js'
 import { createThrottleStore } from './storage/throttle.repository.js'
 import { createUsersRepository } from './storage/users.repository.js'
 
@@ -44,8 +60,16 @@ export interface ServiceDeps {
   onBroadcastError?: (err: unknown) => void
   /** Redis went away (its work falls back to the database) or came back. */
   onRedisStateChange?: (up: boolean, err?: unknown) => void
-  /** How often the key ring re-reads the signing keys, to notice a rotation made elsewhere. */
+  /** How often the key ring re-reads the signing keys and the issuer, to notice a change made elsewhere. */
   keyReloadMs?: number
+  /**
+   * A server adopts an explicit JWT_ALGORITHM, JWT_ISSUER or PUBLIC_URL into the deployment's
+   * recorded settings ('adopt', what buildApp passes); the CLI only records them on a first start
+   * ('record', the default). See domain/deployment.ts.
+   */
+  settingsMode?: SettingsMode
+  /** A deployment setting changed (or another process changed it): for the log. */
+  onSettingsNote?: (message: string) => void
   onKeyReloadError?: (err: unknown) => void
   onThrottlePruneError?: (err: unknown) => void
   /** An audit write or prune failed; `lost` are the events not stored. Default: ignored. */
@@ -72,6 +96,10 @@ export interface Services {
   revocations: RevocationView
   /** The signing keys; not yet polling either. */
   keys: KeyRing
+  /** The deployment's algorithm, as recorded in the database. */
+  signing: SigningRecord
+  /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
+  issuers: IssuerView
   /** Tells the deployment's other processes about revocations and key rotations. */
   broadcast: Broadcast
   /** REDIS_URL's connection, when set. */
@@ -110,15 +138,64 @@ export function openAudit(
   })
 }
 
-/** The key operations alone, for `authgate keys`: nothing else opened, no key made until asked. */
-export function openKeys(db: Db, config: Config, clock: Clock = systemClock): Promise<KeyAdmin> {
+function settingsStore(db: Db): DeploymentSettingsStore {
+  return {
+    get: (key) => getSetting(db, key),
+    getOrInsert: (key, value) => getOrInsertSetting(db, key, value),
+    replace: (key, expected, value) => replaceSetting(db, key, expected, value),
+  }
+}
+
+/** A contradiction between the environment and the database is a configuration error: exit 1, say what to do. */
+async function asConfigError<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    if (err instanceof SettingsConflictError) throw new ConfigError(err.message)
+    throw err
+  }
+}
+
+/**
+ * The deployment's signing algorithm, as recorded in the database (recorded now on a first start,
+ * unless `mode` is 'read'); throws ConfigError when the environment contradicts it.
+ */
+export function openSigningSettings(
+  db: Db,
+  config: Config,
+  mode: SettingsMode,
+): Promise<SigningRecord & { notes: string[] }> {
+  return asConfigError(() =>
+    settleSigning({
+      mode,
+      configured: config.jwtAlgorithm,
+      secretKeySet: config.secretKey !== undefined,
+      settings: settingsStore(db),
+      currentKeyAlg: async () => (await findCurrentSigningKey(db))?.alg,
+    }),
+  )
+}
+
+/**
+ * The key operations alone, for `authgate keys`: nothing else opened, no key made until asked.
+ * The algorithm is the deployment's (`mode` 'read' for list, 'record' for rotate), never the
+ * CLI's own environment's: an environment that contradicts it is a ConfigError.
+ */
+export async function openKeys(
+  db: Db,
+  config: Config,
+  clock: Clock = systemClock,
+  mode: SettingsMode = 'record',
+): Promise<KeyAdmin> {
+  const signing = await openSigningSettings(db, config, mode)
   return openKeyAdmin({
-    configured: config.jwtAlgorithm,
+    configured: signing.alg,
     secretKey: config.secretKey,
     settings: { get: (key) => getSetting(db, key) },
     keys: createKeysRepository(db),
     clock,
     accessTtlMs: config.accessTokenExpireMinutes * 60_000,
+    activationDelayMs: config.keyActivationDelayMs,
   })
 }
 
@@ -172,8 +249,24 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     })
     await users.claimCanonicalNames()
     const audit = openAudit(db, config, clock, deps.onAuditError)
+    // The algorithm and the issuer every process on this database shares (domain/deployment.ts).
+    const mode = deps.settingsMode ?? 'record'
+    const signing = await openSigningSettings(db, config, mode)
+    const { view: issuers, notes: issuerNotes } = await openIssuers({
+      mode,
+      explicit: config.jwtIssuerExplicit,
+      fallback: config.jwtIssuer,
+      settings: settingsStore(db),
+      clock,
+      retainMs: config.accessTokenExpireMinutes * 60_000 + RETIREMENT_SLACK_MS,
+      ...(deps.onSettingsNote ? { onNote: deps.onSettingsNote } : {}),
+      ...(deps.onKeyReloadError ? { onError: deps.onKeyReloadError } : {}),
+    })
+    for (const note of [...signing.notes, ...issuerNotes]) deps.onSettingsNote?.(note)
+    // The others follow a new issuer now, not at their next reload.
+    if (issuerNotes.length > 0) void broadcast.publish('keys')
     const keys = await openKeyRing({
-      configured: config.jwtAlgorithm,
+      configured: signing.alg,
       secretKey: config.secretKey,
       settings: {
         get: (key) => getSetting(db, key),
@@ -190,7 +283,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       keys,
       expiresInMinutes: config.accessTokenExpireMinutes,
       clock,
-      issuer: config.jwtIssuer,
+      issuer: issuers,
       audience: config.jwtAudience,
     })
     const revocations = createRevocationView(createRevocationFeed(db), clock, {
@@ -251,6 +344,8 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
     // Old throttling windows are forgotten every ten minutes.
     let pruneThrottle: NodeJS.Timeout | undefined
+    let reloadIssuers: NodeJS.Timeout | undefined
+    const reloadIssuersNow = () => issuers.reload().catch((err) => deps.onKeyReloadError?.(err))
     return {
       db,
       users,
@@ -262,6 +357,8 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       audit,
       revocations,
       keys,
+      signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
+      issuers,
       broadcast,
       redis,
       opened: { database, ...migrated },
@@ -270,10 +367,15 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
         // A signal from another process: read what it changed now, not at the next poll.
         await broadcast.listen((heard) => {
           if (heard !== 'keys') revocations.refresh().catch((err) => deps.onRevocationPollError?.(err))
-          if (heard !== 'revocations') keys.reload().catch((err) => deps.onKeyReloadError?.(err))
+          if (heard !== 'revocations') {
+            keys.reload().catch((err) => deps.onKeyReloadError?.(err))
+            reloadIssuersNow()
+          }
         })
         await revocations.start()
         keys.start()
+        reloadIssuers = setInterval(reloadIssuersNow, deps.keyReloadMs ?? DEFAULT_KEY_RELOAD_MS)
+        reloadIssuers.unref()
         audit.startRetention()
         pruneThrottle = setInterval(() => {
           throttle.prune().catch((err) => deps.onThrottlePruneError?.(err))
@@ -283,6 +385,7 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
       async close() {
         revocations.stop()
         keys.stop()
+        clearInterval(reloadIssuers)
         clearInterval(pruneThrottle)
         audit.stopRetention()
         // Requests have finished: write what they recorded while the database is still open.

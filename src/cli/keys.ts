@@ -1,32 +1,46 @@
-// `authgate keys rotate | list`: make a new signing key current, and show the keys (never private material).
+// `authgate keys rotate [--now] | list`: publish the next signing key (and switch to it once every
+// cache can have it, or at once), and show the keys with their states (never private material).
 import type { Command } from 'commander'
 import type { Config } from '../config.js'
 import { operatorDetail } from '../domain/audit.js'
-import type { KeyAdmin, KeyInfo } from '../domain/keys.js'
+import type { SettingsMode } from '../domain/deployment.js'
+import { DEFAULT_KEY_RELOAD_MS, type KeyAdmin, type KeyInfo } from '../domain/keys.js'
 import { openAudit, openBroadcast, openDatabase, openKeys } from '../services.js'
 import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
-import { type Cli, snakeCase } from './context.js'
+import type { Cli } from './context.js'
 
 // Only the database and the keys: rotating must not also claim usernames or start anything.
-async function withKeys<T>(config: Config, fn: (keys: KeyAdmin, db: Db) => Promise<T>): Promise<T> {
+async function withKeys<T>(
+  config: Config,
+  mode: SettingsMode,
+  fn: (keys: KeyAdmin, db: Db) => Promise<T>,
+): Promise<T> {
   const db = openDatabase(config)
   try {
     await migrateToLatest(db)
-    return await fn(await openKeys(db, config), db)
+    // The deployment's algorithm, not this shell's: a contradicting environment stops here.
+    return await fn(await openKeys(db, config, undefined, mode), db)
   } finally {
     await db.destroy()
   }
 }
 
+const COLUMNS = ['kid', 'alg', 'state', 'created', 'activates', 'retires', 'verifies_until']
 const line = (k: KeyInfo) =>
-  [
-    k.kid,
-    k.alg,
-    k.createdAt,
-    k.retiredAt ?? '-',
-    k.state === 'retired' ? `retired, verifies until ${k.verifiesUntil}` : k.state,
-  ].join('\t')
+  [k.kid, k.alg, k.state, k.createdAt, k.activatesAt, k.retiresAt ?? '-', k.verifiesUntil ?? '-'].join('\t')
+// --json: snake_case, as the API spells its fields.
+const json = (k: KeyInfo) =>
+  JSON.stringify({
+    kid: k.kid,
+    alg: k.alg,
+    state: k.state,
+    created_at: k.createdAt,
+    activates_at: k.activatesAt,
+    retires_at: k.retiresAt,
+    verifies_until: k.verifiesUntil,
+  })
+const seconds = (ms: number) => `${Math.round(ms / 1000)} s`
 
 export function registerKeyCommands(program: Command, cli: Cli): void {
   const keys = program.command('keys').description('Manage the signing keys (ES256, EdDSA, RS256).')
@@ -34,32 +48,44 @@ export function registerKeyCommands(program: Command, cli: Cli): void {
   keys
     .command('rotate')
     .description(
-      'Make a new signing key current. The old one keeps verifying, and stays in the JWKS, until every ' +
-        'token it signed has expired. Running servers are told at once (Redis or PostgreSQL), and ' +
-        're-read the keys every 5 s in any case.',
+      'Publish a new signing key at once (in the JWKS, and loaded by every server within a second) and ' +
+        'make it sign after KEY_ACTIVATION_DELAY_SECONDS (default: the JWKS max-age + 6 s), when every ' +
+        'server and every JWKS cache has it; the old key signs until then and verifies until its tokens ' +
+        'have expired. No token is refused on the way.',
     )
-    .action(async () => {
+    .option(
+      '--now',
+      'for a compromised key: the new key signs at once and every older key stops verifying at once ' +
+        '(every access token issued so far is refused; verifiers with a cached JWKS refuse new tokens ' +
+        'until they fetch it again)',
+    )
+    .action(async (options: { now?: boolean }) => {
       const cfg = cli.config()
-      const { current, retired } = await withKeys(cfg, async (k, db) => {
+      const now = options.now === true
+      const rotation = await withKeys(cfg, 'record', async (k, db) => {
         const audit = openAudit(db, cfg, undefined, (err) =>
           cli.err(`Audit log write failed: ${err instanceof Error ? err.message : err}`),
         )
         try {
-          const rotated = await k.rotate()
+          const rotated = await k.rotate({ now })
           audit.record({
             type: 'key.rotated',
             outcome: 'success',
             detail: {
               via: 'cli',
               ...operatorDetail(cli.operator()),
-              kid: rotated.current.kid,
-              alg: rotated.current.alg,
-              retiredKid: rotated.retired?.kid ?? null,
+              kid: rotated.key.kid,
+              alg: rotated.key.alg,
+              activatesAt: rotated.key.activatesAt,
+              immediate: now,
+              retiredKid: rotated.previous?.kid ?? null,
+              revokedKids: rotated.revoked.map((r) => r.kid).join(' ') || null,
             },
           })
-          // Running servers sign with the new key from now on, not from their next reload. The
-          // rotation is done whatever happens here: a failure to tell them is only reported.
-          const unheard = () => cli.err('Could not tell running servers; they notice within 5 s.')
+          // Running servers load the new key now, not at their next reload. The rotation is done
+          // whatever happens here: a failure to tell them is only reported.
+          const unheard = () =>
+            cli.err(`Could not tell running servers; they notice within ${seconds(DEFAULT_KEY_RELOAD_MS)}.`)
           try {
             const { broadcast, redis } = await openBroadcast(cfg, db, { onBroadcastError: unheard })
             await broadcast.publish('keys')
@@ -85,18 +111,42 @@ export function registerKeyCommands(program: Command, cli: Cli): void {
           await audit.flush()
         }
       })
-      cli.out(`New signing key ${current.kid} (${current.alg}) is current.`)
-      if (retired) {
-        cli.out(`Retired ${retired.kid} (${retired.alg}); it verifies until ${retired.verifiesUntil}.`)
+      const { key, previous, revoked } = rotation
+      if (!now) {
+        cli.out(
+          `New signing key ${key.kid} (${key.alg}) is published now and signs from ${key.activatesAt} ` +
+            `(in ${seconds(cfg.keyActivationDelayMs)}: KEY_ACTIVATION_DELAY_SECONDS).`,
+        )
+        if (previous) {
+          cli.out(
+            `${previous.kid} (${previous.alg}) signs until then; it verifies until ${previous.verifiesUntil}.`,
+          )
+        }
+        return
       }
+      cli.out(`New signing key ${key.kid} (${key.alg}) signs now.`)
+      for (const r of revoked) cli.out(`Revoked ${r.kid} (${r.alg}): its tokens are refused from now on.`)
+      cli.out(
+        'What this costs: every access token issued before now is refused (clients get a new one by ' +
+          'refreshing: refresh tokens still work, or by logging in). Services that verify through a ' +
+          `cached JWKS refuse the new key's tokens until they fetch it again (up to ${cfg.jwksMaxAgeSeconds} s, ` +
+          "the JWKS max-age; jose's createRemoteJWKSet refetches on an unknown kid, after its 30 s cooldown). " +
+          `A server that has not heard of the rotation yet (up to ${seconds(DEFAULT_KEY_RELOAD_MS)}) signs with ` +
+          'the revoked key meanwhile, and those tokens are refused too.',
+      )
     })
 
   keys
     .command('list')
-    .description('List the keys: kid, algorithm, created, retired, state. Never private material.')
+    .description(
+      'List the keys, newest first: kid, algorithm, state (next: published, not signing yet; current; ' +
+        'retired: verifies until its tokens have expired; expired; revoked), created, activates, retires, ' +
+        'verifies until. Never private material.',
+    )
     .option('--json', 'print JSON lines')
     .action(async (options: { json?: boolean }) => {
-      const { algorithm, infos } = await withKeys(cli.config(), async (k) => ({
+      const cfg = cli.config()
+      const { algorithm, infos } = await withKeys(cfg, 'read', async (k) => ({
         algorithm: k.algorithm,
         infos: await k.list(),
       }))
@@ -106,7 +156,12 @@ export function registerKeyCommands(program: Command, cli: Cli): void {
       if (infos.length === 0 && algorithm !== 'HS256') {
         cli.err('No signing key yet: the server makes one when it first starts (or run `keys rotate`).')
       }
-      if (!options.json && infos.length > 0) cli.out(['kid', 'alg', 'created', 'retired', 'state'].join('\t'))
-      for (const k of infos) cli.out(options.json ? JSON.stringify(snakeCase(k)) : line(k))
+      if (algorithm !== 'HS256' && !options.json) {
+        cli.err(
+          `keys rotate publishes the next key ${seconds(cfg.keyActivationDelayMs)} before it signs (KEY_ACTIVATION_DELAY_SECONDS).`,
+        )
+      }
+      if (!options.json && infos.length > 0) cli.out(COLUMNS.join('\t'))
+      for (const k of infos) cli.out(options.json ? json(k) : line(k))
     })
 }

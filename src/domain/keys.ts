@@ -61,17 +61,25 @@ export interface SigningKeyRecord {
   /** The published public JWK, JSON. */
   public_jwk: string
   created_at: number
+  /** From when it signs; null on keys made before issue 10 (since created_at). */
+  activates_at: number | null
+  /** From when it no longer signs; may lie ahead while a next key waits. Null for the latest key. */
   retired_at: number | null
+  /** From when it no longer verifies (`keys rotate --now`). */
+  revoked_at: number | null
 }
 
 export interface KeysRepository {
   listKeys(): Promise<SigningKeyRecord[]>
+  /** The latest key: the one that signs now, or the next one. */
   currentKey(): Promise<SigningKeyRecord | undefined>
-  /** Atomically: unless the current key has `keepIfAlg`, retire it at `now` and make `key` current. */
-  makeCurrent(
+  /**
+   * Atomically: unless the latest key has `keepIfAlg`, make `key` the latest, signing from
+   * `activatesAt`; the keys before it retire then (and with `revokeOthersAt`, stop verifying then).
+   */
+  schedule(
     key: SigningKeyRecord,
-    now: number,
-    keepIfAlg?: string,
+    options: { activatesAt: number; keepIfAlg?: string; revokeOthersAt?: number },
   ): Promise<{ current: SigningKeyRecord; retired: string | undefined }>
 }
 
@@ -132,42 +140,68 @@ export async function generateSigningKey(alg: AsymmetricAlgorithm, now: number):
     private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     public_jwk: JSON.stringify(jwk),
     created_at: now,
+    activates_at: null,
     retired_at: null,
+    revoked_at: null,
   }
 }
 
-// A process that has not yet noticed a rotation (it reloads every few seconds) may still sign with
+// A process that has not yet noticed a rotation (it reloads every second) may still sign with
 // the retired key for a moment; this much more keeps those tokens verifying to their exp.
 export const RETIREMENT_SLACK_MS = 60_000
 
-/** Epoch ms from which no token the key signed can still be valid; Infinity while it is current. */
-export function verifiesUntil(retiredAt: number | null, accessTtlMs: number): number {
-  return retiredAt === null ? Number.POSITIVE_INFINITY : retiredAt + accessTtlMs + RETIREMENT_SLACK_MS
+/** Epoch ms from which no token the key signed can still be valid; Infinity while it is the latest. */
+export function verifiesUntil(
+  record: Pick<SigningKeyRecord, 'retired_at' | 'revoked_at'>,
+  accessTtlMs: number,
+): number {
+  if (record.revoked_at !== null) return record.revoked_at
+  return record.retired_at === null
+    ? Number.POSITIVE_INFINITY
+    : record.retired_at + accessTtlMs + RETIREMENT_SLACK_MS
 }
 
-export type KeyState = 'current' | 'retired' | 'expired'
+const activatesAt = (record: Pick<SigningKeyRecord, 'activates_at' | 'created_at'>) =>
+  record.activates_at ?? record.created_at
+
+/**
+ * next: published and verifying, not signing yet. current: signs. retired: signs no more, verifies
+ * until its tokens have expired. expired: verifies no more. revoked: `keys rotate --now` ended it.
+ */
+export type KeyState = 'next' | 'current' | 'retired' | 'expired' | 'revoked'
 
 /** What `authgate keys list` shows: never private material. */
 export interface KeyInfo {
   kid: string
   alg: string
-  createdAt: string
-  retiredAt: string | null
-  /** While retired: when it stops verifying and leaves the JWKS. */
-  verifiesUntil: string | null
   state: KeyState
+  createdAt: string
+  /** When it starts (or started) signing. */
+  activatesAt: string
+  /** When it stops (or stopped) signing; null while no key is scheduled after it. */
+  retiresAt: string | null
+  /** When it stops verifying and leaves the JWKS; null while no key is scheduled after it. */
+  verifiesUntil: string | null
+}
+
+function keyState(record: SigningKeyRecord, now: number, accessTtlMs: number): KeyState {
+  if (record.revoked_at !== null && record.revoked_at <= now) return 'revoked'
+  if (verifiesUntil(record, accessTtlMs) <= now) return 'expired'
+  if (record.retired_at !== null && record.retired_at <= now) return 'retired'
+  return activatesAt(record) > now ? 'next' : 'current'
 }
 
 function describe(record: SigningKeyRecord, now: number, accessTtlMs: number): KeyInfo {
-  const until = verifiesUntil(record.retired_at, accessTtlMs)
+  const until = verifiesUntil(record, accessTtlMs)
   const iso = (ms: number) => new Date(ms).toISOString()
   return {
     kid: record.kid,
     alg: record.alg,
+    state: keyState(record, now, accessTtlMs),
     createdAt: iso(record.created_at),
-    retiredAt: record.retired_at === null ? null : iso(record.retired_at),
+    activatesAt: iso(activatesAt(record)),
+    retiresAt: record.retired_at === null ? null : iso(record.retired_at),
     verifiesUntil: Number.isFinite(until) ? iso(until) : null,
-    state: record.retired_at === null ? 'current' : until > now ? 'retired' : 'expired',
   }
 }
 
@@ -182,7 +216,10 @@ export interface ActiveKey {
   /** SPKI PEM. */
   publicKey: string
   jwk: PublicJwk
+  /** Epoch ms from which it signs. */
+  activatesAt: number
   retiredAt: number | null
+  revokedAt: number | null
   /** Epoch ms; see verifiesUntil(). */
   verifiesUntil: number
 }
@@ -190,8 +227,9 @@ export interface ActiveKey {
 export interface KeySnapshot {
   /** Changes whenever the keys do; whoever compiled something from them rebuilds then. */
   readonly version: number
+  /** The key that signs now. */
   readonly current: ActiveKey
-  /** kid -> key: the current key and the retired ones that may still verify. */
+  /** kid -> key: the current key, the next one (published, not signing yet) and the retired ones that may still verify. */
   readonly keys: ReadonlyMap<string, ActiveKey>
 }
 
@@ -211,7 +249,21 @@ export interface KeyRing {
   stop(): void
 }
 
-export const DEFAULT_KEY_RELOAD_MS = 5_000
+// Every process reads the keys (and the deployment settings) this often, besides the broadcast
+// that tells it of a rotation at once: with neither Redis nor PostgreSQL (SQLite alone) this is
+// how a rotation reaches every process within a second (issue 10).
+export const DEFAULT_KEY_RELOAD_MS = 1_000
+// How far apart the clocks of a deployment's machines may be, for the activation delay.
+export const CLOCK_SKEW_ALLOWANCE_MS = 5_000
+
+/**
+ * How long `keys rotate` publishes the next key before it signs: until every process has loaded it
+ * (the reload interval) and every cache of the JWKS can have fetched it (its max-age), and a margin
+ * for clocks. A token signed with a key its verifier has never seen is a 401 (issue 10).
+ */
+export function defaultActivationDelayMs(jwksMaxAgeSeconds: number): number {
+  return jwksMaxAgeSeconds * 1000 + DEFAULT_KEY_RELOAD_MS + CLOCK_SKEW_ALLOWANCE_MS
+}
 // An unknown kid costs at most one query a second, however many such tokens arrive.
 const UNKNOWN_KID_RELOAD_GAP_MS = 1_000
 
@@ -263,13 +315,17 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   const existing = await keys.currentKey()
   if (existing?.alg !== algorithm) {
     // Keys are generated outside the transaction (RSA takes a while); if another process made one
-    // meanwhile, makeCurrent keeps theirs and ours is dropped.
+    // meanwhile, schedule keeps theirs and ours is dropped. A first key signs at once: nobody holds
+    // a token yet. A JWT_ALGORITHM change does too (the restart with it is the operator's switch).
     const made = await generateSigningKey(algorithm, clock.now())
-    const { current } = await keys.makeCurrent(made, clock.now(), algorithm)
+    const { current } = await keys.schedule(made, { activatesAt: clock.now(), keepIfAlg: algorithm })
     if (current.kid === made.kid) options.onKeyMade?.()
   }
 
   let snap: KeySnapshot | undefined
+  let records: SigningKeyRecord[] = []
+  // When the signing key changes by the clock alone (a next key activates): rebuild then.
+  let changesAt = Number.POSITIVE_INFINITY
   let lastUnknownKidReload = Number.NEGATIVE_INFINITY
   let timer: NodeJS.Timeout | undefined
 
@@ -283,30 +339,53 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
       privateKey: record.private_key,
       publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       jwk,
+      activatesAt: activatesAt(record),
       retiredAt: record.retired_at,
-      verifiesUntil: verifiesUntil(record.retired_at, accessTtlMs),
+      revokedAt: record.revoked_at,
+      verifiesUntil: verifiesUntil(record, accessTtlMs),
     }
   }
 
-  function build(records: SigningKeyRecord[]): KeySnapshot {
+  const same = (key: ActiveKey, record: SigningKeyRecord) =>
+    key.retiredAt === record.retired_at &&
+    key.revokedAt === record.revoked_at &&
+    key.activatesAt === activatesAt(record)
+
+  function build(from: SigningKeyRecord[]): KeySnapshot {
     const now = clock.now()
     const active = new Map<string, ActiveKey>()
     let current: ActiveKey | undefined
-    for (const record of records) {
+    let earliestNext: ActiveKey | undefined
+    changesAt = Number.POSITIVE_INFINITY
+    for (const record of from) {
       // Only our own asymmetric keys: an HS256 "key" never enters this ring (key confusion).
       if (!isAsymmetric(record.alg)) continue
-      if (verifiesUntil(record.retired_at, accessTtlMs) <= now) continue
+      if (verifiesUntil(record, accessTtlMs) <= now) continue
       const known = snap?.keys.get(record.kid)
       let key: ActiveKey
       try {
-        key = known && known.retiredAt === record.retired_at ? known : activate(record, record.alg)
+        key = known && same(known, record) ? known : activate(record, record.alg)
       } catch (err) {
         onError(err)
         continue
       }
+      // A next key is published (and verifies) from the moment it is made: that is the point.
       active.set(key.kid, key)
-      if (key.retiredAt === null && key.alg === algorithm) current = key
+      if (key.alg !== algorithm) continue
+      const retires = key.retiredAt ?? Number.POSITIVE_INFINITY
+      if (key.activatesAt >= retires) continue // superseded before it ever signed
+      if (key.activatesAt > now) {
+        changesAt = Math.min(changesAt, key.activatesAt)
+        if (!earliestNext || key.activatesAt < earliestNext.activatesAt) earliestNext = key
+        continue
+      }
+      if (retires <= now) continue
+      changesAt = Math.min(changesAt, retires)
+      // The signing periods do not overlap (storage/keys.repository.ts); the latest start wins anyway.
+      if (!current || key.activatesAt > current.activatesAt) current = key
     }
+    // Only a clock behind the one that made the keys finds no key signing yet: take the next.
+    current ??= earliestNext
     if (!current) {
       // Another process switched JWT_ALGORITHM, or the current key was deleted by hand. Keep
       // signing with what we had (it still verifies for a while) and say so.
@@ -326,21 +405,31 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
 
   // One read at a time; callers arriving meanwhile share the next one (see lib/coalesce.ts).
   const reload = coalesced(async () => {
-    snap = build(await keys.listKeys())
+    records = await keys.listKeys()
+    snap = build(records)
   })
   await reload()
+  // The clock moved past an activation or a retirement: the same rows, another signing key.
+  const fresh = () => {
+    if (snap && clock.now() >= changesAt) snap = build(records)
+    return snap
+  }
 
   return {
     algorithm,
     secret: undefined,
-    snapshot: () => snap,
+    snapshot: fresh,
     jwks() {
-      if (!snap) return []
+      const current = fresh()
+      if (!current) return []
       const now = clock.now()
-      const published = [...snap.keys.values()].filter((k) => k.verifiesUntil > now)
-      // The current key first, then the newest retired ones.
+      const published = [...current.keys.values()].filter((k) => k.verifiesUntil > now)
+      // The current key first, then the next ones (soonest first), then the newest retired ones.
+      const group = (k: ActiveKey) => (k === current.current ? 0 : k.activatesAt > now ? 1 : 2)
       published.sort(
-        (a, b) => (b.retiredAt ?? Number.POSITIVE_INFINITY) - (a.retiredAt ?? Number.POSITIVE_INFINITY),
+        (a, b) =>
+          group(a) - group(b) ||
+          (group(a) === 1 ? a.activatesAt - b.activatesAt : (b.retiredAt ?? 0) - (a.retiredAt ?? 0)),
       )
       return published.map((k) => k.jwk)
     },
@@ -369,15 +458,32 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
 
 // ---- administration: `authgate keys rotate | list` -----------------------------------------------
 
+export interface Rotation {
+  /** The new key: `next` until it activates, `current` with `now`. */
+  key: KeyInfo
+  /** The key that signed until now (or signs until the new one activates). */
+  previous: KeyInfo | undefined
+  /** With `now`: every key that stopped verifying at once. */
+  revoked: KeyInfo[]
+}
+
 export interface KeyAdmin {
   readonly algorithm: SigningAlgorithm
+  /** How long a rotation publishes the next key before it signs. */
+  readonly activationDelayMs: number
   /**
-   * Makes a new key of the configured algorithm current and retires the old one, which keeps
-   * verifying (and stays in the JWKS) until every token it signed has expired. Running servers
-   * are told through the broadcast (domain/broadcast.ts), and reload every few seconds in any
-   * case. Refuses with HS256: there the secret is the key.
+   * Publishes a new key of the deployment's algorithm at once and makes it sign after the
+   * activation delay, when every process has loaded it and every JWKS cache can have fetched it;
+   * the key before it signs until then, and verifies (and stays in the JWKS) until every token it
+   * signed has expired. Running servers are told through the broadcast (domain/broadcast.ts), and
+   * reload every second in any case.
+   *
+   * `now` (a compromised key): the new key signs at once, and every older key stops verifying at
+   * once: all access tokens issued so far are refused (refresh tokens are not JWTs and still
+   * work), and verifiers whose cached JWKS predates the new key refuse its tokens until they
+   * fetch it again. Refuses with HS256: there the secret is the key.
    */
-  rotate(): Promise<{ current: KeyInfo; retired: KeyInfo | undefined }>
+  rotate(options?: { now?: boolean }): Promise<Rotation>
   /** Every key in the database, newest first; never private material. */
   list(): Promise<KeyInfo[]>
 }
@@ -385,9 +491,10 @@ export interface KeyAdmin {
 export async function openKeyAdmin(
   options: Pick<KeyRingOptions, 'configured' | 'secretKey' | 'keys' | 'clock' | 'accessTtlMs'> & {
     settings: Pick<SettingsStore, 'get'>
+    activationDelayMs: number
   },
 ): Promise<KeyAdmin> {
-  const { keys, clock, accessTtlMs } = options
+  const { keys, clock, accessTtlMs, activationDelayMs } = options
   // Read-only: resolving the algorithm never generates a secret or a key.
   const algorithm = await resolveAlgorithm(options.configured, options.secretKey, options.settings)
   const describeAll = async () => {
@@ -396,15 +503,29 @@ export async function openKeyAdmin(
   }
   return {
     algorithm,
-    async rotate() {
+    activationDelayMs,
+    async rotate({ now: immediately = false } = {}) {
       if (!isAsymmetric(algorithm)) throw new DomainError(ErrorCode.badRequest, HS256_ROTATE_REFUSAL)
+      const before = await describeAll()
+      const signing = before.find((k) => k.state === 'current')
       const now = clock.now()
       const created = await generateSigningKey(algorithm, now)
-      const { retired } = await keys.makeCurrent(created, now)
+      // With no key signing yet (a fresh database) there is nothing to wait for.
+      await keys.schedule(created, {
+        activatesAt: immediately || !signing ? now : now + activationDelayMs,
+        ...(immediately ? { revokeOthersAt: now } : {}),
+      })
       const infos = await describeAll()
-      const current = infos.find((k) => k.kid === created.kid)
-      if (!current) throw new Error(`the new signing key ${created.kid} vanished`)
-      return { current, retired: infos.find((k) => k.kid === retired) }
+      const key = infos.find((k) => k.kid === created.kid)
+      if (!key) throw new Error(`the new signing key ${created.kid} vanished`)
+      const wasLive = new Set(
+        before.filter((k) => k.state !== 'expired' && k.state !== 'revoked').map((k) => k.kid),
+      )
+      return {
+        key,
+        previous: infos.find((k) => k.kid === signing?.kid),
+        revoked: immediately ? infos.filter((k) => k.state === 'revoked' && wasLive.has(k.kid)) : [],
+      }
     },
     async list() {
       return (await describeAll()).reverse()

@@ -4,6 +4,7 @@ import { createSigner, createVerifier } from 'fast-jwt'
 import type { Clock } from '../lib/clock.js'
 import { canonicalSignature, isHighS, toLowS } from '../lib/jws.js'
 import { randomId } from '../lib/random.js'
+import { fixedIssuer, type Issuers } from './deployment.js'
 import type { ActiveKey, KeyRing } from './keys.js'
 import { hmacKeyRing } from './keys.js'
 
@@ -39,8 +40,12 @@ export interface TokenService {
 export type TokenOptions = {
   expiresInMinutes: number
   clock: Clock
-  /** JWT_ISSUER: every token carries it as `iss`; a token carrying another `iss` is refused. */
-  issuer?: string | undefined
+  /**
+   * The deployment's issuer (domain/deployment.ts): every token carries the current one as `iss`;
+   * a token carrying an `iss` that is not one of the deployment's (current, or previous until its
+   * tokens have expired) is refused. A string: that one only.
+   */
+  issuer?: string | Issuers | undefined
   /** JWT_AUDIENCE: when set, every token carries it as `aud` and must carry it to be accepted. */
   audience?: string | undefined
 } & (
@@ -74,7 +79,8 @@ const VERIFIED_CACHE_MAX = 10_000
 const IAT_SKEW_MS = 60_000
 
 export function createTokenService(options: TokenOptions): TokenService {
-  const { expiresInMinutes, clock, issuer, audience } = options
+  const { expiresInMinutes, clock, audience } = options
+  const issuers = typeof options.issuer === 'string' ? fixedIssuer(options.issuer) : options.issuer
   const ring = 'keys' in options ? options.keys : hmacKeyRing(options.secret)
   const expiresIn = expiresInMinutes * 60
 
@@ -83,9 +89,9 @@ export function createTokenService(options: TokenOptions): TokenService {
   // own verifier pinned to that key's algorithm, so HS256 keyed with our public key (key
   // confusion) fails, and `jwk`, `jku`, `x5u` and `x5c` headers are never read: no URL from a token
   // is ever fetched. RFC 7515 §4.1.11: fast-jwt rejects a `crit` header naming an extension we do
-  // not understand. RFC 8725 §3.8-3.9: `iss` must be ours, and `aud` when one is configured.
+  // not understand. RFC 8725 §3.8-3.9: `iss` must be ours (checked below, on every use: the
+  // deployment's issuers change), and `aud` when one is configured.
   const claimChecks = {
-    ...(issuer === undefined ? {} : { allowedIss: issuer }),
     ...(audience === undefined ? {} : { allowedAud: audience }),
     // exp and nbf are checked below against the injected clock, on every call (cached or not).
     ignoreExpiration: true,
@@ -116,7 +122,10 @@ export function createTokenService(options: TokenOptions): TokenService {
   let compiled = new Map<string, CompiledKey>()
   let signer: { kid: string; alg: string; sign: Sign } | undefined
   const headerMemo = new Map<string, CompiledKey>()
-  const verified = new Map<string, { subject: VerifiedToken; expMs: number; nbfMs: number | undefined }>()
+  const verified = new Map<
+    string,
+    { subject: VerifiedToken; expMs: number; nbfMs: number | undefined; iss: string | undefined }
+  >()
 
   function compileKey(key: ActiveKey): CompiledKey {
     return {
@@ -125,7 +134,7 @@ export function createTokenService(options: TokenOptions): TokenService {
         key: key.publicKey,
         algorithms: [key.alg],
         // With key pairs every token is ours, so iss is required, not only checked when present.
-        requiredClaims: required(...(issuer === undefined ? [] : ['iss'])),
+        requiredClaims: required(...(issuers === undefined ? [] : ['iss'])),
         cache: false,
         complete: true,
         ...claimChecks,
@@ -193,7 +202,7 @@ export function createTokenService(options: TokenOptions): TokenService {
         ...(sid === undefined ? {} : { sid }),
         iat,
         exp: iat + expiresIn,
-        ...(issuer === undefined ? {} : { iss: issuer }),
+        ...(issuers === undefined ? {} : { iss: issuers.current() }),
         ...(audience === undefined ? {} : { aud: audience }),
         jti: randomId(),
       }
@@ -233,10 +242,11 @@ export function createTokenService(options: TokenOptions): TokenService {
         // would mean the signature covers something else than what we decoded (RFC 7797 §3, §6).
         if (header.b64 !== undefined) return undefined
         // The seed's get_current_user requires both claims; we also require their types.
-        const { sub, id, sid, iat, exp, nbf, jti } = payload
+        const { sub, id, sid, iat, exp, nbf, jti, iss } = payload
         if (typeof sub !== 'string' || !Number.isSafeInteger(id)) return undefined
         if (sid !== undefined && typeof sid !== 'string') return undefined
         if (jti !== undefined && typeof jti !== 'string') return undefined
+        if (iss !== undefined && typeof iss !== 'string') return undefined
         // RFC 7519 §4.1.4-4.1.6: a numeric exp is required; nbf and iat, when present, are numeric,
         // and iat is not in the future (the seed's tokens carry none).
         if (typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) return undefined
@@ -245,12 +255,20 @@ export function createTokenService(options: TokenOptions): TokenService {
           subject: { id: id as number, username: sub, sid, iat: iat as number | undefined, exp, jti },
           expMs: exp * 1000,
           nbfMs: typeof nbf === 'number' ? nbf * 1000 : undefined,
+          iss,
         }
         if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value as string)
         verified.set(token, entry)
       }
       // exp must be in the future and nbf, when present, past: checked on every use.
       if (now >= entry.expMs || (entry.nbfMs !== undefined && now < entry.nbfMs)) return undefined
+      // RFC 8725 §3.8: one of our issuers. Without `iss` only with HS256 (the seed's tokens have
+      // none; requiredClaims demands it with key pairs). An issuer we do not know may be one
+      // another process changed to a moment ago: read the record again, at most once a second.
+      if (issuers && entry.iss !== undefined && !issuers.accepts(entry.iss)) {
+        issuers.reloadSoon()
+        return undefined
+      }
       return entry.subject
     },
   }

@@ -21,3 +21,14 @@ export async function getOrInsertSetting(db: Db, key: string, value: string): Pr
   if (stored === undefined) throw new Error(`setting ${key} vanished after insert`)
   return stored
 }
+
+/** Sets `key` to `value` only if it still holds `expected`; false when another writer changed it first. */
+export async function replaceSetting(db: Db, key: string, expected: string, value: string): Promise<boolean> {
+  const result = await db
+    .updateTable('authgate_settings')
+    .set({ value })
+    .where('key', '=', key)
+    .where('value', '=', expected)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}

@@ -71,7 +71,12 @@ export interface SigningKeysTable {
   /** The public JWK, JSON. */
   public_jwk: string
   created_at: number
+  /** Epoch ms from which it signs; NULL (keys made before issue 10): since created_at. */
+  activates_at: number | null
+  /** Epoch ms from which it no longer signs; may lie ahead, when a next key is scheduled. */
   retired_at: number | null
+  /** Epoch ms from which it no longer verifies either (`keys rotate --now`). */
+  revoked_at: number | null
 }
 
 export interface AuditLogTable {

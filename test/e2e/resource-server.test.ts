@@ -130,15 +130,18 @@ it('verifies tokens from before and after a rotation, and lets the old key go on
 
   // `authgate keys rotate`, from another connection; AuthGate notices within its reload interval.
   const db = createDatabase(dbUrl)
-  const { current } = await (
-    await openKeys(db, loadConfig({ DATABASE_URL: dbUrl, JWT_ALGORITHM: 'ES256' }), clock)
-  ).rotate()
+  const rotateConfig = loadConfig({ DATABASE_URL: dbUrl, JWT_ALGORITHM: 'ES256' })
+  const { key: current } = await (await openKeys(db, rotateConfig, clock)).rotate()
   await db.destroy()
   const deadline = Date.now() + 5_000
   while (!(await publishedKids()).includes(current.kid)) {
     if (Date.now() > deadline) throw new Error('AuthGate did not pick up the rotation')
     await sleep(20)
   }
+  // Published before it signs (issue 10): the old key still signs until the activation delay has passed.
+  expect(await publishedKids()).toEqual([oldKid, current.kid])
+  expect(kidOf(await login('traveller'))).toBe(oldKid)
+  clock.advance(rotateConfig.keyActivationDelayMs)
   expect(await publishedKids()).toEqual([current.kid, oldKid])
 
   const after = await login('traveller')

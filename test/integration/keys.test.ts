@@ -209,10 +209,14 @@ describe('rotation', () => {
     try {
       const before = await tokenFor(t.app, 'rotor')
       const oldKid = kidOf(before)
-      const { current, retired } = await rotate(t.dbUrl, {}, clock)
-      expect(retired?.kid).toBe(oldKid)
-      // The app notices within its reload interval, and signs with the new key from then on.
+      const { key: current, previous } = await rotate(t.dbUrl, {}, clock)
+      expect(previous?.kid).toBe(oldKid)
+      // The app notices within its reload interval and publishes the next key, but signs with it
+      // only once the activation delay has passed (every process and JWKS cache has it by then).
       await until(async () => (await jwks(t.app)).length === 2)
+      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([oldKid, current.kid])
+      expect(kidOf(await tokenFor(t.app, 'rotor'))).toBe(oldKid)
+      clock.advance(t.config.keyActivationDelayMs)
       expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, oldKid])
       const after = (
         await t.app.inject({
@@ -254,20 +258,32 @@ describe('rotation', () => {
     const idle = await buildApp(config, { hasher: fastHasher, keyReloadMs: 3_600_000 })
     try {
       const before = await tokenFor(polling, 'wanderer')
-      const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url })
+      // A short activation delay: the new key signs a second after the CLI publishes it.
+      const run = await runCli(['keys', 'rotate'], {
+        DATABASE_URL: db.url,
+        KEY_ACTIVATION_DELAY_SECONDS: '1',
+      })
       expect(run, run.stderr).toMatchObject({ code: 0 })
-      const newKid = run.stdout.match(/New signing key (\S+) \(ES256\) is current/)?.[1]
+      const newKid = run.stdout.match(
+        /New signing key (\S+) \(ES256\) is published now and signs from \S+Z/,
+      )?.[1]
       expect(newKid).toBeDefined()
 
       await until(async () => (await jwks(polling)).some((k) => k.kid === newKid))
-      const res = await polling.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({ username: 'wanderer', password: PASSWORD }).toString(),
+      const logIn = async () =>
+        (
+          await polling.inject({
+            method: 'POST',
+            url: '/auth/token',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            payload: new URLSearchParams({ username: 'wanderer', password: PASSWORD }).toString(),
+          })
+        ).json().access_token as string
+      let after = await logIn()
+      await until(async () => {
+        after = await logIn()
+        return kidOf(after) === newKid
       })
-      const after = res.json().access_token
-      expect(kidOf(after)).toBe(newKid)
 
       if (onPostgres) {
         // PostgreSQL: the CLI's NOTIFY told it already (or is about to); nobody waits for an hour.
@@ -338,32 +354,57 @@ describe('making a key current', () => {
 })
 
 describe('authgate keys', () => {
-  it('rotate and list: kid, alg, created, retired, state; never private material', async () => {
+  it('rotate, rotate --now and list: kid, alg, state, times; never private material', async () => {
     const db = await freshDb()
     const env = { DATABASE_URL: db.url }
+    // On a fresh database the first key signs at once: there is nothing to wait for.
     const first = await runCli(['keys', 'rotate'], env)
     expect(first, first.stderr).toMatchObject({ code: 0 })
     const second = await runCli(['keys', 'rotate'], env)
     expect(second.stdout).toMatch(
-      /^New signing key \S+ \(ES256\) is current\.\nRetired \S+ \(ES256\); it verifies until \S+\.\n$/,
+      /^New signing key \S+ \(ES256\) is published now and signs from \S+Z \(in 66 s: KEY_ACTIVATION_DELAY_SECONDS\)\.\n\S+ \(ES256\) signs until then; it verifies until \S+Z\.\n$/,
     )
 
     const list = await runCli(['keys', 'list'], env)
     expect(list.code).toBe(0)
+    expect(list.stderr).toMatch(/publishes the next key 66 s before it signs/)
     const lines = list.stdout.trim().split('\n')
-    expect(lines[0]).toBe('kid\talg\tcreated\tretired\tstate')
-    expect(lines[1]).toMatch(/^\S+\tES256\t\S+Z\t-\tcurrent$/)
-    expect(lines[2]).toMatch(/^\S+\tES256\t\S+Z\t\S+Z\tretired, verifies until \S+Z$/)
+    expect(lines[0]).toBe('kid\talg\tstate\tcreated\tactivates\tretires\tverifies_until')
+    expect(lines[1]).toMatch(/^\S+\tES256\tnext\t\S+Z\t\S+Z\t-\t-$/)
+    expect(lines[2]).toMatch(/^\S+\tES256\tcurrent\t\S+Z\t\S+Z\t\S+Z\t\S+Z$/)
 
     const json = await runCli(['keys', 'list', '--json'], env)
     const keys = json.stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l))
-    expect(keys.map((k) => k.state)).toEqual(['current', 'retired'])
+    expect(keys.map((k) => k.state)).toEqual(['next', 'current'])
+    expect(Object.keys(keys[0])).toEqual([
+      'kid',
+      'alg',
+      'state',
+      'created_at',
+      'activates_at',
+      'retires_at',
+      'verifies_until',
+    ])
+    // The current key retires when the next one activates.
+    expect(keys[1].retires_at).toBe(keys[0].activates_at)
     expect(keys.map((k) => k.kid)).toEqual((await keyRows(db.url)).map((r) => r.kid).reverse())
+
+    // --now: the new key signs at once, and the older keys stop verifying at once.
+    const now = await runCli(['keys', 'rotate', '--now'], env)
+    expect(now, now.stderr).toMatchObject({ code: 0 })
+    expect(now.stdout).toMatch(/^New signing key \S+ \(ES256\) signs now\.\n/)
+    expect(now.stdout).toMatch(/Revoked \S+ \(ES256\): its tokens are refused from now on\./)
+    expect(now.stdout).toMatch(/What this costs: every access token issued before now is refused/)
+    const after = (await runCli(['keys', 'list', '--json'], env)).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(after.map((k) => k.state)).toEqual(['current', 'revoked', 'revoked'])
     expect(list.stdout + json.stdout).not.toMatch(/PRIVATE|"d"/)
-  })
+  }, 90_000)
 
   it('refuses to rotate with HS256 and says why', async () => {
     const db = await freshDb()

@@ -17,6 +17,7 @@ import {
 import { frozenClock } from '../../src/lib/clock.js'
 
 const TTL = 30 * 60_000
+const DELAY = 66_000
 
 function memorySettings(
   initial: Record<string, string> = {},
@@ -41,12 +42,24 @@ function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[]; reads: numbe
       return repo.rows.map((r) => ({ ...r }))
     },
     currentKey: async () => repo.rows.find((r) => r.retired_at === null),
-    async makeCurrent(key: SigningKeyRecord, now: number, keepIfAlg?: string) {
+    // What storage/keys.repository.ts scheduleSigningKey does, in memory.
+    async schedule(
+      key: SigningKeyRecord,
+      {
+        activatesAt,
+        keepIfAlg,
+        revokeOthersAt,
+      }: { activatesAt: number; keepIfAlg?: string; revokeOthersAt?: number },
+    ) {
       const current = repo.rows.find((r) => r.retired_at === null)
       if (current && current.alg === keepIfAlg) return { current, retired: undefined }
-      if (current) current.retired_at = now
-      repo.rows.push({ ...key })
-      return { current: key, retired: current?.kid }
+      for (const r of repo.rows) {
+        if (r.retired_at === null || r.retired_at > activatesAt) r.retired_at = activatesAt
+        if (revokeOthersAt !== undefined && r.revoked_at === null) r.revoked_at = revokeOthersAt
+      }
+      const row = { ...key, activates_at: activatesAt, revoked_at: null }
+      repo.rows.push(row)
+      return { current: row, retired: current?.kid }
     },
   }
   return repo
@@ -77,6 +90,7 @@ async function ring(
     keys,
     clock,
     accessTtlMs: TTL,
+    activationDelayMs: DELAY,
   })
   return { ring: r, admin, keys, clock, settings }
 }
@@ -185,26 +199,69 @@ describe('the key ring', () => {
     expect(first.ring.jwks()).toEqual([JSON.parse(keys.rows[0]?.public_jwk ?? '')])
   })
 
-  it('after a rotation publishes both keys, then drops the old one once its tokens have expired', async () => {
+  it('after a rotation publishes the next key at once, signs with it after the delay, then drops the old one', async () => {
     const { ring: r, admin, clock } = await ring()
     const old = r.snapshot()?.current.kid
-    const { current, retired } = await admin.rotate()
-    expect(retired).toMatchObject({ kid: old, state: 'retired' })
-    expect(current).toMatchObject({ state: 'current', retiredAt: null })
-    // Not yet noticed: still signing with the old key.
-    expect(r.snapshot()?.current.kid).toBe(old)
+    const { key: next, previous } = await admin.rotate()
+    expect(next).toMatchObject({ state: 'next', activatesAt: new Date(clock.now() + DELAY).toISOString() })
+    expect(previous).toMatchObject({ kid: old, state: 'current', retiresAt: next.activatesAt })
     await r.reload()
-    expect(r.snapshot()?.current.kid).toBe(current.kid)
-    expect(r.jwks().map((k) => k.kid)).toEqual([current.kid, old])
+    // Published and verifying, not signing: every process and cache gets it before its first token.
+    expect(r.snapshot()?.current.kid).toBe(old)
+    expect(r.jwks().map((k) => k.kid)).toEqual([old, next.kid])
+    const version = r.snapshot()?.version
+    clock.advance(DELAY - 1)
+    expect(r.snapshot()?.current.kid).toBe(old)
+    // The clock alone switches it, in every process at once: no read, no signal needed.
+    clock.advance(1)
+    expect(r.snapshot()?.current.kid).toBe(next.kid)
+    expect(r.snapshot()?.version).toBe((version ?? 0) + 1)
+    expect(r.jwks().map((k) => k.kid)).toEqual([next.kid, old])
+    expect((await admin.list()).map((k) => [k.kid, k.state])).toEqual([
+      [next.kid, 'current'],
+      [old, 'retired'],
+    ])
 
     clock.advance(TTL + RETIREMENT_SLACK_MS - 1)
-    expect(r.jwks().map((k) => k.kid)).toEqual([current.kid, old])
+    expect(r.jwks().map((k) => k.kid)).toEqual([next.kid, old])
     clock.advance(1)
-    expect(r.jwks().map((k) => k.kid)).toEqual([current.kid])
+    expect(r.jwks().map((k) => k.kid)).toEqual([next.kid])
     expect((await admin.list()).map((k) => [k.kid, k.state])).toEqual([
-      [current.kid, 'current'],
+      [next.kid, 'current'],
       [old, 'expired'],
     ])
+  })
+
+  it('rotating twice within the delay: each key signs in its turn, never two at once', async () => {
+    const { ring: r, admin, clock } = await ring()
+    const first = r.snapshot()?.current.kid
+    const { key: a } = await admin.rotate()
+    clock.advance(10_000)
+    const { key: b } = await admin.rotate()
+    await r.reload()
+    expect(r.jwks().map((k) => k.kid)).toEqual([first, a.kid, b.kid])
+    clock.advance(DELAY - 10_000)
+    expect(r.snapshot()?.current.kid).toBe(a.kid)
+    clock.advance(10_000)
+    expect(r.snapshot()?.current.kid).toBe(b.kid)
+  })
+
+  it('rotate --now signs with the new key at once and stops trusting every older key at once', async () => {
+    const { ring: r, admin } = await ring()
+    const old = r.snapshot()?.current.kid
+    const pending = (await admin.rotate()).key
+    const { key, revoked } = await admin.rotate({ now: true })
+    expect(key.state).toBe('current')
+    expect(revoked.map((k) => [k.kid, k.state]).sort()).toEqual(
+      [
+        [old, 'revoked'],
+        [pending.kid, 'revoked'],
+      ].sort(),
+    )
+    await r.reload()
+    expect(r.snapshot()?.current.kid).toBe(key.kid)
+    expect(r.jwks().map((k) => k.kid)).toEqual([key.kid])
+    expect([...(r.snapshot()?.keys.keys() ?? [])]).toEqual([key.kid])
   })
 
   it('keeps its snapshot (and version) when nothing changed, and changes it when something did', async () => {
@@ -212,7 +269,7 @@ describe('the key ring', () => {
     const before = r.snapshot()
     await r.reload()
     expect(r.snapshot()).toBe(before)
-    await admin.rotate()
+    await admin.rotate({ now: true })
     await r.reload()
     expect(r.snapshot()?.version).toBe((before?.version ?? 0) + 1)
   })
@@ -312,6 +369,7 @@ describe('key administration', () => {
       keys: memoryKeys(),
       clock: frozenClock(),
       accessTtlMs: TTL,
+      activationDelayMs: DELAY,
     })
     expect(admin.algorithm).toBe('HS256')
     await expect(admin.rotate()).rejects.toThrow(/HS256.*SECRET_KEY/)
@@ -321,7 +379,7 @@ describe('key administration', () => {
     const { admin } = await ring({ alg: 'RS256' })
     await admin.rotate()
     const list = await admin.list()
-    expect(list.map((k) => k.state)).toEqual(['current', 'retired'])
+    expect(list.map((k) => k.state)).toEqual(['next', 'current'])
     expect(JSON.stringify(list)).not.toMatch(/PRIVATE|"d"/)
   })
 })

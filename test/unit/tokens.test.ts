@@ -88,11 +88,11 @@ function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[] } {
     rows,
     listKeys: async () => rows.map((r) => ({ ...r })),
     currentKey: async () => rows.find((r) => r.retired_at === null),
-    async makeCurrent(key, now, keepIfAlg) {
+    async schedule(key, { activatesAt, keepIfAlg }) {
       const current = rows.find((r) => r.retired_at === null)
       if (current && current.alg === keepIfAlg) return { current, retired: undefined }
-      if (current) current.retired_at = now
-      rows.push({ ...key })
+      if (current) current.retired_at = activatesAt
+      rows.push({ ...key, activates_at: activatesAt })
       return { current: key, retired: current?.kid }
     },
   }
@@ -111,6 +111,7 @@ async function keyPairService(
     keys: repo,
     clock,
     accessTtlMs: TTL_MS,
+    activationDelayMs: 0,
   }
   const keys = await openKeyRing(options)
   const admin = await openKeyAdmin(options)

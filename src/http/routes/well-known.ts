@@ -6,23 +6,25 @@ import { JwksResponse, ServerMetadataResponse } from '../schemas/well-known.js'
 
 export interface WellKnownOptions {
   keys: KeyRing
-  /** JWT_ISSUER. */
-  issuer: string
+  /** The deployment's issuer now (domain/deployment.ts: recorded in the database). */
+  issuer: () => string
   /** PUBLIC_URL (or the listen address), without a trailing slash. */
   publicUrl: string
+  /** JWKS_MAX_AGE_SECONDS. */
+  jwksMaxAgeSeconds: number
 }
 
-// Short: a rotated-in key must reach caches soon (verifiers also refetch on an unknown kid), and
-// a retired key stays published until its tokens have expired, so a stale copy is harmless.
-const JWKS_CACHE = 'public, max-age=60'
+// Short: `keys rotate` publishes the next key this long plus the reload interval before it signs
+// (KEY_ACTIVATION_DELAY_SECONDS derives from it), so every cache has it by then; a retired key
+// stays published until its tokens have expired, so a stale copy is harmless.
 const METADATA_CACHE = 'public, max-age=300'
 
 export const wellKnownRoutes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
   app,
-  { keys, issuer, publicUrl },
+  { keys, issuer, publicUrl, jwksMaxAgeSeconds },
 ) => {
-  const metadata: ServerMetadataResponse = {
-    issuer,
+  const jwksCache = `public, max-age=${jwksMaxAgeSeconds}`
+  const metadata: Omit<ServerMetadataResponse, 'issuer'> = {
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
     token_endpoint: `${publicUrl}/auth/token`,
     revocation_endpoint: `${publicUrl}/auth/revoke`,
@@ -50,7 +52,7 @@ export const wellKnownRoutes: FastifyPluginAsyncTypebox<WellKnownOptions> = asyn
       },
     },
     async (_request, reply) => {
-      reply.header('cache-control', JWKS_CACHE)
+      reply.header('cache-control', jwksCache)
       return { keys: keys.jwks() }
     },
   )
@@ -73,7 +75,7 @@ export const wellKnownRoutes: FastifyPluginAsyncTypebox<WellKnownOptions> = asyn
       },
       async (_request, reply) => {
         reply.header('cache-control', METADATA_CACHE)
-        return metadata
+        return { issuer: issuer(), ...metadata }
       },
     )
   }
