@@ -6,16 +6,10 @@ import cluster, { type Worker } from 'node:cluster'
 import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
+import { FORCE_EXIT_AFTER_MS, leaveSignalsToPrimary, onShutdownSignals } from './lib/signals.js'
 import { createLogger } from './logger.js'
 import { serveClusterMetrics } from './metrics.js'
-import {
-  drainAndClose,
-  FORCE_EXIT_AFTER_MS,
-  REPEAT_WINDOW_MS,
-  STARTED,
-  serve,
-  startupFacts,
-} from './server.js'
+import { drainAndClose, STARTED, serve, startupFacts } from './server.js'
 import { openServices } from './services.js'
 import { errorReason } from './storage/database.js'
 
@@ -90,12 +84,34 @@ async function runPrimary(config: Config): Promise<void> {
     })
   }
 
-  // Workers a rolling restart has replaced: their exit is expected, not a death to make up for.
+  // Workers a rolling restart has asked to close: their exit is expected, not a death to make up for.
   const retiring = new WeakSet<Worker>()
+  // Successors a rolling restart is starting: should one die, the restart says so and stops.
+  const starting = new WeakSet<Worker>()
+  /** The workers that serve or are starting, and are not being retired. */
+  const serving = (): Worker[] =>
+    Object.values(cluster.workers ?? {}).filter(
+      (w): w is Worker => w !== undefined && !w.isDead() && !retiring.has(w),
+    )
+  /** Forks until config.workers serve (after a worker died, or a rolling restart that stopped). */
+  const topUp = () => {
+    if (stopping) return
+    for (let n = serving().length; n < config.workers; n++) fork()
+  }
+
   cluster.on('exit', (worker, code, signal) => {
     const lived = Date.now() - (startedAt.get(worker) ?? 0)
     startedAt.delete(worker)
-    if (stopping || retiring.has(worker)) return
+    if (stopping || retiring.has(worker) || starting.has(worker)) return
+    // During a rolling restart, a worker whose successor is already starting, or whose turn has
+    // not come (the restart forks its successor all the same), is not made up for twice.
+    if (serving().length >= config.workers) {
+      logger.error(
+        { worker: worker.process.pid, code, signal },
+        'worker died during a rolling restart: the restart makes up for it',
+      )
+      return
+    }
     failures = lived >= STABLE_AFTER_MS ? 1 : failures + 1
     const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (failures - 1))
     logger.error(
@@ -104,101 +120,136 @@ async function runPrimary(config: Config): Promise<void> {
     )
     const timer = setTimeout(() => {
       restarts.delete(timer)
-      if (!stopping) fork()
+      topUp()
     }, delay)
     restarts.add(timer)
   })
 
-  handlePrimarySignals(logger)
-
-  let rolling = false
-  process.on('SIGHUP', () => {
-    if (stopping || rolling) return
-    rolling = true
-    rollingRestart(logger)
-      .catch((err) => logger.error({ err }, 'rolling restart stopped'))
-      .finally(() => {
-        rolling = false
-      })
-  })
-
-  /**
-   * Each worker in turn: fork its successor, wait until it listens, then ask the old one to finish
-   * its requests and close. A successor that dies while starting (bad new code) ends the restart
-   * with the old worker still serving.
-   */
-  async function rollingRestart(log: Logger): Promise<void> {
-    const old = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
-    log.info({ workers: old.length }, 'SIGHUP: replacing the workers one at a time')
-    for (const worker of old) {
-      if (stopping) return
-      const successor = fork()
-      // Not restarted should it die while starting: then the old worker stays.
-      retiring.add(successor)
-      const started = await Promise.race([
-        once(successor, 'listening').then(() => true),
-        once(successor, 'exit').then(() => false),
-      ])
-      if (!started) throw new Error(`the new worker ${successor.process.pid} exited while starting`)
-      retiring.delete(successor)
-      if (stopping) return
-      retiring.add(worker)
-      const exited = once(worker, 'exit')
-      if (worker.isConnected()) worker.send({ type: SHUTDOWN })
-      else worker.process.kill('SIGTERM')
-      // A worker drains for at most DRAIN_MS; one still alive well after that is stuck.
-      const kill = setTimeout(() => {
-        log.error({ worker: worker.process.pid }, `still closing after ${FORCE_EXIT_AFTER_MS} ms: killing it`)
-        worker.process.kill('SIGKILL')
-      }, FORCE_EXIT_AFTER_MS)
-      await exited
-      clearTimeout(kill)
-    }
-    log.info('rolling restart done')
-  }
-
-  function handlePrimarySignals(log: Logger): void {
-    let firstAt = 0
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (firstAt !== 0) {
-        if (Date.now() - firstAt < REPEAT_WINDOW_MS) return
-        log.warn({ signal }, 'second signal: exiting now')
-        killAll()
-        process.exit(1)
-      }
-      firstAt = Date.now()
+  onShutdownSignals(logger, {
+    close: async () => {
       stopping = true
       for (const timer of restarts) clearTimeout(timer)
-      log.info({ signal }, 'shutting down')
-      const force = setTimeout(() => {
-        log.error(`still closing after ${FORCE_EXIT_AFTER_MS} ms: exiting now`)
-        killAll()
-        process.exit(1)
-      }, FORCE_EXIT_AFTER_MS)
-      force.unref()
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
-      Promise.all(
+      const clean = await Promise.all(
         workers.map(
           (w) =>
             new Promise<boolean>((resolve) => {
               if (w.isDead()) return resolve(true)
               w.once('exit', (code, sig) => resolve(code === 0 && sig === null))
-              if (w.isConnected()) w.send({ type: SHUTDOWN })
-              else w.process.kill('SIGTERM')
+              askToClose(w)
             }),
         ),
-      ).then((clean) => {
-        clearTimeout(force)
-        if (clean.includes(false)) {
-          log.error('a worker did not close cleanly')
-          process.exitCode = 1
+      )
+      if (clean.includes(false)) {
+        logger.error('a worker did not close cleanly')
+        process.exitCode = 1
+      }
+    },
+    abort: killAll,
+  })
+
+  // One rolling restart at a time; a SIGHUP during one is queued (several coalesce into one more
+  // restart, which replaces the workers the running one started: new code deployed meanwhile).
+  let rolling = false
+  let queued = false
+  const restart = () => {
+    rolling = true
+    rollingRestart(logger)
+      .catch((err) => logger.error({ err }, 'rolling restart stopped'))
+      .finally(() => {
+        rolling = false
+        topUp()
+        if (queued && !stopping) {
+          queued = false
+          logger.info('starting the rolling restart a SIGHUP queued')
+          restart()
         }
-        log.info('closed')
       })
-    }
-    process.on('SIGTERM', onSignal)
-    process.on('SIGINT', onSignal)
   }
+  process.on('SIGHUP', () => {
+    if (stopping) return logger.info('SIGHUP while shutting down: ignored')
+    if (rolling) {
+      logger.info(
+        queued
+          ? 'SIGHUP during a rolling restart: one more restart is already queued'
+          : 'SIGHUP during a rolling restart: queued, another restart follows this one',
+      )
+      queued = true
+      return
+    }
+    restart()
+  })
+
+  /**
+   * Each worker in turn: fork its successor, wait until it listens, then ask the old one to finish
+   * its requests and close. A successor that dies while starting (bad new code) ends the restart
+   * with the old worker still serving. An old worker that died meanwhile gets its successor all
+   * the same, and is not waited for.
+   */
+  async function rollingRestart(log: Logger): Promise<void> {
+    const old = serving()
+    log.info({ workers: old.length }, 'SIGHUP: replacing the workers one at a time')
+    for (const worker of old) {
+      if (stopping) return
+      const successor = fork()
+      starting.add(successor)
+      const started = await listeningOrExit(successor, log)
+      starting.delete(successor)
+      if (!started) throw new Error(`the new worker ${successor.process.pid} exited while starting`)
+      if (stopping) return
+      await retire(worker, retiring, log)
+    }
+    log.info('rolling restart done')
+  }
+}
+
+// A successor that has not listened after this long is killed, and the restart stops.
+const START_LIMIT_MS = 60_000
+
+/** Whether `worker` (just forked) listens, rather than exiting first. */
+function listeningOrExit(worker: Worker, log: Logger): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (listening: boolean) => {
+      clearTimeout(limit)
+      worker.off('listening', onListening)
+      worker.off('exit', onExit)
+      resolve(listening)
+    }
+    const onListening = () => done(true)
+    const onExit = () => done(false)
+    const limit = setTimeout(() => {
+      log.error(
+        { worker: worker.process.pid },
+        `new worker not listening after ${START_LIMIT_MS} ms: killing it`,
+      )
+      worker.process.kill('SIGKILL')
+    }, START_LIMIT_MS)
+    worker.on('listening', onListening)
+    worker.on('exit', onExit)
+  })
+}
+
+/** Asks `worker` to finish its requests and close, and waits until it has exited (killed if stuck). */
+async function retire(worker: Worker, retiring: WeakSet<Worker>, log: Logger): Promise<void> {
+  retiring.add(worker)
+  if (worker.isDead()) return
+  // Registered while it is alive: its exit cannot have been emitted yet.
+  const exited = once(worker, 'exit')
+  askToClose(worker)
+  // A worker drains for at most DRAIN_MS; one still alive well after that is stuck.
+  const kill = setTimeout(() => {
+    log.error({ worker: worker.process.pid }, `still closing after ${FORCE_EXIT_AFTER_MS} ms: killing it`)
+    worker.process.kill('SIGKILL')
+  }, FORCE_EXIT_AFTER_MS)
+  await exited
+  clearTimeout(kill)
+}
+
+/** The SHUTDOWN message; a worker whose channel is closed is already on its way out. */
+function askToClose(worker: Worker): void {
+  if (!worker.isConnected()) return
+  // With a callback, a channel that closes meanwhile is an error here, not an 'error' event.
+  worker.send({ type: SHUTDOWN }, undefined, () => {})
 }
 
 function killAll(): void {
@@ -206,11 +257,8 @@ function killAll(): void {
 }
 
 async function runWorker(config: Config): Promise<void> {
-  // Ctrl-C reaches the whole process group, and a service manager may signal every process: the
-  // primary decides, and asks each worker to close.
-  const ignore = () => {}
-  process.on('SIGTERM', ignore)
-  process.on('SIGINT', ignore)
+  // SIGTERM, SIGINT and SIGHUP (a closed terminal signals the whole group) are the primary's.
+  leaveSignalsToPrimary()
   // Listened for before start-up, so a shutdown asked for while starting is not lost.
   let shutdownAsked = () => {}
   const asked = new Promise<void>((resolve) => {

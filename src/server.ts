@@ -3,19 +3,18 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp, servicesOf, VERSION } from './app.js'
 import type { Config } from './config.js'
+import { closeKeepAliveGently } from './http/graceful-close.js'
+import { ignoreRestartSignal, onShutdownSignals } from './lib/signals.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
 import type { Services } from './services.js'
 
-export const FORCE_EXIT_AFTER_MS = 10_000
-// Ctrl-C reaches both npm and the server, and npm forwards it too: the same signal twice within
-// a moment is one request to stop. A signal after that forces the exit.
-export const REPEAT_WINDOW_MS = 1_000
+export { FORCE_EXIT_AFTER_MS, REPEAT_WINDOW_MS } from './lib/signals.js'
 // How long a closing server waits for its connections to finish before it cuts them.
 export const DRAIN_MS = 5_000
 
 export interface ServeOptions {
-  /** Whether SIGTERM/SIGINT close this process; a cluster worker leaves that to its primary. */
+  /** Whether SIGTERM/SIGINT close this process (and SIGHUP is logged); a cluster worker leaves that to its primary. */
   signals?: boolean
   /** Whether to log the start-up line; a cluster worker leaves that to its primary too. */
   announce?: boolean
@@ -26,6 +25,8 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
   // METRICS_PORT: counted in every process; a cluster worker hands its metrics to the primary.
   const metrics = config.metricsPort === undefined ? undefined : createMetrics()
   const app = await buildApp(config, { logger, ...(metrics ? { metrics } : {}) })
+  // Closing (SIGTERM, or a worker retired by a rolling restart) never resets a keep-alive client.
+  closeKeepAliveGently(app.server)
   try {
     await app.listen({ port: config.port, host: config.host })
     // Its own error names METRICS_PORT (no code), so listenError leaves it as it is.
@@ -106,7 +107,8 @@ export function listenError(err: unknown, config: Pick<Config, 'host' | 'port'>)
 }
 
 /**
- * app.close() (stop listening, let requests finish, then close the database), bounded: once the
+ * app.close() (stop listening, let requests finish, close each keep-alive connection between two
+ * requests, as closeKeepAliveGently says, then close the database), bounded: once the
  * server closes, Node no longer enforces its header and request timeouts, so one client that
  * connected and never sent a request would hold the close, and a rolling restart, forever.
  * Connections still open after DRAIN_MS are cut; the database then closes as usual.
@@ -125,31 +127,6 @@ export async function drainAndClose(app: FastifyInstance): Promise<void> {
 
 /** SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then close the database. */
 function handleSignals(app: FastifyInstance, logger: Logger): void {
-  let firstAt = 0
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (firstAt !== 0) {
-      if (Date.now() - firstAt < REPEAT_WINDOW_MS) return
-      logger.warn({ signal }, 'second signal: exiting now')
-      process.exit(1)
-    }
-    firstAt = Date.now()
-    logger.info({ signal }, 'shutting down')
-    const force = setTimeout(() => {
-      logger.error(`still closing after ${FORCE_EXIT_AFTER_MS} ms: exiting now`)
-      process.exit(1)
-    }, FORCE_EXIT_AFTER_MS)
-    force.unref()
-    drainAndClose(app).then(
-      () => {
-        clearTimeout(force)
-        logger.info('closed')
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'error while closing')
-        process.exitCode = 1
-      },
-    )
-  }
-  process.on('SIGTERM', onSignal)
-  process.on('SIGINT', onSignal)
+  onShutdownSignals(logger, { close: () => drainAndClose(app) })
+  ignoreRestartSignal(logger)
 }

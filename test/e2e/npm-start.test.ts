@@ -385,9 +385,11 @@ describe('npm start, stopped while a client holds a connection it never uses', (
   it('cuts the connection once the drain time is up, then exits 0', { timeout: 20_000 }, async () => {
     const s = server()
     // Node stops enforcing its header timeout once the server closes: left to itself, this
-    // connection would hold the process until the forced exit.
+    // connection (half a request line, then nothing) would hold the process until the forced
+    // exit. One that sent nothing at all is idle, and closed without waiting.
     const silent = createConnection({ host: HOST, port: s.port })
     await once(silent, 'connect')
+    silent.write('GET / HT')
     const cut = once(silent, 'close')
     const signalledAt = sigtermServer(s)
     expect(await s.exited).toEqual({ code: 0, signal: null })

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PASSWORD, tempDir } from '../helpers/app.js'
+import { keepAliveLoad } from '../helpers/keepalive-load.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir('authgate-workers-')
@@ -17,10 +18,12 @@ let server: ServerProcess
 let port: number
 
 beforeAll(async () => {
-  server = await startServerProcess({
-    WORKERS: '2',
-    DATABASE_URL: `sqlite:///${join(dir.path, 'shared.db')}`,
-  })
+  server = await startServerProcess(
+    { WORKERS: '2', DATABASE_URL: `sqlite:///${join(dir.path, 'shared.db')}` },
+    30_000,
+    // A process group of its own, to be signalled as a closed terminal signals it.
+    { detached: true },
+  )
   port = Number(new URL(server.url).port)
   // /healthz answers once one worker listens; wait for both.
   await until(() => workerPids().length === 2)
@@ -219,10 +222,11 @@ it('on SIGHUP replaces every worker one at a time, and no request fails meanwhil
       }
     }),
   )
-  // And a client that connected and never sends a request: cut once the drain time is up, so
-  // it cannot hold the restart.
+  // And a client that sent half a request line and nothing more: cut once the drain time is up,
+  // so it cannot hold the restart. (One that sent nothing at all is idle: closed at once.)
   const silent = createConnection({ host: '127.0.0.1', port })
   await once(silent, 'connect')
+  silent.write('GET / HT')
   const silentClosed = once(silent, 'close')
   const logged = server.output().length
   process.kill(primaryPid(), 'SIGHUP')
@@ -243,6 +247,119 @@ it('on SIGHUP replaces every worker one at a time, and no request fails meanwhil
   // Replaced, not died and restarted, nor killed.
   expect(server.output().slice(logged)).not.toMatch(/worker died|killing it/)
   await until(async () => (await workersServing()).size === 2, 20_000)
+})
+
+/** Resolves once `before` are all gone and two other workers run, both accepting connections. */
+async function replaced(before: number[], limit = 60_000): Promise<number[]> {
+  await until(() => {
+    const now = workerPids()
+    return now.length === 2 && now.every((pid) => !before.includes(pid)) && before.every((p) => !alive(p))
+  }, limit)
+  await until(async () => (await workersServing()).size === 2, 20_000)
+  return workerPids()
+}
+
+/** Keep-alive clients of both kinds; the counts say what failed, per kind. */
+async function steadyLoad(username: string) {
+  const { access_token } = await signUpAndLogin(`${username}-get`)
+  // Logins on an account of their own: past MAX_SESSIONS_PER_USER they end the oldest sessions.
+  await signUpAndLogin(`${username}-post`)
+  return keepAliveLoad(server.url, {
+    bearer: `Bearer ${access_token}`,
+    loginForm: new URLSearchParams({ username: `${username}-post`, password: PASSWORD }).toString(),
+  })
+}
+
+it('three SIGHUPs under keep-alive load fail no GET / and no POST /auth/token', {
+  timeout: 120_000,
+}, async () => {
+  const load = await steadyLoad('keepalive')
+  const logged = server.output().length
+  try {
+    for (let i = 0; i < 3; i++) {
+      const before = workerPids()
+      expect(before).toHaveLength(2)
+      process.kill(primaryPid(), 'SIGHUP')
+      await replaced(before)
+    }
+  } finally {
+    await load.stop()
+  }
+  const { get, post, failures } = load.counts
+  console.info(
+    `three SIGHUPs under load: GET / ${JSON.stringify(get)}, POST /auth/token ${JSON.stringify(post)}`,
+  )
+  expect(failures).toEqual([])
+  expect({ getFailed: get.failed, postFailed: post.failed }).toEqual({ getFailed: 0, postFailed: 0 })
+  expect(get.ok).toBeGreaterThan(100)
+  expect(post.ok).toBeGreaterThan(3)
+  expect(server.output().slice(logged)).not.toMatch(/worker died|killing it/)
+})
+
+it('queues a SIGHUP that arrives during a rolling restart: the workers are replaced twice', {
+  timeout: 120_000,
+}, async () => {
+  const before = workerPids()
+  // Every worker started from now on, in order of appearance.
+  const started: number[] = []
+  const watch = setInterval(() => {
+    for (const pid of workerPids()) if (!before.includes(pid) && !started.includes(pid)) started.push(pid)
+  }, 20)
+  try {
+    process.kill(primaryPid(), 'SIGHUP')
+    await until(() => started.length >= 1)
+    process.kill(primaryPid(), 'SIGHUP')
+    // The second restart replaces the workers the first one started.
+    await until(() => {
+      const now = workerPids()
+      return (
+        now.length === 2 &&
+        now.every((pid) => started.indexOf(pid) >= 2) &&
+        started.slice(0, 2).every((pid) => !alive(pid))
+      )
+    }, 90_000)
+  } finally {
+    clearInterval(watch)
+  }
+  await until(async () => (await workersServing()).size === 2, 20_000)
+})
+
+it('finishes a rolling restart in which an old worker is killed, and restarts again on the next SIGHUP', {
+  timeout: 120_000,
+}, async () => {
+  const before = workerPids()
+  expect(before).toHaveLength(2)
+  const logged = server.output().length
+  process.kill(primaryPid(), 'SIGHUP')
+  // The first successor is starting: kill the old worker whose turn has not come (the primary
+  // replaces its workers in the order it forked them).
+  await until(() => workerPids().some((pid) => !before.includes(pid)))
+  process.kill(Math.max(...before), 'SIGKILL')
+  const after = await replaced(before)
+  expect(server.output().slice(logged)).toMatch(/worker died/)
+  // Not wedged: the next SIGHUP replaces every worker again.
+  process.kill(primaryPid(), 'SIGHUP')
+  await replaced(after)
+})
+
+it('on a SIGHUP to the whole process group (a closed terminal), does one rolling restart and fails no request', {
+  timeout: 120_000,
+}, async () => {
+  const load = await steadyLoad('grouped')
+  const before = workerPids()
+  const logged = server.output().length
+  try {
+    process.kill(-primaryPid(), 'SIGHUP')
+    await replaced(before)
+  } finally {
+    await load.stop()
+  }
+  const { get, post, failures } = load.counts
+  expect(failures).toEqual([])
+  expect({ getFailed: get.failed, postFailed: post.failed }).toEqual({ getFailed: 0, postFailed: 0 })
+  expect(get.ok).toBeGreaterThan(50)
+  // The workers left the signal to the primary: none died of it.
+  expect(server.output().slice(logged)).not.toMatch(/worker died/)
 })
 
 it('on SIGTERM to the primary, finishes an in-flight request, then everything exits 0', {
@@ -293,4 +410,27 @@ it('on SIGTERM to the primary, finishes an in-flight request, then everything ex
   expect(Date.now() - signalledAt).toBeLessThan(5_000)
   await until(() => workers.every((pid) => !alive(pid)), 2_000)
   expect(server.output()).not.toMatch(/exiting now|did not close cleanly|error while closing/)
+})
+
+it('with WORKERS=1, logs SIGHUP and keeps serving (no exit 129)', { timeout: 60_000 }, async () => {
+  const single = await startServerProcess({
+    LOG_LEVEL: 'info',
+    DATABASE_URL: `sqlite:///${join(dir.path, 'single.db')}`,
+  })
+  try {
+    const exited = once(single.child, 'exit').then(() => true)
+    single.child.kill('SIGHUP')
+    const gone = await Promise.race([
+      exited,
+      until(() => /"msg":"SIGHUP[^"]*"/.test(single.output())).then(() => false),
+    ])
+    expect({ exited: gone, code: single.child.exitCode, signal: single.child.signalCode }).toEqual({
+      exited: false,
+      code: null,
+      signal: null,
+    })
+    expect((await fetch(`${single.url}/healthz`)).status).toBe(200)
+  } finally {
+    await single.stop()
+  }
 })

@@ -26,13 +26,20 @@ export interface ServerProcess {
   stop(): Promise<void>
 }
 
+export interface StartOptions {
+  /** A process group of its own (the primary and its workers), to signal it as a terminal would. */
+  detached?: boolean
+}
+
 export async function startServerProcess(
   env: Record<string, string>,
   startupMs = 30_000,
+  options: StartOptions = {},
 ): Promise<ServerProcess> {
   const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'serve'], {
     cwd: ROOT,
+    detached: options.detached ?? false,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
