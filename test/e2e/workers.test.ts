@@ -290,7 +290,14 @@ it('three SIGHUPs under keep-alive load fail no GET / and no POST /auth/token', 
     `three SIGHUPs under load: GET / ${JSON.stringify(get)}, POST /auth/token ${JSON.stringify(post)}`,
   )
   expect(failures).toEqual([])
-  expect({ getFailed: get.failed, postFailed: post.failed }).toEqual({ getFailed: 0, postFailed: 0 })
+  // A retried GET is a kept-alive connection the server reset between two requests (9 to 11 in
+  // three restarts before issue 10): these clients never leave one idle for the second after
+  // which a closing worker may close it, so none is expected.
+  expect({ getFailed: get.failed, getRetried: get.retried, postFailed: post.failed }).toEqual({
+    getFailed: 0,
+    getRetried: 0,
+    postFailed: 0,
+  })
   expect(get.ok).toBeGreaterThan(100)
   expect(post.ok).toBeGreaterThan(3)
   expect(server.output().slice(logged)).not.toMatch(/worker died|killing it/)
@@ -356,7 +363,11 @@ it('on a SIGHUP to the whole process group (a closed terminal), does one rolling
   }
   const { get, post, failures } = load.counts
   expect(failures).toEqual([])
-  expect({ getFailed: get.failed, postFailed: post.failed }).toEqual({ getFailed: 0, postFailed: 0 })
+  expect({ getFailed: get.failed, getRetried: get.retried, postFailed: post.failed }).toEqual({
+    getFailed: 0,
+    getRetried: 0,
+    postFailed: 0,
+  })
   expect(get.ok).toBeGreaterThan(50)
   // The workers left the signal to the primary: none died of it.
   expect(server.output().slice(logged)).not.toMatch(/worker died/)
