@@ -1,10 +1,9 @@
 // WORKERS=2 with METRICS_PORT (issue 10 item 7): real processes; the primary's one listener
 // answers with the sum of both workers' counts, not one worker's share.
-import { request } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PASSWORD, tempDir } from '../helpers/app.js'
-import { freePort, type ServerProcess, startServerProcess } from '../helpers/server-process.js'
+import { freePort, requestOnce, type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir('authgate-metrics-workers-')
 let server: ServerProcess
@@ -24,22 +23,12 @@ afterAll(async () => {
 })
 
 /** One request on a connection of its own, so the primary hands each to the next worker. */
-function call(method: string, url: string, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const headers = body === undefined ? {} : { 'content-type': 'application/json' }
-    const req = request(url, { method, headers, agent: false }, (res) => {
-      let data = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => {
-        data += d
-      })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
-    })
-    req.on('error', reject)
-    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${url}: no answer in 10 s`)))
-    req.end(body)
+const call = (method: string, url: string, body?: string) =>
+  requestOnce(method, url, {
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body,
+    timeoutMs: 10_000,
   })
-}
 
 function sample(text: string, line: RegExp): number | undefined {
   const m = text.split('\n').find((l) => line.test(l))

@@ -4,14 +4,13 @@
 
 import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { request } from 'node:http'
 import { createConnection, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PASSWORD, tempDir } from '../helpers/app.js'
 import { keepAliveLoad } from '../helpers/keepalive-load.js'
-import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
+import { requestOnce, type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir('authgate-workers-')
 let server: ServerProcess
@@ -67,26 +66,8 @@ async function until(check: () => boolean | Promise<boolean>, limit = 10_000): P
 }
 
 /** One request on a connection of its own, so the primary hands each to the next worker. */
-function call(
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
-      let data = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => {
-        data += d
-      })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
-    })
-    req.on('error', reject)
-    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${path}: no answer in 5 s`)))
-    req.end(body)
-  })
-}
+const call = (method: string, path: string, headers: Record<string, string> = {}, body?: string) =>
+  requestOnce(method, `http://127.0.0.1:${port}${path}`, { headers, body, timeoutMs: 5_000 })
 
 /** Inodes of the established TCP connections to our port, from /proc/net/tcp (server side). */
 function serverSideInodes(): Set<string> {

@@ -2,6 +2,7 @@
 // a second server process beside the one in the test.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -70,4 +71,31 @@ export async function startServerProcess(
     }
     await sleep(100)
   }
+}
+
+/**
+ * One HTTP request on a connection of its own (no agent, no keep-alive), so a WORKERS primary
+ * hands each to the next worker; rejects when no answer comes within timeoutMs.
+ */
+export function requestOnce(
+  method: string,
+  url: string,
+  options: { headers?: Record<string, string>; body?: string | undefined; timeoutMs?: number } = {},
+): Promise<{ status: number; body: string }> {
+  const { headers = {}, body, timeoutMs = 5_000 } = options
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, agent: false }, (res) => {
+      let data = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => {
+        data += d
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
+    })
+    req.on('error', reject)
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`${method} ${url}: no answer in ${timeoutMs / 1000} s`)),
+    )
+    req.end(body)
+  })
 }
