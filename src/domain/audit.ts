@@ -21,6 +21,10 @@ export type AuditEventType =
   | 'user.unlocked'
   | 'database.migrated'
   | 'audit.pruned'
+  // The OAuth client registry (domain/clients.ts), also an operator's: never the secret itself.
+  | 'client.created'
+  | 'client.secret_rotated'
+  | 'client.deleted'
 
 export interface AuditEvent {
   type: AuditEventType
