@@ -1,5 +1,6 @@
 // The audit trail's interface: what happened, to whom, from where, and how it ended. Never a secret.
 // The tamper-evident, hash-chained store behind it lives in storage/; see docs/security.md.
+import { DomainError, ValidationError } from './errors.js'
 
 export type AuditEventType =
   | 'user.registered'
@@ -48,6 +49,12 @@ export interface Operator {
 }
 
 export const operatorDetail = (operator: Operator) => ({ actor: operator.actor, osUser: operator.osUser })
+
+/** What an operator's failed action records: the error's code, never its message (it may echo input). */
+export function failureReason(err: unknown): string {
+  if (err instanceof ValidationError || err instanceof DomainError) return err.code
+  return 'error'
+}
 
 /** What repeated events are counted per (besides their type), and how many are kept whole. */
 export interface RepeatedEventGroup {

@@ -5,7 +5,7 @@
 import type { Clock } from '../lib/clock.js'
 import { constantTimeEqual, randomToken, sha256Hex } from '../lib/crypto.js'
 import { randomId } from '../lib/random.js'
-import { type AuditEventType, type AuditLog, type Operator, operatorDetail } from './audit.js'
+import { type AuditEventType, type AuditLog, failureReason, type Operator, operatorDetail } from './audit.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from './errors.js'
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const
@@ -235,12 +235,6 @@ const DUMMY_HASH = sha256Hex(randomToken())
 
 const withoutHash = ({ secretHash: _, ...client }: StoredClient): Client => client
 
-/** What an operator's failed action records: the error's code, never its message. */
-function reasonOf(err: unknown): string {
-  if (err instanceof ValidationError || err instanceof DomainError) return err.code
-  return 'error'
-}
-
 export interface ClientServiceDeps {
   clients: ClientsRepository
   audit: AuditLog
@@ -264,7 +258,7 @@ export function createClientService({ clients, audit, clock }: ClientServiceDeps
     try {
       done = await act()
     } catch (err) {
-      audit.record({ type, outcome: 'failure', detail: { ...detail, reason: reasonOf(err) } })
+      audit.record({ type, outcome: 'failure', detail: { ...detail, reason: failureReason(err) } })
       throw err
     }
     if (done === undefined) {
