@@ -98,7 +98,8 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 // different parsers (WHATWG URL turns '\' into '/'), so it is refused, never normalised.
 const URI_CHARACTERS = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/
-// RFC 8252 §7.3 (loopback redirection for native apps) and §8.3: http is allowed only here.
+// The only hosts http may name: RFC 8252 §7.3 (loopback redirection, for native apps and
+// development). §8.3 prefers the IP literals to `localhost`; issue 12 allows `localhost` as well.
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost'])
 
 /**
