@@ -11,6 +11,7 @@ import { openAudit, openDatabase, openServices } from '../services.js'
 import { connectDatabase } from '../storage/database.js'
 import { migrateDown, migrateToLatest } from '../storage/migrate.js'
 import { registerAuditCommands } from './audit.js'
+import { registerClientCommands } from './clients.js'
 import { type Cli, type CliIo, osUser, snakeCase } from './context.js'
 import { registerKeyCommands } from './keys.js'
 import { PasswordInputError, readPassword } from './prompt.js'
@@ -210,6 +211,7 @@ export function buildProgram(cli: Cli): Command {
 
   registerAuditCommands(program, cli)
   registerKeyCommands(program, cli)
+  registerClientCommands(program, cli)
 
   const help = environmentHelp()
   const withHelp = (command: Command) => {

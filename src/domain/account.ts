@@ -1,6 +1,6 @@
 // What a signed-in user does to their own account and sessions, and what each change ends.
-import { type AuditEventType, type AuditLog, type Operator, operatorDetail } from './audit.js'
-import { DomainError, ErrorCode, ValidationError } from './errors.js'
+import { type AuditEventType, type AuditLog, failureReason, type Operator, operatorDetail } from './audit.js'
+import { DomainError, ErrorCode } from './errors.js'
 import type { SessionService } from './sessions.js'
 import { accountKey, type Reservation, type Throttle, Throttled } from './throttle.js'
 import { type User, type UserService, type VerifiedUser, WRONG_PASSWORD } from './users.js'
@@ -10,12 +10,6 @@ import { type User, type UserService, type VerifiedUser, WRONG_PASSWORD } from '
 const changedMeanwhile = () => new DomainError(ErrorCode.wrongPassword, WRONG_PASSWORD)
 // An operator's change retries on a concurrent one: it does not depend on the old password.
 const OPERATOR_TRIES = 3
-
-/** What an operator's failed action records: the error's code, never its message. */
-function reasonOf(err: unknown): string {
-  if (err instanceof ValidationError || err instanceof DomainError) return err.code
-  return 'error'
-}
 
 export interface Caller {
   id: number
@@ -56,7 +50,7 @@ export function createAccountService(deps: {
         type,
         outcome: 'failure',
         username,
-        detail: { ...operatorDetail(operator), reason: reasonOf(err) },
+        detail: { ...operatorDetail(operator), reason: failureReason(err) },
       })
       throw err
     }

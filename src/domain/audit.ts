@@ -1,5 +1,6 @@
 // The audit trail's interface: what happened, to whom, from where, and how it ended. Never a secret.
 // The tamper-evident, hash-chained store behind it lives in storage/; see docs/security.md.
+import { DomainError, ValidationError } from './errors.js'
 
 export type AuditEventType =
   | 'user.registered'
@@ -21,6 +22,10 @@ export type AuditEventType =
   | 'user.unlocked'
   | 'database.migrated'
   | 'audit.pruned'
+  // The OAuth client registry (domain/clients.ts), also an operator's: never the secret itself.
+  | 'client.created'
+  | 'client.secret_rotated'
+  | 'client.deleted'
 
 export interface AuditEvent {
   type: AuditEventType
@@ -44,6 +49,12 @@ export interface Operator {
 }
 
 export const operatorDetail = (operator: Operator) => ({ actor: operator.actor, osUser: operator.osUser })
+
+/** What an operator's failed action records: the error's code, never its message (it may echo input). */
+export function failureReason(err: unknown): string {
+  if (err instanceof ValidationError || err instanceof DomainError) return err.code
+  return 'error'
+}
 
 /** What repeated events are counted per (besides their type), and how many are kept whole. */
 export interface RepeatedEventGroup {

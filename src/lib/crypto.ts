@@ -1,5 +1,12 @@
 // Small crypto helpers: opaque tokens, their stored hashes, and sealing a value under a token.
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto'
 
 /** An opaque bearer secret: 256 bits from the CSPRNG, base64url. */
 export function randomToken(): string {
@@ -9,6 +16,16 @@ export function randomToken(): string {
 /** What is stored instead of a token: its SHA-256, hex. */
 export function sha256Hex(value: string): string {
   return createHash('sha256').update(value).digest('hex')
+}
+
+/**
+ * Whether `a` equals `b`, in time that depends only on their lengths: for comparing a stored hash
+ * with one just computed (equal lengths), so the time taken says nothing of how much matched.
+ */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8')
+  const y = Buffer.from(b, 'utf8')
+  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 function keyFrom(token: string): Buffer {

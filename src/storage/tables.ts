@@ -106,6 +106,7 @@ export interface Database {
   authgate_throttle: ThrottleTable
   authgate_devices: DevicesTable
   authgate_audit_log: AuditLogTable
+  authgate_oauth_clients: OAuthClientsTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -115,3 +116,23 @@ export type RefreshTokenRow = Selectable<RefreshTokensTable>
 export type RevocationRow = Selectable<RevocationsTable>
 export type SigningKeyRow = Selectable<SigningKeysTable>
 export type AuditLogRow = Selectable<AuditLogTable>
+
+export interface OAuthClientsTable {
+  client_id: string
+  name: string
+  /** SHA-256 of the client secret, hex; NULL for a public client. */
+  secret_hash: string | null
+  /** 0 or 1, on both dialects. */
+  public: number
+  first_party: number
+  /** JSON arrays of strings. */
+  redirect_uris: string
+  post_logout_redirect_uris: string
+  grant_types: string
+  scopes: string
+  /** Epoch ms. */
+  created_at: number
+  secret_rotated_at: number | null
+}
+
+export type OAuthClientRow = Selectable<OAuthClientsTable>

@@ -8,6 +8,7 @@ import * as throttle from './2026_11_28_005_throttle.js'
 import * as revocationFeed from './2026_12_02_001_revocation_feed.js'
 import * as credentialEpoch from './2026_12_02_002_credential_epoch.js'
 import * as keyActivation from './2026_12_02_003_key_activation.js'
+import * as oauthClients from './2026_12_03_001_oauth_clients.js'
 
 export const migrations: Record<string, Migration> = {
   '2026_11_28_001_adopt_seed_users': adoptSeedUsers,
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_02_001_revocation_feed': revocationFeed,
   '2026_12_02_002_credential_epoch': credentialEpoch,
   '2026_12_02_003_key_activation': keyActivation,
+  '2026_12_03_001_oauth_clients': oauthClients,
 }
