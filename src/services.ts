@@ -30,6 +30,7 @@ import { createThrottle, DEFAULT_THROTTLE, failoverThrottleStore, type Throttle 
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
+import { every, type Periodic } from './lib/periodic.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
 import { createCredentialsRepository } from './storage/credentials.repository.js'
@@ -342,10 +343,9 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
     })
     const account = createAccountService({ users, sessions, throttle, audit })
     const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
-    // Old throttling windows are forgotten every ten minutes.
-    let pruneThrottle: NodeJS.Timeout | undefined
-    let reloadIssuers: NodeJS.Timeout | undefined
-    const reloadIssuersNow = () => issuers.reload().catch((err) => deps.onKeyReloadError?.(err))
+    let pruneThrottle: Periodic | undefined
+    let reloadIssuers: Periodic | undefined
+    const onKeyReloadError = (err: unknown) => deps.onKeyReloadError?.(err)
     return {
       db,
       users,
@@ -368,25 +368,30 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
         await broadcast.listen((heard) => {
           if (heard !== 'keys') revocations.refresh().catch((err) => deps.onRevocationPollError?.(err))
           if (heard !== 'revocations') {
-            keys.reload().catch((err) => deps.onKeyReloadError?.(err))
-            reloadIssuersNow()
+            keys.reload().catch(onKeyReloadError)
+            issuers.reload().catch(onKeyReloadError)
           }
         })
         await revocations.start()
         keys.start()
-        reloadIssuers = setInterval(reloadIssuersNow, deps.keyReloadMs ?? DEFAULT_KEY_RELOAD_MS)
-        reloadIssuers.unref()
+        reloadIssuers = every(
+          deps.keyReloadMs ?? DEFAULT_KEY_RELOAD_MS,
+          () => issuers.reload(),
+          onKeyReloadError,
+        )
         audit.startRetention()
-        pruneThrottle = setInterval(() => {
-          throttle.prune().catch((err) => deps.onThrottlePruneError?.(err))
-        }, 10 * 60_000)
-        pruneThrottle.unref()
+        // Old throttling windows are forgotten every ten minutes.
+        pruneThrottle = every(
+          10 * 60_000,
+          () => throttle.prune(),
+          (err) => deps.onThrottlePruneError?.(err),
+        )
       },
       async close() {
         revocations.stop()
         keys.stop()
-        clearInterval(reloadIssuers)
-        clearInterval(pruneThrottle)
+        reloadIssuers?.stop()
+        pruneThrottle?.stop()
         audit.stopRetention()
         // Requests have finished: write what they recorded while the database is still open.
         await audit.flush()
