@@ -103,7 +103,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // connection, so a socket that never sends a byte is closed too (tested), but it checks only
     // every connectionsCheckingInterval (30 s by default): every second, the socket lives ~10 s.
     requestTimeout: 30_000,
-    http: { connectionsCheckingInterval: 1_000 },
+    http: { connectionsCheckingInterval: 1_000, headersTimeout: 10_000 },
     // An idle kept-alive connection is closed after 72 s (Fastify's default, kept on purpose:
     // longer than a load balancer's usual 60 s, so the balancer closes first and never sends on
     // a connection we are closing). It counts against its address's cap meanwhile.
@@ -118,7 +118,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     frameworkErrors: answerFrameworkError,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
-  app.server.headersTimeout = 10_000
   // Issue 9: ~20,000 silent sockets from one host filled the descriptor table and new clients were
   // reset for 10-15 s. Over the cap a socket is destroyed as it is accepted; logged once a minute.
   limitConnectionsPerAddress(app.server, {
