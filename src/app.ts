@@ -6,11 +6,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { limitConnectionsPerAddress } from './http/connection-limit.js'
-import { registerAuthenticate } from './http/plugins/authenticate.js'
-import { registerDocs } from './http/plugins/docs.js'
-import { answerClientError, answerFrameworkError, registerErrorHandlers } from './http/plugins/errors.js'
+import { authenticatePlugin } from './http/plugins/authenticate.js'
+import { docsPlugin } from './http/plugins/docs.js'
+import { answerClientError, answerFrameworkError, errorsPlugin } from './http/plugins/errors.js'
+import { metricsPlugin } from './http/plugins/metrics.js'
 import { OneLinePerRequest } from './http/plugins/request-log.js'
-import { registerNotFound, registerSecurity, trackMethods } from './http/plugins/security.js'
+import { securityPlugin } from './http/plugins/security.js'
 import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
 import { healthRoutes } from './http/routes/health.js'
@@ -102,7 +103,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // connection, so a socket that never sends a byte is closed too (tested), but it checks only
     // every connectionsCheckingInterval (30 s by default): every second, the socket lives ~10 s.
     requestTimeout: 30_000,
-    http: { connectionsCheckingInterval: 1_000 },
+    http: { connectionsCheckingInterval: 1_000, headersTimeout: 10_000 },
     // An idle kept-alive connection is closed after 72 s (Fastify's default, kept on purpose:
     // longer than a load balancer's usual 60 s, so the balancer closes first and never sends on
     // a connection we are closing). It counts against its address's cap meanwhile.
@@ -117,7 +118,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     frameworkErrors: answerFrameworkError,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
-  app.server.headersTimeout = 10_000
   // Issue 9: ~20,000 silent sockets from one host filled the descriptor table and new clients were
   // reset for 10-15 s. Over the cap a socket is destroyed as it is accepted; logged once a minute.
   limitConnectionsPerAddress(app.server, {
@@ -131,18 +131,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // Requests have finished: stop the background work, write the audit log, close connections.
   app.addHook('onClose', () => services.close())
-  if (deps.metrics) {
-    const metrics = deps.metrics
-    metrics.instrument(app)
-    app.addHook('onClose', () => metrics.close())
-  }
+  if (deps.metrics) await app.register(metricsPlugin, { metrics: deps.metrics })
 
-  registerErrorHandlers(app)
-  const allowedMethods = trackMethods(app)
-  await registerSecurity(app, { corsOrigins: config.corsOrigins })
-  registerAuthenticate(app, tokens, revocations)
+  // Cross-cutting plugins first; each names what it needs, and Fastify refuses a wrong order.
+  await app.register(errorsPlugin)
+  await app.register(securityPlugin, { corsOrigins: config.corsOrigins })
+  await app.register(authenticatePlugin, { tokens, revocations })
   await app.register(formbody)
-  await registerDocs(app, VERSION)
+  await app.register(docsPlugin, { version: VERSION })
   // The device cookie is marked Secure when clients reach us over https (PUBLIC_URL).
   const secureCookies = config.publicUrl.startsWith('https:')
   const sameSite = config.deviceCookieSameSite
@@ -156,7 +152,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
   })
   await app.register(healthRoutes, { ready: () => pingDatabase(db) })
-  registerNotFound(app, allowedMethods)
   await app.ready()
   servicesByApp.set(app, services)
   return app

@@ -9,7 +9,6 @@ import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
 import type { Services } from './services.js'
 
-export { FORCE_EXIT_AFTER_MS, REPEAT_WINDOW_MS } from './lib/signals.js'
 // How long a closing server waits for its connections to finish before it cuts them.
 export const DRAIN_MS = 5_000
 

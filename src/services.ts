@@ -1,4 +1,6 @@
 // Opens the database, migrates it, and wires the domain services; shared by the app and the CLI.
+// Three parts, at the end of the file: the infrastructure (database, Redis, broadcast), the domain
+// wired on it, and the background jobs a server starts; openServices puts them together.
 import { type Config, ConfigError } from './config.js'
 import { type AccountService, createAccountService } from './domain/account.js'
 import type { AuditFacts } from './domain/audit-chain.js'
@@ -30,6 +32,7 @@ import { createThrottle, DEFAULT_THROTTLE, failoverThrottleStore, type Throttle 
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
+import { every, type Periodic } from './lib/periodic.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
 import { createCredentialsRepository } from './storage/credentials.repository.js'
@@ -82,8 +85,19 @@ export interface ServiceDeps {
   onDatabaseRetry?: (info: { database: string; attempt: number; err: unknown; giveUpInMs: number }) => void
 }
 
-export interface Services {
+/** What the domain runs on: opened first, closed last (in reverse order of opening). */
+export interface Infrastructure {
   db: Db
+  /** REDIS_URL's connection, when set. */
+  redis: RedisLink | undefined
+  /** Tells the deployment's other processes about revocations and key rotations. */
+  broadcast: Broadcast
+  /** What opening did, for the start-up line: the database (redacted) and the migrations applied. */
+  opened: { database: string } & StartupMigration
+}
+
+/** The domain services, wired on the infrastructure; none of them runs a timer until start(). */
+export interface DomainServices {
   users: UserService
   tokens: TokenService
   sessions: SessionService
@@ -100,16 +114,13 @@ export interface Services {
   signing: SigningRecord
   /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
   issuers: IssuerView
-  /** Tells the deployment's other processes about revocations and key rotations. */
-  broadcast: Broadcast
-  /** REDIS_URL's connection, when set. */
-  redis: RedisLink | undefined
-  /** Starts the background work a server needs: polling, listening, retention, pruning. */
+}
+
+export interface Services extends Infrastructure, DomainServices {
+  /** Starts the background work a server needs: listening, polling, reloading, retention, pruning. */
   start(): Promise<void>
   /** Stops it, writes what the audit log still holds, and closes every connection. */
   close(): Promise<void>
-  /** What opening did, for the start-up line: the database (redacted) and the migrations applied. */
-  opened: { database: string } & StartupMigration
 }
 
 const DAY_MS = 86_400_000
@@ -221,12 +232,15 @@ export async function openBroadcast(
   return { broadcast: createBroadcast(channels, onError), redis }
 }
 
-export async function openServices(config: Config, deps: ServiceDeps = {}): Promise<Services> {
-  const clock = deps.clock ?? systemClock
-  const meter = deps.meter ?? noMeter
+// ---- the lifecycle ---------------------------------------------------------------------------
+// openServices opens the infrastructure, wires the domain on it, and lists the background jobs;
+// start() starts the jobs in list order; close() stops them in reverse, flushes the audit log and
+// closes the infrastructure in reverse order of opening.
+
+/** The database (connected, then migrated), Redis and the broadcast channels; none listening yet. */
+async function openInfrastructure(config: Config, deps: ServiceDeps): Promise<Infrastructure> {
   const db = openDatabase(config, deps.onDatabaseError)
   const database = describeDatabase(parseDatabaseUrl(config.databaseUrl))
-  let redis: RedisLink | undefined
   try {
     await connectDatabase(db, config.databaseUrl, {
       waitMs: config.databaseWaitSeconds * 1000,
@@ -238,166 +252,224 @@ export async function openServices(config: Config, deps: ServiceDeps = {}): Prom
         { cause: err },
       )
     })
-    const opened = await openBroadcast(config, db, deps)
-    const broadcast = opened.broadcast
-    redis = opened.redis
-    const users = await createUserService({
-      users: createUsersRepository(db),
-      hasher: deps.hasher ?? createPasswordHasher(),
-      policy: { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength },
-      clock,
-    })
-    await users.claimCanonicalNames()
-    const audit = openAudit(db, config, clock, deps.onAuditError)
-    // The algorithm and the issuer every process on this database shares (domain/deployment.ts).
-    const mode = deps.settingsMode ?? 'record'
-    const signing = await openSigningSettings(db, config, mode)
-    const { view: issuers, notes: issuerNotes } = await openIssuers({
-      mode,
-      explicit: config.jwtIssuerExplicit,
-      fallback: config.jwtIssuer,
-      settings: settingsStore(db),
-      clock,
-      retainMs: config.accessTokenExpireMinutes * 60_000 + RETIREMENT_SLACK_MS,
-      ...(deps.onSettingsNote ? { onNote: deps.onSettingsNote } : {}),
-      ...(deps.onKeyReloadError ? { onError: deps.onKeyReloadError } : {}),
-    })
-    for (const note of [...signing.notes, ...issuerNotes]) deps.onSettingsNote?.(note)
-    // The others follow a new issuer now, not at their next reload.
-    if (issuerNotes.length > 0) void broadcast.publish('keys')
-    const keys = await openKeyRing({
-      configured: signing.alg,
-      secretKey: config.secretKey,
-      settings: {
-        get: (key) => getSetting(db, key),
-        getOrInsert: (key, value) => getOrInsertSetting(db, key, value),
-      },
-      keys: createKeysRepository(db),
-      clock,
-      accessTtlMs: config.accessTokenExpireMinutes * 60_000,
-      ...(deps.keyReloadMs === undefined ? {} : { reloadMs: deps.keyReloadMs }),
-      ...(deps.onKeyReloadError ? { onError: deps.onKeyReloadError } : {}),
-      onKeyMade: () => void broadcast.publish('keys'),
-    })
-    const tokens = createTokenService({
-      keys,
-      expiresInMinutes: config.accessTokenExpireMinutes,
-      clock,
-      issuer: issuers,
-      audience: config.jwtAudience,
-    })
-    const revocations = createRevocationView(createRevocationFeed(db), clock, {
-      pollMs: deps.revocationPollMs ?? (dialectOf(db) === 'postgres' ? 1000 : 250),
-      ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
-      announce: () => void broadcast.publish('revocations'),
-    })
-    const sessions = createSessionService({
-      sessions: createSessionsRepository(db),
-      credentials: createCredentialsRepository(db),
-      tokens,
-      revocations,
-      clock,
-      policy: {
-        refreshIdleMs: config.refreshTokenExpireDays * DAY_MS,
-        sessionMaxMs: config.sessionMaxDays * DAY_MS,
-        reuseGraceMs: config.refreshReuseGraceSeconds * 1000,
-        maxPerUser: config.maxSessionsPerUser,
-      },
-      accessTtlMs: config.accessTokenExpireMinutes * 60_000,
-      events: {
-        reuseDetected: ({ userId, sessionId }) =>
-          audit.record({ type: 'token.reuse_detected', outcome: 'failure', userId, detail: { sessionId } }),
-        capReached: ({ userId, sessionIds }) => {
-          for (const sessionId of sessionIds)
-            audit.record({
-              type: 'session.revoked',
-              outcome: 'success',
-              userId,
-              detail: { sessionId, reason: 'session_limit' },
-            })
-        },
-        ended: (reason, count) => meter.revoked(reason, count),
-      },
-    })
-    const windowMs = config.throttle.windowMinutes * 60_000
-    const registrationWindowMs = 60 * 60_000
-    const dbCounters = createThrottleStore(db)
-    const throttle = createThrottle({
-      // REDIS_URL moves the counters to Redis, with the database taking over while it is away.
-      store: redis ? failoverThrottleStore(createRedisThrottleStore(redis), dbCounters, redis) : dbCounters,
-      clock,
-      policy: {
-        enabled: config.throttle.enabled,
-        windowMs,
-        accountFailures: config.throttle.loginMaxFailures,
-        deviceFailures: config.throttle.loginMaxFailures,
-        ipFailures: config.throttle.loginIpMaxFailures,
-        registrations: config.throttle.registrationsPerIpPerHour,
-        registrationWindowMs,
-        trustedDevices: DEFAULT_THROTTLE.trustedDevices,
-      },
-      deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
-      devices: createDevicesRepository(db),
-      onRefused: (scope) => meter.throttled(scope),
-    })
-    const account = createAccountService({ users, sessions, throttle, audit })
-    const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
-    // Old throttling windows are forgotten every ten minutes.
-    let pruneThrottle: NodeJS.Timeout | undefined
-    let reloadIssuers: NodeJS.Timeout | undefined
-    const reloadIssuersNow = () => issuers.reload().catch((err) => deps.onKeyReloadError?.(err))
-    return {
-      db,
-      users,
-      tokens,
-      sessions,
-      account,
-      auth,
-      throttle,
-      audit,
-      revocations,
-      keys,
-      signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
-      issuers,
-      broadcast,
-      redis,
-      opened: { database, ...migrated },
-      async start() {
-        // Listening first: a change signalled while the view makes its first read is not missed.
-        // A signal from another process: read what it changed now, not at the next poll.
-        await broadcast.listen((heard) => {
-          if (heard !== 'keys') revocations.refresh().catch((err) => deps.onRevocationPollError?.(err))
-          if (heard !== 'revocations') {
-            keys.reload().catch((err) => deps.onKeyReloadError?.(err))
-            reloadIssuersNow()
-          }
-        })
-        await revocations.start()
-        keys.start()
-        reloadIssuers = setInterval(reloadIssuersNow, deps.keyReloadMs ?? DEFAULT_KEY_RELOAD_MS)
-        reloadIssuers.unref()
-        audit.startRetention()
-        pruneThrottle = setInterval(() => {
-          throttle.prune().catch((err) => deps.onThrottlePruneError?.(err))
-        }, 10 * 60_000)
-        pruneThrottle.unref()
-      },
-      async close() {
-        revocations.stop()
-        keys.stop()
-        clearInterval(reloadIssuers)
-        clearInterval(pruneThrottle)
-        audit.stopRetention()
-        // Requests have finished: write what they recorded while the database is still open.
-        await audit.flush()
-        await broadcast.close()
-        await redis?.close()
-        await db.destroy()
-      },
-    }
+    const { broadcast, redis } = await openBroadcast(config, db, deps)
+    return { db, redis, broadcast, opened: { database, ...migrated } }
   } catch (err) {
-    await redis?.close()
     await db.destroy()
     throw err
+  }
+}
+
+/** In reverse order of opening. The broadcast's close ends its listening, once its last signals are out. */
+async function closeInfrastructure({ db, redis, broadcast }: Infrastructure): Promise<void> {
+  await broadcast.close()
+  await redis?.close()
+  await db.destroy()
+}
+
+/**
+ * The domain services on opened infrastructure. It reads and records settings (canonical names,
+ * the signing algorithm, the issuer, the first key) but starts no timer: that is start()'s.
+ */
+async function wireDomain(
+  { db, redis, broadcast }: Infrastructure,
+  config: Config,
+  deps: ServiceDeps,
+): Promise<DomainServices> {
+  const clock = deps.clock ?? systemClock
+  const meter = deps.meter ?? noMeter
+  const users = await createUserService({
+    users: createUsersRepository(db),
+    hasher: deps.hasher ?? createPasswordHasher(),
+    policy: { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength },
+    clock,
+  })
+  await users.claimCanonicalNames()
+  const audit = openAudit(db, config, clock, deps.onAuditError)
+  // The algorithm and the issuer every process on this database shares (domain/deployment.ts).
+  const mode = deps.settingsMode ?? 'record'
+  const signing = await openSigningSettings(db, config, mode)
+  const { view: issuers, notes: issuerNotes } = await openIssuers({
+    mode,
+    explicit: config.jwtIssuerExplicit,
+    fallback: config.jwtIssuer,
+    settings: settingsStore(db),
+    clock,
+    retainMs: config.accessTokenExpireMinutes * 60_000 + RETIREMENT_SLACK_MS,
+    ...(deps.onSettingsNote ? { onNote: deps.onSettingsNote } : {}),
+    ...(deps.onKeyReloadError ? { onError: deps.onKeyReloadError } : {}),
+  })
+  for (const note of [...signing.notes, ...issuerNotes]) deps.onSettingsNote?.(note)
+  // The others follow a new issuer now, not at their next reload.
+  if (issuerNotes.length > 0) void broadcast.publish('keys')
+  const keys = await openKeyRing({
+    configured: signing.alg,
+    secretKey: config.secretKey,
+    settings: {
+      get: (key) => getSetting(db, key),
+      getOrInsert: (key, value) => getOrInsertSetting(db, key, value),
+    },
+    keys: createKeysRepository(db),
+    clock,
+    accessTtlMs: config.accessTokenExpireMinutes * 60_000,
+    ...(deps.keyReloadMs === undefined ? {} : { reloadMs: deps.keyReloadMs }),
+    ...(deps.onKeyReloadError ? { onError: deps.onKeyReloadError } : {}),
+    onKeyMade: () => void broadcast.publish('keys'),
+  })
+  const tokens = createTokenService({
+    keys,
+    expiresInMinutes: config.accessTokenExpireMinutes,
+    clock,
+    issuer: issuers,
+    audience: config.jwtAudience,
+  })
+  const revocations = createRevocationView(createRevocationFeed(db), clock, {
+    pollMs: deps.revocationPollMs ?? (dialectOf(db) === 'postgres' ? 1000 : 250),
+    ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
+    announce: () => void broadcast.publish('revocations'),
+  })
+  const sessions = createSessionService({
+    sessions: createSessionsRepository(db),
+    credentials: createCredentialsRepository(db),
+    tokens,
+    revocations,
+    clock,
+    policy: {
+      refreshIdleMs: config.refreshTokenExpireDays * DAY_MS,
+      sessionMaxMs: config.sessionMaxDays * DAY_MS,
+      reuseGraceMs: config.refreshReuseGraceSeconds * 1000,
+      maxPerUser: config.maxSessionsPerUser,
+    },
+    accessTtlMs: config.accessTokenExpireMinutes * 60_000,
+    events: {
+      reuseDetected: ({ userId, sessionId }) =>
+        audit.record({ type: 'token.reuse_detected', outcome: 'failure', userId, detail: { sessionId } }),
+      capReached: ({ userId, sessionIds }) => {
+        for (const sessionId of sessionIds)
+          audit.record({
+            type: 'session.revoked',
+            outcome: 'success',
+            userId,
+            detail: { sessionId, reason: 'session_limit' },
+          })
+      },
+      ended: (reason, count) => meter.revoked(reason, count),
+    },
+  })
+  const windowMs = config.throttle.windowMinutes * 60_000
+  const registrationWindowMs = 60 * 60_000
+  const dbCounters = createThrottleStore(db)
+  const throttle = createThrottle({
+    // REDIS_URL moves the counters to Redis, with the database taking over while it is away.
+    store: redis ? failoverThrottleStore(createRedisThrottleStore(redis), dbCounters, redis) : dbCounters,
+    clock,
+    policy: {
+      enabled: config.throttle.enabled,
+      windowMs,
+      accountFailures: config.throttle.loginMaxFailures,
+      deviceFailures: config.throttle.loginMaxFailures,
+      ipFailures: config.throttle.loginIpMaxFailures,
+      registrations: config.throttle.registrationsPerIpPerHour,
+      registrationWindowMs,
+      trustedDevices: DEFAULT_THROTTLE.trustedDevices,
+    },
+    deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
+    devices: createDevicesRepository(db),
+    onRefused: (scope) => meter.throttled(scope),
+  })
+  const account = createAccountService({ users, sessions, throttle, audit })
+  const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
+  return {
+    users,
+    tokens,
+    sessions,
+    account,
+    auth,
+    throttle,
+    audit,
+    revocations,
+    keys,
+    signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
+    issuers,
+  }
+}
+
+/** A background job of a server: start() starts each in list order, close() stops them in reverse. */
+interface BackgroundJob {
+  start(): void | Promise<void>
+  stop?(): void
+}
+
+function periodicJob(
+  everyMs: number,
+  run: () => Promise<unknown>,
+  onError: (err: unknown) => void,
+): BackgroundJob {
+  let periodic: Periodic | undefined
+  return {
+    start() {
+      periodic = every(everyMs, run, onError)
+    },
+    stop: () => periodic?.stop(),
+  }
+}
+
+function backgroundJobs(
+  { broadcast }: Infrastructure,
+  { revocations, keys, issuers, audit, throttle }: DomainServices,
+  deps: ServiceDeps,
+): BackgroundJob[] {
+  const onRevocationPollError = (err: unknown) => deps.onRevocationPollError?.(err)
+  const onKeyReloadError = (err: unknown) => deps.onKeyReloadError?.(err)
+  return [
+    // Listening first: a change signalled while the view makes its first read is not missed.
+    // A signal from another process: read what it changed now, not at the next poll. Listening
+    // stops when the broadcast closes, with the infrastructure.
+    {
+      start: () =>
+        broadcast.listen((heard) => {
+          if (heard !== 'keys') revocations.refresh().catch(onRevocationPollError)
+          if (heard !== 'revocations') {
+            keys.reload().catch(onKeyReloadError)
+            issuers.reload().catch(onKeyReloadError)
+          }
+        }),
+    },
+    // The revocation view's first read (a server does not serve without it), then its polling.
+    { start: () => revocations.start(), stop: () => revocations.stop() },
+    { start: () => keys.start(), stop: () => keys.stop() },
+    periodicJob(deps.keyReloadMs ?? DEFAULT_KEY_RELOAD_MS, () => issuers.reload(), onKeyReloadError),
+    { start: () => audit.startRetention(), stop: () => audit.stopRetention() },
+    // Old throttling windows are forgotten every ten minutes.
+    periodicJob(
+      10 * 60_000,
+      () => throttle.prune(),
+      (err) => deps.onThrottlePruneError?.(err),
+    ),
+  ]
+}
+
+export async function openServices(config: Config, deps: ServiceDeps = {}): Promise<Services> {
+  const infrastructure = await openInfrastructure(config, deps)
+  let domain: DomainServices
+  try {
+    domain = await wireDomain(infrastructure, config, deps)
+  } catch (err) {
+    await closeInfrastructure(infrastructure)
+    throw err
+  }
+  const jobs = backgroundJobs(infrastructure, domain, deps)
+  return {
+    ...infrastructure,
+    ...domain,
+    async start() {
+      for (const job of jobs) await job.start()
+    },
+    async close() {
+      for (const job of [...jobs].reverse()) job.stop?.()
+      // Requests have finished: write what they recorded while the database is still open.
+      await domain.audit.flush()
+      await closeInfrastructure(infrastructure)
+    },
   }
 }

@@ -1,6 +1,7 @@
 // The audit log behind the AuditLog interface: record() queues, one background chain writes in
 // batches, flush() waits for it; plus retention, verification and export over a store.
 import type { Clock } from '../lib/clock.js'
+import { every, type Periodic } from '../lib/periodic.js'
 import type { AuditEvent, AuditLog } from './audit.js'
 import {
   type AuditEntry,
@@ -94,7 +95,7 @@ export function createAuditService({
   let scheduled = false
   // Every write and prune runs on this chain, one after another. It never rejects.
   let tail: Promise<void> = Promise.resolve()
-  let timer: NodeJS.Timeout | undefined
+  let timer: Periodic | undefined
 
   const report = (err: unknown, lost: readonly AuditFacts[]) => {
     try {
@@ -224,11 +225,11 @@ export function createAuditService({
           await pruneNow()
         })
       tick()
-      timer = setInterval(tick, pruneEveryMs)
-      timer.unref()
+      // The prune runs on the chain, after the writes queued before it; the chain reports its errors.
+      timer = every(pruneEveryMs, tick, (err) => report(err, []))
     },
     stopRetention() {
-      if (timer) clearInterval(timer)
+      timer?.stop()
       timer = undefined
     },
   }

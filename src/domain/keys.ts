@@ -3,6 +3,7 @@
 import { createHash, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto'
 import type { Clock } from '../lib/clock.js'
 import { coalesced } from '../lib/coalesce.js'
+import { every, type Periodic } from '../lib/periodic.js'
 import { randomSecret } from '../lib/random.js'
 import { DomainError, ErrorCode } from './errors.js'
 
@@ -327,7 +328,7 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   // When the signing key changes by the clock alone (a next key activates): rebuild then.
   let changesAt = Number.POSITIVE_INFINITY
   let lastUnknownKidReload = Number.NEGATIVE_INFINITY
-  let timer: NodeJS.Timeout | undefined
+  let timer: Periodic | undefined
 
   function activate(record: SigningKeyRecord, alg: AsymmetricAlgorithm): ActiveKey {
     const jwk = JSON.parse(record.public_jwk) as PublicJwk
@@ -442,15 +443,11 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
       reload().catch(onError)
     },
     start() {
-      if (timer) return
-      timer = setInterval(() => {
-        // The database is away: keep the keys we have, report, and try again at the next tick.
-        reload().catch(onError)
-      }, options.reloadMs ?? DEFAULT_KEY_RELOAD_MS)
-      timer.unref()
+      // The database is away: keep the keys we have, report, and try again at the next tick.
+      timer ??= every(options.reloadMs ?? DEFAULT_KEY_RELOAD_MS, reload, onError)
     },
     stop() {
-      if (timer) clearInterval(timer)
+      timer?.stop()
       timer = undefined
     },
   }

@@ -2,6 +2,7 @@
 // checking a bearer token costs two Map lookups instead of a query (GET / is the hot path).
 import type { Clock } from '../lib/clock.js'
 import { coalesced } from '../lib/coalesce.js'
+import { every, type Periodic } from '../lib/periodic.js'
 
 // A transaction commits well within this after taking its seq (the pool's query timeout is 15 s);
 // one slower still is brought by the settled mark instead.
@@ -111,7 +112,7 @@ export function createRevocationView(
   const missing = new Map<number, number>()
   let settled: string | undefined
   let started = false
-  let timer: NodeJS.Timeout | undefined
+  let timer: Periodic | undefined
   let polls = 0
 
   function remember(entries: Pick<RevocationEntry, 'kind' | 'subject' | 'at' | 'expires_at'>[]) {
@@ -190,14 +191,11 @@ export function createRevocationView(
     }),
     async start() {
       await view.refresh()
-      timer = setInterval(() => {
-        // The database is away: keep the current view, report, and try again at the next tick.
-        view.refresh().catch(onError)
-      }, pollMs)
-      timer.unref()
+      // The database is away: keep the current view, report, and try again at the next tick.
+      timer = every(pollMs, () => view.refresh(), onError)
     },
     stop() {
-      if (timer) clearInterval(timer)
+      timer?.stop()
       timer = undefined
     },
   }

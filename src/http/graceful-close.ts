@@ -82,6 +82,8 @@ export function closeKeepAliveGently(server: Server, idleCloseAfterMs = IDLE_CLO
     }
     if (connections.size === 0) return
     // Timers run before the event loop polls the sockets; setImmediate runs just after it.
+    // Not lib/periodic.ts: the tick only defers the sweep, so nothing fails inside it to report
+    // (and this module has no reporter), and the last socket's close, not a lifecycle, stops it.
     sweeper = setInterval(() => setImmediate(sweep), SWEEP_EVERY_MS)
     sweeper.unref()
   }

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module'
 import { sql } from 'kysely'
 import type * as Pg from 'pg'
 import type { Channel } from '../domain/broadcast.js'
+import { every, type Periodic } from '../lib/periodic.js'
 import { type Db, postgresClientConfig } from './database.js'
 
 const CHANNEL = 'authgate_changes'
@@ -22,7 +23,7 @@ export function createPostgresChannel(
 ): Channel {
   let client: Pg.Client | undefined
   let closed = false
-  let probe: NodeJS.Timeout | undefined
+  let probe: Periodic | undefined
   let retry: NodeJS.Timeout | undefined
 
   async function connect(onMessage: (m: string) => void, onResync: () => void, attempt: number) {
@@ -68,14 +69,15 @@ export function createPostgresChannel(
     },
     async listen(onMessage, onResync) {
       await connect(onMessage, onResync, 0)
-      probe = setInterval(() => {
-        client?.query('select 1').catch((err) => client?.emit('error', err))
-      }, PROBE_EVERY_MS)
-      probe.unref()
+      probe = every(
+        PROBE_EVERY_MS,
+        () => client?.query('select 1'),
+        (err) => client?.emit('error', err),
+      )
     },
     async close() {
       closed = true
-      clearInterval(probe)
+      probe?.stop()
       clearTimeout(retry)
       await client?.end().catch(() => {})
     },

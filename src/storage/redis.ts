@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, ReplyError } from 'ioredis'
 import type { Channel } from '../domain/broadcast.js'
 import type { ThrottleStore } from '../domain/throttle.js'
+import { every, type Periodic } from '../lib/periodic.js'
 
 // A Redis that answers takes well under a millisecond; one that does not is treated as away.
 const COMMAND_TIMEOUT_MS = 500
@@ -144,7 +145,7 @@ export function createRedisThrottleStore(link: RedisLink): ThrottleStore {
 export function createRedisChannel(link: RedisLink): Channel {
   const name = `${link.prefix}changes`
   let subscriber: Redis | undefined
-  let probe: NodeJS.Timeout | undefined
+  let probe: Periodic | undefined
   return {
     name: 'redis',
     async publish(message) {
@@ -183,10 +184,11 @@ export function createRedisChannel(link: RedisLink): Channel {
       })
       // A subscriber only listens, so it would never notice a connection gone silent: probe it,
       // and connect afresh (then re-read everything) when the probe goes unanswered.
-      probe = setInterval(() => {
-        if (sub.status === 'ready') sub.ping().catch(() => sub.disconnect(true))
-      }, PROBE_EVERY_MS)
-      probe.unref()
+      probe = every(
+        PROBE_EVERY_MS,
+        () => (sub.status === 'ready' ? sub.ping() : undefined),
+        () => sub.disconnect(true),
+      )
       // Serving starts subscribed, unless Redis is away (then the database carries the signals).
       await Promise.race([
         new Promise<void>((resolve) => {
@@ -196,7 +198,7 @@ export function createRedisChannel(link: RedisLink): Channel {
       ])
     },
     async close() {
-      clearInterval(probe)
+      probe?.stop()
       subscriber?.disconnect()
     },
   }

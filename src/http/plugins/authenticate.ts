@@ -1,5 +1,6 @@
 // The bearer-token check for protected routes: `onRequest: app.authenticate`, then request.user.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { ErrorCode } from '../../domain/errors.js'
 import type { RevocationView } from '../../domain/revocations.js'
 import type { TokenService, VerifiedToken } from '../../domain/tokens.js'
@@ -22,11 +23,7 @@ export function bearerToken(header: string | undefined): string | undefined {
   return header.slice(7).trim()
 }
 
-export function registerAuthenticate(
-  app: FastifyInstance,
-  tokens: TokenService,
-  revocations: RevocationView,
-): void {
+function registerAuthenticate(app: FastifyInstance, tokens: TokenService, revocations: RevocationView): void {
   app.decorateRequest('user', null)
   app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
     const token = bearerToken(request.headers.authorization)
@@ -40,3 +37,9 @@ export function registerAuthenticate(
     request.user = user
   })
 }
+
+/** app.authenticate and request.user; the routes that use them name 'authgate-authenticate'. */
+export const authenticatePlugin = fp<{ tokens: TokenService; revocations: RevocationView }>(
+  async (app, { tokens, revocations }) => registerAuthenticate(app, tokens, revocations),
+  { name: 'authgate-authenticate', dependencies: ['authgate-errors'] },
+)

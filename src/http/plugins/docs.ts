@@ -4,6 +4,7 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { OAuthErrorResponse } from '../schemas/auth.js'
 import { ErrorResponse, ValidationErrorResponse } from '../schemas/common.js'
 import { INITIALIZER_JS, SPEC_URL, THEME_CSS } from './docs-page.js'
@@ -27,7 +28,7 @@ async function docsHooks(request: FastifyRequest, reply: FastifyReply) {
   }
 }
 
-export async function registerDocs(app: FastifyInstance, version: string): Promise<void> {
+async function registerDocs(app: FastifyInstance, version: string): Promise<void> {
   app.addSchema(ErrorResponse)
   app.addSchema(ValidationErrorResponse)
   app.addSchema(OAuthErrorResponse)
@@ -70,3 +71,13 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
   // The spec, where Swagger UI's top bar shows it; /docs/json (the plugin's own) serves it too.
   app.get(SPEC_URL, { schema: { hide: true } }, async () => app.swagger())
 }
+
+/**
+ * The shared error schemas the routes refer to, and the OpenAPI collector that sees only the routes
+ * registered after it: every route family names 'authgate-docs'. Its own pages get the security
+ * headers and the 405 answers, so it comes after 'authgate-security'.
+ */
+export const docsPlugin = fp<{ version: string }>(async (app, { version }) => registerDocs(app, version), {
+  name: 'authgate-docs',
+  dependencies: ['authgate-errors', 'authgate-security'],
+})

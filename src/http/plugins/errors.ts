@@ -4,6 +4,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
 import { isDatabaseUnavailable } from '../../storage/database.js'
@@ -158,7 +159,7 @@ function toFieldErrors(error: FastifyError, body: unknown): FieldError[] {
   })
 }
 
-export function registerErrorHandlers(app: FastifyInstance): void {
+function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     // RFC 6585 §4: a 429 says when to come back.
     if (error instanceof Throttled) reply.header('retry-after', String(error.retryAfterSeconds))
@@ -202,3 +203,6 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     return sendError(reply, 500, ErrorCode.internal, 'Internal Server Error')
   })
 }
+
+/** The app's error handler; a route or plugin registered before it would answer in Fastify's shape. */
+export const errorsPlugin = fp(async (app) => registerErrorHandlers(app), { name: 'authgate-errors' })

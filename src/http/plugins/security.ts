@@ -2,12 +2,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 import { ErrorCode } from '../../domain/errors.js'
 import { sendError } from './errors.js'
 
 /** Registers helmet and CORS; call before the routes. Returns the 405 check for the 404 handler. */
-export async function registerSecurity(
+async function registerSecurity(
   app: FastifyInstance,
   { corsOrigins }: { corsOrigins: string[] },
 ): Promise<void> {
@@ -79,7 +80,7 @@ export function helmetHeaders(options: HelmetOptions): Record<string, string> {
  * Remembers every route's method and path, so the not-found handler can tell "no such path"
  * (404) from "no such method here" (405, with Allow, RFC 9110 §15.5.6).
  */
-export function trackMethods(app: FastifyInstance): (method: string, url: string) => string[] {
+function trackMethods(app: FastifyInstance): (method: string, url: string) => string[] {
   const routes: { method: string; pattern: RegExp }[] = []
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
@@ -98,10 +99,7 @@ export function trackMethods(app: FastifyInstance): (method: string, url: string
   }
 }
 
-export function registerNotFound(
-  app: FastifyInstance,
-  allowedFor: (method: string, url: string) => string[],
-) {
+function registerNotFound(app: FastifyInstance, allowedFor: (method: string, url: string) => string[]) {
   app.setNotFoundHandler((request, reply) => {
     const allowed = allowedFor(request.method, request.url)
     if (allowed.length > 0) {
@@ -111,3 +109,17 @@ export function registerNotFound(
     return sendError(reply, 404, ErrorCode.notFound, 'Not Found')
   })
 }
+
+/**
+ * Security headers, CORS, and the 404/405 answers. Every route must be registered after it (its
+ * onRoute hook records them for the 405); Fastify gives the not-found handler the app's hooks and
+ * error handler when it starts, so setting it here, before the routes, changes nothing.
+ */
+export const securityPlugin = fp<{ corsOrigins: string[] }>(
+  async (app, options) => {
+    const allowedMethods = trackMethods(app)
+    await registerSecurity(app, options)
+    registerNotFound(app, allowedMethods)
+  },
+  { name: 'authgate-security', dependencies: ['authgate-errors'] },
+)

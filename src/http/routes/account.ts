@@ -17,6 +17,7 @@ import {
 } from '../schemas/account.js'
 import { errorAnswer, serviceUnavailable, tooManyRequests, validationErrorRef } from '../schemas/common.js'
 import { DEVICE_COOKIE, deviceCookieHeader, readCookie, type SameSite } from './auth.js'
+import { routeFamily } from './family.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = errorAnswer(
@@ -27,7 +28,7 @@ const unauthorized = errorAnswer(
 const throttled = tooManyRequests('Too many wrong passwords: counted with the logins of POST /auth/token.')
 const BODY_LIMIT = 16 * 1024
 
-export const accountRoutes: FastifyPluginAsyncTypebox<{
+const routes: FastifyPluginAsyncTypebox<{
   account: AccountService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
@@ -225,3 +226,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{
     },
   )
 }
+
+export const accountRoutes = routeFamily(
+  { name: 'authgate-account-routes', needs: ['authgate-authenticate'] },
+  routes,
+)

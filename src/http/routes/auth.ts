@@ -15,6 +15,7 @@ import {
   tooManyRequests,
   validationErrorRef,
 } from '../schemas/common.js'
+import { routeFamily } from './family.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
@@ -82,7 +83,7 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
   }
 }
 
-export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
+const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
   { auth, secureCookies, sameSite },
 ) => {
@@ -219,3 +220,6 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
     },
   )
 }
+
+// The token and revocation endpoints take forms (RFC 6749 §4.3.2, RFC 7009 §2.1).
+export const authRoutes = routeFamily({ name: 'authgate-auth-routes', needs: ['@fastify/formbody'] }, routes)

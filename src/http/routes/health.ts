@@ -4,13 +4,11 @@ import { Type } from 'typebox'
 import { ErrorCode } from '../../domain/errors.js'
 import { sendError } from '../plugins/errors.js'
 import { errorAnswer } from '../schemas/common.js'
+import { routeFamily } from './family.js'
 
 const Status = Type.Object({ status: Type.String() })
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ ready: () => Promise<boolean> }> = async (
-  app,
-  { ready },
-) => {
+const routes: FastifyPluginAsyncTypebox<{ ready: () => Promise<boolean> }> = async (app, { ready }) => {
   app.get(
     '/healthz',
     { schema: { tags: ['health'], summary: 'Liveness: the process answers.', response: { 200: Status } } },
@@ -34,3 +32,5 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ready: () => Promise<bool
     },
   )
 }
+
+export const healthRoutes = routeFamily({ name: 'authgate-health-routes' }, routes)

@@ -2,8 +2,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorCode } from '../../domain/errors.js'
 import { errorAnswer, MessageResponse } from '../schemas/common.js'
+import { routeFamily } from './family.js'
 
-export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
+const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/',
     {
@@ -32,3 +33,8 @@ export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 }
+
+export const rootRoutes = routeFamily(
+  { name: 'authgate-root-routes', needs: ['authgate-authenticate'] },
+  routes,
+)

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { KeyRing } from '../../domain/keys.js'
 import { JwksResponse, ServerMetadataResponse } from '../schemas/well-known.js'
+import { routeFamily } from './family.js'
 
 export interface WellKnownOptions {
   keys: KeyRing
@@ -19,7 +20,7 @@ export interface WellKnownOptions {
 // stays published until its tokens have expired, so a stale copy is harmless.
 const METADATA_CACHE = 'public, max-age=300'
 
-export const wellKnownRoutes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
+const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
   app,
   { keys, issuer, publicUrl, jwksMaxAgeSeconds },
 ) => {
@@ -80,3 +81,5 @@ export const wellKnownRoutes: FastifyPluginAsyncTypebox<WellKnownOptions> = asyn
     )
   }
 }
+
+export const wellKnownRoutes = routeFamily({ name: 'authgate-well-known-routes' }, routes)
