@@ -74,6 +74,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onSettingsNote: (message) => deps.logger?.warn(message),
     ...deps,
   })
+  try {
+    return await serveOn(services, config, deps)
+  } catch (err) {
+    // A start that fails half-way (a job's first read, a plugin) leaves nothing open behind it:
+    // the background jobs stop, and Redis and the database close.
+    await services.close().catch(() => {})
+    throw err
+  }
+}
+
+async function serveOn(services: Services, config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const { db, tokens, account, auth, revocations, keys, issuers } = services
   await services.start()
   if (!config.throttle.enabled)
