@@ -82,12 +82,18 @@ export function helmetHeaders(options: HelmetOptions): Record<string, string> {
 export function trackMethods(app: FastifyInstance): (method: string, url: string) => string[] {
   const routes: { method: string; pattern: RegExp }[] = []
   app.addHook('onRoute', (route) => {
+    // A catch-all (@fastify/cors answers preflights on `*`) would make every path known, and
+    // every 404 a 405 with Allow: OPTIONS.
+    if (route.url === '*' || route.url === '/*') return
     const methods = Array.isArray(route.method) ? route.method : [route.method]
+    // A `:param` is one segment; a wildcard (`/docs/static/*`) is the rest of the path, slashes
+    // and all, as in the router (find-my-way).
     const pattern = new RegExp(
       `^${route.url
         .replace(/\/$/, '')
         .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-        .replace(/:[^/]+/g, '[^/]+')}/?$`,
+        .replace(/:[^/]+/g, '[^/]+')
+        .replaceAll('\\*', '.*')}/?$`,
     )
     for (const method of methods) routes.push({ method, pattern })
   })
