@@ -1,4 +1,5 @@
-// Security headers (helmet), CORS from CORS_ORIGINS, and 405 for a known path with the wrong method.
+// Security headers (helmet's, worked out once), CORS from CORS_ORIGINS, and 405 for a known path
+// with the wrong method.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
@@ -6,7 +7,7 @@ import helmet, { type HelmetOptions } from 'helmet'
 import { ErrorCode } from '../../domain/errors.js'
 import { sendError } from './errors.js'
 
-/** Registers helmet and CORS; call before the routes. Returns the 405 check for the 404 handler. */
+/** Sets the security headers on every answer and registers CORS; call before the routes. */
 export async function registerSecurity(
   app: FastifyInstance,
   { corsOrigins }: { corsOrigins: string[] },
