@@ -208,6 +208,22 @@ describe('protocol', () => {
     expect((await t.app.inject({ method: 'GET', url: '/no/such/path' })).statusCode).toBe(404)
   })
 
+  it('answers 405 below a wildcard route too: /docs/static/* takes any path under it', async () => {
+    for (const url of ['/docs/static/swagger-ui.css', '/docs/static/nested/x.js', '/docs/static/a.css?v=1']) {
+      const res = await t.app.inject({ method: 'POST', url })
+      // RFC 9110 §10.2.1: Allow is a set, in the order the routes were registered.
+      const allow = String(res.headers.allow).split(', ').sort()
+      expect({ url, status: res.statusCode, allow }).toEqual({ url, status: 405, allow: ['GET', 'HEAD'] })
+    }
+    // Not beside it: the wildcard stands for the rest of the path after /docs/static/.
+    for (const url of ['/docs/staticx', '/docsx/static/a.css', '/x/docs/static/a.css']) {
+      expect({ url, status: (await t.app.inject({ method: 'POST', url })).statusCode }).toEqual({
+        url,
+        status: 404,
+      })
+    }
+  })
+
   it('sends security headers on API answers', async () => {
     const res = await t.app.inject({ url: '/healthz' })
     expect(res.headers['x-content-type-options']).toBe('nosniff')

@@ -1,7 +1,10 @@
 // loadConfig: defaults, conversions, and start-up errors that name the variable.
+import { readdirSync, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import type { TSchema } from 'typebox'
+import { Value } from 'typebox/value'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig } from '../../src/config.js'
+import { ConfigError, loadConfig, VARIABLES } from '../../src/config.js'
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
@@ -213,5 +216,50 @@ describe('loadConfig: signing algorithm, issuer and audience', () => {
   ])('rejects %o naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
     expect(() => loadConfig(env)).toThrow(new RegExp(`^${name}: `))
+  })
+})
+
+describe('the documented variables', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## Configuration\n'))
+  const table = section.slice(0, section.indexOf('\n## ', 1))
+  // | `NAME` | default | meaning |
+  const rows = new Map(
+    [...table.matchAll(/^\| `([A-Z0-9_]+)` \| ([^|]*) \|/gm)].map((m) => [m[1], m[2]?.trim()] as const),
+  )
+  const variables = Object.entries(VARIABLES) as [
+    string,
+    { schema: TSchema; field?: string; default?: unknown },
+  ][]
+
+  it("the README's table lists every variable, and only those", () => {
+    expect([...rows.keys()].sort()).toEqual(Object.keys(VARIABLES).sort())
+  })
+
+  it("the README's defaults are the table's", () => {
+    const shown = (cell: string | undefined) => /^`([^`]*)`$/.exec(cell ?? '')?.[1]
+    const defaults = variables
+      // Without a field, derive() computes the value, and the README says how (`http://HOST:PORT`).
+      .filter(([, v]) => v.field !== undefined)
+      .map(([name, v]) => [name, v.default === undefined ? undefined : String(v.default)])
+    // A lone `value` in the Default column is a default; "pool_size, else 10" or "(unset)" is none.
+    expect(defaults.map(([name]) => [name, shown(rows.get(name as string))])).toEqual(defaults)
+  })
+
+  it('every default passes its own schema', () => {
+    const failing = variables.filter(([, v]) => v.default !== undefined && !Value.Check(v.schema, v.default))
+    expect(failing.map(([name]) => name)).toEqual([])
+  })
+
+  it('the docs name no variable that does not exist', () => {
+    const docs = new URL('../../docs/', import.meta.url)
+    const texts = [readme, ...readdirSync(docs).map((f) => readFileSync(new URL(f, docs), 'utf8'))]
+    // `NAME` or `NAME=value` with an underscore: HS256, CI, NOTIFY and the like are not variables.
+    const named = new Set(
+      texts.flatMap((t) => [...t.matchAll(/`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?:=[^`]*)?`/g)].map((m) => m[1])),
+    )
+    // The test suite's own, documented with it.
+    for (const own of ['TEST_DATABASE_URL', 'TEST_REDIS_URL']) named.delete(own)
+    expect([...named].filter((n) => n !== undefined && !(n in VARIABLES))).toEqual([])
   })
 })

@@ -1,4 +1,5 @@
-// Security headers (helmet), CORS from CORS_ORIGINS, and 405 for a known path with the wrong method.
+// Security headers (helmet's, worked out once), CORS from CORS_ORIGINS, and 405 for a known path
+// with the wrong method.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
@@ -7,7 +8,7 @@ import helmet, { type HelmetOptions } from 'helmet'
 import { ErrorCode } from '../../domain/errors.js'
 import { sendError } from './errors.js'
 
-/** Registers helmet and CORS; call before the routes. Returns the 405 check for the 404 handler. */
+/** Sets the security headers on every answer and registers CORS; call before the routes. */
 async function registerSecurity(
   app: FastifyInstance,
   { corsOrigins }: { corsOrigins: string[] },
@@ -83,12 +84,18 @@ export function helmetHeaders(options: HelmetOptions): Record<string, string> {
 function trackMethods(app: FastifyInstance): (method: string, url: string) => string[] {
   const routes: { method: string; pattern: RegExp }[] = []
   app.addHook('onRoute', (route) => {
+    // A catch-all (@fastify/cors answers preflights on `*`) would make every path known, and
+    // every 404 a 405 with Allow: OPTIONS.
+    if (route.url === '*' || route.url === '/*') return
     const methods = Array.isArray(route.method) ? route.method : [route.method]
+    // A `:param` is one segment; a wildcard (`/docs/static/*`) is the rest of the path, slashes
+    // and all, as in the router (find-my-way).
     const pattern = new RegExp(
       `^${route.url
         .replace(/\/$/, '')
         .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-        .replace(/:[^/]+/g, '[^/]+')}/?$`,
+        .replace(/:[^/]+/g, '[^/]+')
+        .replaceAll('\\*', '.*')}/?$`,
     )
     for (const method of methods) routes.push({ method, pattern })
   })

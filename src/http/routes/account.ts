@@ -1,4 +1,5 @@
 // The signed-in user's own account and sessions: /auth/me, /auth/password, /auth/logout, /auth/sessions.
+import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
@@ -16,7 +17,7 @@ import {
   SessionParams,
 } from '../schemas/account.js'
 import { errorAnswer, serviceUnavailable, tooManyRequests, validationErrorRef } from '../schemas/common.js'
-import { DEVICE_COOKIE, deviceCookieHeader, readCookie, type SameSite } from './auth.js'
+import { DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
 import { routeFamily } from './family.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
@@ -44,11 +45,14 @@ const routes: FastifyPluginAsyncTypebox<{
     if (!(await account.isCurrent(request.user as VerifiedToken)))
       return sendError(reply, 401, ErrorCode.invalidToken, 'Could not validate credentials')
   })
+  // In this plugin's own context, after the token checks: only these routes parse cookies.
+  await app.register(fastifyCookie)
+  const deviceCookieAttributes = deviceCookieOptions(secureCookies, sameSite)
   const caller = (request: FastifyRequest): Caller => ({
     ...(request.user as VerifiedToken),
     ip: request.ip,
     userAgent: request.headers['user-agent'] ?? null,
-    deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE),
+    deviceCookie: request.cookies[DEVICE_COOKIE],
   })
 
   app.get(
@@ -106,7 +110,7 @@ const routes: FastifyPluginAsyncTypebox<{
         request.body.new_password,
       )
       // Every device cookie of the old password is void; this device gets one for the new.
-      reply.header('set-cookie', deviceCookieHeader(deviceCookie, secureCookies, sameSite))
+      reply.setCookie(DEVICE_COOKIE, deviceCookie, deviceCookieAttributes)
       return reply.code(204).send(null)
     },
   )

@@ -1,5 +1,6 @@
 // POST /auth/ (sign up) and POST /auth/token (password and refresh grants), where the seed has
 // them; POST /auth/revoke (RFC 7009).
+import fastifyCookie, { type CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
@@ -36,34 +37,31 @@ export const DEVICE_COOKIE = 'authgate_device'
 const DEVICE_COOKIE_MAX_AGE = 365 * 86_400
 
 /**
- * The Set-Cookie value that gives a client its device cookie. OWASP ASVS 5.0 3.3.1, 3.3.2, 3.3.4:
- * Secure over https, HttpOnly, and SameSite as strict as the deployment allows. Strict by default,
- * which a same-site CORS origin (app.example.com calling auth.example.com) still gets. A CORS
- * origin on another site needs None (DEVICE_COOKIE_SAMESITE=none), which browsers honour only
- * with Secure (RFC 6265bis §4.1.2.7), and, where third-party cookies are blocked (Chromium's
- * default here: "UserPreferences"), only when Partitioned (CHIPS, draft-cutler-httpbis-partitioned-
- * cookies): the browser then keeps one cookie per top-level site, the app's, which is all a device
- * cookie needs. A browser that does not know Partitioned ignores it (RFC 6265 §5.2).
+ * The device cookie's attributes, for reply.setCookie. OWASP ASVS 5.0 3.3.1, 3.3.2, 3.3.4: Secure
+ * over https, HttpOnly, and SameSite as strict as the deployment allows. Strict by default, which a
+ * same-site CORS origin (app.example.com calling auth.example.com) still gets. A CORS origin on
+ * another site needs None (DEVICE_COOKIE_SAMESITE=none), which browsers honour only with Secure
+ * (RFC 6265bis §4.1.2.7), and, where third-party cookies are blocked (Chromium's default here:
+ * "UserPreferences"), only when Partitioned (CHIPS, draft-cutler-httpbis-partitioned-cookies): the
+ * browser then keeps one cookie per top-level site, the app's, which is all a device cookie needs.
+ * A browser that does not know Partitioned ignores it (RFC 6265 §5.2).
  */
-export function deviceCookieHeader(value: string, secure: boolean, sameSite: SameSite = 'Strict'): string {
-  const attributes = sameSite === 'None' ? '; Secure; Partitioned' : secure ? '; Secure' : ''
-  return `${DEVICE_COOKIE}=${value}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; Path=/auth; HttpOnly; SameSite=${sameSite}${attributes}`
-}
-
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=')
-    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+export function deviceCookieOptions(secure: boolean, sameSite: SameSite = 'Strict'): CookieSerializeOptions {
+  return {
+    maxAge: DEVICE_COOKIE_MAX_AGE,
+    path: '/auth',
+    httpOnly: true,
+    sameSite: sameSite === 'Strict' ? 'strict' : sameSite === 'Lax' ? 'lax' : 'none',
+    secure: secure || sameSite === 'None',
+    partitioned: sameSite === 'None',
   }
-  return undefined
 }
 
 function client(request: FastifyRequest): Client {
   return {
     ip: request.ip,
     userAgent: request.headers['user-agent'] ?? null,
-    deviceCookie: readCookie(request.headers.cookie, DEVICE_COOKIE),
+    deviceCookie: request.cookies[DEVICE_COOKIE],
   }
 }
 
@@ -87,6 +85,9 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
   { auth, secureCookies, sameSite },
 ) => {
+  // Registered here, in this plugin's own context: only these routes parse cookies, not GET /.
+  await app.register(fastifyCookie)
+  const deviceCookieAttributes = deviceCookieOptions(secureCookies, sameSite)
   app.post(
     '/auth/',
     {
@@ -168,7 +169,7 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         }
         const login = await auth.passwordLogin(body.username, body.password, client(request))
         pair = login.pair
-        reply.header('set-cookie', deviceCookieHeader(login.deviceCookie, secureCookies, sameSite))
+        reply.setCookie(DEVICE_COOKIE, login.deviceCookie, deviceCookieAttributes)
       } else if (grant === 'refresh_token') {
         if (body.refresh_token === undefined) {
           throw new DomainError(
