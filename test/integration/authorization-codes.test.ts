@@ -14,7 +14,6 @@ import {
   InvalidAuthorizationCode,
 } from '../../src/domain/authorization-codes.js'
 import type { StoredClient } from '../../src/domain/clients.js'
-import { ErrorCode } from '../../src/domain/errors.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { sha256Hex } from '../../src/lib/crypto.js'
 import { createAuthorizationCodesRepository } from '../../src/storage/authorization-codes.repository.js'
@@ -22,12 +21,16 @@ import { createClientsRepository } from '../../src/storage/clients.repository.js
 import { createDatabase, type Db } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
 import { freshDatabase, onPostgres } from '../helpers/app.js'
+import {
+  CHALLENGE,
+  codeRequest,
+  expectInvalidGrant,
+  REDIRECT,
+  redemption,
+  VERIFIER,
+} from '../helpers/authorization-codes.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-// RFC 7636 Appendix B: the example verifier and its S256 challenge.
-const VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'
-const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'
-const REDIRECT = 'https://app.example.com/callback'
 const RACERS = 20
 
 const database = await freshDatabase('authorization-codes.db')
@@ -73,26 +76,7 @@ beforeAll(async () => {
 })
 afterAll(() => db.destroy())
 
-const request = (over: Partial<CodeRequest> = {}): CodeRequest => ({
-  clientId: 'client-a',
-  userId,
-  redirectUri: REDIRECT,
-  scope: 'openid profile',
-  codeChallenge: CHALLENGE,
-  codeChallengeMethod: 'S256',
-  nonce: 'n-0S6_WzA2Mj',
-  authTime: clock.now() - 1_000,
-  amr: ['pwd'],
-  browserSessionId: 'browser-1',
-  ...over,
-})
-
-const redemption = (code: string) => ({
-  code,
-  clientId: 'client-a',
-  redirectUri: REDIRECT,
-  codeVerifier: VERIFIER,
-})
+const request = (over: Partial<CodeRequest> = {}) => codeRequest(userId, clock.now() - 1_000, over)
 
 const row = (code: string) =>
   db
@@ -100,19 +84,6 @@ const row = (code: string) =>
     .selectAll()
     .where('code_hash', '=', sha256Hex(code))
     .executeTakeFirst()
-
-/** Every failure looks the same: invalid_grant, one message. */
-async function expectInvalidGrant(attempt: Promise<unknown>): Promise<void> {
-  const err = await attempt.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toBeInstanceOf(InvalidAuthorizationCode)
-  expect(err).toMatchObject({
-    code: ErrorCode.invalidGrant,
-    detail: 'The authorization code is invalid, expired or already used',
-  })
-}
 
 describe('an authorization code on the database', () => {
   it('is stored only as its hash, with what it is bound to; redeemed once, it gives the grant', async () => {

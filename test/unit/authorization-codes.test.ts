@@ -8,7 +8,6 @@ import {
   type AuthorizationCodesRepository,
   type CodeRequest,
   createAuthorizationCodeService,
-  InvalidAuthorizationCode,
   isCodeVerifier,
   isS256Challenge,
   type StoredAuthorizationCode,
@@ -17,6 +16,14 @@ import {
 import { DomainError, ErrorCode } from '../../src/domain/errors.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import * as crypto from '../../src/lib/crypto.js'
+import {
+  CHALLENGE,
+  codeRequest,
+  expectInvalidGrant,
+  REDIRECT,
+  redemption,
+  VERIFIER,
+} from '../helpers/authorization-codes.js'
 
 // Counted, not changed: a verifier of the wrong syntax must still cost one constant-time compare.
 vi.mock('../../src/lib/crypto.js', async (importOriginal) => {
@@ -24,10 +31,6 @@ vi.mock('../../src/lib/crypto.js', async (importOriginal) => {
   return { ...real, constantTimeEqual: vi.fn(real.constantTimeEqual) }
 })
 
-// RFC 7636 Appendix B: the example verifier and its S256 challenge.
-const VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'
-const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'
-const REDIRECT = 'https://app.example.com/callback'
 const T0 = Date.UTC(2026, 11, 3, 12)
 
 /** The repository's contract in memory: each method one atomic step, like its one SQL statement. */
@@ -86,39 +89,7 @@ function setup() {
   return { codes, clock, events, revoked, service }
 }
 
-const request = (over: Partial<CodeRequest> = {}): CodeRequest => ({
-  clientId: 'client-a',
-  userId: 7,
-  redirectUri: REDIRECT,
-  scope: 'openid profile',
-  codeChallenge: CHALLENGE,
-  codeChallengeMethod: 'S256',
-  nonce: 'n-0S6_WzA2Mj',
-  authTime: T0 - 5_000,
-  amr: ['pwd'],
-  browserSessionId: 'browser-1',
-  ...over,
-})
-
-const redemption = (code: string) => ({
-  code,
-  clientId: 'client-a',
-  redirectUri: REDIRECT,
-  codeVerifier: VERIFIER,
-})
-
-/** What every failed redemption must look like: the same code and the same words. */
-async function expectInvalidGrant(attempt: Promise<unknown>): Promise<void> {
-  const err = await attempt.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toBeInstanceOf(InvalidAuthorizationCode)
-  expect(err).toMatchObject({
-    code: ErrorCode.invalidGrant,
-    detail: 'The authorization code is invalid, expired or already used',
-  })
-}
+const request = (over: Partial<CodeRequest> = {}) => codeRequest(7, T0 - 5_000, over)
 
 describe('PKCE (RFC 7636)', () => {
   it('S256 of the Appendix B verifier is the Appendix B challenge', () => {
