@@ -289,8 +289,8 @@ export function createAuthorizationCodeService(deps: AuthorizationCodeServiceDep
       if (code && code.replayedAt === null) return
       // A replay came between the redemption and now, and found no session to revoke: this is the
       // exchange's half of that race (the two updates of one row are serialised, so the later one
-      // sees the earlier). Undefined (no such code, or a session recorded already) is a caller's
-      // bug: the session is revoked all the same rather than left unrecorded.
+      // sees the earlier). Undefined (the code pruned meanwhile, a wrong handle, a session recorded
+      // already): the session is revoked all the same rather than left where no replay can find it.
       if (code) recordReplay(code, sessionId, undefined)
       await revokeIssued(sessionId)
       throw new InvalidAuthorizationCode()
