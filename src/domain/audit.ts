@@ -26,6 +26,8 @@ export type AuditEventType =
   | 'client.created'
   | 'client.secret_rotated'
   | 'client.deleted'
+  // A used authorization code presented again; what its first use issued is revoked (RFC 6749 §4.1.2).
+  | 'authorization_code.replayed'
 
 export interface AuditEvent {
   type: AuditEventType

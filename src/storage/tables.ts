@@ -107,6 +107,7 @@ export interface Database {
   authgate_devices: DevicesTable
   authgate_audit_log: AuditLogTable
   authgate_oauth_clients: OAuthClientsTable
+  authgate_authorization_codes: AuthorizationCodesTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -136,3 +137,29 @@ export interface OAuthClientsTable {
 }
 
 export type OAuthClientRow = Selectable<OAuthClientsTable>
+
+export interface AuthorizationCodesTable {
+  /** SHA-256 of the code, hex; the code itself is never stored. */
+  code_hash: string
+  client_id: string
+  user_id: number
+  redirect_uri: string
+  /** Space-separated scope tokens. */
+  scope: string
+  /** BASE64URL(SHA-256(code_verifier)): S256 only. */
+  code_challenge: string
+  nonce: string | null
+  /** Epoch ms. */
+  auth_time: number
+  /** A JSON array of strings. */
+  amr: string
+  browser_session_id: string | null
+  /** Epoch ms. */
+  created_at: number
+  expires_at: number
+  consumed_at: number | null
+  issued_session_id: string | null
+  replayed_at: number | null
+}
+
+export type AuthorizationCodeRow = Selectable<AuthorizationCodesTable>

@@ -9,6 +9,7 @@ import * as revocationFeed from './2026_12_02_001_revocation_feed.js'
 import * as credentialEpoch from './2026_12_02_002_credential_epoch.js'
 import * as keyActivation from './2026_12_02_003_key_activation.js'
 import * as oauthClients from './2026_12_03_001_oauth_clients.js'
+import * as authorizationCodes from './2026_12_03_002_authorization_codes.js'
 
 export const migrations: Record<string, Migration> = {
   '2026_11_28_001_adopt_seed_users': adoptSeedUsers,
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_02_002_credential_epoch': credentialEpoch,
   '2026_12_02_003_key_activation': keyActivation,
   '2026_12_03_001_oauth_clients': oauthClients,
+  '2026_12_03_002_authorization_codes': authorizationCodes,
 }
