@@ -8,7 +8,7 @@ import { canonicalUsername } from '../domain/usernames.js'
 import { openAudit, openDatabase } from '../services.js'
 import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
-import { findUserByCanonicalName, findUserByUsername } from '../storage/users.repository.js'
+import { createUsersRepository } from '../storage/users.repository.js'
 import type { Cli } from './context.js'
 
 // Only the database and the audit log: verifying (say, a copy taken for an investigation) should
@@ -35,9 +35,10 @@ function isoTime(flag: string) {
 async function userFilter(db: Db, user: string): Promise<Pick<AuditFilter, 'userId' | 'usernames'>> {
   if (/^\d+$/.test(user)) return { userId: Number(user) }
   const canonical = canonicalUsername(user)
+  const users = createUsersRepository(db)
   const found =
-    (await findUserByUsername(db, user)) ??
-    (canonical.ok ? await findUserByCanonicalName(db, canonical.canonical) : undefined)
+    (await users.findByUsername(user)) ??
+    (canonical.ok ? await users.findByCanonicalName(canonical.canonical) : undefined)
   if (!found) return { usernames: [user] }
   return { userId: found.id, usernames: [...new Set([user, found.username])] }
 }

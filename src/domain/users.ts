@@ -16,19 +16,24 @@ export interface StoredUser {
   authgate_credential_epoch: number
 }
 
+/** storage/users.repository.ts. */
 export interface UsersRepository {
   findByUsername(username: string): Promise<StoredUser | undefined>
   findByCanonicalName(canonical: string): Promise<StoredUser | undefined>
   findById(id: number): Promise<StoredUser | undefined>
+  /** Inserts a user; its id, or undefined when the name or canonical name is taken. */
   insert(user: {
     username: string
     canonical: string
     passwordHash: string
     createdAt: string
   }): Promise<number | undefined>
+  /** Compare-and-swap: replaces the hash only if it is still `expected`. True when it did. */
   replacePasswordHash(id: number, expected: string, next: string): Promise<boolean>
+  /** Every user, by id. */
   list(): Promise<StoredUser[]>
   listWithoutCanonicalName(): Promise<{ id: number; username: string }[]>
+  /** Gives a row its canonical name unless another row holds it already. True when it did. */
   claimCanonicalName(id: number, canonical: string): Promise<boolean>
 }
 
