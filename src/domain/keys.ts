@@ -54,7 +54,7 @@ export async function resolveSigningSecret(
 
 // ---- key pairs ----------------------------------------------------------------------------------
 
-/** A row of the key table, as storage returns it. */
+/** A row of the key table, as storage returns it (storage/tables.ts takes it as is). */
 export interface SigningKeyRecord {
   kid: string
   alg: string

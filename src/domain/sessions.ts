@@ -8,6 +8,7 @@ import type { RevocableClaims, RevocationView } from './revocations.js'
 import type { TokenService } from './tokens.js'
 import type { VerifiedUser } from './users.js'
 
+/** A row of the sessions table (storage/tables.ts takes it as is). */
 export interface SessionRecord {
   id: string
   user_id: number
@@ -20,9 +21,11 @@ export interface SessionRecord {
   revoked_reason: string | null
 }
 
+/** A row of the refresh tokens table (storage/tables.ts takes it as is). */
 export interface RefreshTokenRecord {
   id: string
   session_id: string
+  /** SHA-256 of the token, hex; the token itself is never stored. */
   token_hash: string
   created_at: number
   expires_at: number
