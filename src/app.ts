@@ -18,7 +18,7 @@ import { rootRoutes } from './http/routes/root.js'
 import { wellKnownRoutes } from './http/routes/well-known.js'
 import type { Metrics } from './metrics.js'
 import { openServices, type ServiceDeps, type Services } from './services.js'
-import { errorReason, pingDatabase } from './storage/database.js'
+import { errorReason, isDatabaseUnavailable, pingDatabase } from './storage/database.js'
 
 export interface AppDeps extends ServiceDeps {
   /** A pino logger; omitted means silent (tests). */
@@ -137,7 +137,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.addHook('onClose', () => metrics.close())
   }
 
-  registerErrorHandlers(app)
+  registerErrorHandlers(app, { isDatabaseUnavailable })
   const allowedMethods = trackMethods(app)
   await registerSecurity(app, { corsOrigins: config.corsOrigins })
   registerAuthenticate(app, tokens, revocations)

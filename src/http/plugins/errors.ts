@@ -6,7 +6,6 @@ import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
-import { isDatabaseUnavailable } from '../../storage/database.js'
 
 const STATUS: Record<string, number> = {
   [ErrorCode.validation]: 422,
@@ -158,7 +157,18 @@ function toFieldErrors(error: FastifyError, body: unknown): FieldError[] {
   })
 }
 
-export function registerErrorHandlers(app: FastifyInstance): void {
+export interface ErrorHandlerOptions {
+  /**
+   * Whether an error means the database is down, cut off or (SQLite) locked by another writer:
+   * storage's classifier, passed in by app.ts so that http/ imports no storage.
+   */
+  isDatabaseUnavailable: (err: unknown) => boolean
+}
+
+export function registerErrorHandlers(
+  app: FastifyInstance,
+  { isDatabaseUnavailable }: ErrorHandlerOptions,
+): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     // RFC 6585 §4: a 429 says when to come back.
     if (error instanceof Throttled) reply.header('retry-after', String(error.retryAfterSeconds))
