@@ -19,7 +19,7 @@ import { rootRoutes } from './http/routes/root.js'
 import { wellKnownRoutes } from './http/routes/well-known.js'
 import type { Metrics } from './metrics.js'
 import { openServices, type ServiceDeps, type Services } from './services.js'
-import { errorReason, pingDatabase } from './storage/database.js'
+import { errorReason, isDatabaseUnavailable, pingDatabase } from './storage/database.js'
 
 export interface AppDeps extends ServiceDeps {
   /** A pino logger; omitted means silent (tests). */
@@ -145,7 +145,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   if (deps.metrics) await app.register(metricsPlugin, { metrics: deps.metrics })
 
   // Cross-cutting plugins first; each names what it needs, and Fastify refuses a wrong order.
-  await app.register(errorsPlugin)
+  await app.register(errorsPlugin, { isDatabaseUnavailable })
   await app.register(securityPlugin, { corsOrigins: config.corsOrigins })
   await app.register(authenticatePlugin, { tokens, revocations })
   await app.register(formbody)

@@ -8,7 +8,6 @@ import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
 import {
-  type DeploymentSettingsStore,
   type IssuerView,
   openIssuers,
   SettingsConflictError,
@@ -39,12 +38,12 @@ import { createCredentialsRepository } from './storage/credentials.repository.js
 import { connectDatabase, createDatabase, type Db, dialectOf } from './storage/database.js'
 import { DatabaseOpenError, describeDatabase, parseDatabaseUrl } from './storage/database-url.js'
 import { createDevicesRepository } from './storage/devices.repository.js'
-import { createKeysRepository, findCurrentSigningKey } from './storage/keys.repository.js'
+import { createKeysRepository } from './storage/keys.repository.js'
 import { migrateAtStartup, type StartupMigration } from './storage/migrate.js'
 import { createPostgresChannel } from './storage/pg-notify.js'
 import { createRedisChannel, createRedisThrottleStore, openRedis, type RedisLink } from './storage/redis.js'
 import { createRevocationFeed, createSessionsRepository } from './storage/sessions.repository.js'
-import { getOrInsertSetting, getSetting, replaceSetting } from './storage/settings.repository.js'
+import { createSettingsRepository } from './storage/settings.repository.js'
 import { createThrottleStore } from './storage/throttle.repository.js'
 import { createUsersRepository } from './storage/users.repository.js'
 
@@ -149,14 +148,6 @@ export function openAudit(
   })
 }
 
-function settingsStore(db: Db): DeploymentSettingsStore {
-  return {
-    get: (key) => getSetting(db, key),
-    getOrInsert: (key, value) => getOrInsertSetting(db, key, value),
-    replace: (key, expected, value) => replaceSetting(db, key, expected, value),
-  }
-}
-
 /** A contradiction between the environment and the database is a configuration error: exit 1, say what to do. */
 async function asConfigError<T>(run: () => Promise<T>): Promise<T> {
   try {
@@ -181,8 +172,8 @@ export function openSigningSettings(
       mode,
       configured: config.jwtAlgorithm,
       secretKeySet: config.secretKey !== undefined,
-      settings: settingsStore(db),
-      currentKeyAlg: async () => (await findCurrentSigningKey(db))?.alg,
+      settings: createSettingsRepository(db),
+      currentKeyAlg: async () => (await createKeysRepository(db).currentKey())?.alg,
     }),
   )
 }
@@ -202,7 +193,7 @@ export async function openKeys(
   return openKeyAdmin({
     configured: signing.alg,
     secretKey: config.secretKey,
-    settings: { get: (key) => getSetting(db, key) },
+    settings: { get: (key) => createSettingsRepository(db).get(key) },
     keys: createKeysRepository(db),
     clock,
     accessTtlMs: config.accessTokenExpireMinutes * 60_000,
@@ -289,11 +280,12 @@ async function wireDomain(
   // The algorithm and the issuer every process on this database shares (domain/deployment.ts).
   const mode = deps.settingsMode ?? 'record'
   const signing = await openSigningSettings(db, config, mode)
+  const settings = createSettingsRepository(db)
   const { view: issuers, notes: issuerNotes } = await openIssuers({
     mode,
     explicit: config.jwtIssuerExplicit,
     fallback: config.jwtIssuer,
-    settings: settingsStore(db),
+    settings,
     clock,
     retainMs: config.accessTokenExpireMinutes * 60_000 + RETIREMENT_SLACK_MS,
     ...(deps.onSettingsNote ? { onNote: deps.onSettingsNote } : {}),
@@ -305,10 +297,7 @@ async function wireDomain(
   const keys = await openKeyRing({
     configured: signing.alg,
     secretKey: config.secretKey,
-    settings: {
-      get: (key) => getSetting(db, key),
-      getOrInsert: (key, value) => getOrInsertSetting(db, key, value),
-    },
+    settings,
     keys: createKeysRepository(db),
     clock,
     accessTtlMs: config.accessTokenExpireMinutes * 60_000,
@@ -373,7 +362,7 @@ async function wireDomain(
       registrationWindowMs,
       trustedDevices: DEFAULT_THROTTLE.trustedDevices,
     },
-    deviceSecret: await getOrInsertSetting(db, 'device_cookie_secret', randomSecret()),
+    deviceSecret: await settings.getOrInsert('device_cookie_secret', randomSecret()),
     devices: createDevicesRepository(db),
     onRefused: (scope) => meter.throttled(scope),
   })

@@ -4,12 +4,12 @@ import type { Config } from '../config.js'
 import { operatorDetail } from '../domain/audit.js'
 import type { AuditEntry } from '../domain/audit-chain.js'
 import type { AuditFilter, AuditService } from '../domain/audit-writer.js'
-import { canonicalUsername } from '../domain/usernames.js'
+import { findUserByName } from '../domain/users.js'
 import { openAudit, openDatabase } from '../services.js'
 import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
-import { findUserByCanonicalName, findUserByUsername } from '../storage/users.repository.js'
-import type { Cli } from './context.js'
+import { createUsersRepository } from '../storage/users.repository.js'
+import { type Cli, snakeCase } from './context.js'
 
 // Only the database and the audit log: verifying (say, a copy taken for an investigation) should
 // not also claim usernames or generate keys the way opening every service does.
@@ -34,29 +34,22 @@ function isoTime(flag: string) {
 /** A user id (digits), or a name: the user's own entries and those naming it as typed or registered. */
 async function userFilter(db: Db, user: string): Promise<Pick<AuditFilter, 'userId' | 'usernames'>> {
   if (/^\d+$/.test(user)) return { userId: Number(user) }
-  const canonical = canonicalUsername(user)
-  const found =
-    (await findUserByUsername(db, user)) ??
-    (canonical.ok ? await findUserByCanonicalName(db, canonical.canonical) : undefined)
+  // Reading only: an export claims no canonical names (UserService.find would).
+  const found = await findUserByName(createUsersRepository(db), user)
   if (!found) return { usernames: [user] }
   return { userId: found.id, usernames: [...new Set([user, found.username])] }
 }
 
 function exportLine(e: AuditEntry): string {
-  return JSON.stringify({
-    seq: e.seq,
-    at: new Date(e.at).toISOString(),
-    type: e.type,
-    outcome: e.outcome,
-    user_id: e.userId,
-    username: e.username,
-    ip: e.ip,
-    user_agent: e.userAgent,
-    // As recorded and hashed: its own keys are not renamed.
-    detail: e.detail === null ? null : JSON.parse(e.detail),
-    prev_hash: e.prevHash,
-    hash: e.hash,
-  })
+  // The entry's fields in its order, snake_case as the table spells them; `detail` as recorded
+  // and hashed (its own keys are not renamed).
+  return JSON.stringify(
+    snakeCase({
+      ...e,
+      at: new Date(e.at).toISOString(),
+      detail: e.detail === null ? null : JSON.parse(e.detail),
+    }),
+  )
 }
 
 export function registerAuditCommands(program: Command, cli: Cli): void {

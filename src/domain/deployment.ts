@@ -7,12 +7,10 @@
 // record in a way nobody asked for (SECRET_KEY on a key-pair database, no SECRET_KEY where the
 // secret came from it) stops the process with a message that says what to do.
 import type { Clock } from '../lib/clock.js'
-import { isAsymmetric, SIGNING_ALGORITHMS, type SigningAlgorithm } from './keys.js'
+import { isAsymmetric, type SettingsStore, SIGNING_ALGORITHMS, type SigningAlgorithm } from './keys.js'
 
-/** The settings table, as this module needs it. */
-export interface DeploymentSettingsStore {
-  get(key: string): Promise<string | undefined>
-  getOrInsert(key: string, value: string): Promise<string>
+/** The settings table, as this module needs it (storage/settings.repository.ts). */
+export interface DeploymentSettingsStore extends SettingsStore {
   /** Sets `key` to `value` if it still holds `expected`; false when another writer came first. */
   replace(key: string, expected: string, value: string): Promise<boolean>
 }

@@ -14,8 +14,10 @@ export type AsymmetricAlgorithm = Exclude<SigningAlgorithm, 'HS256'>
 const ASYMMETRIC: readonly string[] = ['ES256', 'EdDSA', 'RS256'] satisfies AsymmetricAlgorithm[]
 export const isAsymmetric = (alg: string): alg is AsymmetricAlgorithm => ASYMMETRIC.includes(alg)
 
+/** Small named values every process on the database shares. */
 export interface SettingsStore {
   get(key: string): Promise<string | undefined>
+  /** Stores `value` unless the key exists; returns whichever value is stored now (first writer wins). */
   getOrInsert(key: string, value: string): Promise<string>
 }
 
@@ -53,7 +55,7 @@ export async function resolveSigningSecret(
 
 // ---- key pairs ----------------------------------------------------------------------------------
 
-/** A row of the key table, as storage returns it. */
+/** A row of the key table, as storage returns it (storage/tables.ts takes it as is). */
 export interface SigningKeyRecord {
   kid: string
   alg: string
@@ -70,17 +72,29 @@ export interface SigningKeyRecord {
   revoked_at: number | null
 }
 
+export interface KeySchedule {
+  /** When the key starts signing; the key it takes over from signs until then. */
+  activatesAt: number
+  /** Keep the latest key instead when it has this algorithm (a start: make one only if none is there). */
+  keepIfAlg?: string
+  /** `keys rotate --now`: every other key stops verifying at this time (a compromised key). */
+  revokeOthersAt?: number
+}
+
+/** storage/keys.repository.ts. */
 export interface KeysRepository {
+  /** Every key, oldest first. */
   listKeys(): Promise<SigningKeyRecord[]>
-  /** The latest key: the one that signs now, or the next one. */
+  /** The latest key (the one not retired): the one that signs now, or the next one. */
   currentKey(): Promise<SigningKeyRecord | undefined>
   /**
    * Atomically: unless the latest key has `keepIfAlg`, make `key` the latest, signing from
    * `activatesAt`; the keys before it retire then (and with `revokeOthersAt`, stop verifying then).
+   * Returns the latest key afterwards and the kid it took over from, if any.
    */
   schedule(
     key: SigningKeyRecord,
-    options: { activatesAt: number; keepIfAlg?: string; revokeOthersAt?: number },
+    options: KeySchedule,
   ): Promise<{ current: SigningKeyRecord; retired: string | undefined }>
 }
 

@@ -10,6 +10,7 @@ const LATE_COMMIT_MS = 60_000
 // At most this many seqs looked up again per read: a bound on each poll's cost.
 const MAX_MISSING = 1_000
 
+/** An entry of the revocation feed: a row of its table (storage/tables.ts wraps it). */
 export interface RevocationEntry {
   seq: number
   /**

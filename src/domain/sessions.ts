@@ -8,6 +8,7 @@ import type { RevocableClaims, RevocationView } from './revocations.js'
 import type { TokenService } from './tokens.js'
 import type { VerifiedUser } from './users.js'
 
+/** A row of the sessions table (storage/tables.ts takes it as is). */
 export interface SessionRecord {
   id: string
   user_id: number
@@ -20,9 +21,11 @@ export interface SessionRecord {
   revoked_reason: string | null
 }
 
+/** A row of the refresh tokens table (storage/tables.ts takes it as is). */
 export interface RefreshTokenRecord {
   id: string
   session_id: string
+  /** SHA-256 of the token, hex; the token itself is never stored. */
   token_hash: string
   created_at: number
   expires_at: number
@@ -30,16 +33,18 @@ export interface RefreshTokenRecord {
   successor: string | null
 }
 
+/** storage/sessions.repository.ts. */
 export interface SessionsRepository {
   /** False, and nothing stored, unless the user's credential epoch is still `epoch`. */
   insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord, epoch: number): Promise<boolean>
+  /** One page of the user's live sessions, newest first: those after `after` in (created_at, id) order. */
   listLiveSessionsPage(
     userId: number,
     now: number,
     limit: number,
     after?: { createdAt: number; id: string },
   ): Promise<SessionRecord[]>
-  /** Ids of the user's live sessions beyond the `keep` most recently used. */
+  /** Ids of the user's live sessions beyond the `keep` most recently used (the ones a cap ends). */
   listSessionsBeyond(userId: number, keep: number, now: number): Promise<string[]>
   findRefreshToken(tokenHash: string): Promise<
     | (RefreshTokenRecord & {
@@ -50,12 +55,17 @@ export interface SessionsRepository {
       })
     | undefined
   >
+  /** Spends `spentId` and stores its successor `next`, in one transaction; false when already spent. */
   rotateRefreshToken(
     spentId: string,
     spentAt: number,
     successor: string,
     next: RefreshTokenRecord,
   ): Promise<boolean>
+  /**
+   * Revokes the given live sessions (all of the user's when `ids` is omitted) and appends them to
+   * the revocation feed in the same transaction. Returns the revoked ids.
+   */
   revokeSessions(
     userId: number,
     at: number,
@@ -63,7 +73,9 @@ export interface SessionsRepository {
     feedExpiresAt: number,
     ids?: string[],
   ): Promise<string[]>
+  /** Voids the user's tokens that carry no sid and were issued before `at` (seed-issued tokens). */
   insertUserCutoff(userId: number, at: number, feedExpiresAt: number): Promise<void>
+  /** Voids one sid-less token, named `${userId}:${jti}`, until its exp. */
   insertTokenRevocation(subject: string, at: number, feedExpiresAt: number): Promise<void>
 }
 
@@ -93,7 +105,16 @@ export interface CredentialChangeRecord {
 
 /** storage/credentials.repository.ts: credential changes, one transaction each. */
 export interface CredentialsRepository {
+  /**
+   * Replaces or removes the credential verified at `change.epoch`, and revokes (into the
+   * revocation feed) every session of the user but `keepSession`, in one transaction. Undefined
+   * when the epoch moved meanwhile or the user is gone; else the revoked ids.
+   */
   commitCredentialChange(change: CredentialChangeRecord): Promise<string[] | undefined>
+  /**
+   * Whether a token still speaks for a live account: its session (when it names one) is live and
+   * is this user's, else the user exists.
+   */
   tokenIsCurrent(token: { id: number; sid?: string | undefined }, now: number): Promise<boolean>
 }
 

@@ -28,7 +28,7 @@ export function accountKey(username: string): string {
 export interface DeviceRegistry {
   /** The name of user `userId` if `nonce` is one of its devices and its epoch is still `epoch`. */
   find(nonce: string, userId: number, epoch: number): Promise<string | undefined>
-  /** Remembers the device (unless the epoch moved), keeping the user's `keep` most recent. */
+  /** Remembers the device unless the epoch moved (true when it did); keeps the user's `keep` most recent. */
   remember(device: {
     nonce: string
     userId: number
@@ -41,7 +41,9 @@ export interface DeviceRegistry {
 }
 
 export interface ThrottleStore {
+  /** Adds one to `key` in the window that started at most `windowMs` ago (or starts a new one). */
   hit(key: string, now: number, windowMs: number): Promise<{ count: number; windowStart: number }>
+  /** Takes back one count (an attempt that turned out to be a success). */
   undo(key: string): Promise<void>
   /** Forgets `key`'s counter altogether (an operator's `user unlock`). */
   reset(key: string): Promise<void>

@@ -5,30 +5,38 @@ import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import { BCRYPT_PREFIX, checkPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords.js'
 import { canonicalUsername } from './usernames.js'
 
-/** A stored user as the repository returns it. */
+/** A row of the users table, as the repository returns it (storage/tables.ts wraps it). */
 export interface StoredUser {
+  // The seed's three columns, unchanged: its app keeps reading and writing this table.
   id: number
   username: string
+  /** A PHC string: `$argon2id$...` for ours, `$2b$...` for the seed's passlib bcrypt. */
   password: string | null
+  // Added by AuthGate, nullable so rows the seed app inserts stay valid.
   username_canonical: string | null
   created_at: string | null
   /** Bumped by every change of the credential (see storage/credentials.repository.ts). */
   authgate_credential_epoch: number
 }
 
+/** storage/users.repository.ts. */
 export interface UsersRepository {
   findByUsername(username: string): Promise<StoredUser | undefined>
   findByCanonicalName(canonical: string): Promise<StoredUser | undefined>
   findById(id: number): Promise<StoredUser | undefined>
+  /** Inserts a user; its id, or undefined when the name or canonical name is taken. */
   insert(user: {
     username: string
     canonical: string
     passwordHash: string
     createdAt: string
   }): Promise<number | undefined>
+  /** Compare-and-swap: replaces the hash only if it is still `expected`. True when it did. */
   replacePasswordHash(id: number, expected: string, next: string): Promise<boolean>
+  /** Every user, by id. */
   list(): Promise<StoredUser[]>
   listWithoutCanonicalName(): Promise<{ id: number; username: string }[]>
+  /** Gives a row its canonical name unless another row holds it already. True when it did. */
   claimCanonicalName(id: number, canonical: string): Promise<boolean>
 }
 
@@ -84,6 +92,21 @@ export interface UserService {
   hashNewPassword(username: string, password: string, field: string): Promise<string>
 }
 
+/**
+ * The user a name means, reading only: the exact name first (seed rows that collide after
+ * canonicalisation keep logging in with the name they registered), then the canonical form, so
+ * `Alice` finds `alice`. UserService.find also claims a canonical name the seed app left unset.
+ */
+export async function findUserByName(
+  users: Pick<UsersRepository, 'findByUsername' | 'findByCanonicalName'>,
+  username: string,
+): Promise<StoredUser | undefined> {
+  const exact = await users.findByUsername(username)
+  if (exact) return exact
+  const canonical = canonicalUsername(username)
+  return canonical.ok ? users.findByCanonicalName(canonical.canonical) : undefined
+}
+
 export async function createUserService({
   users,
   hasher,
@@ -95,15 +118,11 @@ export async function createUserService({
   const dummyHash = await hasher.hash(randomId(32))
 
   async function findForLogin(username: string): Promise<StoredUser | undefined> {
-    // The exact name first: seed rows that collide after canonicalisation keep logging in with
-    // the name they registered. Then the canonical form, so `Alice` finds `alice`.
-    const exact = await users.findByUsername(username)
-    if (exact) return exact
-    const canonical = canonicalUsername(username)
-    if (!canonical.ok) return undefined
-    const found = await users.findByCanonicalName(canonical.canonical)
+    const found = await findUserByName(users, username)
     if (found) return found
     // A row the seed app inserted since we started has no canonical name yet: claim, look again.
+    const canonical = canonicalUsername(username)
+    if (!canonical.ok) return undefined
     return (await claimCanonicalNames(canonical.canonical)) > 0
       ? users.findByCanonicalName(canonical.canonical)
       : undefined

@@ -3,7 +3,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { AuditEntry, AuditFacts, ChainAnchor } from '../domain/audit-chain.js'
 import { GENESIS_ANCHOR } from '../domain/audit-chain.js'
-import type { AuditFilter, AuditSnapshot, AuditStore } from '../domain/audit-writer.js'
+import type { AuditFilter, AuditStore } from '../domain/audit-writer.js'
 import { type Database, type Db, dialectOf, isUniqueViolation, LOCKS, lockTransaction } from './database.js'
 import type { AuditLogRow } from './tables.js'
 
@@ -76,58 +76,6 @@ function toEntry(row: AuditLogRow): AuditEntry {
   }
 }
 
-/** Reads the head and inserts the entries linked after it, in one transaction that holds the chain. */
-export async function appendAuditEntries(db: Db, link: (headHash: string) => Linked[]): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await db.transaction().execute(async (trx) => {
-        await lockChain(trx)
-        const rows = link(await headHash(trx)).map(toRow)
-        if (rows.length > 0) await trx.insertInto('authgate_audit_log').values(rows).execute()
-      })
-      return
-    } catch (err) {
-      // Only reachable when another writer got past the lock (a dialect without one): relink and retry.
-      if (!isUniqueViolation(err) || attempt >= 3) throw err
-    }
-  }
-}
-
-/**
- * Deletes entries that happened before `before`, except the newest entry (the next append links
- * to it), and records the last deleted entry as the anchor the remaining chain must start from.
- */
-export async function pruneAuditLog(db: Db, before: number): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    await lockChain(trx)
-    const newest = await trx
-      .selectFrom('authgate_audit_log')
-      .select('seq')
-      .orderBy('seq', 'desc')
-      .limit(1)
-      .executeTakeFirst()
-    if (!newest) return 0
-    const last = await trx
-      .selectFrom('authgate_audit_log')
-      .select(['seq', 'hash'])
-      .where('at', '<', before)
-      .where('seq', '<', newest.seq)
-      .orderBy('seq', 'desc')
-      .limit(1)
-      .executeTakeFirst()
-    if (!last) return 0
-    // By seq, not by time: pruning a prefix keeps the rest a chain (clocks can step backwards).
-    const deleted = await trx.deleteFrom('authgate_audit_log').where('seq', '<=', last.seq).executeTakeFirst()
-    const value = JSON.stringify({ seq: Number(last.seq), hash: last.hash })
-    await trx
-      .insertInto('authgate_settings')
-      .values({ key: ANCHOR_KEY, value })
-      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
-      .execute()
-    return Number(deleted.numDeletedRows)
-  })
-}
-
 async function* iterateAuditEntries(db: Executor, filter: AuditFilter = {}): AsyncGenerator<AuditEntry> {
   let after = 0
   for (;;) {
@@ -151,33 +99,79 @@ async function* iterateAuditEntries(db: Executor, filter: AuditFilter = {}): Asy
   }
 }
 
-/**
- * Runs `fn` over one read snapshot, on one connection, without taking the write lock: a plain
- * (deferred) BEGIN in SQLite's WAL mode sees one snapshot and lets writers carry on; a prune or an
- * append in another process mid-walk cannot make a good chain look broken. PostgreSQL: BEGIN
- * ISOLATION LEVEL REPEATABLE READ, READ ONLY.
- */
-export async function readAuditSnapshot<T>(db: Db, fn: (snapshot: AuditSnapshot) => Promise<T>): Promise<T> {
-  const begin =
-    dialectOf(db) === 'postgres' ? sql`begin isolation level repeatable read, read only` : sql`begin`
-  return db.connection().execute(async (conn) => {
-    await begin.execute(conn)
-    try {
-      return await fn({
-        anchor: () => readAnchor(conn),
-        entries: (filter) => iterateAuditEntries(conn, filter),
-      })
-    } finally {
-      await sql`rollback`.execute(conn)
-    }
-  })
-}
-
-/** The functions above bound to one database, in the shape domain/audit-writer.ts asks for. */
 export function createAuditStore(db: Db): AuditStore {
   return {
-    append: (link) => appendAuditEntries(db, link),
-    prune: (before) => pruneAuditLog(db, before),
-    read: (fn) => readAuditSnapshot(db, fn),
+    async append(link) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await db.transaction().execute(async (trx) => {
+            await lockChain(trx)
+            const rows = link(await headHash(trx)).map(toRow)
+            if (rows.length > 0) await trx.insertInto('authgate_audit_log').values(rows).execute()
+          })
+          return
+        } catch (err) {
+          // Only reachable when another writer got past the lock (a dialect without one): relink and retry.
+          if (!isUniqueViolation(err) || attempt >= 3) throw err
+        }
+      }
+    },
+
+    // Records the last deleted entry as the anchor the remaining chain must start from.
+    async prune(before) {
+      return db.transaction().execute(async (trx) => {
+        await lockChain(trx)
+        const newest = await trx
+          .selectFrom('authgate_audit_log')
+          .select('seq')
+          .orderBy('seq', 'desc')
+          .limit(1)
+          .executeTakeFirst()
+        if (!newest) return 0
+        const last = await trx
+          .selectFrom('authgate_audit_log')
+          .select(['seq', 'hash'])
+          .where('at', '<', before)
+          .where('seq', '<', newest.seq)
+          .orderBy('seq', 'desc')
+          .limit(1)
+          .executeTakeFirst()
+        if (!last) return 0
+        // By seq, not by time: pruning a prefix keeps the rest a chain (clocks can step backwards).
+        const deleted = await trx
+          .deleteFrom('authgate_audit_log')
+          .where('seq', '<=', last.seq)
+          .executeTakeFirst()
+        const value = JSON.stringify({ seq: Number(last.seq), hash: last.hash })
+        await trx
+          .insertInto('authgate_settings')
+          .values({ key: ANCHOR_KEY, value })
+          .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+          .execute()
+        return Number(deleted.numDeletedRows)
+      })
+    },
+
+    /**
+     * One read snapshot, on one connection, without taking the write lock: a plain (deferred)
+     * BEGIN in SQLite's WAL mode sees one snapshot and lets writers carry on; a prune or an append
+     * in another process mid-walk cannot make a good chain look broken. PostgreSQL: BEGIN
+     * ISOLATION LEVEL REPEATABLE READ, READ ONLY.
+     */
+    async read(fn) {
+      const begin =
+        dialectOf(db) === 'postgres' ? sql`begin isolation level repeatable read, read only` : sql`begin`
+      return db.connection().execute(async (conn) => {
+        await begin.execute(conn)
+        try {
+          return await fn({
+            anchor: () => readAnchor(conn),
+            entries: (filter) => iterateAuditEntries(conn, filter),
+          })
+        } finally {
+          await sql`rollback`.execute(conn)
+        }
+      })
+    },
   }
 }

@@ -20,75 +20,56 @@
 // The foreign key's own lock (FOR KEY SHARE) does not conflict with an UPDATE of non-key columns,
 // which is why the login takes FOR SHARE itself.
 import { sql } from 'kysely'
-import type { CredentialChangeRecord } from '../domain/sessions.js'
+import type { CredentialsRepository } from '../domain/sessions.js'
 import { canBeStored, type Db } from './database.js'
 import { insertUserCutoff, revokeSessionsIn } from './sessions.repository.js'
 
-/**
- * Replaces or removes the credential verified at `epoch`, and revokes (into the revocation feed)
- * every session of the user but `keepSession`, in one transaction. Undefined, and nothing written,
- * when the epoch moved meanwhile (another change won) or the user is gone; else the revoked ids.
- */
-export async function commitCredentialChange(
-  db: Db,
-  change: CredentialChangeRecord,
-): Promise<string[] | undefined> {
-  const { userId, epoch, passwordHash, keepSession, at, reason, feedExpiresAt, cutoffExpiresAt } = change
-  return db.transaction().execute(async (trx) => {
-    // First, so it holds the row lock that logins' conditional inserts wait on (see above).
-    const bumped = await trx
-      .updateTable('users')
-      .set({
-        authgate_credential_epoch: sql`authgate_credential_epoch + 1`,
-        ...(passwordHash === undefined ? {} : { password: passwordHash }),
-      })
-      .where('id', '=', userId)
-      .where('authgate_credential_epoch', '=', epoch)
-      .executeTakeFirst()
-    if (bumped.numUpdatedRows !== 1n) return undefined
-    const revoked = await revokeSessionsIn(trx, userId, at, reason, feedExpiresAt, undefined, keepSession)
-    // Tokens without a sid (the seed app's) issued before now end too.
-    await insertUserCutoff(trx, userId, at, cutoffExpiresAt)
-    // No device cookie issued under the old credential keeps an allowance of its own (item 5).
-    await trx.deleteFrom('authgate_devices').where('user_id', '=', userId).execute()
-    // The revocations are recorded before the cascade removes the session rows they name.
-    if (passwordHash === undefined) await trx.deleteFrom('users').where('id', '=', userId).execute()
-    return revoked
-  })
-}
-
-/**
- * Whether a token still speaks for a live account: its session (when it names one) is live and is
- * this user's, else the user exists. The routes that read or change account data ask this of the
- * database, so no instance acts on a token whose session another instance ended a moment ago.
- */
-export async function tokenIsCurrent(
-  db: Db,
-  token: { id: number; sid?: string | undefined },
-  now: number,
-): Promise<boolean> {
-  if (token.sid === undefined) {
-    return (
-      (await db.selectFrom('users').select('id').where('id', '=', token.id).executeTakeFirst()) !== undefined
-    )
-  }
-  if (!canBeStored(db, token.sid)) return false
-  const row = await db
-    .selectFrom('authgate_sessions')
-    .select('id')
-    .where('id', '=', token.sid)
-    .where('user_id', '=', token.id)
-    .where('revoked_at', 'is', null)
-    .where('expires_at', '>', now)
-    .executeTakeFirst()
-  return row !== undefined
-}
-
-/** The functions above bound to one database, in the shape domain/sessions.ts asks for. */
-export function createCredentialsRepository(db: Db) {
+export function createCredentialsRepository(db: Db): CredentialsRepository {
   return {
-    commitCredentialChange: (change: CredentialChangeRecord) => commitCredentialChange(db, change),
-    tokenIsCurrent: (token: { id: number; sid?: string | undefined }, now: number) =>
-      tokenIsCurrent(db, token, now),
+    async commitCredentialChange(change) {
+      const { userId, epoch, passwordHash, keepSession, at, reason, feedExpiresAt, cutoffExpiresAt } = change
+      return db.transaction().execute(async (trx) => {
+        // First, so it holds the row lock that logins' conditional inserts wait on (see above).
+        const bumped = await trx
+          .updateTable('users')
+          .set({
+            authgate_credential_epoch: sql`authgate_credential_epoch + 1`,
+            ...(passwordHash === undefined ? {} : { password: passwordHash }),
+          })
+          .where('id', '=', userId)
+          .where('authgate_credential_epoch', '=', epoch)
+          .executeTakeFirst()
+        if (bumped.numUpdatedRows !== 1n) return undefined
+        const revoked = await revokeSessionsIn(trx, userId, at, reason, feedExpiresAt, undefined, keepSession)
+        // Tokens without a sid (the seed app's) issued before now end too.
+        await insertUserCutoff(trx, userId, at, cutoffExpiresAt)
+        // No device cookie issued under the old credential keeps an allowance of its own (item 5).
+        await trx.deleteFrom('authgate_devices').where('user_id', '=', userId).execute()
+        // The revocations are recorded before the cascade removes the session rows they name.
+        if (passwordHash === undefined) await trx.deleteFrom('users').where('id', '=', userId).execute()
+        return revoked
+      })
+    },
+
+    // The routes that read or change account data ask this of the database, so no instance acts
+    // on a token whose session another instance ended a moment ago.
+    async tokenIsCurrent(token, now) {
+      if (token.sid === undefined) {
+        return (
+          (await db.selectFrom('users').select('id').where('id', '=', token.id).executeTakeFirst()) !==
+          undefined
+        )
+      }
+      if (!canBeStored(db, token.sid)) return false
+      const row = await db
+        .selectFrom('authgate_sessions')
+        .select('id')
+        .where('id', '=', token.sid)
+        .where('user_id', '=', token.id)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst()
+      return row !== undefined
+    },
   }
 }

@@ -1,54 +1,25 @@
-// Row types, one interface per table, as Kysely sees them. Domain types live in domain/.
-import type { Generated, Insertable, Selectable } from 'kysely'
+// Row types, one per table, as Kysely sees them. A row the domain reads whole is declared there
+// (the domain imports no storage) and only wrapped here: a column the database fills in is
+// Generated, so an insert may leave it out.
+import type { Generated, Selectable } from 'kysely'
+import type { SigningKeyRecord } from '../domain/keys.js'
+import type { RevocationEntry } from '../domain/revocations.js'
+import type { RefreshTokenRecord, SessionRecord } from '../domain/sessions.js'
+import type { StoredUser } from '../domain/users.js'
 
-export interface UsersTable {
-  // The seed's three columns, unchanged: its app keeps reading and writing this table.
-  id: Generated<number>
-  username: string
-  /** A PHC string: `$argon2id$...` for ours, `$2b$...` for the seed's passlib bcrypt. */
-  password: string | null
-  // Added by AuthGate, nullable so rows the seed app inserts stay valid.
-  username_canonical: string | null
-  created_at: string | null
-  /** Bumped by every password change and by deletion; a login stores a session only at the epoch it verified. */
-  authgate_credential_epoch: Generated<number>
-}
+/** `T` with the columns `K` filled in by the database (an identity or a default). */
+type WithGenerated<T, K extends keyof T> = Omit<T, K> & { [P in K]: Generated<T[P]> }
+
+export type UsersTable = WithGenerated<StoredUser, 'id' | 'authgate_credential_epoch'>
 
 export interface SettingsTable {
   key: string
   value: string
 }
 
-export interface SessionsTable {
-  id: string
-  user_id: number
-  created_at: number
-  last_used_at: number
-  expires_at: number
-  user_agent: string | null
-  ip: string | null
-  revoked_at: number | null
-  revoked_reason: string | null
-}
-
-export interface RefreshTokensTable {
-  id: string
-  session_id: string
-  /** SHA-256 of the token, hex; the token itself is never stored. */
-  token_hash: string
-  created_at: number
-  expires_at: number
-  spent_at: number | null
-  successor: string | null
-}
-
-export interface RevocationsTable {
-  seq: Generated<number>
-  kind: 'session' | 'token' | 'user'
-  subject: string
-  at: number
-  expires_at: number
-}
+export type SessionsTable = SessionRecord
+export type RefreshTokensTable = RefreshTokenRecord
+export type RevocationsTable = WithGenerated<RevocationEntry, 'seq'>
 
 export interface ThrottleTable {
   key: string
@@ -63,21 +34,7 @@ export interface DevicesTable {
   last_login_at: number
 }
 
-export interface SigningKeysTable {
-  kid: string
-  alg: string
-  /** PKCS#8 PEM. */
-  private_key: string
-  /** The public JWK, JSON. */
-  public_jwk: string
-  created_at: number
-  /** Epoch ms from which it signs; NULL (keys made before issue 10): since created_at. */
-  activates_at: number | null
-  /** Epoch ms from which it no longer signs; may lie ahead, when a next key is scheduled. */
-  retired_at: number | null
-  /** Epoch ms from which it no longer verifies either (`keys rotate --now`). */
-  revoked_at: number | null
-}
+export type SigningKeysTable = SigningKeyRecord
 
 export interface AuditLogTable {
   seq: Generated<number>
@@ -110,12 +67,6 @@ export interface Database {
   authgate_authorization_codes: AuthorizationCodesTable
 }
 
-export type UserRow = Selectable<UsersTable>
-export type NewUserRow = Insertable<UsersTable>
-export type SessionRow = Selectable<SessionsTable>
-export type RefreshTokenRow = Selectable<RefreshTokensTable>
-export type RevocationRow = Selectable<RevocationsTable>
-export type SigningKeyRow = Selectable<SigningKeysTable>
 export type AuditLogRow = Selectable<AuditLogTable>
 
 export interface OAuthClientsTable {

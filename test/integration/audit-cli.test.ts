@@ -140,6 +140,10 @@ describe('authgate audit export', () => {
       prev_hash: out[1].hash,
       hash: expect.stringMatching(/^[0-9a-f]{64}$/),
     })
+    // The fields in the order the table has them, in every line.
+    expect(new Set(out.map((e) => Object.keys(e).join()))).toEqual(
+      new Set(['seq,at,type,outcome,user_id,username,ip,user_agent,detail,prev_hash,hash']),
+    )
   })
 
   it('filters by time: --since inclusive, --until exclusive', async () => {

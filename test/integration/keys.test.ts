@@ -12,7 +12,7 @@ import { frozenClock } from '../../src/lib/clock.js'
 import { toLowS } from '../../src/lib/jws.js'
 import { openKeys } from '../../src/services.js'
 import { createDatabase } from '../../src/storage/database.js'
-import { makeSigningKeyCurrent } from '../../src/storage/keys.repository.js'
+import { createKeysRepository } from '../../src/storage/keys.repository.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
 import {
   buildTestApp,
@@ -329,7 +329,10 @@ describe('making a key current', () => {
         const candidates = await Promise.all(dbs.map(() => generateSigningKey('ES256', Date.now())))
         const results = await Promise.all(
           dbs.map((db, i) =>
-            makeSigningKeyCurrent(db, candidates[i] as (typeof candidates)[0], Date.now(), 'ES256'),
+            createKeysRepository(db).schedule(candidates[i] as (typeof candidates)[0], {
+              activatesAt: Date.now(),
+              keepIfAlg: 'ES256',
+            }),
           ),
         )
         // Round 0: one of them inserts, the others find it and keep it; later rounds all keep it.
@@ -340,7 +343,9 @@ describe('making a key current', () => {
       // Rotations (no keepIfAlg) from every connection at once: each retires the one before it.
       const rotations = await Promise.all(
         dbs.map(async (db) =>
-          makeSigningKeyCurrent(db, await generateSigningKey('ES256', Date.now()), Date.now()),
+          createKeysRepository(db).schedule(await generateSigningKey('ES256', Date.now()), {
+            activatesAt: Date.now(),
+          }),
         ),
       )
       const rows = await keyRows(url)

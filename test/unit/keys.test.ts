@@ -42,7 +42,7 @@ function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[]; reads: numbe
       return repo.rows.map((r) => ({ ...r }))
     },
     currentKey: async () => repo.rows.find((r) => r.retired_at === null),
-    // What storage/keys.repository.ts scheduleSigningKey does, in memory.
+    // What storage/keys.repository.ts schedule does, in memory.
     async schedule(
       key: SigningKeyRecord,
       {

@@ -16,7 +16,7 @@ describe('plugin order', () => {
 
   it('refuses a route family before the plugins every route needs', async () => {
     const app = Fastify()
-    await app.register(errorsPlugin)
+    await app.register(errorsPlugin, { isDatabaseUnavailable: () => false })
     await app.register(securityPlugin, { corsOrigins: [] })
     await expect(app.register(healthRoutes, { ready: async () => true })).rejects.toThrow(
       "The dependency 'authgate-docs' of plugin 'authgate-health-routes' is not registered",

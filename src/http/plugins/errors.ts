@@ -7,9 +7,9 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
-import { isDatabaseUnavailable } from '../../storage/database.js'
 
-const STATUS: Record<string, number> = {
+/** The status each error code answers with; every code has one, or this does not type-check. */
+export const ERROR_STATUS = {
   [ErrorCode.validation]: 422,
   [ErrorCode.usernameTaken]: 409,
   [ErrorCode.invalidCredentials]: 401,
@@ -20,13 +20,18 @@ const STATUS: Record<string, number> = {
   [ErrorCode.invalidRequest]: 400,
   [ErrorCode.unsupportedGrantType]: 400,
   [ErrorCode.wrongPassword]: 400,
+  [ErrorCode.badRequest]: 400,
   [ErrorCode.notFound]: 404,
   [ErrorCode.sessionNotFound]: 404,
+  [ErrorCode.methodNotAllowed]: 405,
+  [ErrorCode.requestTimeout]: 408,
+  [ErrorCode.payloadTooLarge]: 413,
+  [ErrorCode.uriTooLong]: 414,
   [ErrorCode.tooManyRequests]: 429,
   [ErrorCode.headersTooLarge]: 431,
-  [ErrorCode.uriTooLong]: 414,
-  [ErrorCode.requestTimeout]: 408,
-}
+  [ErrorCode.internal]: 500,
+  [ErrorCode.unavailable]: 503,
+} as const satisfies Record<ErrorCode, number>
 
 // RFC 6749 §5.2: token endpoint errors also carry `error` and `error_description`.
 const OAUTH_ERRORS = new Set<string>([
@@ -159,12 +164,20 @@ function toFieldErrors(error: FastifyError, body: unknown): FieldError[] {
   })
 }
 
-function registerErrorHandlers(app: FastifyInstance): void {
+export interface ErrorHandlerOptions {
+  /**
+   * Whether an error means the database is down, cut off or (SQLite) locked by another writer:
+   * storage's classifier, passed in by app.ts so that http/ imports no storage.
+   */
+  isDatabaseUnavailable: (err: unknown) => boolean
+}
+
+function registerErrorHandlers(app: FastifyInstance, { isDatabaseUnavailable }: ErrorHandlerOptions): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     // RFC 6585 §4: a 429 says when to come back.
     if (error instanceof Throttled) reply.header('retry-after', String(error.retryAfterSeconds))
     if (error instanceof DomainError) {
-      return sendError(reply, STATUS[error.code] ?? 400, error.code, error.detail)
+      return sendError(reply, ERROR_STATUS[error.code], error.code, error.detail)
     }
     if (error instanceof ValidationError) return sendError(reply, 422, error.code, error.errors)
     if (error.validation)
@@ -205,4 +218,9 @@ function registerErrorHandlers(app: FastifyInstance): void {
 }
 
 /** The app's error handler; a route or plugin registered before it would answer in Fastify's shape. */
-export const errorsPlugin = fp(async (app) => registerErrorHandlers(app), { name: 'authgate-errors' })
+export const errorsPlugin = fp(
+  async (app, options: ErrorHandlerOptions) => registerErrorHandlers(app, options),
+  {
+    name: 'authgate-errors',
+  },
+)

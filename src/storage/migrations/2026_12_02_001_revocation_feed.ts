@@ -1,5 +1,5 @@
 // The revocation feed records, on PostgreSQL, which transaction wrote each row, so readers can
-// tell which rows have settled (storage/sessions.repository.ts, readRevocations). SQLite needs
+// tell which rows have settled (storage/sessions.repository.ts, createRevocationFeed). SQLite needs
 // nothing: its writers are serialised, so seq order is already commit order.
 import { type Kysely, sql } from 'kysely'
 import { dialectOf } from '../database.js'
