@@ -310,17 +310,21 @@ describe('npm start', () => {
         'Connection: close\r\n\r\n' +
         form.slice(0, 5),
     )
-    await sleep(200) // let the server read the headers
+    // Let the server read the headers: a deliberate wait, as no client can see that it has.
+    await sleep(200)
 
     // npm, its `sh -c` and the server all get it, as from Ctrl-C in a terminal.
     const signalledAt = Date.now()
     process.kill(-s.pgid, 'SIGTERM')
 
     // Shutdown has begun once new connections are refused; only then send the rest of the body.
-    while (!(await refusesConnections(s.port))) {
-      if (Date.now() - signalledAt > STOP_MS) throw new Error('still accepting connections after SIGTERM')
-      await sleep(50)
-    }
+    await expect
+      .poll(() => refusesConnections(s.port), {
+        timeout: STOP_MS,
+        interval: 50,
+        message: 'still accepting connections after SIGTERM',
+      })
+      .toBe(true)
     // Sent after the server stopped listening: still answered.
     silent.write(`${healthz}Connection: close\r\n\r\n`)
     expect(await silentRead).toMatch(/^HTTP\/1\.1 200 /)
