@@ -44,10 +44,10 @@ export interface Spawned {
   /** Settles when the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /**
-   * Resolves with the first complete stdout line matching `pattern` (one already printed counts);
-   * rejects, with the process's stderr, if it closes first or `timeoutMs` pass.
+   * Resolves with the first complete line of stdout (or `from`) matching `pattern` (one already
+   * printed counts); rejects, with the process's stderr, if it closes first or `timeoutMs` pass.
    */
-  line(pattern: RegExp, timeoutMs: number): Promise<string>
+  line(pattern: RegExp, timeoutMs: number, from?: 'stdout' | 'stderr'): Promise<string>
   /** SIGTERM, then waits for the exit (at once if it has exited). */
   stop(): Promise<void>
 }
@@ -74,6 +74,7 @@ export function spawnProcess(options: SpawnOptions): Spawned {
   child.stderr?.setEncoding('utf8').on('data', (d: string) => {
     stderr += d
     output += d
+    printed.emit('line')
   })
   // 'close' comes after the exit and the end of its output: nothing more can match after it.
   let closed = false
@@ -93,10 +94,10 @@ export function spawnProcess(options: SpawnOptions): Spawned {
     stderr: () => stderr,
     output: () => output,
     exited,
-    line(pattern, timeoutMs) {
+    line(pattern, timeoutMs, from = 'stdout') {
       return new Promise((resolve, reject) => {
         const found = () =>
-          stdout
+          (from === 'stdout' ? stdout : stderr)
             .split('\n')
             .slice(0, -1)
             .find((l) => pattern.test(l))
@@ -132,15 +133,16 @@ export function spawnProcess(options: SpawnOptions): Spawned {
 }
 
 /**
- * Spawns, then waits for the stdout line that says it serves (`ready`): an event, not a poll of
- * /healthz. On a timeout or an early exit it stops the process and throws with its stderr.
+ * Spawns, then waits for the line that says it serves (`ready`, on stdout unless `readyOn` says
+ * stderr): an event, not a poll of /healthz. On a timeout or an early exit it stops the process
+ * and throws with its stderr.
  */
 export async function spawnUntilReady(
-  options: SpawnOptions & { ready: RegExp; timeoutMs?: number },
+  options: SpawnOptions & { ready: RegExp; readyOn?: 'stdout' | 'stderr'; timeoutMs?: number },
 ): Promise<Spawned> {
   const spawned = spawnProcess(options)
   try {
-    await spawned.line(options.ready, options.timeoutMs ?? 30_000)
+    await spawned.line(options.ready, options.timeoutMs ?? 30_000, options.readyOn)
   } catch (err) {
     const { pid } = spawned.child
     // A group of its own (npm -> sh -> node, a primary and its workers): none of it may outlive the test.
