@@ -358,7 +358,7 @@ describe('the key ring', () => {
     const before = r.snapshot()
     keys.listKeys = () => Promise.reject(new Error('database is away'))
     r.reloadSoon()
-    await vi.waitFor(() => expect(errors).toHaveLength(1))
+    await vi.waitFor(() => expect(errors).toHaveLength(1), { interval: 1 })
     expect(r.snapshot()).toBe(before)
   })
 })
