@@ -6,7 +6,7 @@
 // signed at once, so the other process refused its tokens until its next reload, and a cached
 // JWKS refused them until jose's cooldown let it refetch.)
 import { createRemoteJWKSet, jwtVerify } from 'jose'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import type { ServerProcess } from '../helpers/server-process.js'
 import { account, hammer, http, type Pair, pairOf, topologies, useDeployment } from './harness.js'
@@ -89,17 +89,22 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis']))(
         }
 
         const rotated = (async () => {
-          // Load first, then the rotation in its middle.
-          await new Promise((resolve) => setTimeout(resolve, 500))
+          // Load first (every loop has made its checks at least once, on average), then the
+          // rotation in its middle.
+          await vi.waitFor(() => expect(requests).toBeGreaterThanOrEqual(loops * 4), {
+            timeout: 30_000,
+            interval: 10,
+          })
           const run = await runCli(['keys', 'rotate'], { ...deployment.env })
           expect(run, run.stderr).toMatchObject({ code: 0 })
           // Until the new key has signed a good many tokens on each process.
-          const deadline = Date.now() + 60_000
-          while (newKeyTokens.some((n) => n < NEW_KEY_TOKENS_PER_INSTANCE)) {
-            if (Date.now() > deadline)
-              throw new Error(`the new key signed only ${newKeyTokens} tokens in 60 s`)
-            await new Promise((resolve) => setTimeout(resolve, 50))
-          }
+          await vi.waitFor(
+            () => {
+              if (newKeyTokens.some((n) => n < NEW_KEY_TOKENS_PER_INSTANCE))
+                throw new Error(`the new key signed only ${newKeyTokens} tokens`)
+            },
+            { timeout: 60_000, interval: 50 },
+          )
         })()
         await hammer(loops, attempt, rotated)
         await rotated

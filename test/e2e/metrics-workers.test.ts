@@ -41,11 +41,13 @@ it('sums both workers: six sign-ups, spread over two workers, scrape as six', {
   // The primary opens METRICS_PORT only once every worker listens; from then on its round robin
   // hands fresh connections to the two workers in turn, so each takes three of the six.
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`
-  const deadline = Date.now() + 30_000
-  while ((await call('GET', metricsUrl).catch(() => ({ status: 0 }))).status !== 200) {
-    if (Date.now() > deadline) throw new Error(`no metrics listener: ${server.output()}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
+  await expect
+    .poll(async () => (await call('GET', metricsUrl).catch(() => ({ status: 0 }))).status, {
+      timeout: 30_000,
+      interval: 50,
+      message: "the primary's metrics listener (it opens just after the start-up line)",
+    })
+    .toBe(200)
   const n = 6
   for (let i = 0; i < n; i++) {
     const res = await call(

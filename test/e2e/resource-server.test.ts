@@ -2,10 +2,7 @@
 // the JWKS: tokens from before and after a key rotation verify there, and once the old key's tokens
 // have expired (AuthGate's clock is moved, not waited for) its kid leaves the JWKS and the example
 // stops accepting it.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { createSigner } from 'fast-jwt'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -16,9 +13,8 @@ import { frozenClock } from '../../src/lib/clock.js'
 import { openKeys } from '../../src/services.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { fastHasher, PASSWORD, tempDir } from '../helpers/app.js'
-import { freePort } from '../helpers/server-process.js'
+import { freePort, type Spawned, spawnUntilReady } from '../helpers/server-process.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const TTL_MS = 30 * 60_000
 // The example re-reads the JWKS when its copy is older than this, or on an unknown kid.
 const EXAMPLE_CACHE_MS = 200
@@ -28,9 +24,8 @@ const dbUrl = `sqlite:///${dir.path}/authgate.db`
 const clock = frozenClock()
 let authgate: Awaited<ReturnType<typeof buildApp>>
 let authgateUrl: string
-let example: ChildProcess
+let example: Spawned
 let exampleUrl: string
-let exampleOutput = ''
 
 beforeAll(async () => {
   const port = await freePort()
@@ -45,42 +40,22 @@ beforeAll(async () => {
   await authgate.listen({ port, host: '127.0.0.1' })
 
   const examplePort = await freePort()
-  exampleUrl = `http://127.0.0.1:${examplePort}`
-  example = spawn(process.execPath, ['--import', 'tsx', 'examples/resource-server/index.ts'], {
-    cwd: ROOT,
+  example = await spawnUntilReady({
+    args: ['examples/resource-server/index.ts'],
+    url: `http://127.0.0.1:${examplePort}`,
     env: {
-      PATH: process.env.PATH ?? '',
       AUTHGATE_URL: authgateUrl,
       PORT: String(examplePort),
       JWKS_CACHE_MAX_AGE_MS: String(EXAMPLE_CACHE_MS),
       JWKS_COOLDOWN_MS: '0',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    ready: /^resource server listening on /,
   })
-  example.stdout?.on('data', (d) => {
-    exampleOutput += d
-  })
-  example.stderr?.on('data', (d) => {
-    exampleOutput += d
-  })
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    if (example.exitCode !== null) throw new Error(`the example exited: ${exampleOutput}`)
-    try {
-      if ((await fetch(`${exampleUrl}/healthz`)).ok) break
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the example did not start: ${exampleOutput}`)
-    await sleep(100)
-  }
+  exampleUrl = example.url
 }, 60_000)
 
 afterAll(async () => {
-  if (example && example.exitCode === null) {
-    example.kill('SIGTERM')
-    await once(example, 'exit')
-  }
+  await example?.stop()
   await authgate?.close()
   dir.cleanup()
 })
@@ -133,11 +108,7 @@ it('verifies tokens from before and after a rotation, and lets the old key go on
   const rotateConfig = loadConfig({ DATABASE_URL: dbUrl, JWT_ALGORITHM: 'ES256' })
   const { key: current } = await (await openKeys(db, rotateConfig, clock)).rotate()
   await db.destroy()
-  const deadline = Date.now() + 5_000
-  while (!(await publishedKids()).includes(current.kid)) {
-    if (Date.now() > deadline) throw new Error('AuthGate did not pick up the rotation')
-    await sleep(20)
-  }
+  await expect.poll(publishedKids, { timeout: 5_000, interval: 20 }).toContain(current.kid)
   // Published before it signs (issue 10): the old key still signs until the activation delay has passed.
   expect(await publishedKids()).toEqual([oldKid, current.kid])
   expect(kidOf(await login('traveller'))).toBe(oldKid)
@@ -171,7 +142,8 @@ it('verifies tokens from before and after a rotation, and lets the old key go on
   // Every token the old key signed has now expired, as AuthGate's clock sees it.
   clock.advance(TTL_MS + RETIREMENT_SLACK_MS)
   expect(await publishedKids()).toEqual([current.kid])
-  // Once its copy of the JWKS is older than its cache age, the example refetches and refuses.
+  // Once its copy of the JWKS is older than its cache age, the example refetches and refuses. A
+  // deliberate wait: that age runs on the example's own clock, in its own process.
   await sleep(EXAMPLE_CACHE_MS + 100)
   expect((await hello(longLived)).status).toBe(401)
   expect(await hello(after)).toMatchObject({ status: 200, body: { kid: current.kid } })

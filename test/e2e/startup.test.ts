@@ -3,12 +3,11 @@
 // each end the start within seconds, non-zero, with a message naming the variable (and never the
 // password); a PostgreSQL that comes up while AuthGate waits is used, after logged retries; and a
 // start that works says so in one JSON line with what it is serving and how.
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/app.js'
@@ -19,61 +18,40 @@ import {
   unreachable,
 } from '../helpers/postgres-server.js'
 import { requirePrerequisite } from '../helpers/prerequisite.js'
-import { freePort } from '../helpers/server-process.js'
+import { freePort, type Spawned, STARTED_LINE, spawnProcess } from '../helpers/server-process.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 // A failed start must end within this (tsx's own start-up is about a second of it).
 const FAIL_WITHIN_MS = 10_000
 const PASSWORD = 'hunter2-redact-me'
 
-interface Run {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
+interface Run extends Spawned {
   /** Resolves when the process exits, or with `timedOut` once `limitMs` pass (then it is killed). */
   ended: (limitMs: number) => Promise<{ code: number | null; timedOut: boolean; ms: number }>
-  stop: () => Promise<void>
 }
 
 /** `authgate serve` from source, with only `env` (and PATH) in its environment. */
 function serve(env: Record<string, string>): Run {
   const startedAt = Date.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'serve'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const full: Record<string, string> = { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }
+  const run = spawnProcess({
+    args: ['src/cli/index.ts', 'serve'],
+    url: `http://${full.HOST}:${full.PORT}`,
+    env: full,
   })
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d
-  })
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d
-  })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  running.add(child)
+  running.add(run.child)
   return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
+    ...run,
     async ended(limitMs) {
       const timer = sleep(limitMs).then(() => 'timeout' as const)
-      const first = await Promise.race([exited, timer])
+      const first = await Promise.race([run.exited, timer])
       const ms = Date.now() - startedAt
       if (first === 'timeout') {
-        child.kill('SIGKILL')
-        await exited
+        run.child.kill('SIGKILL')
+        await run.exited
         return { code: null, timedOut: true, ms }
       }
-      return { code: first, timedOut: false, ms }
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM')
-        await exited
-      }
+      return { code: first.code, timedOut: false, ms }
     },
   }
 }
@@ -91,21 +69,10 @@ function dir(): string {
   return d.path
 }
 
-/** Polls `check` until it holds or `limitMs` pass. */
-async function until(check: () => boolean | Promise<boolean>, limitMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + limitMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${limitMs} ms`)
-    await sleep(50)
-  }
-}
-
-async function healthy(url: string): Promise<boolean> {
-  try {
-    return (await fetch(`${url}/healthz`)).status === 200
-  } catch {
-    return false
-  }
+/** The start-up line, once the server logs it, and then /healthz answers (it does once listening). */
+async function serving(run: Run, limitMs: number): Promise<void> {
+  await run.line(STARTED_LINE, limitMs)
+  expect((await fetch(`${run.url}/healthz`)).status).toBe(200)
 }
 
 function records(stdout: string): Record<string, unknown>[] {
@@ -207,11 +174,10 @@ describe.skipIf(!pgReady)('a PostgreSQL that comes up late', () => {
     const port = await freePort()
     const run = serve({ DATABASE_URL: url.href, DATABASE_WAIT_SECONDS: '30', PORT: String(port) })
     try {
-      const retried = () => run.stdout().includes('database not reachable yet: retrying')
-      await until(retried, FAIL_WITHIN_MS, 'a logged retry')
+      await run.line(/database not reachable yet: retrying/, FAIL_WITHIN_MS)
       expect(run.child.exitCode).toBeNull()
       await proxy.set('open')
-      await until(() => healthy(`http://127.0.0.1:${port}`), 15_000, 'healthz after the database came up')
+      await serving(run, 15_000)
       const started = records(run.stdout()).filter((r) => r.msg === 'AuthGate started')
       expect(started).toHaveLength(1)
       expect(started[0]?.database).toBe(
@@ -277,7 +243,7 @@ describe('the start-up line', () => {
     const port = await freePort()
     const run = serve({ DATABASE_URL: `sqlite:///${path}`, PORT: String(port) })
     try {
-      await until(() => healthy(`http://127.0.0.1:${port}`), 20_000, 'healthz')
+      await serving(run, 20_000)
       const lines = records(run.stdout())
       expect(lines.filter((r) => /listening/i.test(String(r.msg)))).toEqual([])
       const started = lines.filter((r) => r.msg === 'AuthGate started')
@@ -304,7 +270,7 @@ describe('the start-up line', () => {
 
       // Started again on the same file: nothing left to migrate, nothing adopted.
       const again = serve({ DATABASE_URL: `sqlite:///${path}`, PORT: String(port) })
-      await until(() => healthy(url), 20_000, 'healthz, second start')
+      await serving(again, 20_000)
       const second = records(again.stdout()).filter((r) => r.msg === 'AuthGate started')
       expect(second).toHaveLength(1)
       expect(second[0]).toMatchObject({ migrations: [], kid: jwks.keys[0]?.kid })
@@ -325,8 +291,8 @@ describe('the start-up line', () => {
       METRICS_PORT: String(metricsPort),
     })
     try {
-      await until(() => run.stdout().includes('"msg":"AuthGate started"'), 30_000, 'the start-up line')
-      await until(() => healthy(`http://127.0.0.1:${port}`), 5_000, 'healthz')
+      // The primary logs it once both workers listen.
+      await serving(run, 30_000)
       const lines = records(run.stdout())
       expect(lines.filter((r) => /listening/i.test(String(r.msg)))).toEqual([])
       const started = lines.filter((r) => r.msg === 'AuthGate started')

@@ -374,6 +374,7 @@ it('on SIGTERM to the primary, finishes an in-flight request, then everything ex
       'Content-Type: application/x-www-form-urlencoded\r\n' +
       `Content-Length: ${Buffer.byteLength(form)}\r\nConnection: close\r\n\r\n${form.slice(0, 5)}`,
   )
+  // Let the worker read the headers: a deliberate wait, as no client can see that it has.
   await sleep(200)
 
   const exited = once(server.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>

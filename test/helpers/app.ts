@@ -1,7 +1,7 @@
 // buildTestApp(): a fresh database (a SQLite file, or a PostgreSQL database in the PostgreSQL run),
 // migrated, the app built on it, closed after the test file.
 import type { FastifyInstance } from 'fastify'
-import { type AppDeps, buildApp } from '../../src/app.js'
+import { type AppDeps, buildApp, servicesOf } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
 import { freshDatabase, type TestDatabase } from './database.js'
@@ -60,6 +60,16 @@ export async function buildTestApp(env: Record<string, string> = {}, deps: AppDe
       await db.drop()
     },
   }
+}
+
+/**
+ * Resolves once every audit event `app` has recorded so far is written (the audit writer's
+ * flush()): requests record in the background, so a test awaits this, not a poll of the table.
+ */
+export async function auditWritten(app: FastifyInstance): Promise<void> {
+  const services = servicesOf(app)
+  if (!services) throw new Error('auditWritten: not an app that buildApp made')
+  await services.audit.flush()
 }
 
 export async function register(app: FastifyInstance, username: string, password = PASSWORD) {

@@ -52,6 +52,16 @@ export class TcpProxy {
     this.#silent.clear()
   }
 
+  /**
+   * The silent connections holding bytes from AuthGate that nothing will answer (a query, or a new
+   * connection's start-up message): how many of its requests wait on the database.
+   */
+  unanswered(): number {
+    let n = 0
+    for (const socket of this.#silent) if (socket.readableLength > 0) n++
+    return n
+  }
+
   #clients = new WeakSet<Socket>()
   #isClient(socket: Socket): boolean {
     return this.#clients.has(socket)

@@ -282,20 +282,21 @@ describe('audit entries never hold a secret', () => {
     expect((await register(app, 'dave', secrets.registered)).statusCode).toBe(201)
     const ok = await login(app, 'dave', secrets.registered)
     expect(ok.statusCode).toBe(200)
-    const pair = ok.json() as { access_token: string; refresh_token?: string }
+    const pair = ok.json() as { access_token: string; refresh_token: string }
+    expect(pair.refresh_token).toEqual(expect.any(String))
     expect((await login(app, 'dave', secrets.wrong)).statusCode).toBe(401)
     expect((await login(app, 'carol', secrets.reset)).statusCode).toBe(200)
-    if (pair.refresh_token) {
-      await app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({
-          grant_type: 'refresh_token',
-          refresh_token: pair.refresh_token,
-        }).toString(),
-      })
-    }
+    const refreshed = await app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: pair.refresh_token,
+      }).toString(),
+    })
+    expect(refreshed.statusCode).toBe(200)
+    const next = refreshed.json() as { access_token: string; refresh_token: string }
     // Closing flushes what the requests recorded.
     await app.close()
     const read = async <T>(query: string) => (await sql.raw<T>(query).execute(inspect(url))).rows
@@ -316,8 +317,18 @@ describe('audit entries never hold a secret', () => {
     expect(rotated).toMatchObject([{ outcome: 'success', user_id: null }])
     expect(JSON.parse(String(rotated[0]?.detail))).toMatchObject({ via: 'cli', kid: expect.any(String) })
     const haystack = JSON.stringify(entries)
-    for (const secret of [...Object.values(secrets), pair.access_token, pair.refresh_token, ...atRest]) {
-      if (secret) expect(haystack).not.toContain(secret)
+    const kept = [
+      ...Object.values(secrets),
+      pair.access_token,
+      pair.refresh_token,
+      next.access_token,
+      next.refresh_token,
+      ...atRest,
+    ]
+    for (const secret of kept) {
+      // Each is a real value: an empty or missing one would make the check below pass vacuously.
+      expect(secret).toMatch(/.{8}/)
+      expect(haystack).not.toContain(secret)
     }
     expect(haystack).not.toMatch(/\$argon2|\$2[aby]\$|eyJ[\w-]+\.eyJ|PRIVATE KEY/)
     for (const entry of entries) {

@@ -104,7 +104,9 @@ describe('the audit writer', () => {
     const { db } = await freshDb()
     const { audit, errors } = service(db)
     await sql`drop table authgate_audit_log`.execute(db)
-    expect(() => audit.record(event(1, { type: 'login.failed', outcome: 'failure' }))).not.toThrow()
+    audit.record(event(1, { type: 'login.failed', outcome: 'failure' }))
+    // record() only queues: the write, and its failure, come after the caller has moved on.
+    expect(errors).toEqual([])
     await expect(audit.flush()).resolves.toBeUndefined()
     expect(errors).toHaveLength(1)
     // SQLite: no such table; PostgreSQL: relation ... does not exist.
@@ -113,10 +115,27 @@ describe('the audit writer', () => {
 
     // The database closed under it (a shutdown that forgot to flush first): same.
     await db.destroy()
-    expect(() => audit.record(event(2))).not.toThrow()
+    audit.record(event(2))
+    expect(errors).toHaveLength(1)
     await audit.flush()
     expect(errors).toHaveLength(2)
+    expect(errors[1]?.err).toBeInstanceOf(Error)
     expect(errors[1]?.lost).toMatchObject([{ username: 'user2' }])
+  })
+
+  it('never throws into the caller for an event it cannot store, and writes the next ones', async () => {
+    const { db, url } = await freshDb()
+    const { audit, errors } = service(db)
+    // A caller's bug: a value JSON cannot hold. record() reports it instead of throwing at the
+    // login or logout that recorded it (without its catch, this call would throw).
+    audit.record(event(1, { detail: { n: 1n as unknown as number } }))
+    expect(errors).toHaveLength(1)
+    expect(String(errors[0]?.err)).toMatch(/BigInt/)
+    audit.record(event(2))
+    await audit.flush()
+    expect((await rows(url)).map((r) => r.user_id)).toEqual([2])
+    expect(errors).toHaveLength(1)
+    await db.destroy()
   })
 
   it('survives a reporter that throws, and drops (and reports) events beyond its queue limit', async () => {
@@ -132,10 +151,16 @@ describe('the audit writer', () => {
         throw new Error('reporter down')
       },
     })
-    for (let i = 1; i <= 5; i++) expect(() => audit.record(event(i))).not.toThrow()
-    await audit.flush()
+    // The reporter throws for 4 and 5 (the queue is full); record() still returns to its caller.
+    for (let i = 1; i <= 5; i++) audit.record(event(i))
     expect(lost).toEqual([4, 5])
+    await audit.flush()
     expect((await rows(url)).map((r) => r.user_id)).toEqual([1, 2, 3])
+    // And the writer goes on writing after it.
+    audit.record(event(6))
+    await audit.flush()
+    expect((await rows(url)).map((r) => r.user_id)).toEqual([1, 2, 3, 6])
+    expect(lost).toEqual([4, 5])
     await db.destroy()
   })
 

@@ -1,7 +1,6 @@
 // Signing keys through the app, on real databases (SQLite files; PostgreSQL in the second run): the
 // default algorithm, the JWKS and discovery documents, rotation (in-process, by the CLI, noticed by
 // other processes) and retirement.
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createSigner } from 'fast-jwt'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -45,14 +44,6 @@ async function jwks(app: FastifyInstance): Promise<{ kid: string; alg: string }[
   const res = await app.inject({ url: '/.well-known/jwks.json' })
   expect(res.statusCode).toBe(200)
   return res.json().keys
-}
-
-async function until(check: () => Promise<boolean>, limitMs = 5_000): Promise<void> {
-  const deadline = Date.now() + limitMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true after ${limitMs} ms`)
-    await sleep(20)
-  }
 }
 
 /** Rotates like `authgate keys rotate` would, through a connection of its own. */
@@ -213,7 +204,7 @@ describe('rotation', () => {
       expect(previous?.kid).toBe(oldKid)
       // The app notices within its reload interval and publishes the next key, but signs with it
       // only once the activation delay has passed (every process and JWKS cache has it by then).
-      await until(async () => (await jwks(t.app)).length === 2)
+      await expect.poll(async () => (await jwks(t.app)).length, { timeout: 5_000, interval: 20 }).toBe(2)
       expect((await jwks(t.app)).map((k) => k.kid)).toEqual([oldKid, current.kid])
       expect(kidOf(await tokenFor(t.app, 'rotor'))).toBe(oldKid)
       clock.advance(t.config.keyActivationDelayMs)
@@ -253,23 +244,27 @@ describe('rotation', () => {
   it('by the CLI is picked up by running apps: by polling, by signal, and at once on an unknown kid', async () => {
     const db = await freshDb()
     const config = loadConfig({ DATABASE_URL: db.url })
-    const polling = await buildApp(config, { hasher: fastHasher, keyReloadMs: 100 })
+    // The apps' clock stands still: the new key starts signing when the test moves it, not a real second later.
+    const clock = frozenClock()
+    const polling = await buildApp(config, { hasher: fastHasher, clock, keyReloadMs: 100 })
     // This one would not poll for an hour: only a token with a kid it does not know makes it look.
-    const idle = await buildApp(config, { hasher: fastHasher, keyReloadMs: 3_600_000 })
+    const idle = await buildApp(config, { hasher: fastHasher, clock, keyReloadMs: 3_600_000 })
     try {
       const before = await tokenFor(polling, 'wanderer')
-      // A short activation delay: the new key signs a second after the CLI publishes it.
-      const run = await runCli(['keys', 'rotate'], {
+      const rotated = await runCli(['keys', 'rotate'], {
         DATABASE_URL: db.url,
-        KEY_ACTIVATION_DELAY_SECONDS: '1',
+        KEY_ACTIVATION_DELAY_SECONDS: '60',
       })
-      expect(run, run.stderr).toMatchObject({ code: 0 })
-      const newKid = run.stdout.match(
-        /New signing key (\S+) \(ES256\) is published now and signs from \S+Z/,
-      )?.[1]
-      expect(newKid).toBeDefined()
+      expect(rotated, rotated.stderr).toMatchObject({ code: 0 })
+      const announced = /New signing key (\S+) \(ES256\) is published now and signs from (\S+Z)/
+      expect(rotated.stdout).toMatch(announced)
+      const [, newKid, signsFrom] = rotated.stdout.match(announced) as RegExpMatchArray
+      const signsAt = Date.parse(signsFrom as string)
+      expect(signsAt - clock.now()).toBeGreaterThan(59_000)
 
-      await until(async () => (await jwks(polling)).some((k) => k.kid === newKid))
+      // Polling (every 100 ms) publishes it; it does not sign before its time.
+      const kids = async (app: FastifyInstance) => (await jwks(app)).map((k) => k.kid)
+      await expect.poll(() => kids(polling), { timeout: 5_000, interval: 20 }).toContain(newKid)
       const logIn = async () =>
         (
           await polling.inject({
@@ -279,21 +274,24 @@ describe('rotation', () => {
             payload: new URLSearchParams({ username: 'wanderer', password: PASSWORD }).toString(),
           })
         ).json().access_token as string
-      let after = await logIn()
-      await until(async () => {
-        after = await logIn()
-        return kidOf(after) === newKid
-      })
+      expect(kidOf(await logIn())).toBe(kidOf(before))
+      clock.set(signsAt - 1)
+      expect(kidOf(await logIn())).toBe(kidOf(before))
+      clock.set(signsAt)
+      const after = await logIn()
+      expect(kidOf(after)).toBe(newKid)
 
       if (onPostgres) {
         // PostgreSQL: the CLI's NOTIFY told it already (or is about to); nobody waits for an hour.
-        await until(async () => (await jwks(idle)).some((k) => k.kid === newKid), 2_000)
+        await expect.poll(() => kids(idle), { timeout: 2_000, interval: 20 }).toContain(newKid)
       } else {
         // SQLite: no signal, so it does not know the key until a token names it.
-        expect((await jwks(idle)).some((k) => k.kid === newKid)).toBe(false)
+        expect(await kids(idle)).not.toContain(newKid)
       }
-      await until(async () => (await greet(idle, after)).statusCode === 200, 2_000)
-      expect((await jwks(idle)).map((k) => k.kid)).toContain(newKid)
+      await expect
+        .poll(async () => (await greet(idle, after)).statusCode, { timeout: 2_000, interval: 20 })
+        .toBe(200)
+      expect(await kids(idle)).toContain(newKid)
       expect((await greet(idle, before)).statusCode).toBe(200)
     } finally {
       await Promise.all([polling.close(), idle.close()])

@@ -3,7 +3,6 @@
 // close (refused connections) or turn into a black hole; the database is the run's own (SQLite,
 // or PostgreSQL in the second run). Skipped loudly without Redis; required under CI=true.
 import { Writable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import pino from 'pino'
@@ -84,11 +83,13 @@ describe.skipIf(!ready)('REDIS_URL', () => {
 
   /** Waits until the app reports its Redis link up again after the proxy reopened. */
   async function redisBack(since: number): Promise<void> {
-    for (let i = 0; i < 100; i++) {
-      if (lines.slice(since).some((l) => l.msg.includes('Redis is back'))) return
-      await sleep(50)
-    }
-    throw new Error('Redis did not come back')
+    await expect
+      .poll(() => lines.slice(since).some((l) => l.msg.includes('Redis is back')), {
+        timeout: 5_000,
+        interval: 20,
+        message: 'Redis did not come back',
+      })
+      .toBe(true)
   }
 
   it('counts failed logins in Redis, not in the database', async () => {
@@ -201,11 +202,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
         headers: { authorization: `Bearer ${access_token}` },
       })
       expect(out.statusCode).toBe(204)
-      const started = Date.now()
-      while ((await greet()).statusCode !== 401) {
-        expect(Date.now() - started).toBeLessThan(1_000)
-        await sleep(10)
-      }
+      await expect.poll(async () => (await greet()).statusCode, { timeout: 1_000, interval: 10 }).toBe(401)
       expect(heard.some((m) => m.startsWith('revocations '))).toBe(true)
     } finally {
       listener.disconnect()

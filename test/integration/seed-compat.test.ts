@@ -1,5 +1,5 @@
 // AuthGate beside the real seed app (FastAPI, SQLAlchemy, passlib bcrypt, python-jose) on one todosapp.db.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { join } from 'node:path'
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { login, requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
-import { freePort } from '../helpers/server-process.js'
+import { freePort, spawnUntilReady } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
 const SEED_MAIN = fileURLToPath(new URL('../peers/seed/main.py', import.meta.url))
@@ -59,7 +59,6 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
   let dir: ReturnType<typeof tempDir> | undefined
   let dbPath = ''
   let seed: ChildProcess | undefined
-  let seedLog = ''
   let seedUrl = ''
   let authgate: FastifyInstance | undefined
   let sqlite: Database.Database | undefined
@@ -98,35 +97,22 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
   async function startSeed(): Promise<void> {
     const port = await freePort()
-    seedUrl = `http://127.0.0.1:${port}`
-    const child = spawn(PYTHON, [SEED_MAIN], {
+    const started = await spawnUntilReady({
+      command: PYTHON,
+      args: [SEED_MAIN],
+      url: `http://127.0.0.1:${port}`,
       env: {
-        PATH: process.env.PATH,
         SEED_DATABASE_URL: `sqlite:///${dbPath}`,
         SEED_SECRET_KEY: SECRET_KEY,
         SEED_PORT: String(port),
         PYTHONDONTWRITEBYTECODE: '1',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // Uvicorn logs on stderr, once it listens.
+      ready: /Uvicorn running on /,
+      readyOn: 'stderr',
     })
-    seed = child
-    child.stdout?.on('data', (chunk) => {
-      seedLog += chunk
-    })
-    child.stderr?.on('data', (chunk) => {
-      seedLog += chunk
-    })
-    const deadline = Date.now() + 30_000
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`the seed app exited (${child.exitCode}):\n${seedLog}`)
-      try {
-        if ((await fetch(`${seedUrl}/openapi.json`)).ok) return
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    throw new Error(`the seed app did not answer on ${seedUrl} within 30 s:\n${seedLog}`)
+    seed = started.child
+    seedUrl = started.url
   }
 
   async function stopSeed(): Promise<void> {

@@ -2,7 +2,7 @@
 // app.inject() on a real database (SQLite, then PostgreSQL).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
-import { buildTestApp, inspect, login, register, type TestApp } from '../helpers/app.js'
+import { auditWritten, buildTestApp, inspect, login, register, type TestApp } from '../helpers/app.js'
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
@@ -55,17 +55,13 @@ describe('the session cap', () => {
       .execute()
     expect(ended).toEqual([{ revoked_reason: 'session_limit' }])
 
-    await expect
-      .poll(async () =>
-        (
-          await inspect(t.dbUrl)
-            .selectFrom('authgate_audit_log')
-            .select('detail')
-            .where('type', '=', 'session.revoked')
-            .execute()
-        ).map((r) => JSON.parse(r.detail ?? '{}').reason),
-      )
-      .toEqual(['session_limit'])
+    await auditWritten(t.app)
+    const audited = await inspect(t.dbUrl)
+      .selectFrom('authgate_audit_log')
+      .select('detail')
+      .where('type', '=', 'session.revoked')
+      .execute()
+    expect(audited.map((r) => JSON.parse(r.detail ?? '{}').reason)).toEqual(['session_limit'])
   })
 
   it("never ends another user's sessions", async () => {

@@ -1,12 +1,28 @@
 // An unknown username costs the same as a wrong password: both pay one argon2id verify.
+import * as argon2 from '@node-rs/argon2'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
 import { buildTestApp, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
 
 let t: TestApp
+// The stored hash each verify was given, in order.
+const verified: string[] = []
 beforeAll(async () => {
   // The production hasher: the point is the real cost of a verify.
-  t = await buildTestApp({}, { hasher: createPasswordHasher() })
+  const real = createPasswordHasher()
+  t = await buildTestApp(
+    {},
+    {
+      hasher: {
+        hash: (password) => real.hash(password),
+        needsRehash: (stored) => real.needsRehash(stored),
+        verify: (stored, password) => {
+          verified.push(stored)
+          return real.verify(stored, password)
+        },
+      },
+    },
+  )
   await register(t.app, 'known-user')
 })
 afterAll(async () => {
@@ -21,6 +37,19 @@ async function timed(username: string): Promise<number> {
   expect(res.statusCode).toBe(401)
   return Number(process.hrtime.bigint() - start) / 1e6
 }
+
+it('verifies an unknown user against a hash of the same cost as a stored one', async () => {
+  // The timing below can only be noisy; this is exact: one argon2id verify each, same parameters.
+  verified.length = 0
+  expect((await login(t.app, 'ghost', PASSWORD)).statusCode).toBe(401)
+  expect(verified).toHaveLength(1)
+  expect((await login(t.app, 'known-user', `${PASSWORD}-wrong`)).statusCode).toBe(401)
+  expect(verified).toHaveLength(2)
+  const [dummy, stored] = verified as [string, string]
+  expect(dummy).toMatch(/^\$argon2id\$/)
+  expect(dummy).not.toBe(stored)
+  expect(argon2.parseOptions(dummy)).toEqual(argon2.parseOptions(stored))
+})
 
 it('answers unknown users and wrong passwords in the same time, within noise', async () => {
   const known: number[] = []

@@ -1,7 +1,7 @@
 // Signing keys: which algorithm a deployment gets, kids (RFC 7638), key generation, the key ring's
 // JWKS, rotation and retirement, on an in-memory repository and a frozen clock.
 import { createPublicKey } from 'node:crypto'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   type AsymmetricAlgorithm,
   generateSigningKey,
@@ -330,13 +330,17 @@ describe('the key ring', () => {
       reloadMs: 20,
     })
     const before = keys.reads
-    r.start()
-    await new Promise((resolve) => setTimeout(resolve, 150))
-    r.stop()
-    const after = keys.reads
-    expect(after - before).toBeGreaterThanOrEqual(3)
-    await new Promise((resolve) => setTimeout(resolve, 60))
-    expect(keys.reads).toBe(after)
+    vi.useFakeTimers()
+    try {
+      r.start()
+      await vi.advanceTimersByTimeAsync(100)
+      expect(keys.reads - before).toBe(5)
+      r.stop()
+      await vi.advanceTimersByTimeAsync(100)
+      expect(keys.reads - before).toBe(5)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('reports a failed reload and keeps the keys it has', async () => {
@@ -354,8 +358,7 @@ describe('the key ring', () => {
     const before = r.snapshot()
     keys.listKeys = () => Promise.reject(new Error('database is away'))
     r.reloadSoon()
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    expect(errors).toHaveLength(1)
+    await vi.waitFor(() => expect(errors).toHaveLength(1), { interval: 1 })
     expect(r.snapshot()).toBe(before)
   })
 })

@@ -2,7 +2,6 @@
 // 3.2ms`, where pino-pretty printed the message and then each field on a line of its own.
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
 import { prettyStream } from '../../src/logger.js'
@@ -69,8 +68,7 @@ describe('LOG_FORMAT in a real `authgate serve`', () => {
         (await fetch(`${server.url}/auth/token`, { ...wrongLogin, body: wrongLogin.payload })).status,
       ).toBe(401)
       // The line is written when the response is done; wait for it (JSON lines are flushed every 100 ms).
-      const deadline = Date.now() + 10_000
-      while (!/auth\/token/.test(server.output()) && Date.now() < deadline) await sleep(20)
+      await server.line(/auth\/token/, 10_000)
       return server
         .output()
         .split('\n')
