@@ -41,8 +41,16 @@ export interface DeviceRegistry {
 }
 
 export interface ThrottleStore {
-  /** Adds one to `key` in the window that started at most `windowMs` ago (or starts a new one). */
-  hit(key: string, now: number, windowMs: number): Promise<{ count: number; windowStart: number }>
+  /**
+   * Adds one to `key` in the window that started at most `windowMs` ago (or starts a new one).
+   * A store that can lose every count at once (Redis restarted without persistence) also names
+   * what it holds: a new `generation` once it lost them, even behind a connection that never dropped.
+   */
+  hit(
+    key: string,
+    now: number,
+    windowMs: number,
+  ): Promise<{ count: number; windowStart: number; generation?: string }>
   /** Takes back one count (an attempt that turned out to be a success). */
   undo(key: string): Promise<void>
   /** Forgets `key`'s counter altogether (an operator's `user unlock`). */
@@ -94,9 +102,13 @@ const primaryShare = (key: string) => `primary:${key}`
  *
  * The bound, per key and window, with L its limit: the attempts Redis held before it went away
  * are what an outage can make forgotten (a restart without persistence), at most L; every attempt
- * after it is counted where all processes look, at most L more. Attempts counted in Redis by a
- * process that has not yet read the marker (at most `markerReadEveryMs`, and only when its own
- * link never went down, so Redis kept its counts) are part of Redis's L. At worst 2L, once.
+ * after it is counted where all processes look, at most L more. A process whose own link never
+ * went down may not have read the marker yet (for up to `markerReadEveryMs`): its attempts are
+ * counted in Redis only, which is within Redis's L as long as Redis kept its counts. When Redis
+ * lost them (restarted behind a proxy that kept the connection, or flushed), the process learns
+ * it from the primary's `generation` on its first hit after, and counts as one that saw the outage
+ * (before, trusting the marker it had read just before the outage, an instance that never noticed
+ * evaluated 10 more: 30 in a window of 10). At worst 2L, once.
  */
 export function failoverThrottleStore(
   primary: ThrottleStore,
@@ -110,6 +122,7 @@ export function failoverThrottleStore(
   let ownOutage = Number.NEGATIVE_INFINITY
   let marked = Number.NEGATIVE_INFINITY
   let outagesSeen = 0
+  let generation: string | undefined
   // The shared marker as last read, and when (real time: the throttle's clock may be a test's).
   let shared = Number.NEGATIVE_INFINITY
   let sharedReadAt = Number.NEGATIVE_INFINITY
@@ -118,10 +131,15 @@ export function failoverThrottleStore(
   let lastNow = 0
   let widestWindowMs = 0
 
-  /** Whether the link went down since last asked; then this process records the outage. */
-  const noticedOutage = (now: number): boolean => {
+  /**
+   * Whether the link went down, or the primary lost its counts (its generation changed), since
+   * last asked; then this process records the outage.
+   */
+  const noticedOutage = (now: number, seen: string | undefined): boolean => {
     const outages = link.outages()
-    if (outages === outagesSeen) return false
+    const forgot = seen !== undefined && generation !== undefined && seen !== generation
+    generation = seen ?? generation
+    if (outages === outagesSeen && !forgot) return false
     outagesSeen = outages
     ownOutage = Math.max(ownOutage, now)
     return true
@@ -167,14 +185,14 @@ export function failoverThrottleStore(
       lastNow = now
       widestWindowMs = Math.max(widestWindowMs, windowMs)
       if (!link.available()) return viaFallback(key, now, windowMs)
-      let counted: { count: number; windowStart: number }
+      let counted: { count: number; windowStart: number; generation?: string }
       try {
         counted = await primary.hit(key, now, windowMs)
       } catch (err) {
         link.failed(err)
         return viaFallback(key, now, windowMs)
       }
-      if (noticedOutage(now)) await mark(now, true)
+      if (noticedOutage(now, counted.generation)) await mark(now, true)
       await readShared()
       // Counts older than the key's window no longer matter: after that, Redis alone.
       if (!merging(now, windowMs)) return counted

@@ -7,6 +7,7 @@ import { Redis, ReplyError } from 'ioredis'
 import type { Channel } from '../domain/broadcast.js'
 import type { ThrottleStore } from '../domain/throttle.js'
 import { every, type Periodic } from '../lib/periodic.js'
+import { randomId } from '../lib/random.js'
 
 // A Redis that answers takes well under a millisecond; one that does not is treated as away.
 const COMMAND_TIMEOUT_MS = 500
@@ -94,8 +95,17 @@ export async function openRedis(url: string, prefix: string, events: RedisEvents
 // ---- throttling counters -----------------------------------------------------------------------
 
 // The database's fixed window (storage/throttle.repository.ts), as one atomic script: count, and
-// start a new window when there is none or it is over. The key expires with its window.
+// start a new window when there is none or it is over. The key expires with its window. It also
+// returns the counters' generation (KEYS[2], which never expires; ARGV[3] when there is none): a
+// Redis that lost its keys (a restart without persistence, a failover to a replica that never had
+// them) may do so behind a connection that never dropped (a proxy in front of it), and the new
+// generation is how a process that saw no outage learns that Redis forgot (domain/throttle.ts).
 const HIT = `
+local g = redis.call('GET', KEYS[2])
+if not g then
+  g = ARGV[3]
+  redis.call('SET', KEYS[2], g)
+end
 local c = redis.call('HINCRBY', KEYS[1], 'c', 1)
 local s = tonumber(redis.call('HGET', KEYS[1], 's'))
 local now = tonumber(ARGV[1])
@@ -103,9 +113,9 @@ local window = tonumber(ARGV[2])
 if c == 1 or s == nil or s <= now - window then
   redis.call('HSET', KEYS[1], 'c', 1, 's', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], window + 1000)
-  return {1, ARGV[1]}
+  return {1, ARGV[1], g}
 end
-return {c, tostring(s)}
+return {c, tostring(s), g}
 `
 const UNDO = `
 local c = tonumber(redis.call('HGET', KEYS[1], 'c'))
@@ -114,20 +124,34 @@ return 0
 `
 
 interface ThrottleCommands {
-  authgateHit(key: string, now: number, windowMs: number): Promise<[number, string]>
+  authgateHit(
+    key: string,
+    generationKey: string,
+    now: number,
+    windowMs: number,
+    candidate: string,
+  ): Promise<[number, string, string]>
   authgateUndo(key: string): Promise<number>
 }
 
 /** Throttling counters in Redis; they expire with their window, so there is nothing to prune. */
 export function createRedisThrottleStore(link: RedisLink): ThrottleStore {
-  link.client.defineCommand('authgateHit', { numberOfKeys: 1, lua: HIT })
+  link.client.defineCommand('authgateHit', { numberOfKeys: 2, lua: HIT })
   link.client.defineCommand('authgateUndo', { numberOfKeys: 1, lua: UNDO })
   const commands = link.client as unknown as ThrottleCommands
   const keyOf = (key: string) => `${link.prefix}throttle:${key}`
+  // Beside the counters, so whatever takes them takes it too; no counter's key is a bare word.
+  const generationKey = keyOf('generation')
   return {
     async hit(key, now, windowMs) {
-      const [count, windowStart] = await commands.authgateHit(keyOf(key), now, windowMs)
-      return { count: Number(count), windowStart: Number(windowStart) }
+      const [count, windowStart, generation] = await commands.authgateHit(
+        keyOf(key),
+        generationKey,
+        now,
+        windowMs,
+        randomId(),
+      )
+      return { count: Number(count), windowStart: Number(windowStart), generation }
     },
     async undo(key) {
       await commands.authgateUndo(keyOf(key))

@@ -7,6 +7,7 @@ import {
   createThrottle,
   DEFAULT_THROTTLE,
   type FailoverLink,
+  type FailoverTuning,
   failoverThrottleStore,
   Throttled,
 } from '../../src/domain/throttle.js'
@@ -72,9 +73,14 @@ describe.skipIf(!ready)('failoverThrottleStore across instances', () => {
   }
 
   /** An instance: its own link and failover store over the deployment's database, and Redis. */
-  function instance(db: Db) {
+  function instance(db: Db, tuning: FailoverTuning = {}) {
     const link = switchable()
-    const store = failoverThrottleStore(createRedisThrottleStore(redis), createThrottleStore(db), link)
+    const store = failoverThrottleStore(
+      createRedisThrottleStore(redis),
+      createThrottleStore(db),
+      link,
+      tuning,
+    )
     const throttle = createThrottle({
       store,
       clock: systemClock,
@@ -143,6 +149,23 @@ describe.skipIf(!ready)('failoverThrottleStore across instances', () => {
     expect(await a.guesses('restart', LIMIT + 1)).toBe(LIMIT)
     a.link.up()
     expect((await a.guesses('restart', 3)) + (await b.guesses('restart', 3))).toBe(0)
+  })
+
+  it('Redis forgets behind a connection that never dropped: the instance that saw no outage learns it from Redis', async () => {
+    const { db } = await database()
+    const a = instance(db)
+    // B trusts the outage marker it last read for a minute: only Redis can tell it in time.
+    const b = instance(db, { markerReadEveryMs: 60_000 })
+    expect(await b.guesses('elsewhere', 1)).toBe(1)
+    expect(await a.guesses('unseen', LIMIT + 1)).toBe(LIMIT)
+    // Only A loses its link; Redis loses its counts (a restart behind a proxy that kept B's).
+    a.link.down()
+    await redisForgets()
+    expect(await a.guesses('unseen', LIMIT + 1)).toBe(LIMIT)
+    a.link.up()
+    // Before: B evaluated LIMIT more, counting in a Redis that had forgotten (3 x LIMIT in all).
+    expect(await b.guesses('unseen', LIMIT)).toBe(0)
+    expect(await a.guesses('unseen', 3)).toBe(0)
   })
 
   it('without an outage, nothing of it reaches the database', async () => {
