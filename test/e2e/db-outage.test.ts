@@ -10,7 +10,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { fastHasher, login, register, requirePrerequisite } from '../helpers/app.js'
+import { fastHasher, requirePrerequisite } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -38,8 +39,8 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     await proxy.set('open')
     // connect_timeout=2: a black-holed database costs a request 2 s, not the default 5.
     app = await proxiedApp('connect_timeout=2')
-    expect((await register(app, 'alice')).statusCode).toBe(201)
-    const res = await login(app, 'alice')
+    expect((await signUp(app, 'alice')).statusCode).toBe(201)
+    const res = await logIn(app, 'alice')
     expect(res.statusCode).toBe(200)
     token = res.json().access_token
   }, 60_000)
@@ -80,8 +81,8 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
   }
 
   async function expectOutageAnswers(target = app) {
-    expectUnavailable(await timed(() => login(target, 'alice')))
-    expectUnavailable(await timed(() => register(target, `bob${randomBytes(3).toString('hex')}`)))
+    expectUnavailable(await timed(() => logIn(target, 'alice')))
+    expectUnavailable(await timed(() => signUp(target, `bob${randomBytes(3).toString('hex')}`)))
     const readyz = await target.inject({ method: 'GET', url: '/readyz' })
     expect(readyz.statusCode).toBe(503)
     expect(readyz.json().code).toBe('service_unavailable')
@@ -101,14 +102,14 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
       if (Date.now() - start > 10_000) throw new Error('not ready 10 s after the database returned')
       await sleep(100)
     }
-    expect((await login(target, 'alice')).statusCode).toBe(200)
-    expect((await register(target, `carol${randomBytes(3).toString('hex')}`)).statusCode).toBe(201)
+    expect((await logIn(target, 'alice')).statusCode).toBe(200)
+    expect((await signUp(target, `carol${randomBytes(3).toString('hex')}`)).statusCode).toBe(201)
   }
 
   it('answers 503 quickly mid-load while connections are refused, and recovers', async () => {
     // Logins and sign-ups in flight when the database goes: each finishes or gets a 503.
     const load = Array.from({ length: 20 }, (_, i) =>
-      i % 2 === 0 ? login(app, 'alice') : register(app, `load${i}_${randomBytes(3).toString('hex')}`),
+      i % 2 === 0 ? logIn(app, 'alice') : signUp(app, `load${i}_${randomBytes(3).toString('hex')}`),
     )
     await sleep(5)
     await proxy.set('refuse')
@@ -118,7 +119,7 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     await expectOutageAnswers()
     // Still down a moment later, with the pool's idle connections gone: still 503, no crash.
     await sleep(200)
-    expectUnavailable(await timed(() => login(app, 'alice')))
+    expectUnavailable(await timed(() => logIn(app, 'alice')))
 
     await proxy.set('open')
     await expectRecovered()
@@ -136,15 +137,15 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     // connections, all open (logins side by side fill the pool) when the database goes silent.
     const silentApp = await proxiedApp('connect_timeout=1&query_timeout=1000&pool_size=3')
     try {
-      for (const res of await Promise.all(Array.from({ length: 9 }, () => login(silentApp, 'alice')))) {
+      for (const res of await Promise.all(Array.from({ length: 9 }, () => logIn(silentApp, 'alice')))) {
         expect(res.statusCode).toBe(200)
       }
       // Requests in flight when the connections go silent: each finishes or gets a 503, in bounded time.
       const load = Array.from({ length: 6 }, (_, i) =>
         timed(() =>
           i % 2 === 0
-            ? login(silentApp, 'alice')
-            : register(silentApp, `mid${i}_${randomBytes(3).toString('hex')}`),
+            ? logIn(silentApp, 'alice')
+            : signUp(silentApp, `mid${i}_${randomBytes(3).toString('hex')}`),
         ),
       )
       await sleep(5)
@@ -161,7 +162,7 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
       await proxy.set('open')
       const start = Date.now()
       let failed = 0
-      while ((await login(silentApp, 'alice')).statusCode !== 200) {
+      while ((await logIn(silentApp, 'alice')).statusCode !== 200) {
         failed++
         if (Date.now() - start > 10_000)
           throw new Error(`no login 10 s after the database returned (${failed} failed)`)

@@ -61,31 +61,3 @@ export async function buildTestApp(env: Record<string, string> = {}, deps: AppDe
     },
   }
 }
-
-export async function register(app: FastifyInstance, username: string, password = PASSWORD) {
-  return app.inject({ method: 'POST', url: '/auth/', payload: { username, password } })
-}
-
-/** A password login; `remoteAddress` is the client's (light-my-request's 127.0.0.1 by default). */
-export async function login(
-  app: FastifyInstance,
-  username: string,
-  password = PASSWORD,
-  remoteAddress?: string,
-) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    ...(remoteAddress ? { remoteAddress } : {}),
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ username, password }).toString(),
-  })
-}
-
-/** Registers and logs in; returns the access token. */
-export async function tokenFor(app: FastifyInstance, username: string, password = PASSWORD): Promise<string> {
-  await register(app, username, password)
-  const res = await login(app, username, password)
-  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
-  return res.json().access_token
-}

@@ -13,8 +13,9 @@ import { createAuditStore } from '../../src/storage/audit.repository.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
 import { migrations } from '../../src/storage/migrations/index.js'
-import { fastHasher, freshDatabase, inspect, login, register } from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 const newestMigration = Object.keys(migrations).sort().at(-1)
 
@@ -275,12 +276,12 @@ describe('audit entries never hold a secret', () => {
     })
 
     const app = await buildApp(loadConfig(env), { hasher: fastHasher })
-    expect((await register(app, 'dave', secrets.registered)).statusCode).toBe(201)
-    const ok = await login(app, 'dave', secrets.registered)
+    expect((await signUp(app, 'dave', secrets.registered)).statusCode).toBe(201)
+    const ok = await logIn(app, 'dave', secrets.registered)
     expect(ok.statusCode).toBe(200)
     const pair = ok.json() as { access_token: string; refresh_token?: string }
-    expect((await login(app, 'dave', secrets.wrong)).statusCode).toBe(401)
-    expect((await login(app, 'carol', secrets.reset)).statusCode).toBe(200)
+    expect((await logIn(app, 'dave', secrets.wrong)).statusCode).toBe(401)
+    expect((await logIn(app, 'carol', secrets.reset)).statusCode).toBe(200)
     if (pair.refresh_token) {
       await app.inject({
         method: 'POST',

@@ -9,7 +9,8 @@ import { openAudit } from '../../src/services.js'
 import { createAuditStore } from '../../src/storage/audit.repository.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
-import { buildTestApp, freshDatabase, inspect, onPostgres, PASSWORD, register } from '../helpers/app.js'
+import { buildTestApp, freshDatabase, inspect, onPostgres, PASSWORD } from '../helpers/app.js'
+import { signUp } from '../helpers/http.js'
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
 // The measure is rows per 10,000 throttled attempts. On PostgreSQL each attempt commits
@@ -45,7 +46,7 @@ async function pool(n: number, width: number, task: (i: number) => Promise<void>
 describe('audit rows per attacker', () => {
   it('10,000 throttled logins from one address (1,000 on PostgreSQL) write one summary row per minute, counting all', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', LOGIN_MAX_FAILURES: '1' })
-    await register(t.app, 'victim')
+    await signUp(t.app, 'victim')
     const statuses = new Map<number, number>()
     const started = performance.now()
     await pool(FLOOD + 1, 8, async () => {
@@ -84,7 +85,7 @@ describe('audit rows per attacker', () => {
 
   it('failed logins from one address: the first five whole, the rest in one summary', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', LOGIN_IP_MAX_FAILURES: '100000' })
-    await register(t.app, 'someone', PASSWORD)
+    await signUp(t.app, 'someone', PASSWORD)
     const attempt = (username: string, ip: string) =>
       t.app.inject({
         method: 'POST',

@@ -12,13 +12,12 @@ import {
   fastHasher,
   freshDatabase,
   inspect,
-  login,
   PASSWORD,
-  register,
   sqliteOnly,
   type TestApp,
 } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 const NEW_PASSWORD = 'a brand new passphrase, 2026'
 
@@ -80,10 +79,10 @@ describe('credential changes against a login in flight', () => {
     ).length
 
   it('a password change that commits first makes the login that read the old hash a 401', async () => {
-    await register(t.app, 'racer')
-    const owner = (await login(t.app, 'racer')).json()
+    await signUp(t.app, 'racer')
+    const owner = (await logIn(t.app, 'racer')).json()
     const held = gated.hold(PASSWORD)
-    const racing = login(t.app, 'racer')
+    const racing = logIn(t.app, 'racer')
     const release = await held
     // The login has verified the old password; the owner changes it now.
     const changed = await t.app.inject({
@@ -102,10 +101,10 @@ describe('credential changes against a login in flight', () => {
   })
 
   it('a deletion that commits first makes the login a 401, not a 500', async () => {
-    await register(t.app, 'leaver')
-    const owner = (await login(t.app, 'leaver')).json()
+    await signUp(t.app, 'leaver')
+    const owner = (await logIn(t.app, 'leaver')).json()
     const held = gated.hold(PASSWORD)
-    const racing = login(t.app, 'leaver')
+    const racing = logIn(t.app, 'leaver')
     const release = await held
     const deleted = await t.app.inject({
       method: 'DELETE',
@@ -119,8 +118,8 @@ describe('credential changes against a login in flight', () => {
   })
 
   it('a change whose password check was overtaken by another change is refused', async () => {
-    await register(t.app, 'twice')
-    const owner = (await login(t.app, 'twice')).json()
+    await signUp(t.app, 'twice')
+    const owner = (await logIn(t.app, 'twice')).json()
     const change = (current: string, next: string) =>
       t.app.inject({
         method: 'POST',
@@ -135,8 +134,8 @@ describe('credential changes against a login in flight', () => {
     release()
     // The first proved a password that stopped being current before it could store its own.
     expect((await first).statusCode).toBe(400)
-    expect((await login(t.app, 'twice', 'the second new passphrase')).statusCode).toBe(200)
-    expect((await login(t.app, 'twice', 'the first new passphrase')).statusCode).toBe(401)
+    expect((await logIn(t.app, 'twice', 'the second new passphrase')).statusCode).toBe(200)
+    expect((await logIn(t.app, 'twice', 'the first new passphrase')).statusCode).toBe(401)
   })
 })
 
@@ -150,9 +149,9 @@ describe('account deletion', () => {
   })
 
   it('never gives the highest id to the next user, and the old token acts for no one', async () => {
-    await register(t.app, 'first')
-    await register(t.app, 'newest')
-    const old = (await login(t.app, 'newest')).json()
+    await signUp(t.app, 'first')
+    await signUp(t.app, 'newest')
+    const old = (await logIn(t.app, 'newest')).json()
     const oldId = (await t.app.inject({ url: '/auth/me', headers: bearer(old.access_token) })).json().id
     const deleted = await t.app.inject({
       method: 'DELETE',
@@ -165,8 +164,8 @@ describe('account deletion', () => {
     const feed = await inspect(t.dbUrl).selectFrom('authgate_revocations').selectAll().execute()
     expect(feed.map((r) => r.kind).sort()).toEqual(['session', 'user'])
 
-    expect((await register(t.app, 'newest')).statusCode).toBe(201)
-    const fresh = (await login(t.app, 'newest')).json()
+    expect((await signUp(t.app, 'newest')).statusCode).toBe(201)
+    const fresh = (await logIn(t.app, 'newest')).json()
     const me = (await t.app.inject({ url: '/auth/me', headers: bearer(fresh.access_token) })).json()
     expect(me.id).toBeGreaterThan(oldId)
     for (const url of ['/', '/auth/me', '/auth/sessions']) {
@@ -175,8 +174,8 @@ describe('account deletion', () => {
   })
 
   it('checks the database on account routes: a session ended elsewhere is refused at once', async () => {
-    await register(t.app, 'elsewhere')
-    const pair = (await login(t.app, 'elsewhere')).json()
+    await signUp(t.app, 'elsewhere')
+    const pair = (await logIn(t.app, 'elsewhere')).json()
     // As another instance's logout would leave it before this one's view hears of it.
     await inspect(t.dbUrl).updateTable('authgate_sessions').set({ revoked_at: Date.now() }).execute()
     const me = await t.app.inject({ url: '/auth/me', headers: bearer(pair.access_token) })
@@ -205,14 +204,14 @@ describe('the operator commands', () => {
     })
 
   it('user set-password and user delete end every session of the user', async () => {
-    await register(t.app, 'managed')
-    const before = (await login(t.app, 'managed')).json()
+    await signUp(t.app, 'managed')
+    const before = (await logIn(t.app, 'managed')).json()
     expect(await runCli(['user', 'set-password', 'managed'], env, `${NEW_PASSWORD}\n`)).toMatchObject({
       code: 0,
     })
     expect((await refresh(before.refresh_token)).statusCode).toBe(400)
 
-    const after = (await login(t.app, 'managed', NEW_PASSWORD)).json()
+    const after = (await logIn(t.app, 'managed', NEW_PASSWORD)).json()
     expect(await runCli(['user', 'delete', 'managed'], env)).toMatchObject({ code: 0 })
     expect((await refresh(after.refresh_token)).statusCode).toBe(400)
     // Each session's end is in the feed the servers poll, so every instance honours it.

@@ -9,8 +9,9 @@ import { buildApp } from '../../src/app.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
 import { frozenClock } from '../../src/lib/clock.js'
-import { fastHasher, freshDatabase, inspect, type TestDatabase, tokenFor } from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect, type TestDatabase } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { tokenFor } from '../helpers/http.js'
 
 const SECRET = 's'.repeat(40)
 const made: TestDatabase[] = []

@@ -23,9 +23,9 @@ import {
   PASSWORD,
   type TestApp,
   type TestDatabase,
-  tokenFor,
 } from '../helpers/app.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
+import { tokenFor } from '../helpers/http.js'
 
 const TTL_MS = 30 * 60_000
 

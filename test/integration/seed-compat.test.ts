@@ -10,7 +10,8 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { login, requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
+import { requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
+import { logIn } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -81,7 +82,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     app().inject({ method: 'GET', url: '/', headers: { authorization: `Bearer ${token}` } })
 
   async function tokenFromAuthGate(username: string, password: string): Promise<string> {
-    const res = await login(app(), username, password)
+    const res = await logIn(app(), username, password)
     expect(res.statusCode, `${username}: ${res.body}`).toBe(200)
     return res.json().access_token
   }
@@ -196,7 +197,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
       ['Alice', SEED_USERS[1].password],
       ['nobody', 'whatever password'],
     ] as const) {
-      const res = await login(app(), username, password)
+      const res = await logIn(app(), username, password)
       expect(res.statusCode, username).toBe(401)
       expect(res.json(), username).toMatchObject({ detail: INCORRECT })
     }
@@ -214,7 +215,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     const token = await tokenFromAuthGate(bob.username, bob.password)
     expect((await greet(token)).json()).toEqual({ message: `Hello, bob with ID: ${seedRow('bob').id}!` })
     expect(row(bob.username)?.password).toBe(upgraded) // no second rehash
-    expect((await login(app(), bob.username, 'not hunter2')).statusCode).toBe(401)
+    expect((await logIn(app(), bob.username, 'not hunter2')).statusCode).toBe(401)
   })
 
   it.each(['$2a$', '$2y$'])('verifies a passlib hash spelled %s, then upgrades it', async (prefix) => {
@@ -222,7 +223,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     const variant = `${prefix}${seedRow(alice.username).password.slice(4)}`
     setHash(alice.username, variant)
     try {
-      expect((await login(app(), alice.username, 'wrong password')).statusCode).toBe(401)
+      expect((await logIn(app(), alice.username, 'wrong password')).statusCode).toBe(401)
       expect(row(alice.username)?.password).toBe(variant) // a failed login writes nothing
 
       await tokenFromAuthGate(alice.username, alice.password)
@@ -243,7 +244,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     `)
     try {
       const results = await Promise.all(
-        Array.from({ length: 5 }, () => login(app(), zoe.username, zoe.password)),
+        Array.from({ length: 5 }, () => logIn(app(), zoe.username, zoe.password)),
       )
       expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200])
 
@@ -290,7 +291,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     // The seed's hash stands for the first 72 bytes; the first login rehashes the full password.
     await tokenFromAuthGate(long.username, long.password)
     expect(row(long.username)?.password).toMatch(ARGON2ID_OWASP)
-    expect((await login(app(), long.username, long.password.slice(0, 72))).statusCode).toBe(401)
+    expect((await logIn(app(), long.username, long.password.slice(0, 72))).statusCode).toBe(401)
     await tokenFromAuthGate(long.username, long.password)
   })
 

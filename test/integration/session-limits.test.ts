@@ -2,7 +2,8 @@
 // app.inject() on a real database (SQLite, then PostgreSQL).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
-import { buildTestApp, inspect, login, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
@@ -19,14 +20,14 @@ describe('the session cap', () => {
 
   const signInAgain = async (username: string) => {
     clock.advance(1000)
-    const res = await login(t.app, username)
+    const res = await logIn(t.app, username)
     expect(res.statusCode).toBe(200)
     return res.json() as { access_token: string; refresh_token: string }
   }
   const greet = (token: string) => t.app.inject({ url: '/', headers: bearer(token) })
 
   it('ends the least recently used session when a login goes beyond it, and audits it', async () => {
-    await register(t.app, 'hoarder')
+    await signUp(t.app, 'hoarder')
     const pairs = []
     for (let i = 0; i < 3; i++) pairs.push(await signInAgain('hoarder'))
     // The first session is used again: now the second is the least recently used.
@@ -69,9 +70,9 @@ describe('the session cap', () => {
   })
 
   it("never ends another user's sessions", async () => {
-    await register(t.app, 'bystander')
+    await signUp(t.app, 'bystander')
     const theirs = await signInAgain('bystander')
-    await register(t.app, 'crowd')
+    await signUp(t.app, 'crowd')
     for (let i = 0; i < 5; i++) await signInAgain('crowd')
     expect((await greet(theirs.access_token)).statusCode).toBe(200)
   })
@@ -83,10 +84,10 @@ describe('the session list', () => {
   let token: string
   beforeAll(async () => {
     t = await buildTestApp({}, { clock })
-    await register(t.app, 'pager')
+    await signUp(t.app, 'pager')
     for (let i = 0; i < 7; i++) {
       clock.advance(i % 2 === 0 ? 1000 : 0) // some share a created_at: the id breaks the tie
-      token = (await login(t.app, 'pager')).json().access_token
+      token = (await logIn(t.app, 'pager')).json().access_token
     }
   })
   afterAll(async () => {

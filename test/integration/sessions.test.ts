@@ -4,7 +4,8 @@
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
-import { buildTestApp, inspect, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
 const DAY = 86_400_000
@@ -22,8 +23,8 @@ const greet = (app: FastifyInstance, token: string) =>
   app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
 async function signIn(app: FastifyInstance, username: string) {
-  await register(app, username)
-  const res = await login(app, username)
+  await signUp(app, username)
+  const res = await logIn(app, username)
   expect(res.statusCode).toBe(200)
   return res.json() as { access_token: string; refresh_token: string }
 }
@@ -184,8 +185,8 @@ describe('revocation on the next request', () => {
   })
 
   it('lists sessions, marks the current one, and deletes another', async () => {
-    await register(t.app, 'juggler')
-    const a = (await login(t.app, 'juggler')).json()
+    await signUp(t.app, 'juggler')
+    const a = (await logIn(t.app, 'juggler')).json()
     const b = (
       await t.app.inject({
         method: 'POST',
@@ -239,9 +240,9 @@ describe('revocation on the next request', () => {
   })
 
   it('a password change ends every other session and keeps this one', async () => {
-    await register(t.app, 'changer')
-    const here = (await login(t.app, 'changer')).json()
-    const there = (await login(t.app, 'changer')).json()
+    await signUp(t.app, 'changer')
+    const here = (await logIn(t.app, 'changer')).json()
+    const there = (await logIn(t.app, 'changer')).json()
     const wrong = await t.app.inject({
       method: 'POST',
       url: '/auth/password',
@@ -270,8 +271,8 @@ describe('revocation on the next request', () => {
     expect((await greet(t.app, there.access_token)).statusCode).toBe(401)
     expect((await refresh(t.app, there.refresh_token)).statusCode).toBe(400)
     expect((await greet(t.app, here.access_token)).statusCode).toBe(200)
-    expect((await login(t.app, 'changer')).statusCode).toBe(401)
-    expect((await login(t.app, 'changer', 'a whole new passphrase')).statusCode).toBe(200)
+    expect((await logIn(t.app, 'changer')).statusCode).toBe(401)
+    expect((await logIn(t.app, 'changer', 'a whole new passphrase')).statusCode).toBe(200)
   })
 
   it('deleting the account ends every session and frees the name', async () => {
@@ -294,7 +295,7 @@ describe('revocation on the next request', () => {
     expect(res.statusCode).toBe(204)
     expect((await greet(t.app, pair.access_token)).statusCode).toBe(401)
     expect((await refresh(t.app, pair.refresh_token)).statusCode).toBe(400)
-    expect((await register(t.app, 'quitter')).statusCode).toBe(201)
+    expect((await signUp(t.app, 'quitter')).statusCode).toBe(201)
   })
 
   it('RFC 7009 revoke ends the session of a refresh token, and answers 200 for anything', async () => {

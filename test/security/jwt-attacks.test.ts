@@ -5,7 +5,8 @@ import { sign as nodeSign } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, inspect, PASSWORD, type TestApp, tokenFor } from '../helpers/app.js'
+import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
+import { tokenFor } from '../helpers/http.js'
 import {
   craft,
   ecKeys,

@@ -1,13 +1,14 @@
 // An unknown username costs the same as a wrong password: both pay one argon2id verify.
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
-import { buildTestApp, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 let t: TestApp
 beforeAll(async () => {
   // The production hasher: the point is the real cost of a verify.
   t = await buildTestApp({}, { hasher: createPasswordHasher() })
-  await register(t.app, 'known-user')
+  await signUp(t.app, 'known-user')
 })
 afterAll(async () => {
   await t.close()
@@ -17,7 +18,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function timed(username: string): Promise<number> {
   const start = process.hrtime.bigint()
-  const res = await login(t.app, username, `${PASSWORD}-wrong`)
+  const res = await logIn(t.app, username, `${PASSWORD}-wrong`)
   expect(res.statusCode).toBe(401)
   return Number(process.hrtime.bigint() - start) / 1e6
 }

@@ -3,15 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { frozenClock } from '../../src/lib/clock.js'
-import {
-  buildTestApp,
-  fastHasher,
-  inspect,
-  PASSWORD,
-  register,
-  type TestApp,
-  tokenFor,
-} from '../helpers/app.js'
+import { buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
+import { signUp, tokenFor } from '../helpers/http.js'
 import { craft, hmac } from '../helpers/jwt.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -40,8 +33,8 @@ function seedToken(
 }
 
 /** Signs up through AuthGate (which answers as the seed does, without the id) and reads the id. */
-async function signUp(t: TestApp, username: string): Promise<Account> {
-  expect((await register(t.app, username)).statusCode).toBe(201)
+async function seedAccount(t: TestApp, username: string): Promise<Account> {
+  expect((await signUp(t.app, username)).statusCode).toBe(201)
   const row = await inspect(t.dbUrl)
     .selectFrom('users')
     .select('id')
@@ -63,7 +56,7 @@ describe('seed tokens on one server', () => {
     await t.close()
   })
 
-  const account = (username: string) => signUp(t, username)
+  const account = (username: string) => seedAccount(t, username)
   const greet = async (token: string) => (await t.app.inject({ url: '/', headers: bearer(token) })).statusCode
   const logout = async (token: string) =>
     (await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(token) })).statusCode
@@ -167,7 +160,7 @@ describe('a password change with short AuthGate tokens', () => {
   })
 
   it("voids the user's seed tokens for the seed's 30 minutes, not only for AuthGate's 5", async () => {
-    const kim = await signUp(t, 'kim')
+    const kim = await seedAccount(t, 'kim')
     const seed = seedToken(kim, clock.now(), { issuedAgoMs: MINUTE })
     const session = await tokenFor(t.app, 'kim')
     const changed = await t.app.inject({
@@ -210,7 +203,7 @@ describe('seed tokens across two server processes', () => {
     (await fetch(`${other.url}/`, { headers: bearer(token) })).status
 
   it('a logout on one process ends the seed token on the other, and a revocation the other way', async () => {
-    const lena = await signUp(t, 'lena')
+    const lena = await seedAccount(t, 'lena')
     const loggedOut = seedToken(lena, Date.now(), { issuedAgoMs: MINUTE })
     expect(await greetHere(loggedOut)).toBe(200)
     expect(await greetThere(loggedOut)).toBe(200)
@@ -218,7 +211,7 @@ describe('seed tokens across two server processes', () => {
     expect(bye.status).toBe(204)
     await expect.poll(() => greetHere(loggedOut), { timeout: 5_000, interval: 100 }).toBe(401)
 
-    const mona = await signUp(t, 'mona')
+    const mona = await seedAccount(t, 'mona')
     const revoked = seedToken(mona, Date.now(), { issuedAgoMs: MINUTE })
     expect(await greetThere(revoked)).toBe(200)
     const answer = await t.app.inject({
