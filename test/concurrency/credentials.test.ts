@@ -3,6 +3,7 @@
 // alive on either instance, a login that lost the race got 401 (never a 500), and a deleted
 // account's id is never given to the next user.
 import { describe, expect, it } from 'vitest'
+import { greet } from '../helpers/http.js'
 import type { ServerProcess } from '../helpers/server-process.js'
 import {
   account,
@@ -53,7 +54,6 @@ function hammerLogins(
   )
 }
 
-const greet = (on: ServerProcess, token: string) => http.bearer(on, 'GET', '/', token)
 const statusOf = async (res: Promise<Response>) => {
   const r = await res
   await r.body?.cancel()
@@ -73,12 +73,12 @@ async function stillAlive(
   for (const on of instances) {
     if ((await statusOf(http.refresh(on, pair.refresh_token))) === 200) alive.push('refresh token rotates')
   }
-  if ((await statusOf(greet(changedOn, pair.access_token))) !== 401)
+  if ((await statusOf(greet(changedOn.url, pair.access_token))) !== 401)
     alive.push('GET / on the changing instance')
   for (const on of instances.filter((i) => i !== changedOn)) {
     try {
       await expect
-        .poll(() => statusOf(greet(on, pair.access_token)), { timeout: ELSEWHERE_MS, interval: 100 })
+        .poll(() => statusOf(greet(on.url, pair.access_token)), { timeout: ELSEWHERE_MS, interval: 100 })
         .toBe(401)
     } catch {
       alive.push('GET / on the other instance')

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { fastHasher, requirePrerequisite } from '../helpers/app.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { greet, logIn, signUp } from '../helpers/http.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -87,12 +87,7 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     expect(readyz.statusCode).toBe(503)
     expect(readyz.json().code).toBe('service_unavailable')
     // The access token is verified in memory: the protected route needs no database.
-    const greet = await target.inject({
-      method: 'GET',
-      url: '/',
-      headers: { authorization: `Bearer ${token}` },
-    })
-    expect(greet.statusCode).toBe(200)
+    expect((await greet(target, token)).statusCode).toBe(200)
     expect((await target.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
   }
 

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inspect, PASSWORD, requirePrerequisite } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { greet } from '../helpers/http.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -113,15 +114,13 @@ describe.each([
       // Alternate: log in on one, log out on it, watch the other.
       const [here, there] = i % 2 === 0 ? [a, b] : [b, a]
       const pair = await pairFrom(here, 'roamer')
-      const greetThere = () =>
-        fetch(`${there.url}/`, { headers: { authorization: `Bearer ${pair.access_token}` } })
-      expect((await greetThere()).status).toBe(200)
+      expect((await greet(there.url, pair.access_token)).status).toBe(200)
       const out = await fetch(`${here.url}/auth/logout`, {
         method: 'POST',
         headers: { authorization: `Bearer ${pair.access_token}` },
       })
       expect(out.status).toBe(204)
-      delays.push(await msUntil(async () => (await greetThere()).status === 401))
+      delays.push(await msUntil(async () => (await greet(there.url, pair.access_token)).status === 401))
     }
     expect(Math.max(...delays)).toBeLessThan(1_000)
     // A signal, not the once-a-second poll (which would spread these over 0-1000 ms).

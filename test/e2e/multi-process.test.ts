@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { fastHasher, PASSWORD, tempDir } from '../helpers/app.js'
+import { greet } from '../helpers/http.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir()
@@ -49,9 +50,7 @@ async function msUntil(check: () => Promise<boolean>, limit = 5_000): Promise<nu
 it('honours a logout made in this process on the other one within 2 s', async () => {
   await app.inject({ method: 'POST', url: '/auth/', payload: { username: 'roamer', password: PASSWORD } })
   const pair = await loginOn(other.url, 'roamer')
-  const greetThere = () =>
-    fetch(`${other.url}/`, { headers: { authorization: `Bearer ${pair.access_token}` } })
-  expect((await greetThere()).status).toBe(200)
+  expect((await greet(other.url, pair.access_token)).status).toBe(200)
 
   const out = await app.inject({
     method: 'POST',
@@ -59,7 +58,7 @@ it('honours a logout made in this process on the other one within 2 s', async ()
     headers: { authorization: `Bearer ${pair.access_token}` },
   })
   expect(out.statusCode).toBe(204)
-  const ms = await msUntil(async () => (await greetThere()).status === 401)
+  const ms = await msUntil(async () => (await greet(other.url, pair.access_token)).status === 401)
   expect(ms).toBeLessThan(2_000)
 })
 
@@ -71,14 +70,13 @@ it('honours a session ended on the other process here within 2 s', async () => {
   })
   expect(res.status).toBe(201)
   const pair = await loginOn(other.url, 'wanderer')
-  const greetHere = () => app.inject({ url: '/', headers: { authorization: `Bearer ${pair.access_token}` } })
-  expect((await greetHere()).statusCode).toBe(200)
+  expect((await greet(app, pair.access_token)).statusCode).toBe(200)
   const revoke = await fetch(`${other.url}/auth/revoke`, {
     method: 'POST',
     headers: form,
     body: new URLSearchParams({ token: pair.refresh_token }),
   })
   expect(revoke.status).toBe(200)
-  const ms = await msUntil(async () => (await greetHere()).statusCode === 401)
+  const ms = await msUntil(async () => (await greet(app, pair.access_token)).statusCode === 401)
   expect(ms).toBeLessThan(2_000)
 })

@@ -2,7 +2,7 @@
 // run): sign up, log in, the protected route.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { logIn, signUp, tokenFor } from '../helpers/http.js'
+import { greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 
 let t: TestApp
 
@@ -153,10 +153,7 @@ describe('POST /auth/token', () => {
   it('finds the user by canonical name, and the token carries the registered name', async () => {
     const res = await logIn(t.app, 'DANA')
     expect(res.statusCode).toBe(200)
-    const greeting = await t.app.inject({
-      url: '/',
-      headers: { authorization: `Bearer ${res.json().access_token}` },
-    })
+    const greeting = await greet(t.app, res.json().access_token)
     expect(greeting.json().message).toMatch(/^Hello, Dana with ID: \d+!$/)
   })
 

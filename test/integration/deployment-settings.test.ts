@@ -11,7 +11,7 @@ import { RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { fastHasher, freshDatabase, inspect, type TestDatabase } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
-import { tokenFor } from '../helpers/http.js'
+import { greet, tokenFor } from '../helpers/http.js'
 
 const SECRET = 's'.repeat(40)
 const made: TestDatabase[] = []
@@ -32,8 +32,6 @@ async function app(env: Record<string, string>, deps: Parameters<typeof buildApp
 }
 const keyRows = (url: string) => inspect(url).selectFrom('authgate_signing_keys').selectAll().execute()
 const claims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
-const greet = (on: FastifyInstance, token: string) =>
-  on.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
 describe('the CLI follows the database, not its own environment', () => {
   it('keys rotate on a database whose HS256 secret is SECRET_KEY, without SECRET_KEY: refused, nothing made', async () => {

@@ -25,7 +25,7 @@ import {
   type TestDatabase,
 } from '../helpers/app.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
-import { tokenFor } from '../helpers/http.js'
+import { greet, tokenFor } from '../helpers/http.js'
 
 const TTL_MS = 30 * 60_000
 
@@ -37,9 +37,6 @@ const decode = (token: string) => {
   }
 }
 const kidOf = (token: string): string => decode(token).header.kid
-
-const greet = (app: FastifyInstance, token: string) =>
-  app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
 async function jwks(app: FastifyInstance): Promise<{ kid: string; alg: string }[]> {
   const res = await app.inject({ url: '/.well-known/jwks.json' })

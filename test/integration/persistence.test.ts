@@ -14,7 +14,7 @@ import {
   type TestDatabase,
 } from '../helpers/app.js'
 import { spawnCli } from '../helpers/cli.js'
-import { logIn, signUp, tokenFor } from '../helpers/http.js'
+import { greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 import { hmac } from '../helpers/jwt.js'
 
 const made: TestDatabase[] = []
@@ -28,9 +28,6 @@ async function freshDb(): Promise<TestDatabase> {
   made.push(db)
   return db
 }
-
-const greet = (app: Awaited<ReturnType<typeof buildApp>>, token: string) =>
-  app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
 // The generated HS256 secret: a fresh install signs with ES256 unless JWT_ALGORITHM=HS256 asks for
 // it (key pairs are covered in keys.test.ts).

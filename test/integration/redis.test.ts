@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { buildTestApp, fastHasher, inspect, requirePrerequisite, type TestApp } from '../helpers/app.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { greet, logIn, signUp } from '../helpers/http.js'
 import { redisInspector, redisUnreachable, testPrefix, testRedisUrl } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/server-process.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
@@ -185,8 +185,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
       listener.on('message', (_channel, message: string) => heard.push(message))
       await signUp(t.app, 'turing')
       const { access_token } = (await logIn(other, 'turing')).json()
-      const greet = () => other.inject({ url: '/', headers: { authorization: `Bearer ${access_token}` } })
-      expect((await greet()).statusCode).toBe(200)
+      expect((await greet(other, access_token)).statusCode).toBe(200)
 
       const out = await t.app.inject({
         method: 'POST',
@@ -195,7 +194,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
       })
       expect(out.statusCode).toBe(204)
       const started = Date.now()
-      while ((await greet()).statusCode !== 401) {
+      while ((await greet(other, access_token)).statusCode !== 401) {
         expect(Date.now() - started).toBeLessThan(1_000)
         await sleep(10)
       }

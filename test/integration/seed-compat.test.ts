@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
-import { logIn } from '../helpers/http.js'
+import { greet, logIn } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -77,9 +77,6 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
   const buildAuthGate = () =>
     buildApp(loadConfig({ DATABASE_URL: `sqlite:///${dbPath}`, SECRET_KEY: SECRET_KEY }))
-
-  const greet = (token: string) =>
-    app().inject({ method: 'GET', url: '/', headers: { authorization: `Bearer ${token}` } })
 
   async function tokenFromAuthGate(username: string, password: string): Promise<string> {
     const res = await logIn(app(), username, password)
@@ -183,7 +180,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
   it('logs every seed user in with its exact name and password, greeting it with its own id', async () => {
     for (const u of SEED_USERS) {
       const token = await tokenFromAuthGate(u.username, u.password)
-      const res = await greet(token)
+      const res = await greet(app(), token)
       expect(res.statusCode).toBe(200)
       expect(res.json()).toEqual({ message: `Hello, ${u.username} with ID: ${seedRow(u.username).id}!` })
     }
@@ -213,7 +210,9 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect(await argon2.verify(upgraded, bob.password)).toBe(true)
 
     const token = await tokenFromAuthGate(bob.username, bob.password)
-    expect((await greet(token)).json()).toEqual({ message: `Hello, bob with ID: ${seedRow('bob').id}!` })
+    expect((await greet(app(), token)).json()).toEqual({
+      message: `Hello, bob with ID: ${seedRow('bob').id}!`,
+    })
     expect(row(bob.username)?.password).toBe(upgraded) // no second rehash
     expect((await logIn(app(), bob.username, 'not hunter2')).statusCode).toBe(401)
   })
@@ -280,7 +279,9 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect(clash.statusCode).toBe(409)
     expect(row(erin.username)?.username_canonical).toBe('erin')
     const byCanonical = await tokenFromAuthGate('ERIN', erin.password)
-    expect((await greet(byCanonical)).json()).toEqual({ message: `Hello, Erin with ID: ${inserted?.id}!` })
+    expect((await greet(app(), byCanonical)).json()).toEqual({
+      message: `Hello, Erin with ID: ${inserted?.id}!`,
+    })
   })
 
   it('logs in a seed user whose password passlib cut to 72 bytes, then compares it exactly', async () => {
@@ -311,7 +312,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     const res = await seedLogin(frank.username, frank.password)
     expect(res.status).toBe(200)
     const seedToken = ((await res.json()) as { access_token: string }).access_token
-    const greeting = await greet(seedToken)
+    const greeting = await greet(app(), seedToken)
     expect(greeting.statusCode).toBe(200)
     expect(greeting.json()).toEqual({ message: `Hello, frank with ID: ${row('frank')?.id}!` })
   })
@@ -323,14 +324,14 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
       ((await (await seedLogin(grace.username, grace.password)).json()) as { access_token: string })
         .access_token
     const first = await seedTokenOf()
-    expect((await greet(first)).statusCode).toBe(200)
+    expect((await greet(app(), first)).statusCode).toBe(200)
     const bye = await app().inject({
       method: 'POST',
       url: '/auth/logout',
       headers: { authorization: `Bearer ${first}` },
     })
     expect(bye.statusCode).toBe(204)
-    expect((await greet(first)).statusCode).toBe(401)
+    expect((await greet(app(), first)).statusCode).toBe(401)
     // The seed app itself keeps no revocations: to it, the token is good until exp.
     expect((await seedGreet(first)).status).toBe(200)
 
@@ -338,7 +339,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     // once the seed's clock is past the second of the logout (exp is whole seconds; nothing to await).
     await new Promise((r) => setTimeout(r, 1_100))
     const second = await seedTokenOf()
-    expect((await greet(second)).statusCode).toBe(200)
+    expect((await greet(app(), second)).statusCode).toBe(200)
     const revoked = await app().inject({
       method: 'POST',
       url: '/auth/revoke',
@@ -346,7 +347,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
       payload: new URLSearchParams({ token: second }).toString(),
     })
     expect(revoked.statusCode).toBe(200)
-    expect((await greet(second)).statusCode).toBe(401)
+    expect((await greet(app(), second)).statusCode).toBe(401)
   })
 
   it('never lets the seed app reuse the id of a user AuthGate deleted', async () => {
@@ -366,7 +367,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect((await seedRegister(next.username, next.password)).status).toBe(201)
     expect(row(next.username)?.id).toBeGreaterThan(goneId)
     expect((await seedLogin(next.username, next.password)).status).toBe(200)
-    expect((await greet(token)).statusCode).toBe(401)
+    expect((await greet(app(), token)).statusCode).toBe(401)
   })
 
   it("has its tokens accepted by the seed app's own GET /", async () => {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { greet, logIn, signUp } from '../helpers/http.js'
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
@@ -24,7 +24,6 @@ describe('the session cap', () => {
     expect(res.statusCode).toBe(200)
     return res.json() as { access_token: string; refresh_token: string }
   }
-  const greet = (token: string) => t.app.inject({ url: '/', headers: bearer(token) })
 
   it('ends the least recently used session when a login goes beyond it, and audits it', async () => {
     await signUp(t.app, 'hoarder')
@@ -44,9 +43,9 @@ describe('the session cap', () => {
     expect(refreshed.statusCode).toBe(200)
     const fourth = await signInAgain('hoarder')
 
-    expect((await greet(pairs[1]?.access_token ?? '')).statusCode).toBe(401)
+    expect((await greet(t.app, pairs[1]?.access_token ?? '')).statusCode).toBe(401)
     for (const token of [refreshed.json().access_token, pairs[2]?.access_token, fourth.access_token])
-      expect((await greet(token ?? '')).statusCode).toBe(200)
+      expect((await greet(t.app, token ?? '')).statusCode).toBe(200)
     const live = await t.app.inject({ url: '/auth/sessions', headers: bearer(fourth.access_token) })
     expect(live.json()).toHaveLength(3)
     const ended = await inspect(t.dbUrl)
@@ -74,7 +73,7 @@ describe('the session cap', () => {
     const theirs = await signInAgain('bystander')
     await signUp(t.app, 'crowd')
     for (let i = 0; i < 5; i++) await signInAgain('crowd')
-    expect((await greet(theirs.access_token)).statusCode).toBe(200)
+    expect((await greet(t.app, theirs.access_token)).statusCode).toBe(200)
   })
 })
 

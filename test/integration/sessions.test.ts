@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { greet, logIn, signUp } from '../helpers/http.js'
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
 const DAY = 86_400_000
@@ -18,9 +18,6 @@ async function refresh(app: FastifyInstance, refreshToken: string) {
     payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
   })
 }
-
-const greet = (app: FastifyInstance, token: string) =>
-  app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
 async function signIn(app: FastifyInstance, username: string) {
   await signUp(app, username)

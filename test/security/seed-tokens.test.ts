@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { signUp, tokenFor } from '../helpers/http.js'
+import { greet, signUp, tokenFor } from '../helpers/http.js'
 import { craft, hmac } from '../helpers/jwt.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -57,7 +57,6 @@ describe('seed tokens on one server', () => {
   })
 
   const account = (username: string) => seedAccount(t, username)
-  const greet = async (token: string) => (await t.app.inject({ url: '/', headers: bearer(token) })).statusCode
   const logout = async (token: string) =>
     (await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(token) })).statusCode
   const revoke = async (token: string) =>
@@ -86,41 +85,42 @@ describe('seed tokens on one server', () => {
     const older = seedToken(dave, clock.now(), { issuedAgoMs: 10 * MINUTE })
     const someoneElse = seedToken(erin, clock.now())
     const ownSession = await tokenFor(t.app, 'dave')
-    for (const token of [presented, older, someoneElse]) expect(await greet(token)).toBe(200)
+    for (const token of [presented, older, someoneElse])
+      expect((await greet(t.app, token)).statusCode).toBe(200)
 
     expect(await logout(presented)).toBe(204)
-    expect(await greet(presented)).toBe(401)
-    expect(await greet(older)).toBe(401)
+    expect((await greet(t.app, presented)).statusCode).toBe(401)
+    expect((await greet(t.app, older)).statusCode).toBe(401)
     expect(await logout(presented)).toBe(401)
-    expect(await greet(someoneElse)).toBe(200)
+    expect((await greet(t.app, someoneElse)).statusCode).toBe(200)
     // A session's token (it has a sid) is not a seed token: the seed token's logout leaves it be.
-    expect(await greet(ownSession)).toBe(200)
+    expect((await greet(t.app, ownSession)).statusCode).toBe(200)
 
     // A seed token issued after the logout works.
     clock.advance(2_000)
-    expect(await greet(seedToken(dave, clock.now()))).toBe(200)
+    expect((await greet(t.app, seedToken(dave, clock.now()))).statusCode).toBe(200)
     // The presented token stays void to its last minute.
     clock.advance(SEED_LIFETIME_MS - 3 * MINUTE)
-    expect(await greet(presented)).toBe(401)
+    expect((await greet(t.app, presented)).statusCode).toBe(401)
   })
 
   it('keeps a longer-lived seed token void for its whole life', async () => {
     const frank = await account('frank')
     const longLived = seedToken(frank, clock.now(), { lifetimeMs: 120 * MINUTE })
-    expect(await greet(longLived)).toBe(200)
+    expect((await greet(t.app, longLived)).statusCode).toBe(200)
     expect(await logout(longLived)).toBe(204)
     clock.advance(90 * MINUTE)
-    expect(await greet(longLived)).toBe(401)
+    expect((await greet(t.app, longLived)).statusCode).toBe(401)
   })
 
   it('ends a seed token by RFC 7009 revocation, once (a repeat writes nothing)', async () => {
     const gina = await account('gina')
     const token = seedToken(gina, clock.now())
     const older = seedToken(gina, clock.now(), { issuedAgoMs: 5 * MINUTE })
-    expect(await greet(token)).toBe(200)
+    expect((await greet(t.app, token)).statusCode).toBe(200)
     expect(await revoke(token)).toBe(200)
-    expect(await greet(token)).toBe(401)
-    expect(await greet(older)).toBe(401)
+    expect((await greet(t.app, token)).statusCode).toBe(401)
+    expect((await greet(t.app, older)).statusCode).toBe(401)
     const rows = await revocationRows()
     expect(await revoke(token)).toBe(200)
     expect(await revoke(older)).toBe(200)
@@ -133,19 +133,21 @@ describe('seed tokens on one server', () => {
     const second = seedToken(hugo, clock.now(), { extra: { jti: 'second' } })
     const plain = seedToken(hugo, clock.now(), { issuedAgoMs: MINUTE })
     expect(await logout(first)).toBe(204)
-    expect(await greet(first)).toBe(401)
-    expect(await greet(second)).toBe(200)
-    expect(await greet(plain)).toBe(200)
+    expect((await greet(t.app, first)).statusCode).toBe(401)
+    expect((await greet(t.app, second)).statusCode).toBe(200)
+    expect((await greet(t.app, plain)).statusCode).toBe(200)
     expect(await revoke(second)).toBe(200)
-    expect(await greet(second)).toBe(401)
-    expect(await greet(plain)).toBe(200)
+    expect((await greet(t.app, second)).statusCode).toBe(401)
+    expect((await greet(t.app, plain)).statusCode).toBe(200)
   })
 
   it('accepts a jti of another user untouched (a jti names one token, of one user)', async () => {
     const ida = await account('ida')
     const jay = await account('jay')
     expect(await logout(seedToken(ida, clock.now(), { extra: { jti: 'shared-name' } }))).toBe(204)
-    expect(await greet(seedToken(jay, clock.now(), { extra: { jti: 'shared-name' } }))).toBe(200)
+    expect(
+      (await greet(t.app, seedToken(jay, clock.now(), { extra: { jti: 'shared-name' } }))).statusCode,
+    ).toBe(200)
   })
 })
 
@@ -197,23 +199,20 @@ describe('seed tokens across two server processes', () => {
     await t?.close()
   })
 
-  const greetHere = async (token: string) =>
-    (await t.app.inject({ url: '/', headers: bearer(token) })).statusCode
-  const greetThere = async (token: string) =>
-    (await fetch(`${other.url}/`, { headers: bearer(token) })).status
-
   it('a logout on one process ends the seed token on the other, and a revocation the other way', async () => {
     const lena = await seedAccount(t, 'lena')
     const loggedOut = seedToken(lena, Date.now(), { issuedAgoMs: MINUTE })
-    expect(await greetHere(loggedOut)).toBe(200)
-    expect(await greetThere(loggedOut)).toBe(200)
+    expect((await greet(t.app, loggedOut)).statusCode).toBe(200)
+    expect((await greet(other.url, loggedOut)).status).toBe(200)
     const bye = await fetch(`${other.url}/auth/logout`, { method: 'POST', headers: bearer(loggedOut) })
     expect(bye.status).toBe(204)
-    await expect.poll(() => greetHere(loggedOut), { timeout: 5_000, interval: 100 }).toBe(401)
+    await expect
+      .poll(async () => (await greet(t.app, loggedOut)).statusCode, { timeout: 5_000, interval: 100 })
+      .toBe(401)
 
     const mona = await seedAccount(t, 'mona')
     const revoked = seedToken(mona, Date.now(), { issuedAgoMs: MINUTE })
-    expect(await greetThere(revoked)).toBe(200)
+    expect((await greet(other.url, revoked)).status).toBe(200)
     const answer = await t.app.inject({
       method: 'POST',
       url: '/auth/revoke',
@@ -221,6 +220,8 @@ describe('seed tokens across two server processes', () => {
       payload: new URLSearchParams({ token: revoked }).toString(),
     })
     expect(answer.statusCode).toBe(200)
-    await expect.poll(() => greetThere(revoked), { timeout: 5_000, interval: 100 }).toBe(401)
+    await expect
+      .poll(async () => (await greet(other.url, revoked)).status, { timeout: 5_000, interval: 100 })
+      .toBe(401)
   })
 })
