@@ -3,19 +3,9 @@
 // alive on either instance, a login that lost the race got 401 (never a 500), and a deleted
 // account's id is never given to the next user.
 import { describe, expect, it } from 'vitest'
-import { greet } from '../helpers/http.js'
+import { account, greet, logIn, refresh, type TokenPair } from '../helpers/http.js'
 import type { ServerProcess } from '../helpers/server-process.js'
-import {
-  account,
-  claimsOf,
-  hammer,
-  http,
-  PASSWORD,
-  type Pair,
-  topologies,
-  trials,
-  useDeployment,
-} from './harness.js'
+import { claimsOf, hammer, http, PASSWORD, topologies, trials, useDeployment } from './harness.js'
 
 const NEW_PASSWORD = 'a brand new passphrase, 2026'
 // Logins per instance running at once while the change is made. Real argon2id: each login takes
@@ -29,7 +19,7 @@ const ELSEWHERE_MS = 3_000
 interface Login {
   status: number
   on: ServerProcess
-  pair?: Pair
+  pair?: TokenPair
 }
 
 /** Logins of `username` with `password` on every instance, until `until` settles (and once after). */
@@ -43,12 +33,12 @@ function hammerLogins(
   return hammer<Login>(
     WORKERS_PER_INSTANCE * instances.length,
     async (w) => {
-      const res = await http.logIn(on(w), username, password)
+      const res = await logIn(on(w), username, password)
       if (res.status !== 200) {
         await res.body?.cancel()
         return { status: res.status, on: on(w) }
       }
-      return { status: 200, on: on(w), pair: (await res.json()) as Pair }
+      return { status: 200, on: on(w), pair: (await res.json()) as TokenPair }
     },
     until,
   )
@@ -67,18 +57,18 @@ const statusOf = async (res: Promise<Response>) => {
 async function stillAlive(
   instances: ServerProcess[],
   changedOn: ServerProcess,
-  pair: Pair,
+  pair: TokenPair,
 ): Promise<string[]> {
   const alive: string[] = []
   for (const on of instances) {
-    if ((await statusOf(http.refresh(on, pair.refresh_token))) === 200) alive.push('refresh token rotates')
+    if ((await statusOf(refresh(on, pair.refresh_token))) === 200) alive.push('refresh token rotates')
   }
-  if ((await statusOf(greet(changedOn.url, pair.access_token))) !== 401)
+  if ((await statusOf(greet(changedOn, pair.access_token))) !== 401)
     alive.push('GET / on the changing instance')
   for (const on of instances.filter((i) => i !== changedOn)) {
     try {
       await expect
-        .poll(() => statusOf(greet(on.url, pair.access_token)), { timeout: ELSEWHERE_MS, interval: 100 })
+        .poll(() => statusOf(greet(on, pair.access_token)), { timeout: ELSEWHERE_MS, interval: 100 })
         .toBe(401)
     } catch {
       alive.push('GET / on the other instance')

@@ -3,7 +3,8 @@
 // one database, accept each other's tokens (before: each took its own listen address as `iss`,
 // and refused the other's tokens with 401 invalid_token).
 import { describe, expect, it } from 'vitest'
-import { account, claimsOf, http, topologies, useDeployment } from './harness.js'
+import { account } from '../helpers/http.js'
+import { claimsOf, http, topologies, useDeployment } from './harness.js'
 
 describe.each(topologies(['sqlite', 'postgres']))('the issuer on $name', (topology) => {
   // '' is "unset" to loadConfig: the harness's own JWT_ISSUER and JWT_ALGORITHM are taken away.

@@ -8,8 +8,9 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.js'
+import { account, pairOf, refresh, type TokenPair } from '../helpers/http.js'
 import type { ServerProcess } from '../helpers/server-process.js'
-import { account, hammer, http, type Pair, pairOf, topologies, useDeployment } from './harness.js'
+import { hammer, http, topologies, useDeployment } from './harness.js'
 
 const ISSUER = 'https://auth.example.test'
 // Short, so the test takes seconds: a JWKS max-age of 2 s, and the next key signs 4 s after it is
@@ -56,7 +57,7 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis']))(
         // One session per loop; each loop refreshes on "its" process, then presents the fresh
         // access token to both processes and to both remote verifiers.
         const loops = LOOPS_PER_INSTANCE * instances.length
-        const pairs: Pair[] = []
+        const pairs: TokenPair[] = []
         for (let i = 0; i < loops; i++) {
           pairs.push(await account(instances[i % 2] as ServerProcess, `rotor-${i + 1}`))
         }
@@ -67,7 +68,7 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis']))(
         const attempt = async (loop: number) => {
           const issuer = loop % 2
           const on = instances[issuer] as ServerProcess
-          const pair = await pairOf(await http.refresh(on, (pairs[loop] as Pair).refresh_token))
+          const pair = await pairOf(await refresh(on, (pairs[loop] as TokenPair).refresh_token))
           pairs[loop] = pair
           const token = pair.access_token
           const kid = kidOf(token)

@@ -15,7 +15,8 @@ import { RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { openKeys } from '../../src/services.js'
 import { createDatabase } from '../../src/storage/database.js'
-import { fastHasher, PASSWORD, tempDir } from '../helpers/app.js'
+import { fastHasher, tempDir } from '../helpers/app.js'
+import { account, logIn, pairOf } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -85,15 +86,7 @@ afterAll(async () => {
   dir.cleanup()
 })
 
-async function login(username: string): Promise<string> {
-  const res = await fetch(`${authgateUrl}/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username, password: PASSWORD }),
-  })
-  expect(res.status).toBe(200)
-  return ((await res.json()) as { access_token: string }).access_token
-}
+const login = async (username: string) => (await pairOf(await logIn(authgateUrl, username))).access_token
 
 const kidOf = (token: string): string =>
   JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid
@@ -110,14 +103,7 @@ async function publishedKids(): Promise<string[]> {
 }
 
 it('verifies tokens from before and after a rotation, and lets the old key go once its tokens expired', async () => {
-  const signUp = await fetch(`${authgateUrl}/auth/`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'traveller', password: PASSWORD }),
-  })
-  expect(signUp.status).toBe(201)
-
-  const before = await login('traveller')
+  const before = (await account(authgateUrl, 'traveller')).access_token
   const oldKid = kidOf(before)
   expect(await hello(before)).toEqual({
     status: 200,

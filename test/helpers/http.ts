@@ -7,10 +7,13 @@ import { PASSWORD } from './app.js'
 
 export { decodeJwt, decodeProtectedHeader } from 'jose'
 
-/** An app, reached through app.inject(), or a base URL (`http://127.0.0.1:3000`), reached through fetch. */
-export type Target = FastifyInstance | string
-/** What a request on `T` answers: light-my-request's response from an app, fetch's from a URL. */
-export type Answer<T extends Target> = T extends string ? Response : LightMyRequestResponse
+/**
+ * An app, reached through app.inject(); or a running server, reached through fetch: its base URL
+ * (`http://127.0.0.1:3000`) or anything with one (a ServerProcess).
+ */
+export type Target = FastifyInstance | string | { url: string }
+/** What a request on `T` answers: light-my-request's response from an app, fetch's from a server. */
+export type Answer<T extends Target> = T extends FastifyInstance ? LightMyRequestResponse : Response
 
 export const form: Readonly<{ 'content-type': string }> = Object.freeze({
   'content-type': 'application/x-www-form-urlencoded',
@@ -45,21 +48,25 @@ function send<T extends Target>(on: T, { method, path, headers = {}, payload, re
   const allHeaders = { ...(json ? { 'content-type': 'application/json' } : {}), ...headers }
   const body = json ? JSON.stringify(payload) : payload
   const answer =
-    typeof on === 'string'
-      ? fetch(`${on}${path}`, { method, headers: allHeaders, body })
-      : (on as FastifyInstance).inject({
+    typeof on === 'object' && 'inject' in on
+      ? on.inject({
           method,
           url: path,
           headers: allHeaders,
           ...(body === undefined ? {} : { payload: body }),
           ...(remoteAddress ? { remoteAddress } : {}),
         })
+      : fetch(`${typeof on === 'string' ? on : on.url}${path}`, { method, headers: allHeaders, body })
   return answer as Promise<Answer<T>>
 }
 
 /** POST /auth/ (JSON): 201 for a new account. */
-export const signUp = <T extends Target>(on: T, username: string, password = PASSWORD) =>
-  send(on, { method: 'POST', path: '/auth/', payload: { username, password } })
+export const signUp = <T extends Target>(
+  on: T,
+  username: string,
+  password = PASSWORD,
+  options: RequestOptions = {},
+) => send(on, { method: 'POST', path: '/auth/', payload: { username, password }, ...options })
 
 /** A password login, POST /auth/token (a form): 200 and a token pair. */
 export const logIn = <T extends Target>(

@@ -15,7 +15,7 @@ import { migrateToLatest } from '../../src/storage/migrate.js'
 import { migrations } from '../../src/storage/migrations/index.js'
 import { fastHasher, freshDatabase, inspect } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { logIn, refresh, signUp } from '../helpers/http.js'
 
 const newestMigration = Object.keys(migrations).sort().at(-1)
 
@@ -283,15 +283,7 @@ describe('audit entries never hold a secret', () => {
     expect((await logIn(app, 'dave', secrets.wrong)).statusCode).toBe(401)
     expect((await logIn(app, 'carol', secrets.reset)).statusCode).toBe(200)
     if (pair.refresh_token) {
-      await app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({
-          grant_type: 'refresh_token',
-          refresh_token: pair.refresh_token,
-        }).toString(),
-      })
+      await refresh(app, pair.refresh_token)
     }
     // Closing flushes what the requests recorded.
     await app.close()

@@ -246,14 +246,7 @@ async function listening(appEnv: Record<string, string>): Promise<{ app: Fastify
 }
 
 async function httpLogin(url: string, username: string, password: string, cookie?: string) {
-  const res = await fetch(`${url}/auth/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      ...(cookie ? { cookie } : {}),
-    },
-    body: new URLSearchParams({ username, password }),
-  })
+  const res = await logIn(url, username, password, { headers: cookie ? { cookie } : {} })
   await res.arrayBuffer()
   return { status: res.status, cookie: res.headers.get('set-cookie')?.split(';')[0] }
 }

@@ -17,7 +17,7 @@ import {
   type TestApp,
 } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { account, logIn, refresh, signUp } from '../helpers/http.js'
 
 const NEW_PASSWORD = 'a brand new passphrase, 2026'
 
@@ -79,8 +79,7 @@ describe('credential changes against a login in flight', () => {
     ).length
 
   it('a password change that commits first makes the login that read the old hash a 401', async () => {
-    await signUp(t.app, 'racer')
-    const owner = (await logIn(t.app, 'racer')).json()
+    const owner = await account(t.app, 'racer')
     const held = gated.hold(PASSWORD)
     const racing = logIn(t.app, 'racer')
     const release = await held
@@ -101,8 +100,7 @@ describe('credential changes against a login in flight', () => {
   })
 
   it('a deletion that commits first makes the login a 401, not a 500', async () => {
-    await signUp(t.app, 'leaver')
-    const owner = (await logIn(t.app, 'leaver')).json()
+    const owner = await account(t.app, 'leaver')
     const held = gated.hold(PASSWORD)
     const racing = logIn(t.app, 'leaver')
     const release = await held
@@ -118,8 +116,7 @@ describe('credential changes against a login in flight', () => {
   })
 
   it('a change whose password check was overtaken by another change is refused', async () => {
-    await signUp(t.app, 'twice')
-    const owner = (await logIn(t.app, 'twice')).json()
+    const owner = await account(t.app, 'twice')
     const change = (current: string, next: string) =>
       t.app.inject({
         method: 'POST',
@@ -150,8 +147,7 @@ describe('account deletion', () => {
 
   it('never gives the highest id to the next user, and the old token acts for no one', async () => {
     await signUp(t.app, 'first')
-    await signUp(t.app, 'newest')
-    const old = (await logIn(t.app, 'newest')).json()
+    const old = await account(t.app, 'newest')
     const oldId = (await t.app.inject({ url: '/auth/me', headers: bearer(old.access_token) })).json().id
     const deleted = await t.app.inject({
       method: 'DELETE',
@@ -174,8 +170,7 @@ describe('account deletion', () => {
   })
 
   it('checks the database on account routes: a session ended elsewhere is refused at once', async () => {
-    await signUp(t.app, 'elsewhere')
-    const pair = (await logIn(t.app, 'elsewhere')).json()
+    const pair = await account(t.app, 'elsewhere')
     // As another instance's logout would leave it before this one's view hears of it.
     await inspect(t.dbUrl).updateTable('authgate_sessions').set({ revoked_at: Date.now() }).execute()
     const me = await t.app.inject({ url: '/auth/me', headers: bearer(pair.access_token) })
@@ -195,25 +190,16 @@ describe('the operator commands', () => {
     await t.close()
   })
 
-  const refresh = (token: string) =>
-    t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token }).toString(),
-    })
-
   it('user set-password and user delete end every session of the user', async () => {
-    await signUp(t.app, 'managed')
-    const before = (await logIn(t.app, 'managed')).json()
+    const before = await account(t.app, 'managed')
     expect(await runCli(['user', 'set-password', 'managed'], env, `${NEW_PASSWORD}\n`)).toMatchObject({
       code: 0,
     })
-    expect((await refresh(before.refresh_token)).statusCode).toBe(400)
+    expect((await refresh(t.app, before.refresh_token)).statusCode).toBe(400)
 
     const after = (await logIn(t.app, 'managed', NEW_PASSWORD)).json()
     expect(await runCli(['user', 'delete', 'managed'], env)).toMatchObject({ code: 0 })
-    expect((await refresh(after.refresh_token)).statusCode).toBe(400)
+    expect((await refresh(t.app, after.refresh_token)).statusCode).toBe(400)
     // Each session's end is in the feed the servers poll, so every instance honours it.
     const feed = await inspect(t.dbUrl)
       .selectFrom('authgate_revocations')

@@ -25,7 +25,7 @@ import {
   type TestDatabase,
 } from '../helpers/app.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
-import { greet, tokenFor } from '../helpers/http.js'
+import { form, greet, logIn, tokenFor } from '../helpers/http.js'
 
 const TTL_MS = 30 * 60_000
 
@@ -215,14 +215,7 @@ describe('rotation', () => {
       expect(kidOf(await tokenFor(t.app, 'rotor'))).toBe(oldKid)
       clock.advance(t.config.keyActivationDelayMs)
       expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, oldKid])
-      const after = (
-        await t.app.inject({
-          method: 'POST',
-          url: '/auth/token',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: new URLSearchParams({ username: 'rotor', password: PASSWORD }).toString(),
-        })
-      ).json().access_token
+      const after = (await logIn(t.app, 'rotor')).json().access_token
       expect(kidOf(after)).toBe(current.kid)
       expect((await greet(t.app, before)).statusCode).toBe(200)
       expect((await greet(t.app, after)).statusCode).toBe(200)
@@ -272,7 +265,7 @@ describe('rotation', () => {
           await polling.inject({
             method: 'POST',
             url: '/auth/token',
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            headers: form,
             payload: new URLSearchParams({ username: 'wanderer', password: PASSWORD }).toString(),
           })
         ).json().access_token as string

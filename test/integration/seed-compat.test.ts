@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
-import { greet, logIn } from '../helpers/http.js'
+import { greet, logIn, signUp } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -84,16 +84,6 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     return res.json().access_token
   }
 
-  const seedRegister = (username: string, password: string) =>
-    fetch(`${seedUrl}/auth/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password }),
-    })
-  const seedLogin = (username: string, password: string) =>
-    fetch(`${seedUrl}/auth/token`, { method: 'POST', body: new URLSearchParams({ username, password }) })
-  const seedGreet = (token: string) => fetch(`${seedUrl}/`, { headers: { authorization: `Bearer ${token}` } })
-
   async function startSeed(): Promise<void> {
     const port = await freePort()
     seedUrl = `http://127.0.0.1:${port}`
@@ -143,7 +133,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     dbPath = join(dir.path, 'todosapp.db')
     await startSeed()
     for (const u of SEED_USERS) {
-      const res = await seedRegister(u.username, u.password)
+      const res = await signUp(seedUrl, u.username, u.password)
       expect(res.status, `seed POST /auth/ ${u.username}: ${await res.clone().text()}`).toBe(201)
     }
     sqlite = new Database(dbPath)
@@ -172,7 +162,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
     // The seed app, through SQLAlchemy, reads the migrated WAL file and logs everyone in.
     for (const u of SEED_USERS) {
-      const res = await seedLogin(u.username, u.password)
+      const res = await logIn(seedUrl, u.username, u.password)
       expect(res.status, `seed login ${u.username}: ${await res.clone().text()}`).toBe(200)
     }
   })
@@ -262,20 +252,16 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
   it('serves a user the running seed app registers on the adopted file, and protects its name at once', async () => {
     const erin = { username: 'Erin', password: 'registered at the seed' }
-    const created = await seedRegister(erin.username, erin.password)
+    const created = await signUp(seedUrl, erin.username, erin.password)
     expect(created.status, await created.clone().text()).toBe(201)
     const inserted = row(erin.username)
     expect(inserted?.password).toMatch(/^\$2b\$12\$/)
     expect(inserted?.username_canonical).toBeNull()
-    expect((await seedLogin(erin.username, erin.password)).status).toBe(200)
+    expect((await logIn(seedUrl, erin.username, erin.password)).status).toBe(200)
 
     // AuthGate, already running, refuses the same name in another case: it claims the canonical
     // name for the seed's row before checking.
-    const clash = await app().inject({
-      method: 'POST',
-      url: '/auth/',
-      payload: { username: 'erin', password: 'another passphrase' },
-    })
+    const clash = await signUp(app(), 'erin', 'another passphrase')
     expect(clash.statusCode).toBe(409)
     expect(row(erin.username)?.username_canonical).toBe('erin')
     const byCanonical = await tokenFromAuthGate('ERIN', erin.password)
@@ -287,8 +273,8 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
   it('logs in a seed user whose password passlib cut to 72 bytes, then compares it exactly', async () => {
     const long = { username: 'longpw', password: `${'long passphrase '.repeat(6)}tail` }
     expect(Buffer.byteLength(long.password)).toBeGreaterThan(72)
-    expect((await seedRegister(long.username, long.password)).status).toBe(201)
-    expect((await seedLogin(long.username, long.password)).status).toBe(200)
+    expect((await signUp(seedUrl, long.username, long.password)).status).toBe(201)
+    expect((await logIn(seedUrl, long.username, long.password)).status).toBe(200)
     // The seed's hash stands for the first 72 bytes; the first login rehashes the full password.
     await tokenFromAuthGate(long.username, long.password)
     expect(row(long.username)?.password).toMatch(ARGON2ID_OWASP)
@@ -308,8 +294,8 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
     // The other way: a fresh seed user (still bcrypt, so the seed can verify it) logs in at the seed.
     const frank = { username: 'frank', password: 'only ever seen by the seed' }
-    expect((await seedRegister(frank.username, frank.password)).status).toBe(201)
-    const res = await seedLogin(frank.username, frank.password)
+    expect((await signUp(seedUrl, frank.username, frank.password)).status).toBe(201)
+    const res = await logIn(seedUrl, frank.username, frank.password)
     expect(res.status).toBe(200)
     const seedToken = ((await res.json()) as { access_token: string }).access_token
     const greeting = await greet(app(), seedToken)
@@ -319,9 +305,9 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
   it('ends a token the seed app issued when it logs out at AuthGate, or is revoked there', async () => {
     const grace = { username: 'grace', password: 'logged in at the seed, out at AuthGate' }
-    expect((await seedRegister(grace.username, grace.password)).status).toBe(201)
+    expect((await signUp(seedUrl, grace.username, grace.password)).status).toBe(201)
     const seedTokenOf = async () =>
-      ((await (await seedLogin(grace.username, grace.password)).json()) as { access_token: string })
+      ((await (await logIn(seedUrl, grace.username, grace.password)).json()) as { access_token: string })
         .access_token
     const first = await seedTokenOf()
     expect((await greet(app(), first)).statusCode).toBe(200)
@@ -333,7 +319,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect(bye.statusCode).toBe(204)
     expect((await greet(app(), first)).statusCode).toBe(401)
     // The seed app itself keeps no revocations: to it, the token is good until exp.
-    expect((await seedGreet(first)).status).toBe(200)
+    expect((await greet(seedUrl, first)).status).toBe(200)
 
     // A token the seed issues after the logout works: its exp is later than any the cutoff covers
     // once the seed's clock is past the second of the logout (exp is whole seconds; nothing to await).
@@ -352,7 +338,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
   it('never lets the seed app reuse the id of a user AuthGate deleted', async () => {
     const gone = { username: 'newest-then-gone', password: 'deleted through AuthGate' }
-    expect((await seedRegister(gone.username, gone.password)).status).toBe(201)
+    expect((await signUp(seedUrl, gone.username, gone.password)).status).toBe(201)
     const goneId = row(gone.username)?.id as number
     const token = await tokenFromAuthGate(gone.username, gone.password)
     const deleted = await app().inject({
@@ -364,22 +350,22 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect(deleted.statusCode).toBe(204)
     // SQLAlchemy inserts without an id, as before AuthGate rebuilt the table with AUTOINCREMENT.
     const next = { username: 'next-at-the-seed', password: 'registered after a deletion' }
-    expect((await seedRegister(next.username, next.password)).status).toBe(201)
+    expect((await signUp(seedUrl, next.username, next.password)).status).toBe(201)
     expect(row(next.username)?.id).toBeGreaterThan(goneId)
-    expect((await seedLogin(next.username, next.password)).status).toBe(200)
+    expect((await logIn(seedUrl, next.username, next.password)).status).toBe(200)
     expect((await greet(app(), token)).statusCode).toBe(401)
   })
 
   it("has its tokens accepted by the seed app's own GET /", async () => {
     for (const u of [SEED_USERS[0], SEED_USERS[1]]) {
       const token = await tokenFromAuthGate(u.username, u.password)
-      const res = await seedGreet(token)
+      const res = await greet(seedUrl, token)
       expect(res.status, u.username).toBe(200)
       expect(await res.json()).toEqual({
         message: `Hello, ${u.username} with ID: ${seedRow(u.username).id}!`,
       })
     }
-    const tampered = await seedGreet(`${await tokenFromAuthGate('bob', 'hunter2')}x`)
+    const tampered = await greet(seedUrl, `${await tokenFromAuthGate('bob', 'hunter2')}x`)
     expect(tampered.status).toBe(401)
   })
 })

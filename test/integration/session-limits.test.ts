@@ -3,10 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
-import { greet, logIn, signUp } from '../helpers/http.js'
+import { greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
 
 describe('the session cap', () => {
   const clock = frozenClock()
@@ -20,9 +19,7 @@ describe('the session cap', () => {
 
   const signInAgain = async (username: string) => {
     clock.advance(1000)
-    const res = await logIn(t.app, username)
-    expect(res.statusCode).toBe(200)
-    return res.json() as { access_token: string; refresh_token: string }
+    return pairOf(await logIn(t.app, username))
   }
 
   it('ends the least recently used session when a login goes beyond it, and audits it', async () => {
@@ -31,15 +28,7 @@ describe('the session cap', () => {
     for (let i = 0; i < 3; i++) pairs.push(await signInAgain('hoarder'))
     // The first session is used again: now the second is the least recently used.
     clock.advance(1000)
-    const refreshed = await t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: form,
-      payload: new URLSearchParams({
-        grant_type: 'refresh_token',
-        refresh_token: pairs[0]?.refresh_token ?? '',
-      }).toString(),
-    })
+    const refreshed = await refresh(t.app, pairs[0]?.refresh_token ?? '')
     expect(refreshed.statusCode).toBe(200)
     const fourth = await signInAgain('hoarder')
 

@@ -1,30 +1,13 @@
 // Sessions and refresh tokens through app.inject() on a real database (SQLite, then PostgreSQL):
 // rotation, the race, the grace window, reuse detection, revocation on the next request, idle and
 // absolute expiry.
-import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { greet, logIn, signUp } from '../helpers/http.js'
+import { account, greet, logIn, refresh, signUp } from '../helpers/http.js'
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
 const DAY = 86_400_000
-
-async function refresh(app: FastifyInstance, refreshToken: string) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    headers: form,
-    payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
-  })
-}
-
-async function signIn(app: FastifyInstance, username: string) {
-  await signUp(app, username)
-  const res = await logIn(app, username)
-  expect(res.statusCode).toBe(200)
-  return res.json() as { access_token: string; refresh_token: string }
-}
 
 function claims(token: string) {
   return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
@@ -44,7 +27,7 @@ describe('refresh tokens', () => {
     inspect(t.dbUrl).selectFrom('authgate_refresh_tokens').select('token_hash').execute()
 
   it('are opaque, 256-bit, stored only as SHA-256, and the access token carries the session', async () => {
-    const pair = await signIn(t.app, 'rita')
+    const pair = await account(t.app, 'rita')
     expect(Buffer.from(pair.refresh_token, 'base64url')).toHaveLength(32)
     const hashes = (await storedTokens()).map((r) => r.token_hash)
     const { createHash } = await import('node:crypto')
@@ -54,7 +37,7 @@ describe('refresh tokens', () => {
   })
 
   it('rotate: a refresh returns a new pair and spends the old token', async () => {
-    const first = await signIn(t.app, 'rotor')
+    const first = await account(t.app, 'rotor')
     clock.advance(1000)
     const res = await refresh(t.app, first.refresh_token)
     expect(res.statusCode).toBe(200)
@@ -70,7 +53,7 @@ describe('refresh tokens', () => {
   })
 
   it('leave exactly one lineage when 20 refreshes of one token race, with no 500', async () => {
-    const pair = await signIn(t.app, 'racer')
+    const pair = await account(t.app, 'racer')
     clock.advance(1000)
     const results = await Promise.all(Array.from({ length: 20 }, () => refresh(t.app, pair.refresh_token)))
     expect(results.map((r) => r.statusCode)).toEqual(Array(20).fill(200))
@@ -83,7 +66,7 @@ describe('refresh tokens', () => {
   })
 
   it('give a client that lost the response the same pair again within the grace window', async () => {
-    const pair = await signIn(t.app, 'retrier')
+    const pair = await account(t.app, 'retrier')
     clock.advance(1000)
     const first = (await refresh(t.app, pair.refresh_token)).json()
     clock.advance(9_000)
@@ -93,7 +76,7 @@ describe('refresh tokens', () => {
   })
 
   it('treat a spent token after the grace window as reuse: the whole session ends', async () => {
-    const pair = await signIn(t.app, 'victim')
+    const pair = await account(t.app, 'victim')
     clock.advance(1000)
     const next = (await refresh(t.app, pair.refresh_token)).json()
     clock.advance(11_000)
@@ -111,7 +94,7 @@ describe('refresh tokens', () => {
   })
 
   it('treat a spent token as reuse inside the window too, once its successor has been used', async () => {
-    const pair = await signIn(t.app, 'copied')
+    const pair = await account(t.app, 'copied')
     clock.advance(1000)
     const next = (await refresh(t.app, pair.refresh_token)).json()
     clock.advance(1000)
@@ -121,7 +104,7 @@ describe('refresh tokens', () => {
   })
 
   it('expire after REFRESH_TOKEN_EXPIRE_DAYS unused', async () => {
-    const pair = await signIn(t.app, 'idler')
+    const pair = await account(t.app, 'idler')
     clock.advance(7 * DAY + 1000)
     const res = await refresh(t.app, pair.refresh_token)
     expect(res.statusCode).toBe(400)
@@ -129,7 +112,7 @@ describe('refresh tokens', () => {
   })
 
   it('end with the session after SESSION_MAX_DAYS, however often they refresh', async () => {
-    let token = (await signIn(t.app, 'marathon')).refresh_token
+    let token = (await account(t.app, 'marathon')).refresh_token
     for (let day = 0; day < 29; day++) {
       clock.advance(DAY)
       const res = await refresh(t.app, token)
@@ -141,7 +124,7 @@ describe('refresh tokens', () => {
   })
 
   it('are never accepted as bearer tokens, nor access tokens as refresh tokens', async () => {
-    const pair = await signIn(t.app, 'mixer')
+    const pair = await account(t.app, 'mixer')
     expect((await greet(t.app, pair.refresh_token)).statusCode).toBe(401)
     expect((await refresh(t.app, pair.access_token)).json()).toMatchObject({ error: 'invalid_grant' })
   })
@@ -169,7 +152,7 @@ describe('revocation on the next request', () => {
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
   it('logout ends the session: access and refresh tokens stop at once', async () => {
-    const pair = await signIn(t.app, 'leaver')
+    const pair = await account(t.app, 'leaver')
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/logout',
@@ -182,15 +165,9 @@ describe('revocation on the next request', () => {
   })
 
   it('lists sessions, marks the current one, and deletes another', async () => {
-    await signUp(t.app, 'juggler')
-    const a = (await logIn(t.app, 'juggler')).json()
+    const a = await account(t.app, 'juggler')
     const b = (
-      await t.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { ...form, 'user-agent': 'second-device/1.0' },
-        payload: `username=juggler&password=${encodeURIComponent(PASSWORD)}`,
-      })
+      await logIn(t.app, 'juggler', PASSWORD, { headers: { 'user-agent': 'second-device/1.0' } })
     ).json()
     const list = await t.app.inject({ url: '/auth/sessions', headers: bearer(a.access_token) })
     expect(list.statusCode).toBe(200)
@@ -225,8 +202,8 @@ describe('revocation on the next request', () => {
   })
 
   it("cannot end someone else's session", async () => {
-    const mine = await signIn(t.app, 'alice-s')
-    const theirs = await signIn(t.app, 'mallory-s')
+    const mine = await account(t.app, 'alice-s')
+    const theirs = await account(t.app, 'mallory-s')
     const res = await t.app.inject({
       method: 'DELETE',
       url: `/auth/sessions/${claims(mine.access_token).sid}`,
@@ -237,8 +214,7 @@ describe('revocation on the next request', () => {
   })
 
   it('a password change ends every other session and keeps this one', async () => {
-    await signUp(t.app, 'changer')
-    const here = (await logIn(t.app, 'changer')).json()
+    const here = await account(t.app, 'changer')
     const there = (await logIn(t.app, 'changer')).json()
     const wrong = await t.app.inject({
       method: 'POST',
@@ -273,7 +249,7 @@ describe('revocation on the next request', () => {
   })
 
   it('deleting the account ends every session and frees the name', async () => {
-    const pair = await signIn(t.app, 'Quitter')
+    const pair = await account(t.app, 'Quitter')
     const me = await t.app.inject({ url: '/auth/me', headers: bearer(pair.access_token) })
     expect(me.json()).toEqual({ id: expect.any(Number), username: 'Quitter', created_at: expect.any(String) })
     const wrong = await t.app.inject({
@@ -296,7 +272,7 @@ describe('revocation on the next request', () => {
   })
 
   it('RFC 7009 revoke ends the session of a refresh token, and answers 200 for anything', async () => {
-    const pair = await signIn(t.app, 'revoker')
+    const pair = await account(t.app, 'revoker')
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/revoke',
@@ -313,7 +289,7 @@ describe('revocation on the next request', () => {
       payload: 'token=whatever',
     })
     expect(unknown.statusCode).toBe(200)
-    const byAccess = await signIn(t.app, 'revoker2')
+    const byAccess = await account(t.app, 'revoker2')
     await t.app.inject({
       method: 'POST',
       url: '/auth/revoke',

@@ -203,7 +203,7 @@ describe('seed tokens across two server processes', () => {
     const lena = await seedAccount(t, 'lena')
     const loggedOut = seedToken(lena, Date.now(), { issuedAgoMs: MINUTE })
     expect((await greet(t.app, loggedOut)).statusCode).toBe(200)
-    expect((await greet(other.url, loggedOut)).status).toBe(200)
+    expect((await greet(other, loggedOut)).status).toBe(200)
     const bye = await fetch(`${other.url}/auth/logout`, { method: 'POST', headers: bearer(loggedOut) })
     expect(bye.status).toBe(204)
     await expect
@@ -212,7 +212,7 @@ describe('seed tokens across two server processes', () => {
 
     const mona = await seedAccount(t, 'mona')
     const revoked = seedToken(mona, Date.now(), { issuedAgoMs: MINUTE })
-    expect((await greet(other.url, revoked)).status).toBe(200)
+    expect((await greet(other, revoked)).status).toBe(200)
     const answer = await t.app.inject({
       method: 'POST',
       url: '/auth/revoke',
@@ -221,7 +221,7 @@ describe('seed tokens across two server processes', () => {
     })
     expect(answer.statusCode).toBe(200)
     await expect
-      .poll(async () => (await greet(other.url, revoked)).status, { timeout: 5_000, interval: 100 })
+      .poll(async () => (await greet(other, revoked)).status, { timeout: 5_000, interval: 100 })
       .toBe(401)
   })
 })

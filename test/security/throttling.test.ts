@@ -5,20 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { buildTestApp, fastHasher, inspect, PASSWORD, TEST_REDIS_ENV, type TestApp } from '../helpers/app.js'
-import { signUp } from '../helpers/http.js'
+import { logIn, signUp } from '../helpers/http.js'
 import { throttleCounter } from '../helpers/redis-server.js'
 
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
-
-function attempt(app: FastifyInstance, username: string, password: string, ip: string, cookie?: string) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    remoteAddress: ip,
-    headers: { ...form, ...(cookie ? { cookie } : {}) },
-    payload: new URLSearchParams({ username, password }).toString(),
-  })
-}
+const attempt = (app: FastifyInstance, username: string, password: string, ip: string, cookie?: string) =>
+  logIn(app, username, password, { remoteAddress: ip, headers: cookie ? { cookie } : {} })
 
 function deviceCookie(res: { headers: Record<string, unknown> }): string {
   const set = String(res.headers['set-cookie'] ?? '')
@@ -330,21 +321,11 @@ describe('registration throttling', () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', REGISTRATIONS_PER_IP_PER_HOUR: '3' })
     const codes: number[] = []
     for (let i = 0; i < 5; i++) {
-      const res = await t.app.inject({
-        method: 'POST',
-        url: '/auth/',
-        remoteAddress: '192.0.2.60',
-        payload: { username: `signup-${i}`, password: PASSWORD },
-      })
+      const res = await signUp(t.app, `signup-${i}`, PASSWORD, { remoteAddress: '192.0.2.60' })
       codes.push(res.statusCode)
     }
     expect(codes).toEqual([201, 201, 201, 429, 429])
-    const other = await t.app.inject({
-      method: 'POST',
-      url: '/auth/',
-      remoteAddress: '192.0.2.61',
-      payload: { username: 'signup-other', password: PASSWORD },
-    })
+    const other = await signUp(t.app, 'signup-other', PASSWORD, { remoteAddress: '192.0.2.61' })
     expect(other.statusCode).toBe(201)
     const stored = await inspect(t.dbUrl)
       .selectFrom('users')
@@ -412,12 +393,7 @@ describe('throttling settings', () => {
     ] as const) {
       const t = await buildTestApp({ TRUST_PROXY: trust })
       await signUp(t.app, 'proxied')
-      const res = await t.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { ...form, 'x-forwarded-for': '203.0.113.99' },
-        payload: new URLSearchParams({ username: 'proxied', password: PASSWORD }).toString(),
-      })
+      const res = await logIn(t.app, 'proxied', PASSWORD, { headers: { 'x-forwarded-for': '203.0.113.99' } })
       const list = await t.app.inject({
         url: '/auth/sessions',
         headers: { authorization: `Bearer ${res.json().access_token}` },
