@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { fastHasher, tempDir } from '../helpers/app.js'
-import { account, greet, logIn, pairOf, signUp } from '../helpers/http.js'
+import { account, form, greet, logIn, pairOf, signUp } from '../helpers/http.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir()
@@ -24,8 +24,6 @@ afterAll(async () => {
   await app?.close()
   dir.cleanup()
 })
-
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
 
 /** Milliseconds until `check` is true, polling every 50 ms; fails after `limit`. */
 async function msUntil(check: () => Promise<boolean>, limit = 5_000): Promise<number> {

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PASSWORD, tempDir } from '../helpers/app.js'
+import { form } from '../helpers/http.js'
 import { keepAliveLoad } from '../helpers/keepalive-load.js'
 import { requestOnce, type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -117,7 +118,6 @@ async function workersServing(n = 4): Promise<Set<number>> {
 }
 
 const json = { 'content-type': 'application/json' }
-const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' }
 
 async function signUpAndLogin(username: string): Promise<{ access_token: string }> {
   const created = await call('POST', '/auth/', json, JSON.stringify({ username, password: PASSWORD }))
@@ -125,7 +125,7 @@ async function signUpAndLogin(username: string): Promise<{ access_token: string 
   const login = await call(
     'POST',
     '/auth/token',
-    formHeaders,
+    form,
     new URLSearchParams({ username, password: PASSWORD }).toString(),
   )
   expect(login.status).toBe(200)

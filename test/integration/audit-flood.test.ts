@@ -12,7 +12,6 @@ import { migrateToLatest } from '../../src/storage/migrate.js'
 import { buildTestApp, freshDatabase, inspect, onPostgres, PASSWORD } from '../helpers/app.js'
 import { logIn, signUp } from '../helpers/http.js'
 
-const _form = { 'content-type': 'application/x-www-form-urlencoded' }
 // The measure is rows per 10,000 throttled attempts. On PostgreSQL each attempt commits
 // four writes to the same two counter rows, one after another (about 100 s for 10,000 here), so
 // that run takes a tenth: the bound asserted is the same.

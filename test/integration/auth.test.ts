@@ -2,7 +2,7 @@
 // run): sign up, log in, the protected route.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { greet, logIn, signUp, tokenFor } from '../helpers/http.js'
+import { form, greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 
 let t: TestApp
 
@@ -161,7 +161,7 @@ describe('POST /auth/token', () => {
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload: `grant_type=password&username=Dana&password=${encodeURIComponent(PASSWORD)}&scope=me+items`,
     })
     expect(res.statusCode).toBe(200)
@@ -191,7 +191,7 @@ describe('POST /auth/token', () => {
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload,
     })
     expect(res.statusCode).toBe(422)
@@ -202,7 +202,7 @@ describe('POST /auth/token', () => {
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload: 'grant_type=client_credentials&username=Dana&password=x',
     })
     expect(res.statusCode).toBe(400)

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
-import { greet, logIn, signUp } from '../helpers/http.js'
+import { form, greet, logIn, signUp } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -329,7 +329,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     const revoked = await app().inject({
       method: 'POST',
       url: '/auth/revoke',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload: new URLSearchParams({ token: second }).toString(),
     })
     expect(revoked.statusCode).toBe(200)

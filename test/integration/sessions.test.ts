@@ -4,9 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { account, greet, logIn, refresh, signUp } from '../helpers/http.js'
+import { account, form, greet, logIn, refresh, signUp } from '../helpers/http.js'
 
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
 const DAY = 86_400_000
 
 function claims(token: string) {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PasswordHasher } from '../../src/domain/passwords.js'
 import { openAudit } from '../../src/services.js'
 import { buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { form, logIn, signUp } from '../helpers/http.js'
 
 // The real (cheap) hasher, counting its calls: "refused before any hashing" is then checkable.
 const calls = { hash: 0, verify: 0 }
@@ -156,7 +156,6 @@ describe('text a database cannot store as sent', () => {
   it('never turns into a 500, and is audited in a chain that still verifies', async () => {
     await signUp(t.app, 'textual')
     const token = (await logIn(t.app, 'textual')).json().access_token
-    const form = { 'content-type': 'application/x-www-form-urlencoded' }
     const answers = [
       // From an address of their own: past five failures a minute, an address's are summarised.
       (await logIn(t.app, nul, PASSWORD, { remoteAddress: '192.0.2.77' })).statusCode,

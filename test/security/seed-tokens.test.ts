@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { greet, signUp, tokenFor } from '../helpers/http.js'
+import { form, greet, signUp, tokenFor } from '../helpers/http.js'
 import { craft, hmac } from '../helpers/jwt.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -44,7 +44,6 @@ async function seedAccount(t: TestApp, username: string): Promise<Account> {
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
 
 describe('seed tokens on one server', () => {
   const clock = frozenClock()
