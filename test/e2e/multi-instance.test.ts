@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inspect, requirePrerequisite } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
-import { greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
+import { bearer, greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -95,7 +95,7 @@ describe.each([
       expect((await greet(there, pair.access_token)).status).toBe(200)
       const out = await fetch(`${here.url}/auth/logout`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${pair.access_token}` },
+        headers: bearer(pair.access_token),
       })
       expect(out.status).toBe(204)
       delays.push(await msUntil(async () => (await greet(there, pair.access_token)).status === 401))

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { fastHasher, tempDir } from '../helpers/app.js'
-import { account, form, greet, logIn, pairOf, signUp } from '../helpers/http.js'
+import { account, bearer, form, greet, logIn, pairOf, signUp } from '../helpers/http.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir()
@@ -43,7 +43,7 @@ it('honours a logout made in this process on the other one within 2 s', async ()
   const out = await app.inject({
     method: 'POST',
     url: '/auth/logout',
-    headers: { authorization: `Bearer ${pair.access_token}` },
+    headers: bearer(pair.access_token),
   })
   expect(out.statusCode).toBe(204)
   const ms = await msUntil(async () => (await greet(other, pair.access_token)).status === 401)

@@ -16,7 +16,7 @@ import { frozenClock } from '../../src/lib/clock.js'
 import { openKeys } from '../../src/services.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { fastHasher, tempDir } from '../helpers/app.js'
-import { account, logIn, pairOf } from '../helpers/http.js'
+import { account, bearer, logIn, pairOf } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -92,7 +92,7 @@ const kidOf = (token: string): string =>
   JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid
 
 async function hello(token: string) {
-  const res = await fetch(`${exampleUrl}/hello`, { headers: { authorization: `Bearer ${token}` } })
+  const res = await fetch(`${exampleUrl}/hello`, { headers: bearer(token) })
   return { status: res.status, body: (await res.json()) as { message?: string; kid?: string } }
 }
 

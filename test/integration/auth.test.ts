@@ -250,7 +250,7 @@ describe('GET /', () => {
     const [h, p, s] = token.split('.')
     const tampered = `${h}.${Buffer.from(JSON.stringify({ sub: 'Eve', id: 1, exp: 9999999999 })).toString('base64url')}.${s}`
     for (const bad of ['', 'garbage', `${h}.${p}.`, `${h}.${p}`, tampered, `${token}x`]) {
-      const res = await t.app.inject({ url: '/', headers: { authorization: `Bearer ${bad}` } })
+      const res = await greet(t.app, bad)
       expect(res.statusCode, bad).toBe(401)
       expect(res.headers['www-authenticate']).toBe('Bearer')
       expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })

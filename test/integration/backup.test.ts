@@ -18,7 +18,7 @@ import {
   type TestDatabase,
   tempDir,
 } from '../helpers/app.js'
-import { logIn, signUp, tokenFor } from '../helpers/http.js'
+import { bearer, greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 
 const run = promisify(execFile)
 
@@ -88,7 +88,7 @@ describe.skipIf(!present)(`backup and restore (${onPostgres ? 'pg_dump' : 'sqlit
     const out = await source.app.inject({
       method: 'POST',
       url: '/auth/logout',
-      headers: { authorization: `Bearer ${revokedLater}` },
+      headers: bearer(revokedLater),
     })
     expect(out.statusCode).toBe(204)
 
@@ -96,12 +96,12 @@ describe.skipIf(!present)(`backup and restore (${onPostgres ? 'pg_dump' : 'sqlit
       hasher: fastHasher,
     })
     try {
-      const hello = await restored.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
+      const hello = await greet(restored, token)
       expect(hello.statusCode, hello.body).toBe(200)
       expect(hello.json().message).toMatch(/^Hello, backup-keeper with ID: \d+!$/)
       expect((await logIn(restored, 'backup-keeper', PASSWORD)).statusCode).toBe(200)
       // What docs/operations.md warns about: a restore brings back what was revoked after it.
-      const back = await restored.inject({ url: '/', headers: { authorization: `Bearer ${revokedLater}` } })
+      const back = await greet(restored, revokedLater)
       expect(back.statusCode).toBe(200)
     } finally {
       await restored.close()

@@ -17,7 +17,7 @@ import {
   type TestApp,
 } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
-import { account, logIn, refresh, signUp } from '../helpers/http.js'
+import { account, bearer, logIn, refresh, signUp } from '../helpers/http.js'
 
 const NEW_PASSWORD = 'a brand new passphrase, 2026'
 
@@ -55,8 +55,6 @@ function gatedHasher() {
     },
   }
 }
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 describe('credential changes against a login in flight', () => {
   const gated = gatedHasher()

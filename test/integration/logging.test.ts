@@ -4,7 +4,7 @@ import pino from 'pino'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { REDACT_PATHS } from '../../src/logger.js'
 import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
-import { logIn, signUp, tokenFor } from '../helpers/http.js'
+import { bearer, greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 
 const lines: string[] = []
 const sink = new Writable({
@@ -68,8 +68,8 @@ it('never writes a password, token or hash, whatever the request', async () => {
   const password = 'Sup3r-secret-passphrase-xyz'
   const token = await tokenFor(t.app, 'logged', password)
   await logIn(t.app, 'logged', `${password}-wrong`)
-  await t.app.inject({ url: `/?access_token=${token}`, headers: { authorization: `Bearer ${token}` } })
-  await t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}tampered` } })
+  await t.app.inject({ url: `/?access_token=${token}`, headers: bearer(token) })
+  await greet(t.app, `${token}tampered`)
   await signUp(t.app, 'x y', password)
   await t.app.inject({
     method: 'POST',

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { buildTestApp, fastHasher, inspect, requirePrerequisite, type TestApp } from '../helpers/app.js'
-import { greet, logIn, signUp } from '../helpers/http.js'
+import { bearer, greet, logIn, signUp } from '../helpers/http.js'
 import { redisInspector, redisUnreachable, testPrefix, testRedisUrl } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/server-process.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
@@ -190,7 +190,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
       const out = await t.app.inject({
         method: 'POST',
         url: '/auth/logout',
-        headers: { authorization: `Bearer ${access_token}` },
+        headers: bearer(access_token),
       })
       expect(out.statusCode).toBe(204)
       const started = Date.now()

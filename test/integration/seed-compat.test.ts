@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
-import { form, greet, logIn, signUp } from '../helpers/http.js'
+import { bearer, form, greet, logIn, signUp } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -314,7 +314,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     const bye = await app().inject({
       method: 'POST',
       url: '/auth/logout',
-      headers: { authorization: `Bearer ${first}` },
+      headers: bearer(first),
     })
     expect(bye.statusCode).toBe(204)
     expect((await greet(app(), first)).statusCode).toBe(401)
@@ -344,7 +344,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     const deleted = await app().inject({
       method: 'DELETE',
       url: '/auth/me',
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
       payload: { password: gone.password },
     })
     expect(deleted.statusCode).toBe(204)

@@ -3,9 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
-import { greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+import { bearer, greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
 
 describe('the session cap', () => {
   const clock = frozenClock()

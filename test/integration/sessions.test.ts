@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { account, form, greet, logIn, refresh, signUp } from '../helpers/http.js'
+import { account, bearer, form, greet, logIn, refresh, signUp } from '../helpers/http.js'
 
 const DAY = 86_400_000
 
@@ -147,8 +147,6 @@ describe('revocation on the next request', () => {
   afterAll(async () => {
     await t.close()
   })
-
-  const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
   it('logout ends the session: access and refresh tokens stop at once', async () => {
     const pair = await account(t.app, 'leaver')

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PasswordHasher } from '../../src/domain/passwords.js'
 import { openAudit } from '../../src/services.js'
 import { buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { form, logIn, signUp } from '../helpers/http.js'
+import { bearer, form, logIn, signUp } from '../helpers/http.js'
 
 // The real (cheap) hasher, counting its calls: "refused before any hashing" is then checkable.
 const calls = { hash: 0, verify: 0 }
@@ -165,7 +165,7 @@ describe('text a database cannot store as sent', () => {
         await t.app.inject({
           method: 'DELETE',
           url: '/auth/sessions/a%00b',
-          headers: { authorization: `Bearer ${token}` },
+          headers: bearer(token),
         })
       ).statusCode,
       (
@@ -264,7 +264,7 @@ describe('protocol', () => {
     const { port } = t.app.server.address() as AddressInfo
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpRequest(
-        { host: '127.0.0.1', port, path: '/', headers: { authorization: `Bearer ${'a'.repeat(20_000)}` } },
+        { host: '127.0.0.1', port, path: '/', headers: bearer('a'.repeat(20_000)) },
         (res) => {
           res.resume()
           resolve(res.statusCode ?? 0)

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
-import { logIn, pairOf, tokenFor } from '../helpers/http.js'
+import { greet, logIn, pairOf, tokenFor } from '../helpers/http.js'
 import {
   craft,
   ecKeys,
@@ -49,12 +49,8 @@ afterAll(async () => {
 
 const claims = () => ({ sub: 'victim', id: userId, iat: nowSeconds(), exp: nowSeconds() + 600 })
 
-async function get(token: string) {
-  return t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
-}
-
 async function expectRejected(token: string) {
-  const res = await get(token)
+  const res = await greet(t.app, token)
   expect(res.statusCode).toBe(401)
   expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })
   expect(res.body).not.toContain('Hello')
@@ -62,7 +58,7 @@ async function expectRejected(token: string) {
 
 describe('JWT verification', () => {
   it('accepts a correctly signed token (the control case)', async () => {
-    const res = await get(craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET)))
+    const res = await greet(t.app, craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET)))
     expect(res.statusCode).toBe(200)
     expect(res.json().message).toBe(`Hello, victim with ID: ${userId}!`)
   })
@@ -126,7 +122,8 @@ describe('JWT verification', () => {
     await expectRejected(
       craft({ alg: 'HS256' }, { ...claims(), nbf: nowSeconds() + 300 }, hmac('sha256', SECRET)),
     )
-    const res = await get(
+    const res = await greet(
+      t.app,
       craft({ alg: 'HS256' }, { ...claims(), nbf: nowSeconds() - 5 }, hmac('sha256', SECRET)),
     )
     expect(res.statusCode).toBe(200)
@@ -155,7 +152,7 @@ describe('JWT verification', () => {
 
   it('rejects a signature respelled with stray trailing bits (non-canonical base64url)', async () => {
     const token = craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET))
-    expect((await get(token)).statusCode).toBe(200)
+    expect((await greet(t.app, token)).statusCode).toBe(200)
     // 32 bytes take 43 characters, the last of which carries 2 unused bits: 3 other spellings.
     const twins = respellLastChar(token)
     expect(twins).toHaveLength(3)
@@ -171,7 +168,7 @@ describe('JWT verification', () => {
 
   it('rejects b64 in the header (RFC 7797 is not supported), with or without crit', async () => {
     const sign = hmac('sha256', SECRET)
-    expect((await get(craft({ alg: 'HS256', typ: 'JWT' }, claims(), sign))).statusCode).toBe(200)
+    expect((await greet(t.app, craft({ alg: 'HS256', typ: 'JWT' }, claims(), sign))).statusCode).toBe(200)
     await expectRejected(craft({ alg: 'HS256', b64: false }, claims(), sign))
     await expectRejected(craft({ alg: 'HS256', b64: true }, claims(), sign))
     await expectRejected(craft({ alg: 'HS256', b64: false, crit: ['b64'] }, claims(), sign))
@@ -183,10 +180,10 @@ describe('JWT verification', () => {
     await expectRejected(craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 90 }, sign))
     await expectRejected(craft({ alg: 'HS256' }, { ...claims(), iat: String(nowSeconds()) }, sign))
     expect(
-      (await get(craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 20 }, sign))).statusCode,
+      (await greet(t.app, craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 20 }, sign))).statusCode,
     ).toBe(200)
     const { iat: _iat, ...seedShaped } = claims()
-    const res = await get(craft({ alg: 'HS256', typ: 'JWT' }, seedShaped, sign))
+    const res = await greet(t.app, craft({ alg: 'HS256', typ: 'JWT' }, seedShaped, sign))
     expect(res.statusCode).toBe(200)
     expect(res.json().message).toBe(`Hello, victim with ID: ${userId}!`)
   })
@@ -245,18 +242,15 @@ describe('JWT verification with ES256 key pairs', () => {
   // Low-S, as AuthGate signs (its high-S twin is refused: see the case below).
   const ours = () => lowS(es256(ourPrivateKey))
 
-  async function esGet(token: string) {
-    return es.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
-  }
   async function esRejected(token: string) {
-    const res = await esGet(token)
+    const res = await greet(es.app, token)
     expect(res.statusCode).toBe(401)
     expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })
     expect(res.body).not.toContain('Hello')
   }
 
   it('accepts a token signed with our current key and naming it (the control case)', async () => {
-    const res = await esGet(craft({ alg: 'ES256', typ: 'JWT', kid: ourKid }, esClaims(), ours()))
+    const res = await greet(es.app, craft({ alg: 'ES256', typ: 'JWT', kid: ourKid }, esClaims(), ours()))
     expect(res.statusCode).toBe(200)
     expect(res.json().message).toBe(`Hello, victim with ID: ${esUserId}!`)
   })
@@ -357,7 +351,7 @@ describe('JWT verification with ES256 key pairs', () => {
       const token = craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), n: i }, ours())
       const twin = flipSignatureS(token)
       const [low, high] = signatureS(token).compare(P256_HALF_N) <= 0 ? [token, twin] : [twin, token]
-      expect((await esGet(low)).statusCode).toBe(200)
+      expect((await greet(es.app, low)).statusCode).toBe(200)
       await esRejected(high)
     }
   })
@@ -367,14 +361,14 @@ describe('JWT verification with ES256 key pairs', () => {
     for (let i = 0; i < 16; i++) {
       const token = (await pairOf(await logIn(es.app, 'victim'))).access_token
       expect(signatureS(token).compare(P256_HALF_N)).toBeLessThanOrEqual(0)
-      expect((await esGet(token)).statusCode).toBe(200)
+      expect((await greet(es.app, token)).statusCode).toBe(200)
     }
   })
 
   it('rejects a signature respelled with stray trailing bits (non-canonical base64url)', async () => {
     const token = craft({ alg: 'ES256', kid: ourKid }, esClaims(), ours())
     const low = signatureS(token).compare(P256_HALF_N) <= 0 ? token : flipSignatureS(token)
-    expect((await esGet(low)).statusCode).toBe(200)
+    expect((await greet(es.app, low)).statusCode).toBe(200)
     // 64 bytes take 86 characters, the last of which carries 4 unused bits: 15 other spellings.
     const twins = respellLastChar(low)
     expect(twins).toHaveLength(15)
@@ -424,11 +418,10 @@ describe('JWT verification with EdDSA key pairs', () => {
     exp: nowSeconds() + 600,
   })
   const edSign = (input: string) => nodeSign(null, Buffer.from(input), privateKey).toString('base64url')
-  const edGet = (token: string) => ed.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
   it('rejects S + L, the other spelling of an Ed25519 signature (OpenSSL checks S < L, RFC 8032 §5.1.7)', async () => {
     const token = craft({ alg: 'EdDSA', kid }, edClaims(), edSign)
-    expect((await edGet(token)).statusCode).toBe(200)
+    expect((await greet(ed.app, token)).statusCode).toBe(200)
     const dot = token.lastIndexOf('.') + 1
     const sig = Buffer.from(token.slice(dot), 'base64url')
     // S is little-endian in the second half; L = 2^252 + 27742317777372353535851937790883648493.
@@ -438,12 +431,12 @@ describe('JWT verification with EdDSA key pairs', () => {
       .reverse()
       .copy(sig, 32)
     const twin = token.slice(0, dot) + sig.toString('base64url')
-    expect((await edGet(twin)).statusCode).toBe(401)
+    expect((await greet(ed.app, twin)).statusCode).toBe(401)
   })
 
   it('rejects a signature respelled with stray trailing bits', async () => {
     const token = craft({ alg: 'EdDSA', kid }, edClaims(), edSign)
-    expect((await edGet(token)).statusCode).toBe(200)
-    for (const twin of respellLastChar(token)) expect((await edGet(twin)).statusCode).toBe(401)
+    expect((await greet(ed.app, token)).statusCode).toBe(200)
+    for (const twin of respellLastChar(token)) expect((await greet(ed.app, twin)).statusCode).toBe(401)
   })
 })

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { form, greet, signUp, tokenFor } from '../helpers/http.js'
+import { bearer, form, greet, signUp, tokenFor } from '../helpers/http.js'
 import { craft, hmac } from '../helpers/jwt.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -42,8 +42,6 @@ async function seedAccount(t: TestApp, username: string): Promise<Account> {
     .executeTakeFirstOrThrow()
   return { username, id: Number(row.id) }
 }
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 describe('seed tokens on one server', () => {
   const clock = frozenClock()
@@ -171,12 +169,12 @@ describe('a password change with short AuthGate tokens', () => {
       payload: { current_password: PASSWORD, new_password: 'another long passphrase entirely' },
     })
     expect(changed.statusCode).toBe(204)
-    expect((await t.app.inject({ url: '/', headers: bearer(seed) })).statusCode).toBe(401)
+    expect((await greet(t.app, seed)).statusCode).toBe(401)
     // 10 minutes on, a process that starts now reads the feed from scratch: the cutoff is there.
     clock.advance(10 * MINUTE)
     const fresh = await buildApp(t.config, { hasher: fastHasher, clock })
     try {
-      expect((await fresh.inject({ url: '/', headers: bearer(seed) })).statusCode).toBe(401)
+      expect((await greet(fresh, seed)).statusCode).toBe(401)
       expect(
         (await fresh.inject({ url: '/', headers: bearer(seedToken(kim, clock.now())) })).statusCode,
       ).toBe(200)

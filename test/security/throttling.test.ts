@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { buildTestApp, fastHasher, inspect, PASSWORD, TEST_REDIS_ENV, type TestApp } from '../helpers/app.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { bearer, logIn, signUp } from '../helpers/http.js'
 import { throttleCounter } from '../helpers/redis-server.js'
 
 const attempt = (app: FastifyInstance, username: string, password: string, ip: string, cookie?: string) =>
@@ -162,7 +162,7 @@ describe('re-authentication throttling (issue 9 item 4)', () => {
       method: 'POST',
       url: '/auth/password',
       remoteAddress: ip,
-      headers: { authorization: `Bearer ${token}`, ...(cookie ? { cookie } : {}) },
+      headers: { ...bearer(token), ...(cookie ? { cookie } : {}) },
       payload: { current_password: current, new_password: 'the new passphrase 2026' },
     })
   const deleteAccount = (token: string, password: string, ip: string) =>
@@ -170,7 +170,7 @@ describe('re-authentication throttling (issue 9 item 4)', () => {
       method: 'DELETE',
       url: '/auth/me',
       remoteAddress: ip,
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
       payload: { password },
     })
 
@@ -196,9 +196,7 @@ describe('re-authentication throttling (issue 9 item 4)', () => {
     expect((await attempt(t.app, 'stolen-token', PASSWORD, '203.0.113.5')).statusCode).toBe(429)
     expect(verifies - before).toBe(0) // no argon2 work once throttled
     // Nothing changed: the old password still opens the account from its known device.
-    expect(
-      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
-    ).toBe(200)
+    expect((await t.app.inject({ url: '/auth/me', headers: bearer(token) })).statusCode).toBe(200)
   })
 
   it('counts account deletion attempts too', async () => {
@@ -207,9 +205,7 @@ describe('re-authentication throttling (issue 9 item 4)', () => {
     for (let i = 0; i < 10; i++)
       expect((await deleteAccount(token, `guess-${i}`, '203.0.113.10')).statusCode).toBe(400)
     expect((await deleteAccount(token, PASSWORD, '203.0.113.10')).statusCode).toBe(429)
-    expect(
-      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
-    ).toBe(200)
+    expect((await t.app.inject({ url: '/auth/me', headers: bearer(token) })).statusCode).toBe(200)
   })
 
   it("keeps the owner's device on its own allowance, and takes a success back off", async () => {
@@ -235,10 +231,6 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
   })
 
   const NEW = 'the owner changed it 2026'
-  const bearer = (token: string, cookie?: string) => ({
-    authorization: `Bearer ${token}`,
-    ...(cookie ? { cookie } : {}),
-  })
   /** `count` logins with the password as an attacker who knows it would make, each from its own address. */
   async function collectCookies(username: string, count: number, net: string): Promise<string[]> {
     const cookies: string[] = []
@@ -277,7 +269,7 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
       method: 'POST',
       url: '/auth/password',
       remoteAddress: '192.0.2.111',
-      headers: bearer(first.json().access_token, deviceCookie(first)),
+      headers: { ...bearer(first.json().access_token), cookie: deviceCookie(first) },
       payload: { current_password: PASSWORD, new_password: NEW },
     })
     expect(changed.statusCode).toBe(204)
@@ -396,7 +388,7 @@ describe('throttling settings', () => {
       const res = await logIn(t.app, 'proxied', PASSWORD, { headers: { 'x-forwarded-for': '203.0.113.99' } })
       const list = await t.app.inject({
         url: '/auth/sessions',
-        headers: { authorization: `Bearer ${res.json().access_token}` },
+        headers: bearer(res.json().access_token),
       })
       expect(list.json()[0].ip, trust).toBe(expected)
       await t.close()
