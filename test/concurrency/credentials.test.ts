@@ -3,9 +3,9 @@
 // alive on either instance, a login that lost the race got 401 (never a 500), and a deleted
 // account's id is never given to the next user.
 import { describe, expect, it } from 'vitest'
-import { account, greet, logIn, refresh, type TokenPair } from '../helpers/http.js'
+import { account, decodeJwt, greet, logIn, refresh, type TokenPair } from '../helpers/http.js'
 import type { ServerProcess } from '../helpers/server-process.js'
-import { claimsOf, hammer, http, PASSWORD, topologies, trials, useDeployment } from './harness.js'
+import { hammer, http, PASSWORD, topologies, trials, useDeployment } from './harness.js'
 
 const NEW_PASSWORD = 'a brand new passphrase, 2026'
 // Logins per instance running at once while the change is made. Real argon2id: each login takes
@@ -162,15 +162,15 @@ for (const topology of topologies()) {
         const username = `reregistered-${i}`
         // The newest account holds the highest id: the one a reusing database would hand out again.
         const old = await account(a, username)
-        const oldId = claimsOf(old.access_token).id as number
+        const oldId = decodeJwt<{ id: number }>(old.access_token).id
         const deleted = http.bearer(a, 'DELETE', '/auth/me', old.access_token, { password: PASSWORD })
         // Logins race the deletion, as a client that keeps its session alive would.
         const racing = await hammerLogins([a, b], username, PASSWORD, deleted)
         expect((await deleted).status).toBe(204)
 
         const fresh = await account(b, username, NEW_PASSWORD)
-        const newId = claimsOf(fresh.access_token).id as number
-        const newSid = claimsOf(fresh.access_token).sid as string
+        const newId = decodeJwt<{ id: number }>(fresh.access_token).id
+        const newSid = decodeJwt<{ sid: string }>(fresh.access_token).sid
         if (!(newId > oldId)) failures.push(`trial ${i}: new id ${newId} after deleting ${oldId}`)
 
         for (const pair of [old, ...racing.flatMap((l) => (l.pair ? [l.pair] : []))]) {

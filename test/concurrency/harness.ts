@@ -153,11 +153,6 @@ export async function trials(
   console.info(`[concurrency] ${what}: ${count} trials in ${Math.round(performance.now() - started)} ms`)
 }
 
-/** The claims of a JWT, unverified: to read a token's `id` or `sid` in a test. */
-export function claimsOf(token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'))
-}
-
 /**
  * `workers` loops of `attempt`, each starting the next as soon as the last one answered, until
  * `until` settles; then each makes one more, so attempts that start after it are covered too.

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { inspect } from '../helpers/app.js'
-import { account, refresh, type TokenPair } from '../helpers/http.js'
+import { account, decodeJwt, refresh, type TokenPair } from '../helpers/http.js'
 import { expectRefusedEverywhere, logIns, topologies, trials, useDeployment } from './harness.js'
 
 const TRIALS = 2
@@ -58,7 +58,7 @@ describe.each(topologies())('refresh races across instances on $name', (topology
           expect(new Set(bodies.map((x) => x.access_token)).size).toBe(1)
           winners.push(bodies[0] as TokenPair)
         }
-        const sids = pairs.map((p) => sidOf(p.access_token))
+        const sids = pairs.map((p) => decodeJwt<{ sid: string }>(p.access_token).sid)
         const tokens = await db
           .selectFrom('authgate_refresh_tokens')
           .select(['session_id', 'spent_at'])
@@ -101,7 +101,3 @@ describe.each(topologies())('refresh races across instances on $name', (topology
     180_000,
   )
 })
-
-function sidOf(jwt: string): string {
-  return (JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { sid: string }).sid
-}

@@ -9,12 +9,11 @@ import { testPrefix } from './redis-server.js'
 
 export type { TestDatabase } from './database.js'
 export { freshDatabase, inspect, onPostgres, sqliteOnly, TEST_DIALECT, tempDir } from './database.js'
+export { PASSWORD } from './http.js'
 export { requirePrerequisite } from './prerequisite.js'
 
 /** Real argon2id with tiny parameters, for tests that are not about hashing. */
 export const fastHasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 })
-
-export const PASSWORD = 'correct horse battery staple'
 
 export interface TestApp {
   app: FastifyInstance

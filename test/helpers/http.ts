@@ -3,9 +3,11 @@
 // (through fetch, given its base URL); and jose's decoders, to read a token's header and claims
 // without verifying it.
 import type { FastifyInstance, HTTPMethods, LightMyRequestResponse } from 'fastify'
-import { PASSWORD } from './app.js'
 
 export { decodeJwt, decodeProtectedHeader } from 'jose'
+
+/** The password of the tests' accounts, unless a test is about passwords. */
+export const PASSWORD = 'correct horse battery staple'
 
 /**
  * An app, reached through app.inject(); or a running server, reached through fetch: its base URL

@@ -25,18 +25,9 @@ import {
   type TestDatabase,
 } from '../helpers/app.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
-import { form, greet, logIn, tokenFor } from '../helpers/http.js'
+import { decodeJwt, decodeProtectedHeader, form, greet, logIn, tokenFor } from '../helpers/http.js'
 
 const TTL_MS = 30 * 60_000
-
-const decode = (token: string) => {
-  const [h, p] = token.split('.')
-  return {
-    header: JSON.parse(Buffer.from(h ?? '', 'base64url').toString()),
-    payload: JSON.parse(Buffer.from(p ?? '', 'base64url').toString()),
-  }
-}
-const kidOf = (token: string): string => decode(token).header.kid
 
 async function jwks(app: FastifyInstance): Promise<{ kid: string; alg: string }[]> {
   const res = await app.inject({ url: '/.well-known/jwks.json' })
@@ -87,7 +78,8 @@ describe('the JWKS and the discovery documents', () => {
 
   it('a fresh install signs ES256 with the key the JWKS publishes', async () => {
     const token = await tokenFor(t.app, 'keeper')
-    const { header, payload } = decode(token)
+    const header = decodeProtectedHeader(token)
+    const payload = decodeJwt(token)
     expect(header.alg).toBe('ES256')
     expect(payload.iss).toBe('https://auth.example.com')
     const res = await t.app.inject({ url: '/.well-known/jwks.json' })
@@ -141,7 +133,7 @@ describe('the JWKS and the discovery documents', () => {
   it('with SECRET_KEY: HS256, an empty JWKS, HS256 in the metadata', async () => {
     const hs = await buildTestApp({ SECRET_KEY: 's'.repeat(40) })
     try {
-      expect(decode(await tokenFor(hs.app, 'hs')).header).toEqual({ alg: 'HS256', typ: 'JWT' })
+      expect(decodeProtectedHeader(await tokenFor(hs.app, 'hs'))).toEqual({ alg: 'HS256', typ: 'JWT' })
       expect(await jwks(hs.app)).toEqual([])
       const meta = (await hs.app.inject({ url: '/.well-known/openid-configuration' })).json()
       expect(meta.id_token_signing_alg_values_supported).toEqual(['HS256'])
@@ -155,9 +147,11 @@ describe('the JWKS and the discovery documents', () => {
     const app = await buildTestApp({ JWT_ALGORITHM: alg })
     try {
       const token = await tokenFor(app.app, 'algo')
-      expect(decode(token).header.alg).toBe(alg)
+      expect(decodeProtectedHeader(token).alg).toBe(alg)
       expect((await greet(app.app, token)).statusCode).toBe(200)
-      expect(await jwks(app.app)).toEqual([expect.objectContaining({ alg, kid: kidOf(token) })])
+      expect(await jwks(app.app)).toEqual([
+        expect.objectContaining({ alg, kid: decodeProtectedHeader(token).kid }),
+      ])
     } finally {
       await app.close()
     }
@@ -176,7 +170,7 @@ describe('the default algorithm of an existing install', () => {
     const after = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
     try {
       expect((await greet(after, token)).statusCode).toBe(200)
-      expect(decode(await tokenFor(after, 'newcomer')).header.alg).toBe('HS256')
+      expect(decodeProtectedHeader(await tokenFor(after, 'newcomer')).alg).toBe('HS256')
       expect(await jwks(after)).toEqual([])
       expect(await keyRows(db.url)).toEqual([])
     } finally {
@@ -205,18 +199,18 @@ describe('rotation', () => {
     const t = await buildTestApp({}, { clock, keyReloadMs: 50 })
     try {
       const before = await tokenFor(t.app, 'rotor')
-      const oldKid = kidOf(before)
+      const oldKid = decodeProtectedHeader(before).kid
       const { key: current, previous } = await rotate(t.dbUrl, {}, clock)
       expect(previous?.kid).toBe(oldKid)
       // The app notices within its reload interval and publishes the next key, but signs with it
       // only once the activation delay has passed (every process and JWKS cache has it by then).
       await until(async () => (await jwks(t.app)).length === 2)
       expect((await jwks(t.app)).map((k) => k.kid)).toEqual([oldKid, current.kid])
-      expect(kidOf(await tokenFor(t.app, 'rotor'))).toBe(oldKid)
+      expect(decodeProtectedHeader(await tokenFor(t.app, 'rotor')).kid).toBe(oldKid)
       clock.advance(t.config.keyActivationDelayMs)
       expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, oldKid])
       const after = (await logIn(t.app, 'rotor')).json().access_token
-      expect(kidOf(after)).toBe(current.kid)
+      expect(decodeProtectedHeader(after).kid).toBe(current.kid)
       expect((await greet(t.app, before)).statusCode).toBe(200)
       expect((await greet(t.app, after)).statusCode).toBe(200)
 
@@ -226,7 +220,7 @@ describe('rotation', () => {
       // Low-S, as AuthGate signs (a high s is refused).
       const longLived = toLowS(
         createSigner({ key: oldKey?.private_key ?? '', algorithm: 'ES256', kid: oldKid })({
-          ...decode(before).payload,
+          ...decodeJwt<Record<string, unknown>>(before),
           exp: now + 86_400,
         }),
       )
@@ -272,7 +266,7 @@ describe('rotation', () => {
       let after = await logIn()
       await until(async () => {
         after = await logIn()
-        return kidOf(after) === newKid
+        return decodeProtectedHeader(after).kid === newKid
       })
 
       if (onPostgres) {

@@ -4,13 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { account, bearer, form, greet, logIn, refresh, signUp } from '../helpers/http.js'
+import { account, bearer, decodeJwt, form, greet, logIn, refresh, signUp } from '../helpers/http.js'
 
 const DAY = 86_400_000
-
-function claims(token: string) {
-  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
-}
 
 describe('refresh tokens', () => {
   const clock = frozenClock()
@@ -32,7 +28,7 @@ describe('refresh tokens', () => {
     const { createHash } = await import('node:crypto')
     expect(hashes).toContain(createHash('sha256').update(pair.refresh_token).digest('hex'))
     expect(JSON.stringify(hashes)).not.toContain(pair.refresh_token)
-    expect(claims(pair.access_token).sid).toEqual(expect.any(String))
+    expect(decodeJwt(pair.access_token).sid).toEqual(expect.any(String))
   })
 
   it('rotate: a refresh returns a new pair and spends the old token', async () => {
@@ -44,7 +40,7 @@ describe('refresh tokens', () => {
     const second = res.json()
     expect(second.refresh_token).not.toBe(first.refresh_token)
     expect(second.access_token).not.toBe(first.access_token)
-    expect(claims(second.access_token).sid).toBe(claims(first.access_token).sid)
+    expect(decodeJwt(second.access_token).sid).toBe(decodeJwt(first.access_token).sid)
     expect((await greet(t.app, second.access_token)).json().message).toMatch(/^Hello, rotor with ID/)
     // The new token rotates in turn.
     clock.advance(1000)
@@ -170,7 +166,7 @@ describe('revocation on the next request', () => {
     expect(list.statusCode).toBe(200)
     const sessions = list.json()
     expect(sessions).toHaveLength(2)
-    expect(sessions.find((s: { current: boolean }) => s.current).id).toBe(claims(a.access_token).sid)
+    expect(sessions.find((s: { current: boolean }) => s.current).id).toBe(decodeJwt(a.access_token).sid)
     const other = sessions.find((s: { current: boolean }) => !s.current)
     expect(other).toMatchObject({ user_agent: 'second-device/1.0', ip: '127.0.0.1' })
     expect(Object.keys(other).sort()).toEqual([
@@ -203,7 +199,7 @@ describe('revocation on the next request', () => {
     const theirs = await account(t.app, 'mallory-s')
     const res = await t.app.inject({
       method: 'DELETE',
-      url: `/auth/sessions/${claims(mine.access_token).sid}`,
+      url: `/auth/sessions/${decodeJwt(mine.access_token).sid}`,
       headers: bearer(theirs.access_token),
     })
     expect(res.statusCode).toBe(404)

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
-import { greet, logIn, pairOf, tokenFor } from '../helpers/http.js'
+import { decodeJwt, decodeProtectedHeader, greet, logIn, pairOf, tokenFor } from '../helpers/http.js'
 import {
   craft,
   ecKeys,
@@ -34,7 +34,7 @@ let trapUrl: string
 beforeAll(async () => {
   t = await buildTestApp({ SECRET_KEY: SECRET })
   valid = await tokenFor(t.app, 'victim')
-  userId = JSON.parse(Buffer.from(valid.split('.')[1] ?? '', 'base64url').toString()).id
+  userId = decodeJwt<{ id: number }>(valid).id
   trap = createServer((_req, res) => {
     trapHits++
     res.end('{}')
@@ -214,9 +214,8 @@ describe('JWT verification with ES256 key pairs', () => {
   beforeAll(async () => {
     es = await buildTestApp({ JWT_ALGORITHM: 'ES256', PUBLIC_URL: ISSUER })
     const token = await tokenFor(es.app, 'victim')
-    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())
-    ourKid = header.kid
-    esUserId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).id
+    ourKid = decodeProtectedHeader(token).kid as string
+    esUserId = decodeJwt<{ id: number }>(token).id
     // Our own key, read from the database, so forgeries differ from a valid token in one thing only.
     const row = await inspect(es.dbUrl)
       .selectFrom('authgate_signing_keys')
@@ -397,8 +396,8 @@ describe('JWT verification with EdDSA key pairs', () => {
   beforeAll(async () => {
     ed = await buildTestApp({ JWT_ALGORITHM: 'EdDSA', PUBLIC_URL: ISSUER })
     const token = await tokenFor(ed.app, 'victim')
-    kid = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid
-    edUserId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).id
+    kid = decodeProtectedHeader(token).kid as string
+    edUserId = decodeJwt<{ id: number }>(token).id
     const row = await inspect(ed.dbUrl)
       .selectFrom('authgate_signing_keys')
       .select('private_key')
