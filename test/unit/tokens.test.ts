@@ -5,15 +5,14 @@ import { createLocalJWKSet, jwtVerify } from 'jose'
 import { describe, expect, it } from 'vitest'
 import {
   type AsymmetricAlgorithm,
-  type KeysRepository,
   openKeyAdmin,
   openKeyRing,
   RETIREMENT_SLACK_MS,
-  type SigningKeyRecord,
 } from '../../src/domain/keys.js'
 import { createTokenService } from '../../src/domain/tokens.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { toLowS } from '../../src/lib/jws.js'
+import { memoryKeys, memorySettings } from '../helpers/fakes.js'
 import { decodeJwt, decodeProtectedHeader } from '../helpers/http.js'
 
 const secret = 'k'.repeat(40)
@@ -76,22 +75,6 @@ describe('token service', () => {
 const ISSUER = 'https://auth.example.com'
 const TTL_MS = 30 * 60_000
 
-function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[] } {
-  const rows: SigningKeyRecord[] = []
-  return {
-    rows,
-    listKeys: async () => rows.map((r) => ({ ...r })),
-    currentKey: async () => rows.find((r) => r.retired_at === null),
-    async schedule(key, { activatesAt, keepIfAlg }) {
-      const current = rows.find((r) => r.retired_at === null)
-      if (current && current.alg === keepIfAlg) return { current, retired: undefined }
-      if (current) current.retired_at = activatesAt
-      rows.push({ ...key, activates_at: activatesAt })
-      return { current: key, retired: current?.kid }
-    },
-  }
-}
-
 async function keyPairService(
   alg: AsymmetricAlgorithm,
   { issuer = ISSUER, audience }: { issuer?: string | undefined; audience?: string } = {},
@@ -101,7 +84,7 @@ async function keyPairService(
   const options = {
     configured: alg,
     secretKey: undefined,
-    settings: { get: async () => undefined, getOrInsert: async (_k: string, v: string) => v },
+    settings: memorySettings(),
     keys: repo,
     clock,
     accessTtlMs: TTL_MS,
