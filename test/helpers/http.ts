@@ -70,34 +70,31 @@ export const signUp = <T extends Target>(
   options: RequestOptions = {},
 ) => send(on, { method: 'POST', path: '/auth/', payload: { username, password }, ...options })
 
-/** A password login, POST /auth/token (a form): 200 and a token pair. */
+/** POST /auth/token with `fields` as a form (RFC 6749 §4.3.2, §6). */
+const tokenRequest = <T extends Target>(
+  on: T,
+  fields: Record<string, string>,
+  { headers, ...options }: RequestOptions,
+) =>
+  send(on, {
+    method: 'POST',
+    path: '/auth/token',
+    headers: { ...form, ...headers },
+    payload: new URLSearchParams(fields).toString(),
+    ...options,
+  })
+
+/** A password login: 200 and a token pair. */
 export const logIn = <T extends Target>(
   on: T,
   username: string,
   password = PASSWORD,
-  { headers, ...options }: RequestOptions = {},
-) =>
-  send(on, {
-    method: 'POST',
-    path: '/auth/token',
-    headers: { ...form, ...headers },
-    payload: new URLSearchParams({ username, password }).toString(),
-    ...options,
-  })
+  options: RequestOptions = {},
+) => tokenRequest(on, { username, password }, options)
 
-/** A refresh, POST /auth/token with grant_type=refresh_token (RFC 6749 §6): 200 and a new pair. */
-export const refresh = <T extends Target>(
-  on: T,
-  refreshToken: string,
-  { headers, ...options }: RequestOptions = {},
-) =>
-  send(on, {
-    method: 'POST',
-    path: '/auth/token',
-    headers: { ...form, ...headers },
-    payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
-    ...options,
-  })
+/** A refresh (grant_type=refresh_token): 200 and a new pair. */
+export const refresh = <T extends Target>(on: T, refreshToken: string, options: RequestOptions = {}) =>
+  tokenRequest(on, { grant_type: 'refresh_token', refresh_token: refreshToken }, options)
 
 /** GET / with the token: 200 and "Hello, <name> with ID: <id>!" while its session lives, else 401. */
 export const greet = <T extends Target>(on: T, token: string) =>
