@@ -3,18 +3,9 @@
 // alive on either instance, a login that lost the race got 401 (never a 500), and a deleted
 // account's id is never given to the next user.
 import { describe, expect, it } from 'vitest'
+import { account, decodeJwt, greet, logIn, refresh, type TokenPair } from '../helpers/http.js'
 import type { ServerProcess } from '../helpers/server-process.js'
-import {
-  account,
-  claimsOf,
-  hammer,
-  http,
-  PASSWORD,
-  type Pair,
-  topologies,
-  trials,
-  useDeployment,
-} from './harness.js'
+import { hammer, http, PASSWORD, topologies, trials, useDeployment } from './harness.js'
 
 const NEW_PASSWORD = 'a brand new passphrase, 2026'
 // Logins per instance running at once while the change is made. Real argon2id: each login takes
@@ -28,7 +19,7 @@ const ELSEWHERE_MS = 3_000
 interface Login {
   status: number
   on: ServerProcess
-  pair?: Pair
+  pair?: TokenPair
 }
 
 /** Logins of `username` with `password` on every instance, until `until` settles (and once after). */
@@ -42,18 +33,17 @@ function hammerLogins(
   return hammer<Login>(
     WORKERS_PER_INSTANCE * instances.length,
     async (w) => {
-      const res = await http.logIn(on(w), username, password)
+      const res = await logIn(on(w), username, password)
       if (res.status !== 200) {
         await res.body?.cancel()
         return { status: res.status, on: on(w) }
       }
-      return { status: 200, on: on(w), pair: (await res.json()) as Pair }
+      return { status: 200, on: on(w), pair: (await res.json()) as TokenPair }
     },
     until,
   )
 }
 
-const greet = (on: ServerProcess, token: string) => http.bearer(on, 'GET', '/', token)
 const statusOf = async (res: Promise<Response>) => {
   const r = await res
   await r.body?.cancel()
@@ -67,11 +57,11 @@ const statusOf = async (res: Promise<Response>) => {
 async function stillAlive(
   instances: ServerProcess[],
   changedOn: ServerProcess,
-  pair: Pair,
+  pair: TokenPair,
 ): Promise<string[]> {
   const alive: string[] = []
   for (const on of instances) {
-    if ((await statusOf(http.refresh(on, pair.refresh_token))) === 200) alive.push('refresh token rotates')
+    if ((await statusOf(refresh(on, pair.refresh_token))) === 200) alive.push('refresh token rotates')
   }
   if ((await statusOf(greet(changedOn, pair.access_token))) !== 401)
     alive.push('GET / on the changing instance')
@@ -172,15 +162,15 @@ for (const topology of topologies()) {
         const username = `reregistered-${i}`
         // The newest account holds the highest id: the one a reusing database would hand out again.
         const old = await account(a, username)
-        const oldId = claimsOf(old.access_token).id as number
+        const oldId = decodeJwt<{ id: number }>(old.access_token).id
         const deleted = http.bearer(a, 'DELETE', '/auth/me', old.access_token, { password: PASSWORD })
         // Logins race the deletion, as a client that keeps its session alive would.
         const racing = await hammerLogins([a, b], username, PASSWORD, deleted)
         expect((await deleted).status).toBe(204)
 
         const fresh = await account(b, username, NEW_PASSWORD)
-        const newId = claimsOf(fresh.access_token).id as number
-        const newSid = claimsOf(fresh.access_token).sid as string
+        const newId = decodeJwt<{ id: number }>(fresh.access_token).id
+        const newSid = decodeJwt<{ sid: string }>(fresh.access_token).sid
         if (!(newId > oldId)) failures.push(`trial ${i}: new id ${newId} after deleting ${oldId}`)
 
         for (const pair of [old, ...racing.flatMap((l) => (l.pair ? [l.pair] : []))]) {

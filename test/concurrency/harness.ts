@@ -3,6 +3,7 @@
 // plain HTTP helpers; and `trials`, which runs a race many times and prints how many it ran.
 import { afterAll, beforeAll, expect } from 'vitest'
 import { inspect, PASSWORD, requirePrerequisite, tempDir } from '../helpers/app.js'
+import { bearer, logIn, pairOf, type TokenPair } from '../helpers/http.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -125,52 +126,17 @@ export function useDeployment(
   return deployment
 }
 
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
 const JSON_TYPE = { 'content-type': 'application/json' }
 
-export interface Pair {
-  access_token: string
-  refresh_token: string
-}
-
+/** A ServerProcess is a target of test/helpers/http.ts's requests (signUp, logIn, refresh, greet). */
 export const http = {
-  signUp: (on: ServerProcess, username: string, password = PASSWORD) =>
-    fetch(`${on.url}/auth/`, {
-      method: 'POST',
-      headers: JSON_TYPE,
-      body: JSON.stringify({ username, password }),
-    }),
-  logIn: (on: ServerProcess, username: string, password = PASSWORD, headers: Record<string, string> = {}) =>
-    fetch(`${on.url}/auth/token`, {
-      method: 'POST',
-      headers: { ...FORM, ...headers },
-      body: new URLSearchParams({ username, password }),
-    }),
-  refresh: (on: ServerProcess, refreshToken: string) =>
-    fetch(`${on.url}/auth/token`, {
-      method: 'POST',
-      headers: FORM,
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
-    }),
   /** A bearer request; `body`, when given, is sent as JSON. */
   bearer: (on: ServerProcess, method: string, path: string, token: string, body?: unknown) =>
     fetch(`${on.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : JSON_TYPE) },
+      headers: { ...bearer(token), ...(body === undefined ? {} : JSON_TYPE) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     }),
-}
-
-/** Signs up (expecting 201) and logs in (expecting 200); returns the pair. */
-export async function account(on: ServerProcess, username: string, password = PASSWORD): Promise<Pair> {
-  const made = await http.signUp(on, username, password)
-  if (made.status !== 201) throw new Error(`sign-up of ${username}: ${made.status} ${await made.text()}`)
-  return pairOf(await http.logIn(on, username, password))
-}
-
-export async function pairOf(res: Response): Promise<Pair> {
-  if (res.status !== 200) throw new Error(`expected a token pair, got ${res.status} ${await res.text()}`)
-  return (await res.json()) as Pair
 }
 
 /**
@@ -185,11 +151,6 @@ export async function trials(
   const started = performance.now()
   for (let i = 0; i < count; i++) await trial(i)
   console.info(`[concurrency] ${what}: ${count} trials in ${Math.round(performance.now() - started)} ms`)
-}
-
-/** The claims of a JWT, unverified: to read a token's `id` or `sid` in a test. */
-export function claimsOf(token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'))
 }
 
 /**
@@ -266,11 +227,11 @@ export async function logIns(
   username: string,
   count: number,
   parallel = 8,
-): Promise<Pair[]> {
-  const pairs: Pair[] = []
+): Promise<TokenPair[]> {
+  const pairs: TokenPair[] = []
   for (let i = 0; i < count; i += parallel) {
     const batch = Array.from({ length: Math.min(parallel, count - i) }, (_, j) =>
-      http.logIn(instances[(i + j) % instances.length] as ServerProcess, username).then(pairOf),
+      logIn(instances[(i + j) % instances.length] as ServerProcess, username).then(pairOf),
     )
     pairs.push(...(await Promise.all(batch)))
   }

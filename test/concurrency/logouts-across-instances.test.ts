@@ -1,8 +1,8 @@
 // Logouts across instances (issue 9, items 1 and 8): many sessions logged out at once on one
 // instance are refused by every instance within a second, however their commits interleave.
 import { describe, expect, it } from 'vitest'
+import { account } from '../helpers/http.js'
 import {
-  account,
   expectRefusedEverywhere,
   http,
   logIns,

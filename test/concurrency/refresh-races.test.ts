@@ -4,16 +4,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { inspect } from '../helpers/app.js'
-import {
-  account,
-  expectRefusedEverywhere,
-  http,
-  logIns,
-  type Pair,
-  topologies,
-  trials,
-  useDeployment,
-} from './harness.js'
+import { account, decodeJwt, refresh, type TokenPair } from '../helpers/http.js'
+import { expectRefusedEverywhere, logIns, topologies, trials, useDeployment } from './harness.js'
 
 const TRIALS = 2
 const USERS = 3
@@ -39,7 +31,7 @@ describe.each(topologies())('refresh races across instances on $name', (topology
       if (!a || !b) throw new Error('two instances expected')
       const db = inspect(deployment.databaseUrl)
       await trials(`refresh races across instances on ${topology.name}`, TRIALS, async (trial) => {
-        const pairs: Pair[] = []
+        const pairs: TokenPair[] = []
         for (let u = 0; u < USERS; u++) {
           const username = `racer-${trial}-${u}`
           pairs.push(await account(b, username))
@@ -50,13 +42,13 @@ describe.each(topologies())('refresh races across instances on $name', (topology
         const raced = await Promise.all(
           pairs.map((p) =>
             Promise.all(
-              Array.from({ length: RACERS }, (_, i) => http.refresh(i % 2 === 0 ? a : b, p.refresh_token)),
+              Array.from({ length: RACERS }, (_, i) => refresh(i % 2 === 0 ? a : b, p.refresh_token)),
             ),
           ),
         )
-        const winners: Pair[] = []
+        const winners: TokenPair[] = []
         for (const responses of raced) {
-          const bodies = (await Promise.all(responses.map((r) => r.json()))) as Pair[]
+          const bodies = (await Promise.all(responses.map((r) => r.json()))) as TokenPair[]
           expect(
             responses.map((r) => r.status),
             JSON.stringify(bodies),
@@ -64,9 +56,9 @@ describe.each(topologies())('refresh races across instances on $name', (topology
           // Within the grace window every racer gets the one winner's pair, on either instance.
           expect(new Set(bodies.map((x) => x.refresh_token)).size).toBe(1)
           expect(new Set(bodies.map((x) => x.access_token)).size).toBe(1)
-          winners.push(bodies[0] as Pair)
+          winners.push(bodies[0] as TokenPair)
         }
-        const sids = pairs.map((p) => sidOf(p.access_token))
+        const sids = pairs.map((p) => decodeJwt<{ sid: string }>(p.access_token).sid)
         const tokens = await db
           .selectFrom('authgate_refresh_tokens')
           .select(['session_id', 'spent_at'])
@@ -84,9 +76,7 @@ describe.each(topologies())('refresh races across instances on $name', (topology
         await sleep(Math.max(0, spentAt + GRACE_SECONDS * 1000 + 100 - Date.now()))
         // One copy of each comes back, all at once, half on each instance: one revocation per
         // session (a second would hide a lost first), many in flight together.
-        const reused = await Promise.all(
-          pairs.map((p, i) => http.refresh(i % 2 === 0 ? a : b, p.refresh_token)),
-        )
+        const reused = await Promise.all(pairs.map((p, i) => refresh(i % 2 === 0 ? a : b, p.refresh_token)))
         expect(reused.map((r) => r.status)).toEqual(reused.map(() => 400))
 
         // The sessions end on both instances: the winners' access tokens within 1 s...
@@ -97,7 +87,7 @@ describe.each(topologies())('refresh races across instances on $name', (topology
         )
         // ...and their refresh tokens at once, being checked in the database.
         const successors = await Promise.all(
-          winners.flatMap((w) => [http.refresh(a, w.refresh_token), http.refresh(b, w.refresh_token)]),
+          winners.flatMap((w) => [refresh(a, w.refresh_token), refresh(b, w.refresh_token)]),
         )
         expect(successors.map((r) => r.status)).toEqual(successors.map(() => 400))
         const ended = await db
@@ -111,7 +101,3 @@ describe.each(topologies())('refresh races across instances on $name', (topology
     180_000,
   )
 })
-
-function sidOf(jwt: string): string {
-  return (JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { sid: string }).sid
-}

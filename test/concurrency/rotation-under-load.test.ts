@@ -8,8 +8,9 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { describe, expect, it, vi } from 'vitest'
 import { runCli } from '../helpers/cli.js'
+import { account, decodeProtectedHeader, pairOf, refresh, type TokenPair } from '../helpers/http.js'
 import type { ServerProcess } from '../helpers/server-process.js'
-import { account, hammer, http, type Pair, pairOf, topologies, useDeployment } from './harness.js'
+import { hammer, http, topologies, useDeployment } from './harness.js'
 
 const ISSUER = 'https://auth.example.test'
 // Short, so the test takes seconds: a JWKS max-age of 2 s, and the next key signs 4 s after it is
@@ -18,9 +19,6 @@ const ENV = { JWKS_MAX_AGE_SECONDS: '2', KEY_ACTIVATION_DELAY_SECONDS: '4' }
 const LOOPS_PER_INSTANCE = 3
 // The new key must have signed this many tokens on each process before the load stops.
 const NEW_KEY_TOKENS_PER_INSTANCE = 30
-
-const kidOf = (token: string): string =>
-  JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid
 
 /** jose's remote JWK Set for one process, its cache as long as that process's max-age says. */
 async function remoteVerifier(on: ServerProcess) {
@@ -51,12 +49,12 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis']))(
         if (!a || !b) throw new Error('two instances expected')
         const instances = [a, b]
         const verifiers = await Promise.all(instances.map(remoteVerifier))
-        const oldKid = kidOf((await account(a, 'rotor-0')).access_token)
+        const oldKid = decodeProtectedHeader((await account(a, 'rotor-0')).access_token).kid
 
         // One session per loop; each loop refreshes on "its" process, then presents the fresh
         // access token to both processes and to both remote verifiers.
         const loops = LOOPS_PER_INSTANCE * instances.length
-        const pairs: Pair[] = []
+        const pairs: TokenPair[] = []
         for (let i = 0; i < loops; i++) {
           pairs.push(await account(instances[i % 2] as ServerProcess, `rotor-${i + 1}`))
         }
@@ -67,10 +65,10 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis']))(
         const attempt = async (loop: number) => {
           const issuer = loop % 2
           const on = instances[issuer] as ServerProcess
-          const pair = await pairOf(await http.refresh(on, (pairs[loop] as Pair).refresh_token))
+          const pair = await pairOf(await refresh(on, (pairs[loop] as TokenPair).refresh_token))
           pairs[loop] = pair
           const token = pair.access_token
-          const kid = kidOf(token)
+          const kid = decodeProtectedHeader(token).kid
           if (kid !== oldKid) {
             newKid ??= kid
             newKeyTokens[issuer] = (newKeyTokens[issuer] ?? 0) + 1

@@ -2,7 +2,8 @@
 // once all have answered, at most the cap is alive in the database and on both instances.
 import { describe, expect, it } from 'vitest'
 import { inspect } from '../helpers/app.js'
-import { http, pairOf, topologies, trials, useDeployment } from './harness.js'
+import { logIn, pairOf, signUp } from '../helpers/http.js'
+import { http, topologies, trials, useDeployment } from './harness.js'
 
 const CAP = 5
 const LOGINS = 20
@@ -19,9 +20,9 @@ describe.each(topologies())('the session cap on two instances on $name', (topolo
     if (!a || !b) throw new Error('two instances expected')
     await trials(`${topology.name}: ${LOGINS} concurrent logins, cap ${CAP}`, 3, async (i) => {
       const username = `crowd-${i}`
-      expect((await http.signUp(a, username)).status).toBe(201)
+      expect((await signUp(a, username)).status).toBe(201)
       const pairs = await Promise.all(
-        Array.from({ length: LOGINS }, (_, n) => http.logIn(n % 2 === 0 ? a : b, username).then(pairOf)),
+        Array.from({ length: LOGINS }, (_, n) => logIn(n % 2 === 0 ? a : b, username).then(pairOf)),
       )
       const user = await inspect(deployment.databaseUrl)
         .selectFrom('users')

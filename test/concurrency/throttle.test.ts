@@ -2,11 +2,12 @@
 // instances is evaluated exactly LOGIN_MAX_FAILURES times, and across a Redis outage that only one
 // instance saw, both instances together evaluate no more than docs/security.md allows.
 import { afterAll, describe, expect, it } from 'vitest'
+import { logIn, signUp } from '../helpers/http.js'
 import { redisInspector } from '../helpers/redis-server.js'
 import type { ServerProcess } from '../helpers/server-process.js'
 import { freePort } from '../helpers/server-process.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-import { http, topologies, trials, useDeployment } from './harness.js'
+import { topologies, trials, useDeployment } from './harness.js'
 
 const LIMIT = 10 // LOGIN_MAX_FAILURES's default
 const WRONG = 'not the password at all'
@@ -16,7 +17,7 @@ const ENV = { LOGIN_IP_MAX_FAILURES: '100000', REGISTRATIONS_PER_IP_PER_HOUR: '1
 /** The statuses of `n` wrong-password logins for `name`, sent one after another to `on`. */
 async function guesses(on: ServerProcess, name: string, n: number): Promise<number[]> {
   const statuses: number[] = []
-  for (let i = 0; i < n; i++) statuses.push((await http.logIn(on, name, WRONG)).status)
+  for (let i = 0; i < n; i++) statuses.push((await logIn(on, name, WRONG)).status)
   return statuses
 }
 
@@ -50,9 +51,9 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis', 'sqlite+redis'
       const [a, b] = deployment.instances as [ServerProcess, ServerProcess]
       await trials(`40 parallel guesses on two instances (${topology.name})`, 5, async (i) => {
         const name = `burst-${i}`
-        expect((await http.signUp(a, name)).status).toBe(201)
+        expect((await signUp(a, name)).status).toBe(201)
         const statuses = await Promise.all(
-          Array.from({ length: 40 }, async (_, k) => (await http.logIn(k % 2 ? b : a, name, WRONG)).status),
+          Array.from({ length: 40 }, async (_, k) => (await logIn(k % 2 ? b : a, name, WRONG)).status),
         )
         expect(tally(statuses), `trial ${i}`).toEqual({ evaluated: LIMIT, throttled: 40 - LIMIT })
       })
@@ -68,7 +69,7 @@ describe.each(topologies(['sqlite', 'postgres', 'postgres+redis', 'sqlite+redis'
         try {
           await trials(`10/10/10 guesses across a Redis outage (${topology.name})`, 3, async (i) => {
             const name = `outage-${i}`
-            expect((await http.signUp(a, name)).status).toBe(201)
+            expect((await signUp(a, name)).status).toBe(201)
             // Before: the limit's worth, counted in Redis; then refused.
             const before = tally(await guesses(a, name, LIMIT + 1))
             expect(before).toEqual({ evaluated: LIMIT, throttled: 1 })

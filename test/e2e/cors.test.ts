@@ -2,6 +2,7 @@
 // (the device cookie) and read the headers it needs; any other origin gets no CORS header at all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 const APP = 'https://app.example.com'
 const EVIL = 'https://evil.example'
@@ -13,12 +14,6 @@ async function listen(t: TestApp): Promise<string> {
   return `http://127.0.0.1:${address.port}`
 }
 
-const form = (fields: Record<string, string>) => ({
-  method: 'POST',
-  headers: { 'content-type': 'application/x-www-form-urlencoded' },
-  body: new URLSearchParams(fields).toString(),
-})
-
 const corsHeaders = (res: Response) =>
   [...res.headers.keys()].filter((name) => name.startsWith('access-control-')).sort()
 
@@ -29,12 +24,7 @@ describe('CORS with CORS_ORIGINS, over HTTP', () => {
   beforeAll(async () => {
     t = await buildTestApp({ CORS_ORIGINS: APP, RATE_LIMIT: 'on', LOGIN_MAX_FAILURES: '1' })
     base = await listen(t)
-    const created = await fetch(`${base}/auth/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'corsy', password: PASSWORD }),
-    })
-    expect(created.status).toBe(201)
+    expect((await signUp(base, 'corsy')).status).toBe(201)
   })
 
   afterAll(async () => {
@@ -59,20 +49,13 @@ describe('CORS with CORS_ORIGINS, over HTTP', () => {
   })
 
   it('lets a listed origin log in with credentials and read Retry-After on a 429', async () => {
-    const ok = await fetch(`${base}/auth/token`, {
-      ...form({ username: 'corsy', password: PASSWORD }),
-      headers: { ...form({}).headers, origin: APP },
-    })
+    const ok = await logIn(base, 'corsy', PASSWORD, { headers: { origin: APP } })
     expect(ok.status).toBe(200)
     expect(ok.headers.get('access-control-allow-origin')).toBe(APP)
     expect(ok.headers.get('access-control-allow-credentials')).toBe('true')
     expect(ok.headers.get('set-cookie')).toMatch(/^authgate_device=[^;]+;.*HttpOnly/)
 
-    const wrong = () =>
-      fetch(`${base}/auth/token`, {
-        ...form({ username: 'corsy', password: 'not the password at all' }),
-        headers: { ...form({}).headers, origin: APP },
-      })
+    const wrong = () => logIn(base, 'corsy', 'not the password at all', { headers: { origin: APP } })
     let throttled: Response | undefined
     for (let i = 0; i < 5 && throttled === undefined; i++) {
       const res = await wrong()
@@ -95,10 +78,7 @@ describe('CORS with CORS_ORIGINS, over HTTP', () => {
       headers: { origin: EVIL, 'access-control-request-method': 'POST' },
     })
     expect(corsHeaders(preflight)).toEqual([])
-    const actual = await fetch(`${base}/auth/token`, {
-      ...form({ username: 'corsy', password: 'nope nope nope' }),
-      headers: { ...form({}).headers, origin: EVIL },
-    })
+    const actual = await logIn(base, 'corsy', 'nope nope nope', { headers: { origin: EVIL } })
     expect(actual.status).toBeGreaterThanOrEqual(400)
     expect(corsHeaders(actual)).toEqual([])
     // A lookalike (a listed origin as a prefix) is not listed either.
@@ -123,12 +103,8 @@ describe('the device cookie and SameSite', () => {
     const t = await buildTestApp(env)
     try {
       const base = await listen(t)
-      await fetch(`${base}/auth/`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'cookie', password: PASSWORD }),
-      })
-      const res = await fetch(`${base}/auth/token`, form({ username: 'cookie', password: PASSWORD }))
+      await signUp(base, 'cookie')
+      const res = await logIn(base, 'cookie')
       expect(res.status).toBe(200)
       // Exactly these attributes, in any order (RFC 6265 §5.2 gives the order no meaning).
       const [pair, ...attributes] = res.headers.get('set-cookie')?.split('; ') ?? []

@@ -4,7 +4,8 @@
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { afterAll, expect, it } from 'vitest'
-import { PASSWORD, tempDir } from '../helpers/app.js'
+import { tempDir } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir()
@@ -26,28 +27,15 @@ const CONCURRENCY = 16
 // SIGKILL once this many sign-ups have been acknowledged: mid-storm, with more in flight.
 const KILL_AFTER = 60
 
-async function signUp(url: string, username: string): Promise<number> {
+/** The status of an answer, read to its end; 0 when the connection died with the process. */
+async function statusOf(answer: Promise<Response>): Promise<number> {
   try {
-    const res = await fetch(`${url}/auth/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password: PASSWORD }),
-    })
+    const res = await answer
     await res.arrayBuffer()
     return res.status
   } catch {
-    return 0 // the connection died with the process: not acknowledged
+    return 0 // not acknowledged
   }
-}
-
-async function logIn(url: string, username: string): Promise<number> {
-  const res = await fetch(`${url}/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username, password: PASSWORD }),
-  })
-  await res.arrayBuffer()
-  return res.status
 }
 
 it('keeps every acknowledged registration and an intact file after a SIGKILL mid-storm', async () => {
@@ -60,7 +48,7 @@ it('keeps every acknowledged registration and an intact file after a SIGKILL mid
   const worker = async () => {
     while (next < TOTAL) {
       const username = `storm${String(next++).padStart(3, '0')}`
-      const status = await signUp(first.url, username)
+      const status = await statusOf(signUp(first, username))
       if (status === 201) acknowledged.push(username)
       else if (status !== 0) throw new Error(`sign-up ${username}: ${status}`)
       if (acknowledged.length >= KILL_AFTER && killedAt < 0) {
@@ -91,9 +79,9 @@ it('keeps every acknowledged registration and an intact file after a SIGKILL mid
     db.close()
   }
   const sample = [acknowledged[0], acknowledged[Math.floor(acknowledged.length / 2)], acknowledged.at(-1)]
-  for (const username of sample) expect(await logIn(second.url, username as string), username).toBe(200)
+  for (const username of sample) expect(await statusOf(logIn(second, username as string)), username).toBe(200)
   // A second registration of an acknowledged name is refused: the row is really there.
-  expect(await signUp(second.url, acknowledged[0] as string)).toBe(409)
+  expect(await statusOf(signUp(second, acknowledged[0] as string))).toBe(409)
   await second.stop()
 
   const check = new SQLite(file)

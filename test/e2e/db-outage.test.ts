@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { DEFAULT_POOL_SIZE } from '../../src/storage/database.js'
-import { fastHasher, login, register, requirePrerequisite } from '../helpers/app.js'
+import { fastHasher, requirePrerequisite } from '../helpers/app.js'
+import { greet, logIn, signUp } from '../helpers/http.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -40,8 +41,8 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     await proxy.set('open')
     // connect_timeout=2: a black-holed database costs a request 2 s, not the default 5.
     app = await proxiedApp(`connect_timeout=${CONNECT_TIMEOUT_MS / 1000}`)
-    expect((await register(app, 'alice')).statusCode).toBe(201)
-    const res = await login(app, 'alice')
+    expect((await signUp(app, 'alice')).statusCode).toBe(201)
+    const res = await logIn(app, 'alice')
     expect(res.statusCode).toBe(200)
     token = res.json().access_token
   }, 60_000)
@@ -82,18 +83,13 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
   }
 
   async function expectOutageAnswers(target = app) {
-    expectUnavailable(await timed(() => login(target, 'alice')))
-    expectUnavailable(await timed(() => register(target, `bob${randomBytes(3).toString('hex')}`)))
+    expectUnavailable(await timed(() => logIn(target, 'alice')))
+    expectUnavailable(await timed(() => signUp(target, `bob${randomBytes(3).toString('hex')}`)))
     const readyz = await target.inject({ method: 'GET', url: '/readyz' })
     expect(readyz.statusCode).toBe(503)
     expect(readyz.json().code).toBe('service_unavailable')
     // The access token is verified in memory: the protected route needs no database.
-    const greet = await target.inject({
-      method: 'GET',
-      url: '/',
-      headers: { authorization: `Bearer ${token}` },
-    })
-    expect(greet.statusCode).toBe(200)
+    expect((await greet(target, token)).statusCode).toBe(200)
     expect((await target.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
   }
 
@@ -104,8 +100,8 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
         interval: 50,
       })
       .toBe(200)
-    expect((await login(target, 'alice')).statusCode).toBe(200)
-    expect((await register(target, `carol${randomBytes(3).toString('hex')}`)).statusCode).toBe(201)
+    expect((await logIn(target, 'alice')).statusCode).toBe(200)
+    expect((await signUp(target, `carol${randomBytes(3).toString('hex')}`)).statusCode).toBe(201)
   }
 
   /** The database goes away: new connections are refused, and every open one dies, silent ones too. */
@@ -122,7 +118,7 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     const startedAt = Date.now()
     const load = Array.from({ length: 20 }, (_, i) =>
       timed(() =>
-        i % 2 === 0 ? login(app, 'alice') : register(app, `load${i}_${randomBytes(3).toString('hex')}`),
+        i % 2 === 0 ? logIn(app, 'alice') : signUp(app, `load${i}_${randomBytes(3).toString('hex')}`),
       ),
     )
     // In flight: each connection of the pool waits on the database for a request of the load.
@@ -136,7 +132,7 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     await expectOutageAnswers()
     // Every pooled connection died under a query and was dropped: the next request still gets a
     // 503, with no crash from a dead connection.
-    expectUnavailable(await timed(() => login(app, 'alice')))
+    expectUnavailable(await timed(() => logIn(app, 'alice')))
 
     await proxy.set('open')
     await expectRecovered()
@@ -154,7 +150,7 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
     // connections, all open (logins side by side fill the pool) when the database goes silent.
     const silentApp = await proxiedApp('connect_timeout=1&query_timeout=1000&pool_size=3')
     try {
-      for (const res of await Promise.all(Array.from({ length: 9 }, () => login(silentApp, 'alice')))) {
+      for (const res of await Promise.all(Array.from({ length: 9 }, () => logIn(silentApp, 'alice')))) {
         expect(res.statusCode).toBe(200)
       }
       // The connections go silent, then requests come: each query is written and never answered,
@@ -164,8 +160,8 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
       const load = Array.from({ length: 6 }, (_, i) =>
         timed(() =>
           i % 2 === 0
-            ? login(silentApp, 'alice')
-            : register(silentApp, `mid${i}_${randomBytes(3).toString('hex')}`),
+            ? logIn(silentApp, 'alice')
+            : signUp(silentApp, `mid${i}_${randomBytes(3).toString('hex')}`),
         ),
       )
       for (const answer of await Promise.all(load)) expectUnavailable(answer)
@@ -177,7 +173,7 @@ describe.skipIf(!ready)('database outage on PostgreSQL', () => {
       await proxy.set('open')
       const start = Date.now()
       let failed = 0
-      while ((await login(silentApp, 'alice')).statusCode !== 200) {
+      while ((await logIn(silentApp, 'alice')).statusCode !== 200) {
         failed++
         if (Date.now() - start > 10_000)
           throw new Error(`no login 10 s after the database returned (${failed} failed)`)

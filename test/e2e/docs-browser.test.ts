@@ -6,6 +6,7 @@ import { type Browser, chromium, type Locator, type Page } from 'playwright-core
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCode } from '../../src/domain/errors.js'
 import { buildTestApp, requirePrerequisite, type TestApp } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const hasChromium = requirePrerequisite(existsSync(CHROMIUM), `Chromium (${CHROMIUM})`)
@@ -234,12 +235,7 @@ describe.skipIf(!hasChromium)('the /docs page, in Chromium', () => {
     timeout: 60_000,
   }, async () => {
     const username = 'docs-authorize'
-    const created = await fetch(`${origin}/auth/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password: PASSWORD }),
-    })
-    expect(created.status).toBe(201)
+    expect((await signUp(origin, username, PASSWORD)).status).toBe(201)
     const context = await browser.newContext()
     try {
       const page = await context.newPage()
@@ -360,17 +356,11 @@ describe('the docs routes, without a browser', () => {
     const responses = Object.fromEntries(await operations())
     const example = (op: string, status: string, code: string) =>
       responses[op]?.[status]?.content?.['application/json']?.examples?.[code]?.value
-    const wrong = await t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: 'username=nobody&password=whatever',
-    })
+    const wrong = await logIn(t.app, 'nobody', 'whatever')
     expect(wrong.json()).toEqual(example('POST /auth/token', '401', 'invalid_credentials'))
     expect((await t.app.inject({ url: '/' })).json()).toEqual(example('GET /', '401', 'not_authenticated'))
-    const body = { username: 'twice', password: PASSWORD }
-    expect((await t.app.inject({ method: 'POST', url: '/auth/', payload: body })).statusCode).toBe(201)
-    expect((await t.app.inject({ method: 'POST', url: '/auth/', payload: body })).json()).toEqual(
+    expect((await signUp(t.app, 'twice', PASSWORD)).statusCode).toBe(201)
+    expect((await signUp(t.app, 'twice', PASSWORD)).json()).toEqual(
       example('POST /auth/', '409', 'username_taken'),
     )
   })

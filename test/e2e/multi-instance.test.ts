@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { inspect, PASSWORD, requirePrerequisite } from '../helpers/app.js'
+import { inspect, requirePrerequisite } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { bearer, decodeProtectedHeader, greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -31,9 +32,6 @@ const redisReady = requirePrerequisite(
   redisWhy === undefined,
   `Redis at ${redisUrl} for the multi-instance tests with REDIS_URL (${redisWhy})`,
 )
-
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
-const json = { 'content-type': 'application/json' }
 
 describe.each([
   { topology: 'PostgreSQL', redis: false, run: pgReady },
@@ -74,28 +72,6 @@ describe.each([
     }
   })
 
-  const signUp = async (on: ServerProcess, username: string) => {
-    const res = await fetch(`${on.url}/auth/`, {
-      method: 'POST',
-      headers: json,
-      body: JSON.stringify({ username, password: PASSWORD }),
-    })
-    expect(res.status).toBe(201)
-  }
-  const logIn = (on: ServerProcess, username: string, password = PASSWORD) =>
-    fetch(`${on.url}/auth/token`, {
-      method: 'POST',
-      headers: form,
-      body: new URLSearchParams({ username, password }),
-    })
-  const pairFrom = async (on: ServerProcess, username: string) => {
-    const res = await logIn(on, username)
-    expect(res.status).toBe(200)
-    return (await res.json()) as { access_token: string; refresh_token: string }
-  }
-  const kidOf = (jwt: string) =>
-    (JSON.parse(Buffer.from(jwt.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid
-
   /** Milliseconds until `check` holds, checking every 10 ms; fails after 5 s. */
   async function msUntil(check: () => Promise<boolean>): Promise<number> {
     const start = performance.now()
@@ -107,21 +83,19 @@ describe.each([
   }
 
   it.runIf(run)('honours a revocation made on one instance on the other within 1 s', async () => {
-    await signUp(a, 'roamer')
+    expect((await signUp(a, 'roamer')).status).toBe(201)
     const delays: number[] = []
     for (let i = 0; i < 6; i++) {
       // Alternate: log in on one, log out on it, watch the other.
       const [here, there] = i % 2 === 0 ? [a, b] : [b, a]
-      const pair = await pairFrom(here, 'roamer')
-      const greetThere = () =>
-        fetch(`${there.url}/`, { headers: { authorization: `Bearer ${pair.access_token}` } })
-      expect((await greetThere()).status).toBe(200)
+      const pair = await pairOf(await logIn(here, 'roamer'))
+      expect((await greet(there, pair.access_token)).status).toBe(200)
       const out = await fetch(`${here.url}/auth/logout`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${pair.access_token}` },
+        headers: bearer(pair.access_token),
       })
       expect(out.status).toBe(204)
-      delays.push(await msUntil(async () => (await greetThere()).status === 401))
+      delays.push(await msUntil(async () => (await greet(there, pair.access_token)).status === 401))
     }
     expect(Math.max(...delays)).toBeLessThan(1_000)
     // A signal, not the once-a-second poll (which would spread these over 0-1000 ms).
@@ -130,16 +104,10 @@ describe.each([
   })
 
   it.runIf(run)('leaves one lineage when refreshes of one token race across instances', async () => {
-    await signUp(b, 'racer')
-    const pair = await pairFrom(a, 'racer')
+    expect((await signUp(b, 'racer')).status).toBe(201)
+    const pair = await pairOf(await logIn(a, 'racer'))
     const responses = await Promise.all(
-      Array.from({ length: 12 }, (_, i) =>
-        fetch(`${(i % 2 === 0 ? a : b).url}/auth/token`, {
-          method: 'POST',
-          headers: form,
-          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: pair.refresh_token }),
-        }),
-      ),
+      Array.from({ length: 12 }, (_, i) => refresh(i % 2 === 0 ? a : b, pair.refresh_token)),
     )
     expect(responses.map((r) => r.status)).toEqual(Array(12).fill(200))
     const bodies = (await Promise.all(responses.map((r) => r.json()))) as { refresh_token: string }[]
@@ -163,7 +131,7 @@ describe.each([
   })
 
   it.runIf(run)('shares throttling counts between the instances', async () => {
-    await signUp(a, 'target')
+    expect((await signUp(a, 'target')).status).toBe(201)
     const codes: number[] = []
     for (let i = 0; i < 4; i++)
       codes.push((await logIn(i % 2 === 0 ? a : b, 'target', 'wrong password!')).status)
@@ -196,16 +164,21 @@ describe.each([
       [a, b].map((on) => msUntil(async () => (await jwks(on)).some((k) => k.kid === kid))),
     )
     expect(Math.max(...delays)).toBeLessThan(1_000)
-    await signUp(a, 'signer')
+    expect((await signUp(a, 'signer')).status).toBe(201)
     // Then both sign with it once the delay has passed (by their clocks, with no further signal).
     for (const on of [a, b]) {
-      await msUntil(async () => kidOf((await pairFrom(on, 'signer')).access_token) === kid)
+      await msUntil(
+        async () => decodeProtectedHeader((await pairOf(await logIn(on, 'signer'))).access_token).kid === kid,
+      )
       expect((await jwks(on))[0]?.kid).toBe(kid)
     }
   })
 
   it.runIf(run)('writes one unforked audit chain from both instances at once', async () => {
-    await Promise.all(Array.from({ length: 16 }, (_, i) => signUp(i % 2 === 0 ? a : b, `crowd-${i}`)))
+    const made = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => signUp(i % 2 === 0 ? a : b, `crowd-${i}`)),
+    )
+    expect(made.map((r) => r.status)).toEqual(Array(16).fill(201))
     const verified = await runCli(['audit', 'verify'], env)
     expect(verified.code, verified.stderr).toBe(0)
     expect(verified.stdout).toMatch(/^OK: \d+ entries/)

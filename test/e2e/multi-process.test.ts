@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { fastHasher, PASSWORD, tempDir } from '../helpers/app.js'
+import { fastHasher, tempDir } from '../helpers/app.js'
+import { account, bearer, form, greet, logIn, pairOf, signUp } from '../helpers/http.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir()
@@ -24,18 +25,6 @@ afterAll(async () => {
   dir.cleanup()
 })
 
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
-
-async function loginOn(url: string, username: string) {
-  const res = await fetch(`${url}/auth/token`, {
-    method: 'POST',
-    headers: form,
-    body: new URLSearchParams({ username, password: PASSWORD }),
-  })
-  expect(res.status).toBe(200)
-  return (await res.json()) as { access_token: string; refresh_token: string }
-}
-
 /** Milliseconds until `check` is true, polling every 50 ms; fails after `limit`. */
 async function msUntil(check: () => Promise<boolean>, limit = 5_000): Promise<number> {
   const start = Date.now()
@@ -47,38 +36,29 @@ async function msUntil(check: () => Promise<boolean>, limit = 5_000): Promise<nu
 }
 
 it('honours a logout made in this process on the other one within 2 s', async () => {
-  await app.inject({ method: 'POST', url: '/auth/', payload: { username: 'roamer', password: PASSWORD } })
-  const pair = await loginOn(other.url, 'roamer')
-  const greetThere = () =>
-    fetch(`${other.url}/`, { headers: { authorization: `Bearer ${pair.access_token}` } })
-  expect((await greetThere()).status).toBe(200)
+  await signUp(app, 'roamer')
+  const pair = await pairOf(await logIn(other, 'roamer'))
+  expect((await greet(other, pair.access_token)).status).toBe(200)
 
   const out = await app.inject({
     method: 'POST',
     url: '/auth/logout',
-    headers: { authorization: `Bearer ${pair.access_token}` },
+    headers: bearer(pair.access_token),
   })
   expect(out.statusCode).toBe(204)
-  const ms = await msUntil(async () => (await greetThere()).status === 401)
+  const ms = await msUntil(async () => (await greet(other, pair.access_token)).status === 401)
   expect(ms).toBeLessThan(2_000)
 })
 
 it('honours a session ended on the other process here within 2 s', async () => {
-  const res = await fetch(`${other.url}/auth/`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'wanderer', password: PASSWORD }),
-  })
-  expect(res.status).toBe(201)
-  const pair = await loginOn(other.url, 'wanderer')
-  const greetHere = () => app.inject({ url: '/', headers: { authorization: `Bearer ${pair.access_token}` } })
-  expect((await greetHere()).statusCode).toBe(200)
+  const pair = await account(other, 'wanderer')
+  expect((await greet(app, pair.access_token)).statusCode).toBe(200)
   const revoke = await fetch(`${other.url}/auth/revoke`, {
     method: 'POST',
     headers: form,
     body: new URLSearchParams({ token: pair.refresh_token }),
   })
   expect(revoke.status).toBe(200)
-  const ms = await msUntil(async () => (await greetHere()).statusCode === 401)
+  const ms = await msUntil(async () => (await greet(app, pair.access_token)).statusCode === 401)
   expect(ms).toBeLessThan(2_000)
 })

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/app.js'
+import { bearer } from '../helpers/http.js'
 import { freePort, type Spawned, STARTED_LINE, spawnUntilReady } from '../helpers/server-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -227,7 +228,7 @@ describe('npm start', () => {
     expect(body.token_type).toBe('bearer')
     token = body.access_token
 
-    const greeting = await s.call('GET', '/', { headers: { authorization: `Bearer ${token}` } })
+    const greeting = await s.call('GET', '/', { headers: bearer(token) })
     expect(greeting.status).toBe(200)
     expect(await greeting.json()).toEqual({ message: `Hello, ${USERNAME} with ID: 1!` })
 

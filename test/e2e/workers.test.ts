@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PASSWORD, tempDir } from '../helpers/app.js'
+import { bearer, form } from '../helpers/http.js'
 import { keepAliveLoad } from '../helpers/keepalive-load.js'
 import { requestOnce, type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -117,7 +118,6 @@ async function workersServing(n = 4): Promise<Set<number>> {
 }
 
 const json = { 'content-type': 'application/json' }
-const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' }
 
 async function signUpAndLogin(username: string): Promise<{ access_token: string }> {
   const created = await call('POST', '/auth/', json, JSON.stringify({ username, password: PASSWORD }))
@@ -125,7 +125,7 @@ async function signUpAndLogin(username: string): Promise<{ access_token: string 
   const login = await call(
     'POST',
     '/auth/token',
-    formHeaders,
+    form,
     new URLSearchParams({ username, password: PASSWORD }).toString(),
   )
   expect(login.status).toBe(200)
@@ -142,14 +142,14 @@ it('runs two worker processes under the primary, and both serve requests', async
 
 it('accepts a token issued through one worker on both', async () => {
   const { access_token } = await signUpAndLogin('clusteruser')
-  const auth = { authorization: `Bearer ${access_token}` }
+  const auth = bearer(access_token)
   const statuses = await Promise.all(Array.from({ length: 20 }, () => call('GET', '/', auth)))
   expect(statuses.map((r) => r.status)).toEqual(Array(20).fill(200))
 })
 
 it('honours a logout on both workers within 2 s', async () => {
   const { access_token } = await signUpAndLogin('leaver')
-  const auth = { authorization: `Bearer ${access_token}` }
+  const auth = bearer(access_token)
   expect((await call('GET', '/', auth)).status).toBe(200)
   expect((await call('POST', '/auth/logout', auth)).status).toBe(204)
   // Four fresh connections in a row reach both workers (round robin).
@@ -186,7 +186,7 @@ it('on SIGHUP replaces every worker one at a time, and no request fails meanwhil
   timeout: 120_000,
 }, async () => {
   const { access_token } = await signUpAndLogin('steady')
-  const auth = { authorization: `Bearer ${access_token}` }
+  const auth = bearer(access_token)
   const before = workerPids()
   expect(before).toHaveLength(2)
   // Four clients that keep calling, one fresh connection after another, all through the restart:

@@ -9,12 +9,11 @@ import { testPrefix } from './redis-server.js'
 
 export type { TestDatabase } from './database.js'
 export { freshDatabase, inspect, onPostgres, sqliteOnly, TEST_DIALECT, tempDir } from './database.js'
+export { PASSWORD } from './http.js'
 export { requirePrerequisite } from './prerequisite.js'
 
 /** Real argon2id with tiny parameters, for tests that are not about hashing. */
 export const fastHasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 })
-
-export const PASSWORD = 'correct horse battery staple'
 
 export interface TestApp {
   app: FastifyInstance
@@ -70,32 +69,4 @@ export async function auditWritten(app: FastifyInstance): Promise<void> {
   const services = servicesOf(app)
   if (!services) throw new Error('auditWritten: not an app that buildApp made')
   await services.audit.flush()
-}
-
-export async function register(app: FastifyInstance, username: string, password = PASSWORD) {
-  return app.inject({ method: 'POST', url: '/auth/', payload: { username, password } })
-}
-
-/** A password login; `remoteAddress` is the client's (light-my-request's 127.0.0.1 by default). */
-export async function login(
-  app: FastifyInstance,
-  username: string,
-  password = PASSWORD,
-  remoteAddress?: string,
-) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    ...(remoteAddress ? { remoteAddress } : {}),
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ username, password }).toString(),
-  })
-}
-
-/** Registers and logs in; returns the access token. */
-export async function tokenFor(app: FastifyInstance, username: string, password = PASSWORD): Promise<string> {
-  await register(app, username, password)
-  const res = await login(app, username, password)
-  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
-  return res.json().access_token
 }

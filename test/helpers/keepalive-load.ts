@@ -6,7 +6,9 @@
 // (idempotent, RFC 9110 §9.2.2) that fails on a reused connection before any byte of a response
 // arrived (the server closed the connection as the request left) is retried once, and counted as
 // retried, not failed. A POST is never retried: any error is a failure.
+
 import { Agent, request } from 'node:http'
+import { form } from './http.js'
 
 export interface KindCounts {
   ok: number
@@ -98,7 +100,6 @@ export function keepAliveLoad(
     }
   }
   const postLoop = async () => {
-    const form = { 'content-type': 'application/x-www-form-urlencoded' }
     while (!done) {
       const o = await send(postAgent, base, 'POST', '/auth/token', form, options.loginForm)
       if (o.status === 200) counts.post.ok++

@@ -13,8 +13,9 @@ import { createAuditStore } from '../../src/storage/audit.repository.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
 import { migrations } from '../../src/storage/migrations/index.js'
-import { fastHasher, freshDatabase, inspect, login, register } from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { logIn, pairOf, refresh, signUp } from '../helpers/http.js'
 
 const newestMigration = Object.keys(migrations).sort().at(-1)
 
@@ -279,24 +280,13 @@ describe('audit entries never hold a secret', () => {
     })
 
     const app = await buildApp(loadConfig(env), { hasher: fastHasher })
-    expect((await register(app, 'dave', secrets.registered)).statusCode).toBe(201)
-    const ok = await login(app, 'dave', secrets.registered)
+    expect((await signUp(app, 'dave', secrets.registered)).statusCode).toBe(201)
+    const ok = await logIn(app, 'dave', secrets.registered)
     expect(ok.statusCode).toBe(200)
-    const pair = ok.json() as { access_token: string; refresh_token: string }
-    expect(pair.refresh_token).toEqual(expect.any(String))
-    expect((await login(app, 'dave', secrets.wrong)).statusCode).toBe(401)
-    expect((await login(app, 'carol', secrets.reset)).statusCode).toBe(200)
-    const refreshed = await app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({
-        grant_type: 'refresh_token',
-        refresh_token: pair.refresh_token,
-      }).toString(),
-    })
-    expect(refreshed.statusCode).toBe(200)
-    const next = refreshed.json() as { access_token: string; refresh_token: string }
+    const pair = await pairOf(ok)
+    expect((await logIn(app, 'dave', secrets.wrong)).statusCode).toBe(401)
+    expect((await logIn(app, 'carol', secrets.reset)).statusCode).toBe(200)
+    const next = await pairOf(await refresh(app, pair.refresh_token))
     // Closing flushes what the requests recorded.
     await app.close()
     const read = async <T>(query: string) => (await sql.raw<T>(query).execute(inspect(url))).rows

@@ -9,9 +9,9 @@ import { openAudit } from '../../src/services.js'
 import { createAuditStore } from '../../src/storage/audit.repository.js'
 import { createDatabase } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
-import { buildTestApp, freshDatabase, inspect, onPostgres, PASSWORD, register } from '../helpers/app.js'
+import { buildTestApp, freshDatabase, inspect, onPostgres, PASSWORD } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
 // The issue's measure is rows per 10,000 throttled attempts. On PostgreSQL each attempt commits
 // four writes to the same two counter rows, one after another (about 100 s for 10,000 here), so
 // that run takes a tenth: the bound asserted is the same.
@@ -45,16 +45,13 @@ async function pool(n: number, width: number, task: (i: number) => Promise<void>
 describe('audit rows per attacker', () => {
   it('10,000 throttled logins from one address (1,000 on PostgreSQL) write one summary row per minute, counting all', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', LOGIN_MAX_FAILURES: '1' })
-    await register(t.app, 'victim')
+    await signUp(t.app, 'victim')
     const statuses = new Map<number, number>()
     const started = performance.now()
     await pool(FLOOD + 1, 8, async () => {
-      const res = await t.app.inject({
-        method: 'POST',
-        url: '/auth/token',
+      const res = await logIn(t.app, 'victim', 'wrong guess!', {
         remoteAddress: '203.0.113.66',
-        headers: { ...form, 'user-agent': LONG_AGENT },
-        payload: new URLSearchParams({ username: 'victim', password: 'wrong guess!' }).toString(),
+        headers: { 'user-agent': LONG_AGENT },
       })
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
     })
@@ -84,15 +81,9 @@ describe('audit rows per attacker', () => {
 
   it('failed logins from one address: the first five whole, the rest in one summary', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', LOGIN_IP_MAX_FAILURES: '100000' })
-    await register(t.app, 'someone', PASSWORD)
+    await signUp(t.app, 'someone', PASSWORD)
     const attempt = (username: string, ip: string) =>
-      t.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        remoteAddress: ip,
-        headers: form,
-        payload: new URLSearchParams({ username, password: 'wrong guess!' }).toString(),
-      })
+      logIn(t.app, username, 'wrong guess!', { remoteAddress: ip })
     // Names nobody has, so no account's own limit applies: a spray from one address.
     await pool(200, 8, async (i) => {
       expect((await attempt(`nobody-${i}`, '198.51.100.7')).statusCode).toBe(401)

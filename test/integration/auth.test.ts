@@ -1,7 +1,8 @@
 // The seed's API through app.inject() on a real database (a SQLite file; PostgreSQL in the second
 // run): sign up, log in, the protected route.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, inspect, login, PASSWORD, register, type TestApp, tokenFor } from '../helpers/app.js'
+import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
+import { form, greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 
 let t: TestApp
 
@@ -22,15 +23,15 @@ async function countUsers(): Promise<number> {
 
 describe('POST /auth/', () => {
   it('creates a user: 201 and the seed message', async () => {
-    const res = await register(t.app, 'testuser')
+    const res = await signUp(t.app, 'testuser')
     expect(res.statusCode).toBe(201)
     expect(res.json()).toEqual({ message: 'User created successfully' })
   })
 
   it('answers 409 for a taken name, in any case or compatibility form', async () => {
-    await register(t.app, 'Carol')
+    await signUp(t.app, 'Carol')
     for (const name of ['Carol', 'carol', 'CAROL', 'Ｃａｒｏｌ']) {
-      const res = await register(t.app, name)
+      const res = await signUp(t.app, name)
       expect(res.statusCode, name).toBe(409)
       expect(res.json()).toEqual({ detail: 'Username already registered', code: 'username_taken' })
     }
@@ -39,7 +40,7 @@ describe('POST /auth/', () => {
   it('keeps exactly one winner when 20 sign-ups race for one name', async () => {
     const before = await countUsers()
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => register(t.app, i % 2 ? 'Racer' : 'racer')),
+      Array.from({ length: 20 }, (_, i) => signUp(t.app, i % 2 ? 'Racer' : 'racer')),
     )
     const codes = results.map((r) => r.statusCode).sort()
     expect(codes.filter((c) => c === 201)).toHaveLength(1)
@@ -132,11 +133,11 @@ describe('POST /auth/', () => {
 
 describe('POST /auth/token', () => {
   beforeAll(async () => {
-    await register(t.app, 'Dana')
+    await signUp(t.app, 'Dana')
   })
 
   it('returns a bearer token, uncacheable', async () => {
-    const res = await login(t.app, 'Dana')
+    const res = await logIn(t.app, 'Dana')
     expect(res.statusCode).toBe(200)
     expect(res.headers['cache-control']).toBe('no-store')
     const body = res.json()
@@ -150,12 +151,9 @@ describe('POST /auth/token', () => {
   })
 
   it('finds the user by canonical name, and the token carries the registered name', async () => {
-    const res = await login(t.app, 'DANA')
+    const res = await logIn(t.app, 'DANA')
     expect(res.statusCode).toBe(200)
-    const greeting = await t.app.inject({
-      url: '/',
-      headers: { authorization: `Bearer ${res.json().access_token}` },
-    })
+    const greeting = await greet(t.app, res.json().access_token)
     expect(greeting.json().message).toMatch(/^Hello, Dana with ID: \d+!$/)
   })
 
@@ -163,15 +161,15 @@ describe('POST /auth/token', () => {
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload: `grant_type=password&username=Dana&password=${encodeURIComponent(PASSWORD)}&scope=me+items`,
     })
     expect(res.statusCode).toBe(200)
   })
 
   it('answers a wrong password and an unknown user identically', async () => {
-    const wrong = await login(t.app, 'Dana', 'not the password at all')
-    const unknown = await login(t.app, 'nobody-here', PASSWORD)
+    const wrong = await logIn(t.app, 'Dana', 'not the password at all')
+    const unknown = await logIn(t.app, 'nobody-here', PASSWORD)
     for (const res of [wrong, unknown]) {
       expect(res.statusCode).toBe(401)
       expect(res.headers['www-authenticate']).toBe('Bearer')
@@ -180,9 +178,9 @@ describe('POST /auth/token', () => {
   })
 
   it('compares the password exactly: no trimming', async () => {
-    await register(t.app, 'spacey', '  spaced out passphrase  ')
-    expect((await login(t.app, 'spacey', '  spaced out passphrase  ')).statusCode).toBe(200)
-    expect((await login(t.app, 'spacey', 'spaced out passphrase')).statusCode).toBe(401)
+    await signUp(t.app, 'spacey', '  spaced out passphrase  ')
+    expect((await logIn(t.app, 'spacey', '  spaced out passphrase  ')).statusCode).toBe(200)
+    expect((await logIn(t.app, 'spacey', 'spaced out passphrase')).statusCode).toBe(401)
   })
 
   it.each([
@@ -193,7 +191,7 @@ describe('POST /auth/token', () => {
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload,
     })
     expect(res.statusCode).toBe(422)
@@ -204,7 +202,7 @@ describe('POST /auth/token', () => {
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload: 'grant_type=client_credentials&username=Dana&password=x',
     })
     expect(res.statusCode).toBe(400)
@@ -252,7 +250,7 @@ describe('GET /', () => {
     const [h, p, s] = token.split('.')
     const tampered = `${h}.${Buffer.from(JSON.stringify({ sub: 'Eve', id: 1, exp: 9999999999 })).toString('base64url')}.${s}`
     for (const bad of ['', 'garbage', `${h}.${p}.`, `${h}.${p}`, tampered, `${token}x`]) {
-      const res = await t.app.inject({ url: '/', headers: { authorization: `Bearer ${bad}` } })
+      const res = await greet(t.app, bad)
       expect(res.statusCode, bad).toBe(401)
       expect(res.headers['www-authenticate']).toBe('Bearer')
       expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })

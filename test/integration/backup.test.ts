@@ -11,16 +11,14 @@ import {
   buildTestApp,
   fastHasher,
   freshDatabase,
-  login,
   onPostgres,
   PASSWORD,
-  register,
   requirePrerequisite,
   type TestApp,
   type TestDatabase,
   tempDir,
-  tokenFor,
 } from '../helpers/app.js'
+import { bearer, greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 
 const run = promisify(execFile)
 
@@ -67,14 +65,14 @@ describe.skipIf(!present)(`backup and restore (${onPostgres ? 'pg_dump' : 'sqlit
 
   it('copies a live database: tokens it issued verify on the copy, its users log in', async () => {
     const token = await tokenFor(source.app, 'backup-keeper')
-    const revokedLater = (await login(source.app, 'backup-keeper')).json().access_token as string
+    const revokedLater = (await logIn(source.app, 'backup-keeper')).json().access_token as string
 
     // Sign-ups keep landing while the copy is taken.
     let signups = 0
     let copying = true
     const writer = (async () => {
       while (copying) {
-        const res = await register(source.app, `during-${signups}`)
+        const res = await signUp(source.app, `during-${signups}`)
         expect(res.statusCode).toBe(201)
         signups++
       }
@@ -90,7 +88,7 @@ describe.skipIf(!present)(`backup and restore (${onPostgres ? 'pg_dump' : 'sqlit
     const out = await source.app.inject({
       method: 'POST',
       url: '/auth/logout',
-      headers: { authorization: `Bearer ${revokedLater}` },
+      headers: bearer(revokedLater),
     })
     expect(out.statusCode).toBe(204)
 
@@ -98,12 +96,12 @@ describe.skipIf(!present)(`backup and restore (${onPostgres ? 'pg_dump' : 'sqlit
       hasher: fastHasher,
     })
     try {
-      const hello = await restored.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
+      const hello = await greet(restored, token)
       expect(hello.statusCode, hello.body).toBe(200)
       expect(hello.json().message).toMatch(/^Hello, backup-keeper with ID: \d+!$/)
-      expect((await login(restored, 'backup-keeper', PASSWORD)).statusCode).toBe(200)
+      expect((await logIn(restored, 'backup-keeper', PASSWORD)).statusCode).toBe(200)
       // What docs/operations.md warns about: a restore brings back what was revoked after it.
-      const back = await restored.inject({ url: '/', headers: { authorization: `Bearer ${revokedLater}` } })
+      const back = await greet(restored, revokedLater)
       expect(back.statusCode).toBe(200)
     } finally {
       await restored.close()

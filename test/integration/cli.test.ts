@@ -10,8 +10,9 @@ import { describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { buildProgram } from '../../src/cli/program.js'
 import { loadConfig } from '../../src/config.js'
-import { fastHasher, freshDatabase, inspect, login, PASSWORD, requirePrerequisite } from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect, PASSWORD, requirePrerequisite } from '../helpers/app.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
+import { logIn } from '../helpers/http.js'
 import { redisInspector, redisUnreachable, testPrefix, testRedisUrl } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/server-process.js'
 
@@ -31,7 +32,7 @@ async function userCount(url: string): Promise<number> {
 async function logsIn(username: string, password: string): Promise<number> {
   const app = await buildApp(loadConfig(env), { hasher: fastHasher })
   try {
-    return (await login(app, username, password)).statusCode
+    return (await logIn(app, username, password)).statusCode
   } finally {
     await app.close()
   }
@@ -245,14 +246,7 @@ async function listening(appEnv: Record<string, string>): Promise<{ app: Fastify
 }
 
 async function httpLogin(url: string, username: string, password: string, cookie?: string) {
-  const res = await fetch(`${url}/auth/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      ...(cookie ? { cookie } : {}),
-    },
-    body: new URLSearchParams({ username, password }),
-  })
+  const res = await logIn(url, username, password, { headers: cookie ? { cookie } : {} })
   await res.arrayBuffer()
   return { status: res.status, cookie: res.headers.get('set-cookie')?.split(';')[0] }
 }

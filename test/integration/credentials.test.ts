@@ -12,13 +12,12 @@ import {
   fastHasher,
   freshDatabase,
   inspect,
-  login,
   PASSWORD,
-  register,
   sqliteOnly,
   type TestApp,
 } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { account, bearer, decodeJwt, logIn, refresh, signUp } from '../helpers/http.js'
 
 const NEW_PASSWORD = 'a brand new passphrase, 2026'
 
@@ -57,8 +56,6 @@ function gatedHasher() {
   }
 }
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-
 describe('credential changes against a login in flight', () => {
   const gated = gatedHasher()
   let t: TestApp
@@ -80,10 +77,9 @@ describe('credential changes against a login in flight', () => {
     ).length
 
   it('a password change that commits first makes the login that read the old hash a 401', async () => {
-    await register(t.app, 'racer')
-    const owner = (await login(t.app, 'racer')).json()
+    const owner = await account(t.app, 'racer')
     const held = gated.hold(PASSWORD)
-    const racing = login(t.app, 'racer')
+    const racing = logIn(t.app, 'racer')
     const release = await held
     // The login has verified the old password; the owner changes it now.
     const changed = await t.app.inject({
@@ -102,10 +98,9 @@ describe('credential changes against a login in flight', () => {
   })
 
   it('a deletion that commits first makes the login a 401, not a 500', async () => {
-    await register(t.app, 'leaver')
-    const owner = (await login(t.app, 'leaver')).json()
+    const owner = await account(t.app, 'leaver')
     const held = gated.hold(PASSWORD)
-    const racing = login(t.app, 'leaver')
+    const racing = logIn(t.app, 'leaver')
     const release = await held
     const deleted = await t.app.inject({
       method: 'DELETE',
@@ -119,8 +114,7 @@ describe('credential changes against a login in flight', () => {
   })
 
   it('a change whose password check was overtaken by another change is refused', async () => {
-    await register(t.app, 'twice')
-    const owner = (await login(t.app, 'twice')).json()
+    const owner = await account(t.app, 'twice')
     const change = (current: string, next: string) =>
       t.app.inject({
         method: 'POST',
@@ -135,8 +129,8 @@ describe('credential changes against a login in flight', () => {
     release()
     // The first proved a password that stopped being current before it could store its own.
     expect((await first).statusCode).toBe(400)
-    expect((await login(t.app, 'twice', 'the second new passphrase')).statusCode).toBe(200)
-    expect((await login(t.app, 'twice', 'the first new passphrase')).statusCode).toBe(401)
+    expect((await logIn(t.app, 'twice', 'the second new passphrase')).statusCode).toBe(200)
+    expect((await logIn(t.app, 'twice', 'the first new passphrase')).statusCode).toBe(401)
   })
 })
 
@@ -150,9 +144,8 @@ describe('account deletion', () => {
   })
 
   it('never gives the highest id to the next user, and the old token acts for no one', async () => {
-    await register(t.app, 'first')
-    await register(t.app, 'newest')
-    const old = (await login(t.app, 'newest')).json()
+    await signUp(t.app, 'first')
+    const old = await account(t.app, 'newest')
     const oldId = (await t.app.inject({ url: '/auth/me', headers: bearer(old.access_token) })).json().id
     const deleted = await t.app.inject({
       method: 'DELETE',
@@ -165,8 +158,8 @@ describe('account deletion', () => {
     const feed = await inspect(t.dbUrl).selectFrom('authgate_revocations').selectAll().execute()
     expect(feed.map((r) => r.kind).sort()).toEqual(['session', 'user'])
 
-    expect((await register(t.app, 'newest')).statusCode).toBe(201)
-    const fresh = (await login(t.app, 'newest')).json()
+    expect((await signUp(t.app, 'newest')).statusCode).toBe(201)
+    const fresh = (await logIn(t.app, 'newest')).json()
     const me = (await t.app.inject({ url: '/auth/me', headers: bearer(fresh.access_token) })).json()
     expect(me.id).toBeGreaterThan(oldId)
     for (const url of ['/', '/auth/me', '/auth/sessions']) {
@@ -175,8 +168,7 @@ describe('account deletion', () => {
   })
 
   it('checks the database on account routes: a session ended elsewhere is refused at once', async () => {
-    await register(t.app, 'elsewhere')
-    const pair = (await login(t.app, 'elsewhere')).json()
+    const pair = await account(t.app, 'elsewhere')
     // As another instance's logout would leave it before this one's view hears of it.
     await inspect(t.dbUrl).updateTable('authgate_sessions').set({ revoked_at: Date.now() }).execute()
     const me = await t.app.inject({ url: '/auth/me', headers: bearer(pair.access_token) })
@@ -196,35 +188,24 @@ describe('the operator commands', () => {
     await t.close()
   })
 
-  const refresh = (token: string) =>
-    t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token }).toString(),
-    })
-
   it('user set-password and user delete end every session of the user', async () => {
-    await register(t.app, 'managed')
-    const before = (await login(t.app, 'managed')).json()
+    const before = await account(t.app, 'managed')
     expect(await runCli(['user', 'set-password', 'managed'], env, `${NEW_PASSWORD}\n`)).toMatchObject({
       code: 0,
     })
-    expect((await refresh(before.refresh_token)).statusCode).toBe(400)
+    expect((await refresh(t.app, before.refresh_token)).statusCode).toBe(400)
 
-    const after = (await login(t.app, 'managed', NEW_PASSWORD)).json()
+    const after = (await logIn(t.app, 'managed', NEW_PASSWORD)).json()
     expect(await runCli(['user', 'delete', 'managed'], env)).toMatchObject({ code: 0 })
-    expect((await refresh(after.refresh_token)).statusCode).toBe(400)
+    expect((await refresh(t.app, after.refresh_token)).statusCode).toBe(400)
     // Each session's end is in the feed the servers poll, so every instance honours it.
     const feed = await inspect(t.dbUrl)
       .selectFrom('authgate_revocations')
       .select('subject')
       .where('kind', '=', 'session')
       .execute()
-    const sid = (token: string) =>
-      JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).sid as string
     expect(feed.map((r) => r.subject).sort()).toEqual(
-      [sid(before.access_token), sid(after.access_token)].sort(),
+      [decodeJwt(before.access_token).sid, decodeJwt(after.access_token).sid].sort(),
     )
   })
 })

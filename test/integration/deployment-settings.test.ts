@@ -9,8 +9,9 @@ import { buildApp } from '../../src/app.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { RETIREMENT_SLACK_MS } from '../../src/domain/keys.js'
 import { frozenClock } from '../../src/lib/clock.js'
-import { fastHasher, freshDatabase, inspect, type TestDatabase, tokenFor } from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect, type TestDatabase } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { decodeJwt, decodeProtectedHeader, greet, tokenFor } from '../helpers/http.js'
 
 const SECRET = 's'.repeat(40)
 const made: TestDatabase[] = []
@@ -30,9 +31,6 @@ async function app(env: Record<string, string>, deps: Parameters<typeof buildApp
   return built
 }
 const keyRows = (url: string) => inspect(url).selectFrom('authgate_signing_keys').selectAll().execute()
-const claims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
-const greet = (on: FastifyInstance, token: string) =>
-  on.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
 describe('the CLI follows the database, not its own environment', () => {
   it('keys rotate on a database whose HS256 secret is SECRET_KEY, without SECRET_KEY: refused, nothing made', async () => {
@@ -104,10 +102,7 @@ describe('start-up refuses an environment that contradicts the database', () => 
     ])
     // Recorded: a process with no JWT_ALGORITHM now signs EdDSA too.
     const follower = await app({ DATABASE_URL: db.url })
-    expect(
-      JSON.parse(Buffer.from((await tokenFor(follower, 'f')).split('.')[0] ?? '', 'base64url').toString())
-        .alg,
-    ).toBe('EdDSA')
+    expect(decodeProtectedHeader(await tokenFor(follower, 'f')).alg).toBe('EdDSA')
     expect(ed).toBeDefined()
   })
 })
@@ -119,7 +114,7 @@ describe('the issuer', () => {
     const b = await app({ DATABASE_URL: db.url, PORT: '8002' })
     const fromA = await tokenFor(a, 'ann')
     const fromB = await tokenFor(b, 'ben')
-    expect(claims(fromB).iss).toBe('http://127.0.0.1:8001')
+    expect(decodeJwt(fromB).iss).toBe('http://127.0.0.1:8001')
     expect((await greet(b, fromA)).statusCode).toBe(200)
     expect((await greet(a, fromB)).statusCode).toBe(200)
     expect((await b.inject({ url: '/.well-known/openid-configuration' })).json().issuer).toBe(
@@ -132,7 +127,7 @@ describe('the issuer', () => {
     const clock = frozenClock()
     const old = await app({ DATABASE_URL: db.url }, { clock, keyReloadMs: 50 })
     const before = await tokenFor(old, 'mover')
-    expect(claims(before).iss).toBe('http://127.0.0.1:8000')
+    expect(decodeJwt(before).iss).toBe('http://127.0.0.1:8000')
 
     const notes: string[] = []
     const renamed = await app(
@@ -145,13 +140,13 @@ describe('the issuer', () => {
         `tokens of http://127.0.0.1:8000 keep verifying until ${new Date(until).toISOString()}`,
     ])
     const after = await tokenFor(renamed, 'newcomer')
-    expect(claims(after).iss).toBe('https://auth.example.com')
+    expect(decodeJwt(after).iss).toBe('https://auth.example.com')
     expect((await greet(renamed, before)).statusCode).toBe(200)
     // The running process without PUBLIC_URL follows the record: it accepts and signs the new issuer.
     await expect
       .poll(async () => (await greet(old, after)).statusCode, { timeout: 3_000, interval: 20 })
       .toBe(200)
-    expect(claims(await tokenFor(old, 'follower')).iss).toBe('https://auth.example.com')
+    expect(decodeJwt(await tokenFor(old, 'follower')).iss).toBe('https://auth.example.com')
     expect((await old.inject({ url: '/.well-known/openid-configuration' })).json().issuer).toBe(
       'https://auth.example.com',
     )

@@ -22,23 +22,11 @@ import {
   PASSWORD,
   type TestApp,
   type TestDatabase,
-  tokenFor,
 } from '../helpers/app.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
+import { decodeJwt, decodeProtectedHeader, greet, logIn, pairOf, tokenFor } from '../helpers/http.js'
 
 const TTL_MS = 30 * 60_000
-
-const decode = (token: string) => {
-  const [h, p] = token.split('.')
-  return {
-    header: JSON.parse(Buffer.from(h ?? '', 'base64url').toString()),
-    payload: JSON.parse(Buffer.from(p ?? '', 'base64url').toString()),
-  }
-}
-const kidOf = (token: string): string => decode(token).header.kid
-
-const greet = (app: FastifyInstance, token: string) =>
-  app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
 async function jwks(app: FastifyInstance): Promise<{ kid: string; alg: string }[]> {
   const res = await app.inject({ url: '/.well-known/jwks.json' })
@@ -81,7 +69,8 @@ describe('the JWKS and the discovery documents', () => {
 
   it('a fresh install signs ES256 with the key the JWKS publishes', async () => {
     const token = await tokenFor(t.app, 'keeper')
-    const { header, payload } = decode(token)
+    const header = decodeProtectedHeader(token)
+    const payload = decodeJwt(token)
     expect(header.alg).toBe('ES256')
     expect(payload.iss).toBe('https://auth.example.com')
     const res = await t.app.inject({ url: '/.well-known/jwks.json' })
@@ -135,7 +124,7 @@ describe('the JWKS and the discovery documents', () => {
   it('with SECRET_KEY: HS256, an empty JWKS, HS256 in the metadata', async () => {
     const hs = await buildTestApp({ SECRET_KEY: 's'.repeat(40) })
     try {
-      expect(decode(await tokenFor(hs.app, 'hs')).header).toEqual({ alg: 'HS256', typ: 'JWT' })
+      expect(decodeProtectedHeader(await tokenFor(hs.app, 'hs'))).toEqual({ alg: 'HS256', typ: 'JWT' })
       expect(await jwks(hs.app)).toEqual([])
       const meta = (await hs.app.inject({ url: '/.well-known/openid-configuration' })).json()
       expect(meta.id_token_signing_alg_values_supported).toEqual(['HS256'])
@@ -149,9 +138,11 @@ describe('the JWKS and the discovery documents', () => {
     const app = await buildTestApp({ JWT_ALGORITHM: alg })
     try {
       const token = await tokenFor(app.app, 'algo')
-      expect(decode(token).header.alg).toBe(alg)
+      expect(decodeProtectedHeader(token).alg).toBe(alg)
       expect((await greet(app.app, token)).statusCode).toBe(200)
-      expect(await jwks(app.app)).toEqual([expect.objectContaining({ alg, kid: kidOf(token) })])
+      expect(await jwks(app.app)).toEqual([
+        expect.objectContaining({ alg, kid: decodeProtectedHeader(token).kid }),
+      ])
     } finally {
       await app.close()
     }
@@ -170,7 +161,7 @@ describe('the default algorithm of an existing install', () => {
     const after = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
     try {
       expect((await greet(after, token)).statusCode).toBe(200)
-      expect(decode(await tokenFor(after, 'newcomer')).header.alg).toBe('HS256')
+      expect(decodeProtectedHeader(await tokenFor(after, 'newcomer')).alg).toBe('HS256')
       expect(await jwks(after)).toEqual([])
       expect(await keyRows(db.url)).toEqual([])
     } finally {
@@ -199,25 +190,18 @@ describe('rotation', () => {
     const t = await buildTestApp({}, { clock, keyReloadMs: 50 })
     try {
       const before = await tokenFor(t.app, 'rotor')
-      const oldKid = kidOf(before)
+      const oldKid = decodeProtectedHeader(before).kid
       const { key: current, previous } = await rotate(t.dbUrl, {}, clock)
       expect(previous?.kid).toBe(oldKid)
       // The app notices within its reload interval and publishes the next key, but signs with it
       // only once the activation delay has passed (every process and JWKS cache has it by then).
       await expect.poll(async () => (await jwks(t.app)).length, { timeout: 5_000, interval: 20 }).toBe(2)
       expect((await jwks(t.app)).map((k) => k.kid)).toEqual([oldKid, current.kid])
-      expect(kidOf(await tokenFor(t.app, 'rotor'))).toBe(oldKid)
+      expect(decodeProtectedHeader(await tokenFor(t.app, 'rotor')).kid).toBe(oldKid)
       clock.advance(t.config.keyActivationDelayMs)
       expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, oldKid])
-      const after = (
-        await t.app.inject({
-          method: 'POST',
-          url: '/auth/token',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: new URLSearchParams({ username: 'rotor', password: PASSWORD }).toString(),
-        })
-      ).json().access_token
-      expect(kidOf(after)).toBe(current.kid)
+      const after = (await logIn(t.app, 'rotor')).json().access_token
+      expect(decodeProtectedHeader(after).kid).toBe(current.kid)
       expect((await greet(t.app, before)).statusCode).toBe(200)
       expect((await greet(t.app, after)).statusCode).toBe(200)
 
@@ -227,7 +211,7 @@ describe('rotation', () => {
       // Low-S, as AuthGate signs (a high s is refused).
       const longLived = toLowS(
         createSigner({ key: oldKey?.private_key ?? '', algorithm: 'ES256', kid: oldKid })({
-          ...decode(before).payload,
+          ...decodeJwt<Record<string, unknown>>(before),
           exp: now + 86_400,
         }),
       )
@@ -265,20 +249,13 @@ describe('rotation', () => {
       // Polling (every 100 ms) publishes it; it does not sign before its time.
       const kids = async (app: FastifyInstance) => (await jwks(app)).map((k) => k.kid)
       await expect.poll(() => kids(polling), { timeout: 5_000, interval: 20 }).toContain(newKid)
-      const logIn = async () =>
-        (
-          await polling.inject({
-            method: 'POST',
-            url: '/auth/token',
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
-            payload: new URLSearchParams({ username: 'wanderer', password: PASSWORD }).toString(),
-          })
-        ).json().access_token as string
-      expect(kidOf(await logIn())).toBe(kidOf(before))
+      const signIn = async () => (await pairOf(await logIn(polling, 'wanderer'))).access_token
+      const kidOf = (token: string) => decodeProtectedHeader(token).kid
+      expect(kidOf(await signIn())).toBe(kidOf(before))
       clock.set(signsAt - 1)
-      expect(kidOf(await logIn())).toBe(kidOf(before))
+      expect(kidOf(await signIn())).toBe(kidOf(before))
       clock.set(signsAt)
-      const after = await logIn()
+      const after = await signIn()
       expect(kidOf(after)).toBe(newKid)
 
       if (onPostgres) {

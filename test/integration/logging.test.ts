@@ -3,7 +3,8 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { REDACT_PATHS } from '../../src/logger.js'
-import { buildTestApp, inspect, login, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
+import { bearer, greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 
 const lines: string[] = []
 const sink = new Writable({
@@ -65,12 +66,11 @@ it('gives requests without X-Request-ID ids that no other process repeats', asyn
 it('never writes a password, token or hash, whatever the request', async () => {
   lines.length = 0
   const password = 'Sup3r-secret-passphrase-xyz'
-  await register(t.app, 'logged', password)
-  const token = (await login(t.app, 'logged', password)).json().access_token as string
-  await login(t.app, 'logged', `${password}-wrong`)
-  await t.app.inject({ url: `/?access_token=${token}`, headers: { authorization: `Bearer ${token}` } })
-  await t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}tampered` } })
-  await t.app.inject({ method: 'POST', url: '/auth/', payload: { username: 'x y', password } })
+  const token = await tokenFor(t.app, 'logged', password)
+  await logIn(t.app, 'logged', `${password}-wrong`)
+  await t.app.inject({ url: `/?access_token=${token}`, headers: bearer(token) })
+  await greet(t.app, `${token}tampered`)
+  await signUp(t.app, 'x y', password)
   await t.app.inject({
     method: 'POST',
     url: '/auth/',

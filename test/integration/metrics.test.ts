@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import { serve } from '../../src/server.js'
 import { freshDatabase, inspect, PASSWORD, TEST_REDIS_ENV, type TestDatabase } from '../helpers/app.js'
+import { bearer, greet, logIn, refresh, signUp } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 
 type Labels = Record<string, string>
@@ -76,17 +77,6 @@ async function startServer(env: Record<string, string>) {
   return { app, db, url: `http://127.0.0.1:${port}` }
 }
 
-const form = (fields: Record<string, string>) => ({
-  method: 'POST',
-  headers: { 'content-type': 'application/x-www-form-urlencoded' },
-  body: new URLSearchParams(fields).toString(),
-})
-const json = (body: unknown) => ({
-  method: 'POST',
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify(body),
-})
-
 describe('with METRICS_PORT', () => {
   let app: FastifyInstance
   let db: TestDatabase
@@ -124,12 +114,9 @@ describe('with METRICS_PORT', () => {
   })
 
   it('counts logins, refreshes, revocations, sign-ups and throttling as they happened', async () => {
-    const post = (path: string, init: RequestInit) => fetch(`${url}${path}`, init)
-    const login = (password: string) => post('/auth/token', form({ username: 'alice', password }))
-    const refresh = (token: string) =>
-      post('/auth/token', form({ grant_type: 'refresh_token', refresh_token: token }))
+    const login = (password: string) => logIn(url, 'alice', password)
 
-    expect((await post('/auth/', json({ username: 'alice', password: PASSWORD }))).status).toBe(201)
+    expect((await signUp(url, 'alice')).status).toBe(201)
     const first = await login(PASSWORD)
     expect(first.status).toBe(200)
     const second = await login(PASSWORD)
@@ -140,23 +127,22 @@ describe('with METRICS_PORT', () => {
     expect((await login(PASSWORD)).status).toBe(429)
 
     const r0 = ((await first.json()) as { refresh_token: string }).refresh_token
-    const one = await refresh(r0)
+    const one = await refresh(url, r0)
     expect(one.status).toBe(200)
     const r1 = ((await one.json()) as { refresh_token: string }).refresh_token
-    expect((await refresh(r1)).status).toBe(200)
+    expect((await refresh(url, r1)).status).toBe(200)
     // r0 again, after its successor was used: a copy, and its session ends.
-    expect((await refresh(r0)).status).toBe(400)
-    expect((await refresh('not-a-refresh-token')).status).toBe(400)
+    expect((await refresh(url, r0)).status).toBe(400)
+    expect((await refresh(url, 'not-a-refresh-token')).status).toBe(400)
 
     const access = ((await second.json()) as { access_token: string }).access_token
-    const bearer = { authorization: `Bearer ${access}` }
-    expect((await fetch(`${url}/`, { headers: bearer })).status).toBe(200)
-    expect((await post('/auth/logout', { method: 'POST', headers: bearer })).status).toBe(204)
+    expect((await greet(url, access)).status).toBe(200)
+    expect((await fetch(`${url}/auth/logout`, { method: 'POST', headers: bearer(access) })).status).toBe(204)
 
     // REGISTRATIONS_PER_IP_PER_HOUR=3: alice took one; a taken name, a common password, then 429.
-    expect((await post('/auth/', json({ username: 'alice', password: PASSWORD }))).status).toBe(409)
-    expect((await post('/auth/', json({ username: 'bob', password: 'password123' }))).status).toBe(422)
-    expect((await post('/auth/', json({ username: 'carol', password: PASSWORD }))).status).toBe(429)
+    expect((await signUp(url, 'alice')).status).toBe(409)
+    expect((await signUp(url, 'bob', 'password123')).status).toBe(422)
+    expect((await signUp(url, 'carol')).status).toBe(429)
     expect((await fetch(`${url}/no/such/route-x7`)).status).toBe(404)
 
     const text = await scrape()
@@ -224,7 +210,7 @@ describe('with METRICS_PORT', () => {
     // not yet throttled; sign-ups from this address are, before any query of the table.)
     await sql`alter table users rename to users_gone`.execute(inspect(db.url))
     try {
-      const res = await fetch(`${url}/auth/token`, form({ username: 'erin', password: PASSWORD }))
+      const res = await logIn(url, 'erin')
       expect(res.status).toBeGreaterThanOrEqual(500)
     } finally {
       await sql`alter table users_gone rename to users`.execute(inspect(db.url))

@@ -9,14 +9,12 @@ import {
   fastHasher,
   freshDatabase,
   inspect,
-  login,
   PASSWORD,
-  register,
   sqliteOnly,
   type TestDatabase,
-  tokenFor,
 } from '../helpers/app.js'
 import { spawnCli } from '../helpers/cli.js'
+import { greet, logIn, signUp, tokenFor } from '../helpers/http.js'
 import { hmac } from '../helpers/jwt.js'
 
 const made: TestDatabase[] = []
@@ -31,9 +29,6 @@ async function freshDb(): Promise<TestDatabase> {
   return db
 }
 
-const greet = (app: Awaited<ReturnType<typeof buildApp>>, token: string) =>
-  app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
-
 // The generated HS256 secret: a fresh install signs with ES256 unless JWT_ALGORITHM=HS256 asks for
 // it (key pairs are covered in keys.test.ts).
 const HS256 = { JWT_ALGORITHM: 'HS256' }
@@ -47,7 +42,7 @@ describe('a generated signing key', () => {
 
     const second = await buildApp(loadConfig({ DATABASE_URL: db.url, ...HS256 }), { hasher: fastHasher })
     expect((await greet(second, token)).statusCode).toBe(200)
-    expect((await login(second, 'persisted')).statusCode).toBe(200)
+    expect((await logIn(second, 'persisted')).statusCode).toBe(200)
     await second.close()
 
     const row = await inspect(db.url)
@@ -81,7 +76,7 @@ describe('a generated signing key', () => {
     const applied = await sql<{ n: number }>`select count(*) as n from authgate_migration`.execute(check)
     expect(applied.rows).toEqual([{ n: Object.keys(migrations).length }])
     const app = await buildApp(loadConfig({ DATABASE_URL: db.url, ...HS256 }), { hasher: fastHasher })
-    for (const name of ['ann', 'ben', 'cat']) expect((await login(app, name)).statusCode, name).toBe(200)
+    for (const name of ['ann', 'ben', 'cat']) expect((await logIn(app, name)).statusCode, name).toBe(200)
     await app.close()
   })
 
@@ -110,13 +105,13 @@ describe('the database', () => {
   it('keeps users across restarts', async () => {
     const db = await freshDb()
     const first = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
-    expect((await register(first, 'kept')).statusCode).toBe(201)
+    expect((await signUp(first, 'kept')).statusCode).toBe(201)
     await first.close()
     expect(
       await inspect(db.url).selectFrom('users').select(['username', 'username_canonical']).execute(),
     ).toEqual([{ username: 'kept', username_canonical: 'kept' }])
     const second = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
-    expect((await register(second, 'KEPT')).statusCode).toBe(409)
+    expect((await signUp(second, 'KEPT')).statusCode).toBe(409)
     await second.close()
   })
 

@@ -9,15 +9,8 @@ import pino from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import {
-  buildTestApp,
-  fastHasher,
-  inspect,
-  login,
-  register,
-  requirePrerequisite,
-  type TestApp,
-} from '../helpers/app.js'
+import { buildTestApp, fastHasher, inspect, requirePrerequisite, type TestApp } from '../helpers/app.js'
+import { bearer, greet, logIn, signUp } from '../helpers/http.js'
 import { redisInspector, redisUnreachable, testPrefix, testRedisUrl } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/server-process.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
@@ -74,7 +67,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
   /** The statuses of four logins with a wrong password, one after another. */
   async function fourWrongPasswords(app: FastifyInstance, username: string): Promise<number[]> {
     const codes = []
-    for (let i = 0; i < 4; i++) codes.push((await login(app, username, 'wrong password!')).statusCode)
+    for (let i = 0; i < 4; i++) codes.push((await logIn(app, username, 'wrong password!')).statusCode)
     return codes
   }
 
@@ -93,7 +86,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
   }
 
   it('counts failed logins in Redis, not in the database', async () => {
-    await register(t.app, 'ada')
+    await signUp(t.app, 'ada')
     const codes = await fourWrongPasswords(t.app, 'ada')
     expect(codes).toEqual([401, 401, 401, 429])
     expect(await peek.client.hget(`${prefix}throttle:login-account:ada`, 'c')).toBe('3')
@@ -101,7 +94,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
   })
 
   it('goes on throttling in the database while Redis refuses connections, and says so', async () => {
-    await register(t.app, 'grace')
+    await signUp(t.app, 'grace')
     await proxy.set('refuse')
     const codes = await fourWrongPasswords(t.app, 'grace')
     // Never a 5xx, never a free pass: the fourth attempt is refused exactly as with Redis.
@@ -109,24 +102,24 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     expect((await counterRows('login-account:grace'))[0]?.count).toBeGreaterThanOrEqual(3)
     expect(logged('Redis unavailable')).toBe(true)
     // The owner still logs in (a success takes its count back) and sign-ups still work.
-    expect((await register(t.app, 'outage-newcomer')).statusCode).toBe(201)
+    expect((await signUp(t.app, 'outage-newcomer')).statusCode).toBe(201)
   })
 
   it('keeps counting what was counted during an outage once Redis is back', async () => {
-    await register(t.app, 'hopper')
+    await signUp(t.app, 'hopper')
     await proxy.set('refuse')
-    for (let i = 0; i < 2; i++) expect((await login(t.app, 'hopper', 'wrong password!')).statusCode).toBe(401)
+    for (let i = 0; i < 2; i++) expect((await logIn(t.app, 'hopper', 'wrong password!')).statusCode).toBe(401)
     const mark = lines.length
     await proxy.set('open')
     await redisBack(mark)
     // Two failures in the database, one more in Redis: that is the limit, the next is refused.
-    expect((await login(t.app, 'hopper', 'wrong password!')).statusCode).toBe(401)
-    expect((await login(t.app, 'hopper', 'wrong password!')).statusCode).toBe(429)
+    expect((await logIn(t.app, 'hopper', 'wrong password!')).statusCode).toBe(401)
+    expect((await logIn(t.app, 'hopper', 'wrong password!')).statusCode).toBe(429)
     expect(await peek.client.hget(`${prefix}throttle:login-account:hopper`, 'c')).not.toBeNull()
   })
 
   it('answers quickly, never 5xx, when Redis stops answering (a black hole)', async () => {
-    await register(t.app, 'lovelace')
+    await signUp(t.app, 'lovelace')
     await proxy.set('blackhole')
     const started = Date.now()
     const codes = await fourWrongPasswords(t.app, 'lovelace')
@@ -136,7 +129,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
   })
 
   it('answers quickly, never 5xx, when open Redis connections go silent, and comes back', async () => {
-    await register(t.app, 'hamilton')
+    await signUp(t.app, 'hamilton')
     const mark = lines.length
     // The connection AuthGate holds stops answering without closing: only the 500 ms command
     // timeout can tell, and the link is then dropped and made anew.
@@ -171,7 +164,7 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     )
     try {
       expect(startLines.some((l) => l.msg.includes('Redis unavailable'))).toBe(true)
-      await register(lonely.app, 'solo')
+      await signUp(lonely.app, 'solo')
       const codes = await fourWrongPasswords(lonely.app, 'solo')
       expect(codes).toEqual([401, 401, 401, 429])
     } finally {
@@ -191,18 +184,19 @@ describe.skipIf(!ready)('REDIS_URL', () => {
     try {
       await listener.subscribe(`${prefix}changes`)
       listener.on('message', (_channel, message: string) => heard.push(message))
-      await register(t.app, 'turing')
-      const { access_token } = (await login(other, 'turing')).json()
-      const greet = () => other.inject({ url: '/', headers: { authorization: `Bearer ${access_token}` } })
-      expect((await greet()).statusCode).toBe(200)
+      await signUp(t.app, 'turing')
+      const { access_token } = (await logIn(other, 'turing')).json()
+      expect((await greet(other, access_token)).statusCode).toBe(200)
 
       const out = await t.app.inject({
         method: 'POST',
         url: '/auth/logout',
-        headers: { authorization: `Bearer ${access_token}` },
+        headers: bearer(access_token),
       })
       expect(out.statusCode).toBe(204)
-      await expect.poll(async () => (await greet()).statusCode, { timeout: 1_000, interval: 10 }).toBe(401)
+      await expect
+        .poll(async () => (await greet(other, access_token)).statusCode, { timeout: 1_000, interval: 10 })
+        .toBe(401)
       expect(heard.some((m) => m.startsWith('revocations '))).toBe(true)
     } finally {
       listener.disconnect()

@@ -10,7 +10,8 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { login, requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
+import { requirePrerequisite, sqliteOnly, tempDir } from '../helpers/app.js'
+import { bearer, form, greet, logIn, signUp } from '../helpers/http.js'
 import { freePort, spawnUntilReady } from '../helpers/server-process.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -76,24 +77,11 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
   const buildAuthGate = () =>
     buildApp(loadConfig({ DATABASE_URL: `sqlite:///${dbPath}`, SECRET_KEY: SECRET_KEY }))
 
-  const greet = (token: string) =>
-    app().inject({ method: 'GET', url: '/', headers: { authorization: `Bearer ${token}` } })
-
   async function tokenFromAuthGate(username: string, password: string): Promise<string> {
-    const res = await login(app(), username, password)
+    const res = await logIn(app(), username, password)
     expect(res.statusCode, `${username}: ${res.body}`).toBe(200)
     return res.json().access_token
   }
-
-  const seedRegister = (username: string, password: string) =>
-    fetch(`${seedUrl}/auth/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password }),
-    })
-  const seedLogin = (username: string, password: string) =>
-    fetch(`${seedUrl}/auth/token`, { method: 'POST', body: new URLSearchParams({ username, password }) })
-  const seedGreet = (token: string) => fetch(`${seedUrl}/`, { headers: { authorization: `Bearer ${token}` } })
 
   async function startSeed(): Promise<void> {
     const port = await freePort()
@@ -131,7 +119,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     dbPath = join(dir.path, 'todosapp.db')
     await startSeed()
     for (const u of SEED_USERS) {
-      const res = await seedRegister(u.username, u.password)
+      const res = await signUp(seedUrl, u.username, u.password)
       expect(res.status, `seed POST /auth/ ${u.username}: ${await res.clone().text()}`).toBe(201)
     }
     sqlite = new Database(dbPath)
@@ -160,7 +148,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
     // The seed app, through SQLAlchemy, reads the migrated WAL file and logs everyone in.
     for (const u of SEED_USERS) {
-      const res = await seedLogin(u.username, u.password)
+      const res = await logIn(seedUrl, u.username, u.password)
       expect(res.status, `seed login ${u.username}: ${await res.clone().text()}`).toBe(200)
     }
   })
@@ -168,7 +156,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
   it('logs every seed user in with its exact name and password, greeting it with its own id', async () => {
     for (const u of SEED_USERS) {
       const token = await tokenFromAuthGate(u.username, u.password)
-      const res = await greet(token)
+      const res = await greet(app(), token)
       expect(res.statusCode).toBe(200)
       expect(res.json()).toEqual({ message: `Hello, ${u.username} with ID: ${seedRow(u.username).id}!` })
     }
@@ -182,7 +170,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
       ['Alice', SEED_USERS[1].password],
       ['nobody', 'whatever password'],
     ] as const) {
-      const res = await login(app(), username, password)
+      const res = await logIn(app(), username, password)
       expect(res.statusCode, username).toBe(401)
       expect(res.json(), username).toMatchObject({ detail: INCORRECT })
     }
@@ -198,9 +186,11 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     expect(await argon2.verify(upgraded, bob.password)).toBe(true)
 
     const token = await tokenFromAuthGate(bob.username, bob.password)
-    expect((await greet(token)).json()).toEqual({ message: `Hello, bob with ID: ${seedRow('bob').id}!` })
+    expect((await greet(app(), token)).json()).toEqual({
+      message: `Hello, bob with ID: ${seedRow('bob').id}!`,
+    })
     expect(row(bob.username)?.password).toBe(upgraded) // no second rehash
-    expect((await login(app(), bob.username, 'not hunter2')).statusCode).toBe(401)
+    expect((await logIn(app(), bob.username, 'not hunter2')).statusCode).toBe(401)
   })
 
   it.each(['$2a$', '$2y$'])('verifies a passlib hash spelled %s, then upgrades it', async (prefix) => {
@@ -208,7 +198,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     const variant = `${prefix}${seedRow(alice.username).password.slice(4)}`
     setHash(alice.username, variant)
     try {
-      expect((await login(app(), alice.username, 'wrong password')).statusCode).toBe(401)
+      expect((await logIn(app(), alice.username, 'wrong password')).statusCode).toBe(401)
       expect(row(alice.username)?.password).toBe(variant) // a failed login writes nothing
 
       await tokenFromAuthGate(alice.username, alice.password)
@@ -229,7 +219,7 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
     `)
     try {
       const results = await Promise.all(
-        Array.from({ length: 5 }, () => login(app(), zoe.username, zoe.password)),
+        Array.from({ length: 5 }, () => logIn(app(), zoe.username, zoe.password)),
       )
       expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200])
 
@@ -248,35 +238,33 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
   it('serves a user the running seed app registers on the adopted file, and protects its name at once', async () => {
     const erin = { username: 'Erin', password: 'registered at the seed' }
-    const created = await seedRegister(erin.username, erin.password)
+    const created = await signUp(seedUrl, erin.username, erin.password)
     expect(created.status, await created.clone().text()).toBe(201)
     const inserted = row(erin.username)
     expect(inserted?.password).toMatch(/^\$2b\$12\$/)
     expect(inserted?.username_canonical).toBeNull()
-    expect((await seedLogin(erin.username, erin.password)).status).toBe(200)
+    expect((await logIn(seedUrl, erin.username, erin.password)).status).toBe(200)
 
     // AuthGate, already running, refuses the same name in another case: it claims the canonical
     // name for the seed's row before checking.
-    const clash = await app().inject({
-      method: 'POST',
-      url: '/auth/',
-      payload: { username: 'erin', password: 'another passphrase' },
-    })
+    const clash = await signUp(app(), 'erin', 'another passphrase')
     expect(clash.statusCode).toBe(409)
     expect(row(erin.username)?.username_canonical).toBe('erin')
     const byCanonical = await tokenFromAuthGate('ERIN', erin.password)
-    expect((await greet(byCanonical)).json()).toEqual({ message: `Hello, Erin with ID: ${inserted?.id}!` })
+    expect((await greet(app(), byCanonical)).json()).toEqual({
+      message: `Hello, Erin with ID: ${inserted?.id}!`,
+    })
   })
 
   it('logs in a seed user whose password passlib cut to 72 bytes, then compares it exactly', async () => {
     const long = { username: 'longpw', password: `${'long passphrase '.repeat(6)}tail` }
     expect(Buffer.byteLength(long.password)).toBeGreaterThan(72)
-    expect((await seedRegister(long.username, long.password)).status).toBe(201)
-    expect((await seedLogin(long.username, long.password)).status).toBe(200)
+    expect((await signUp(seedUrl, long.username, long.password)).status).toBe(201)
+    expect((await logIn(seedUrl, long.username, long.password)).status).toBe(200)
     // The seed's hash stands for the first 72 bytes; the first login rehashes the full password.
     await tokenFromAuthGate(long.username, long.password)
     expect(row(long.username)?.password).toMatch(ARGON2ID_OWASP)
-    expect((await login(app(), long.username, long.password.slice(0, 72))).statusCode).toBe(401)
+    expect((await logIn(app(), long.username, long.password.slice(0, 72))).statusCode).toBe(401)
     await tokenFromAuthGate(long.username, long.password)
   })
 
@@ -292,78 +280,78 @@ describe.skipIf(!available)('compatibility with the real seed app on a shared to
 
     // The other way: a fresh seed user (still bcrypt, so the seed can verify it) logs in at the seed.
     const frank = { username: 'frank', password: 'only ever seen by the seed' }
-    expect((await seedRegister(frank.username, frank.password)).status).toBe(201)
-    const res = await seedLogin(frank.username, frank.password)
+    expect((await signUp(seedUrl, frank.username, frank.password)).status).toBe(201)
+    const res = await logIn(seedUrl, frank.username, frank.password)
     expect(res.status).toBe(200)
     const seedToken = ((await res.json()) as { access_token: string }).access_token
-    const greeting = await greet(seedToken)
+    const greeting = await greet(app(), seedToken)
     expect(greeting.statusCode).toBe(200)
     expect(greeting.json()).toEqual({ message: `Hello, frank with ID: ${row('frank')?.id}!` })
   })
 
   it('ends a token the seed app issued when it logs out at AuthGate, or is revoked there', async () => {
     const grace = { username: 'grace', password: 'logged in at the seed, out at AuthGate' }
-    expect((await seedRegister(grace.username, grace.password)).status).toBe(201)
+    expect((await signUp(seedUrl, grace.username, grace.password)).status).toBe(201)
     const seedTokenOf = async () =>
-      ((await (await seedLogin(grace.username, grace.password)).json()) as { access_token: string })
+      ((await (await logIn(seedUrl, grace.username, grace.password)).json()) as { access_token: string })
         .access_token
     const first = await seedTokenOf()
-    expect((await greet(first)).statusCode).toBe(200)
+    expect((await greet(app(), first)).statusCode).toBe(200)
     const bye = await app().inject({
       method: 'POST',
       url: '/auth/logout',
-      headers: { authorization: `Bearer ${first}` },
+      headers: bearer(first),
     })
     expect(bye.statusCode).toBe(204)
-    expect((await greet(first)).statusCode).toBe(401)
+    expect((await greet(app(), first)).statusCode).toBe(401)
     // The seed app itself keeps no revocations: to it, the token is good until exp.
-    expect((await seedGreet(first)).status).toBe(200)
+    expect((await greet(seedUrl, first)).status).toBe(200)
 
     // A token the seed issues after the logout works: its exp is later than any the cutoff covers
     // once the seed's clock is past the second of the logout (exp is whole seconds; nothing to await).
     await new Promise((r) => setTimeout(r, 1_100))
     const second = await seedTokenOf()
-    expect((await greet(second)).statusCode).toBe(200)
+    expect((await greet(app(), second)).statusCode).toBe(200)
     const revoked = await app().inject({
       method: 'POST',
       url: '/auth/revoke',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: form,
       payload: new URLSearchParams({ token: second }).toString(),
     })
     expect(revoked.statusCode).toBe(200)
-    expect((await greet(second)).statusCode).toBe(401)
+    expect((await greet(app(), second)).statusCode).toBe(401)
   })
 
   it('never lets the seed app reuse the id of a user AuthGate deleted', async () => {
     const gone = { username: 'newest-then-gone', password: 'deleted through AuthGate' }
-    expect((await seedRegister(gone.username, gone.password)).status).toBe(201)
+    expect((await signUp(seedUrl, gone.username, gone.password)).status).toBe(201)
     const goneId = row(gone.username)?.id as number
     const token = await tokenFromAuthGate(gone.username, gone.password)
     const deleted = await app().inject({
       method: 'DELETE',
       url: '/auth/me',
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
       payload: { password: gone.password },
     })
     expect(deleted.statusCode).toBe(204)
     // SQLAlchemy inserts without an id, as before AuthGate rebuilt the table with AUTOINCREMENT.
     const next = { username: 'next-at-the-seed', password: 'registered after a deletion' }
-    expect((await seedRegister(next.username, next.password)).status).toBe(201)
+    expect((await signUp(seedUrl, next.username, next.password)).status).toBe(201)
     expect(row(next.username)?.id).toBeGreaterThan(goneId)
-    expect((await seedLogin(next.username, next.password)).status).toBe(200)
-    expect((await greet(token)).statusCode).toBe(401)
+    expect((await logIn(seedUrl, next.username, next.password)).status).toBe(200)
+    expect((await greet(app(), token)).statusCode).toBe(401)
   })
 
   it("has its tokens accepted by the seed app's own GET /", async () => {
     for (const u of [SEED_USERS[0], SEED_USERS[1]]) {
       const token = await tokenFromAuthGate(u.username, u.password)
-      const res = await seedGreet(token)
+      const res = await greet(seedUrl, token)
       expect(res.status, u.username).toBe(200)
       expect(await res.json()).toEqual({
         message: `Hello, ${u.username} with ID: ${seedRow(u.username).id}!`,
       })
     }
-    const tampered = await seedGreet(`${await tokenFromAuthGate('bob', 'hunter2')}x`)
+    const tampered = await greet(seedUrl, `${await tokenFromAuthGate('bob', 'hunter2')}x`)
     expect(tampered.status).toBe(401)
   })
 })

@@ -2,10 +2,8 @@
 // app.inject() on a real database (SQLite, then PostgreSQL).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
-import { auditWritten, buildTestApp, inspect, login, register, type TestApp } from '../helpers/app.js'
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
+import { auditWritten, buildTestApp, inspect, type TestApp } from '../helpers/app.js'
+import { bearer, greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
 
 describe('the session cap', () => {
   const clock = frozenClock()
@@ -19,33 +17,22 @@ describe('the session cap', () => {
 
   const signInAgain = async (username: string) => {
     clock.advance(1000)
-    const res = await login(t.app, username)
-    expect(res.statusCode).toBe(200)
-    return res.json() as { access_token: string; refresh_token: string }
+    return pairOf(await logIn(t.app, username))
   }
-  const greet = (token: string) => t.app.inject({ url: '/', headers: bearer(token) })
 
   it('ends the least recently used session when a login goes beyond it, and audits it', async () => {
-    await register(t.app, 'hoarder')
+    await signUp(t.app, 'hoarder')
     const pairs = []
     for (let i = 0; i < 3; i++) pairs.push(await signInAgain('hoarder'))
     // The first session is used again: now the second is the least recently used.
     clock.advance(1000)
-    const refreshed = await t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: form,
-      payload: new URLSearchParams({
-        grant_type: 'refresh_token',
-        refresh_token: pairs[0]?.refresh_token ?? '',
-      }).toString(),
-    })
+    const refreshed = await refresh(t.app, pairs[0]?.refresh_token ?? '')
     expect(refreshed.statusCode).toBe(200)
     const fourth = await signInAgain('hoarder')
 
-    expect((await greet(pairs[1]?.access_token ?? '')).statusCode).toBe(401)
+    expect((await greet(t.app, pairs[1]?.access_token ?? '')).statusCode).toBe(401)
     for (const token of [refreshed.json().access_token, pairs[2]?.access_token, fourth.access_token])
-      expect((await greet(token ?? '')).statusCode).toBe(200)
+      expect((await greet(t.app, token ?? '')).statusCode).toBe(200)
     const live = await t.app.inject({ url: '/auth/sessions', headers: bearer(fourth.access_token) })
     expect(live.json()).toHaveLength(3)
     const ended = await inspect(t.dbUrl)
@@ -65,11 +52,11 @@ describe('the session cap', () => {
   })
 
   it("never ends another user's sessions", async () => {
-    await register(t.app, 'bystander')
+    await signUp(t.app, 'bystander')
     const theirs = await signInAgain('bystander')
-    await register(t.app, 'crowd')
+    await signUp(t.app, 'crowd')
     for (let i = 0; i < 5; i++) await signInAgain('crowd')
-    expect((await greet(theirs.access_token)).statusCode).toBe(200)
+    expect((await greet(t.app, theirs.access_token)).statusCode).toBe(200)
   })
 })
 
@@ -79,10 +66,10 @@ describe('the session list', () => {
   let token: string
   beforeAll(async () => {
     t = await buildTestApp({}, { clock })
-    await register(t.app, 'pager')
+    await signUp(t.app, 'pager')
     for (let i = 0; i < 7; i++) {
       clock.advance(i % 2 === 0 ? 1000 : 0) // some share a created_at: the id breaks the tie
-      token = (await login(t.app, 'pager')).json().access_token
+      token = (await logIn(t.app, 'pager')).json().access_token
     }
   })
   afterAll(async () => {

@@ -1,36 +1,12 @@
 // Sessions and refresh tokens through app.inject() on a real database (SQLite, then PostgreSQL):
 // rotation, the race, the grace window, reuse detection, revocation on the next request, idle and
 // absolute expiry.
-import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { frozenClock } from '../../src/lib/clock.js'
-import { buildTestApp, inspect, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
+import { account, bearer, decodeJwt, form, greet, logIn, refresh, signUp } from '../helpers/http.js'
 
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
 const DAY = 86_400_000
-
-async function refresh(app: FastifyInstance, refreshToken: string) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    headers: form,
-    payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
-  })
-}
-
-const greet = (app: FastifyInstance, token: string) =>
-  app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
-
-async function signIn(app: FastifyInstance, username: string) {
-  await register(app, username)
-  const res = await login(app, username)
-  expect(res.statusCode).toBe(200)
-  return res.json() as { access_token: string; refresh_token: string }
-}
-
-function claims(token: string) {
-  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
-}
 
 describe('refresh tokens', () => {
   const clock = frozenClock()
@@ -46,17 +22,17 @@ describe('refresh tokens', () => {
     inspect(t.dbUrl).selectFrom('authgate_refresh_tokens').select('token_hash').execute()
 
   it('are opaque, 256-bit, stored only as SHA-256, and the access token carries the session', async () => {
-    const pair = await signIn(t.app, 'rita')
+    const pair = await account(t.app, 'rita')
     expect(Buffer.from(pair.refresh_token, 'base64url')).toHaveLength(32)
     const hashes = (await storedTokens()).map((r) => r.token_hash)
     const { createHash } = await import('node:crypto')
     expect(hashes).toContain(createHash('sha256').update(pair.refresh_token).digest('hex'))
     expect(JSON.stringify(hashes)).not.toContain(pair.refresh_token)
-    expect(claims(pair.access_token).sid).toEqual(expect.any(String))
+    expect(decodeJwt(pair.access_token).sid).toEqual(expect.any(String))
   })
 
   it('rotate: a refresh returns a new pair and spends the old token', async () => {
-    const first = await signIn(t.app, 'rotor')
+    const first = await account(t.app, 'rotor')
     clock.advance(1000)
     const res = await refresh(t.app, first.refresh_token)
     expect(res.statusCode).toBe(200)
@@ -64,7 +40,7 @@ describe('refresh tokens', () => {
     const second = res.json()
     expect(second.refresh_token).not.toBe(first.refresh_token)
     expect(second.access_token).not.toBe(first.access_token)
-    expect(claims(second.access_token).sid).toBe(claims(first.access_token).sid)
+    expect(decodeJwt(second.access_token).sid).toBe(decodeJwt(first.access_token).sid)
     expect((await greet(t.app, second.access_token)).json().message).toMatch(/^Hello, rotor with ID/)
     // The new token rotates in turn.
     clock.advance(1000)
@@ -72,7 +48,7 @@ describe('refresh tokens', () => {
   })
 
   it('leave exactly one lineage when 20 refreshes of one token race, with no 500', async () => {
-    const pair = await signIn(t.app, 'racer')
+    const pair = await account(t.app, 'racer')
     clock.advance(1000)
     const results = await Promise.all(Array.from({ length: 20 }, () => refresh(t.app, pair.refresh_token)))
     expect(results.map((r) => r.statusCode)).toEqual(Array(20).fill(200))
@@ -85,7 +61,7 @@ describe('refresh tokens', () => {
   })
 
   it('give a client that lost the response the same pair again within the grace window', async () => {
-    const pair = await signIn(t.app, 'retrier')
+    const pair = await account(t.app, 'retrier')
     clock.advance(1000)
     const first = (await refresh(t.app, pair.refresh_token)).json()
     clock.advance(9_000)
@@ -95,7 +71,7 @@ describe('refresh tokens', () => {
   })
 
   it('treat a spent token after the grace window as reuse: the whole session ends', async () => {
-    const pair = await signIn(t.app, 'victim')
+    const pair = await account(t.app, 'victim')
     clock.advance(1000)
     const next = (await refresh(t.app, pair.refresh_token)).json()
     clock.advance(11_000)
@@ -113,7 +89,7 @@ describe('refresh tokens', () => {
   })
 
   it('treat a spent token as reuse inside the window too, once its successor has been used', async () => {
-    const pair = await signIn(t.app, 'copied')
+    const pair = await account(t.app, 'copied')
     clock.advance(1000)
     const next = (await refresh(t.app, pair.refresh_token)).json()
     clock.advance(1000)
@@ -123,7 +99,7 @@ describe('refresh tokens', () => {
   })
 
   it('expire after REFRESH_TOKEN_EXPIRE_DAYS unused', async () => {
-    const pair = await signIn(t.app, 'idler')
+    const pair = await account(t.app, 'idler')
     clock.advance(7 * DAY + 1000)
     const res = await refresh(t.app, pair.refresh_token)
     expect(res.statusCode).toBe(400)
@@ -131,7 +107,7 @@ describe('refresh tokens', () => {
   })
 
   it('end with the session after SESSION_MAX_DAYS, however often they refresh', async () => {
-    let token = (await signIn(t.app, 'marathon')).refresh_token
+    let token = (await account(t.app, 'marathon')).refresh_token
     for (let day = 0; day < 29; day++) {
       clock.advance(DAY)
       const res = await refresh(t.app, token)
@@ -143,7 +119,7 @@ describe('refresh tokens', () => {
   })
 
   it('are never accepted as bearer tokens, nor access tokens as refresh tokens', async () => {
-    const pair = await signIn(t.app, 'mixer')
+    const pair = await account(t.app, 'mixer')
     expect((await greet(t.app, pair.refresh_token)).statusCode).toBe(401)
     expect((await refresh(t.app, pair.access_token)).json()).toMatchObject({ error: 'invalid_grant' })
   })
@@ -168,10 +144,8 @@ describe('revocation on the next request', () => {
     await t.close()
   })
 
-  const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-
   it('logout ends the session: access and refresh tokens stop at once', async () => {
-    const pair = await signIn(t.app, 'leaver')
+    const pair = await account(t.app, 'leaver')
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/logout',
@@ -184,21 +158,15 @@ describe('revocation on the next request', () => {
   })
 
   it('lists sessions, marks the current one, and deletes another', async () => {
-    await register(t.app, 'juggler')
-    const a = (await login(t.app, 'juggler')).json()
+    const a = await account(t.app, 'juggler')
     const b = (
-      await t.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { ...form, 'user-agent': 'second-device/1.0' },
-        payload: `username=juggler&password=${encodeURIComponent(PASSWORD)}`,
-      })
+      await logIn(t.app, 'juggler', PASSWORD, { headers: { 'user-agent': 'second-device/1.0' } })
     ).json()
     const list = await t.app.inject({ url: '/auth/sessions', headers: bearer(a.access_token) })
     expect(list.statusCode).toBe(200)
     const sessions = list.json()
     expect(sessions).toHaveLength(2)
-    expect(sessions.find((s: { current: boolean }) => s.current).id).toBe(claims(a.access_token).sid)
+    expect(sessions.find((s: { current: boolean }) => s.current).id).toBe(decodeJwt(a.access_token).sid)
     const other = sessions.find((s: { current: boolean }) => !s.current)
     expect(other).toMatchObject({ user_agent: 'second-device/1.0', ip: '127.0.0.1' })
     expect(Object.keys(other).sort()).toEqual([
@@ -227,11 +195,11 @@ describe('revocation on the next request', () => {
   })
 
   it("cannot end someone else's session", async () => {
-    const mine = await signIn(t.app, 'alice-s')
-    const theirs = await signIn(t.app, 'mallory-s')
+    const mine = await account(t.app, 'alice-s')
+    const theirs = await account(t.app, 'mallory-s')
     const res = await t.app.inject({
       method: 'DELETE',
-      url: `/auth/sessions/${claims(mine.access_token).sid}`,
+      url: `/auth/sessions/${decodeJwt(mine.access_token).sid}`,
       headers: bearer(theirs.access_token),
     })
     expect(res.statusCode).toBe(404)
@@ -239,9 +207,8 @@ describe('revocation on the next request', () => {
   })
 
   it('a password change ends every other session and keeps this one', async () => {
-    await register(t.app, 'changer')
-    const here = (await login(t.app, 'changer')).json()
-    const there = (await login(t.app, 'changer')).json()
+    const here = await account(t.app, 'changer')
+    const there = (await logIn(t.app, 'changer')).json()
     const wrong = await t.app.inject({
       method: 'POST',
       url: '/auth/password',
@@ -270,12 +237,12 @@ describe('revocation on the next request', () => {
     expect((await greet(t.app, there.access_token)).statusCode).toBe(401)
     expect((await refresh(t.app, there.refresh_token)).statusCode).toBe(400)
     expect((await greet(t.app, here.access_token)).statusCode).toBe(200)
-    expect((await login(t.app, 'changer')).statusCode).toBe(401)
-    expect((await login(t.app, 'changer', 'a whole new passphrase')).statusCode).toBe(200)
+    expect((await logIn(t.app, 'changer')).statusCode).toBe(401)
+    expect((await logIn(t.app, 'changer', 'a whole new passphrase')).statusCode).toBe(200)
   })
 
   it('deleting the account ends every session and frees the name', async () => {
-    const pair = await signIn(t.app, 'Quitter')
+    const pair = await account(t.app, 'Quitter')
     const me = await t.app.inject({ url: '/auth/me', headers: bearer(pair.access_token) })
     expect(me.json()).toEqual({ id: expect.any(Number), username: 'Quitter', created_at: expect.any(String) })
     const wrong = await t.app.inject({
@@ -294,11 +261,11 @@ describe('revocation on the next request', () => {
     expect(res.statusCode).toBe(204)
     expect((await greet(t.app, pair.access_token)).statusCode).toBe(401)
     expect((await refresh(t.app, pair.refresh_token)).statusCode).toBe(400)
-    expect((await register(t.app, 'quitter')).statusCode).toBe(201)
+    expect((await signUp(t.app, 'quitter')).statusCode).toBe(201)
   })
 
   it('RFC 7009 revoke ends the session of a refresh token, and answers 200 for anything', async () => {
-    const pair = await signIn(t.app, 'revoker')
+    const pair = await account(t.app, 'revoker')
     const res = await t.app.inject({
       method: 'POST',
       url: '/auth/revoke',
@@ -315,7 +282,7 @@ describe('revocation on the next request', () => {
       payload: 'token=whatever',
     })
     expect(unknown.statusCode).toBe(200)
-    const byAccess = await signIn(t.app, 'revoker2')
+    const byAccess = await account(t.app, 'revoker2')
     await t.app.inject({
       method: 'POST',
       url: '/auth/revoke',

@@ -7,14 +7,8 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import {
-  fastHasher,
-  freshDatabase,
-  inspect,
-  register,
-  sqliteOnly,
-  type TestDatabase,
-} from '../helpers/app.js'
+import { fastHasher, freshDatabase, inspect, sqliteOnly, type TestDatabase } from '../helpers/app.js'
+import { signUp } from '../helpers/http.js'
 
 const made: TestDatabase[] = []
 afterEach(async () => {
@@ -35,7 +29,7 @@ describe.skipIf(sqliteOnly('the SQLite write lock held by another connection'))(
       try {
         other.exec('BEGIN IMMEDIATE')
         const start = Date.now()
-        const res = await register(app, 'locked_out')
+        const res = await signUp(app, 'locked_out')
         const ms = Date.now() - start
         expect(res.statusCode, res.body).toBe(503)
         expect(res.headers['retry-after']).toBe('5')
@@ -52,7 +46,7 @@ describe.skipIf(sqliteOnly('the SQLite write lock held by another connection'))(
           .executeTakeFirstOrThrow()
         expect(stored.n).toBe(0)
         // The lock is gone: the same server, unchanged, takes the same sign-up.
-        expect((await register(app, 'locked_out')).statusCode).toBe(201)
+        expect((await signUp(app, 'locked_out')).statusCode).toBe(201)
       } finally {
         other.close()
         await app.close()

@@ -4,16 +4,8 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PasswordHasher } from '../../src/domain/passwords.js'
 import { openAudit } from '../../src/services.js'
-import {
-  auditWritten,
-  buildTestApp,
-  fastHasher,
-  inspect,
-  login,
-  PASSWORD,
-  register,
-  type TestApp,
-} from '../helpers/app.js'
+import { auditWritten, buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
+import { bearer, form, logIn, signUp } from '../helpers/http.js'
 
 // The real (cheap) hasher, counting its calls: "refused before any hashing" is then checkable.
 const calls = { hash: 0, verify: 0 }
@@ -54,7 +46,7 @@ describe('bodies', () => {
       const res =
         url === '/auth/'
           ? await t.app.inject({ method: 'POST', url, payload: { username: 'big', password: huge } })
-          : await login(t.app, 'big', huge)
+          : await logIn(t.app, 'big', huge)
       expect(res.statusCode).toBe(413)
       expect(res.json()).toEqual({ detail: 'Request body is too large', code: 'payload_too_large' })
     }
@@ -83,7 +75,7 @@ describe('bodies', () => {
     ['{"$ne": null}', PASSWORD],
   ])('treats injection-looking credentials %s as plain text', async (username, password) => {
     const before = await snapshot()
-    const res = await login(t.app, username, password)
+    const res = await logIn(t.app, username, password)
     expect(res.statusCode).toBe(401)
     expect(res.json()).toEqual({ detail: 'Incorrect username or password', code: 'invalid_credentials' })
     expect(await snapshot()).toBe(before)
@@ -91,8 +83,8 @@ describe('bodies', () => {
 
   it('stores an injection-looking username verbatim, and it only ever matches itself', async () => {
     const name = "robert');DROP_TABLE_students;--"
-    expect((await register(t.app, name)).statusCode).toBe(201)
-    expect((await login(t.app, name)).statusCode).toBe(200)
+    expect((await signUp(t.app, name)).statusCode).toBe(201)
+    expect((await logIn(t.app, name)).statusCode).toBe(200)
     const stored = await inspect(t.dbUrl)
       .selectFrom('users')
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -119,8 +111,8 @@ describe('usernames that look alike', () => {
     ['upper case', 'MALLORY'],
     ['ligature-free compat form', 'ｍallory'],
   ])('refuses %s twins of a registered name (409)', async (_what, twin) => {
-    await register(t.app, 'mallory')
-    expect((await register(t.app, twin)).statusCode).toBe(409)
+    await signUp(t.app, 'mallory')
+    expect((await signUp(t.app, twin)).statusCode).toBe(409)
   })
 
   it.each([
@@ -134,7 +126,7 @@ describe('usernames that look alike', () => {
     ['tag characters', 'mallory\u{e0041}'],
   ])('refuses %s with 422 and stores nothing', async (_what, name) => {
     const before = await snapshot()
-    const res = await register(t.app, name)
+    const res = await signUp(t.app, name)
     expect(res.statusCode).toBe(422)
     expect(res.json().detail[0].loc).toEqual(['body', 'username'])
     expect(await snapshot()).toBe(before)
@@ -145,7 +137,7 @@ describe('races', () => {
   it('50 parallel registrations of one name: exactly one 201, the rest 409', async () => {
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        register(t.app, i % 3 === 0 ? 'Crowd' : i % 3 === 1 ? 'crowd' : 'CROWD'),
+        signUp(t.app, i % 3 === 0 ? 'Crowd' : i % 3 === 1 ? 'crowd' : 'CROWD'),
       ),
     )
     const codes = results.map((r) => r.statusCode)
@@ -161,19 +153,18 @@ describe('text a database cannot store as sent', () => {
   const cut = `x${'😀'.repeat(200)}`
 
   it('never turns into a 500, and is audited in a chain that still verifies', async () => {
-    await register(t.app, 'textual')
-    const token = (await login(t.app, 'textual')).json().access_token
-    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    await signUp(t.app, 'textual')
+    const token = (await logIn(t.app, 'textual')).json().access_token
     const answers = [
       // From an address of their own: past five failures a minute, an address's are summarised.
-      (await login(t.app, nul, PASSWORD, '192.0.2.77')).statusCode,
-      (await login(t.app, cut, PASSWORD, '192.0.2.77')).statusCode,
-      (await register(t.app, nul)).statusCode,
+      (await logIn(t.app, nul, PASSWORD, { remoteAddress: '192.0.2.77' })).statusCode,
+      (await logIn(t.app, cut, PASSWORD, { remoteAddress: '192.0.2.77' })).statusCode,
+      (await signUp(t.app, nul)).statusCode,
       (
         await t.app.inject({
           method: 'DELETE',
           url: '/auth/sessions/a%00b',
-          headers: { authorization: `Bearer ${token}` },
+          headers: bearer(token),
         })
       ).statusCode,
       (
@@ -286,7 +277,7 @@ describe('protocol', () => {
     const { port } = t.app.server.address() as AddressInfo
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpRequest(
-        { host: '127.0.0.1', port, path: '/', headers: { authorization: `Bearer ${'a'.repeat(20_000)}` } },
+        { host: '127.0.0.1', port, path: '/', headers: bearer('a'.repeat(20_000)) },
         (res) => {
           res.resume()
           resolve(res.statusCode ?? 0)

@@ -5,7 +5,8 @@ import { sign as nodeSign } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, inspect, PASSWORD, type TestApp, tokenFor } from '../helpers/app.js'
+import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
+import { decodeJwt, decodeProtectedHeader, greet, logIn, pairOf, tokenFor } from '../helpers/http.js'
 import {
   craft,
   ecKeys,
@@ -33,7 +34,7 @@ let trapUrl: string
 beforeAll(async () => {
   t = await buildTestApp({ SECRET_KEY: SECRET })
   valid = await tokenFor(t.app, 'victim')
-  userId = JSON.parse(Buffer.from(valid.split('.')[1] ?? '', 'base64url').toString()).id
+  userId = decodeJwt<{ id: number }>(valid).id
   trap = createServer((_req, res) => {
     trapHits++
     res.end('{}')
@@ -48,12 +49,8 @@ afterAll(async () => {
 
 const claims = () => ({ sub: 'victim', id: userId, iat: nowSeconds(), exp: nowSeconds() + 600 })
 
-async function get(token: string) {
-  return t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
-}
-
 async function expectRejected(token: string) {
-  const res = await get(token)
+  const res = await greet(t.app, token)
   expect(res.statusCode).toBe(401)
   expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })
   expect(res.body).not.toContain('Hello')
@@ -61,7 +58,7 @@ async function expectRejected(token: string) {
 
 describe('JWT verification', () => {
   it('accepts a correctly signed token (the control case)', async () => {
-    const res = await get(craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET)))
+    const res = await greet(t.app, craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET)))
     expect(res.statusCode).toBe(200)
     expect(res.json().message).toBe(`Hello, victim with ID: ${userId}!`)
   })
@@ -125,7 +122,8 @@ describe('JWT verification', () => {
     await expectRejected(
       craft({ alg: 'HS256' }, { ...claims(), nbf: nowSeconds() + 300 }, hmac('sha256', SECRET)),
     )
-    const res = await get(
+    const res = await greet(
+      t.app,
       craft({ alg: 'HS256' }, { ...claims(), nbf: nowSeconds() - 5 }, hmac('sha256', SECRET)),
     )
     expect(res.statusCode).toBe(200)
@@ -154,7 +152,7 @@ describe('JWT verification', () => {
 
   it('rejects a signature respelled with stray trailing bits (non-canonical base64url)', async () => {
     const token = craft({ alg: 'HS256', typ: 'JWT' }, claims(), hmac('sha256', SECRET))
-    expect((await get(token)).statusCode).toBe(200)
+    expect((await greet(t.app, token)).statusCode).toBe(200)
     // 32 bytes take 43 characters, the last of which carries 2 unused bits: 3 other spellings.
     const twins = respellLastChar(token)
     expect(twins).toHaveLength(3)
@@ -170,7 +168,7 @@ describe('JWT verification', () => {
 
   it('rejects b64 in the header (RFC 7797 is not supported), with or without crit', async () => {
     const sign = hmac('sha256', SECRET)
-    expect((await get(craft({ alg: 'HS256', typ: 'JWT' }, claims(), sign))).statusCode).toBe(200)
+    expect((await greet(t.app, craft({ alg: 'HS256', typ: 'JWT' }, claims(), sign))).statusCode).toBe(200)
     await expectRejected(craft({ alg: 'HS256', b64: false }, claims(), sign))
     await expectRejected(craft({ alg: 'HS256', b64: true }, claims(), sign))
     await expectRejected(craft({ alg: 'HS256', b64: false, crit: ['b64'] }, claims(), sign))
@@ -182,10 +180,10 @@ describe('JWT verification', () => {
     await expectRejected(craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 90 }, sign))
     await expectRejected(craft({ alg: 'HS256' }, { ...claims(), iat: String(nowSeconds()) }, sign))
     expect(
-      (await get(craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 20 }, sign))).statusCode,
+      (await greet(t.app, craft({ alg: 'HS256' }, { ...claims(), iat: nowSeconds() + 20 }, sign))).statusCode,
     ).toBe(200)
     const { iat: _iat, ...seedShaped } = claims()
-    const res = await get(craft({ alg: 'HS256', typ: 'JWT' }, seedShaped, sign))
+    const res = await greet(t.app, craft({ alg: 'HS256', typ: 'JWT' }, seedShaped, sign))
     expect(res.statusCode).toBe(200)
     expect(res.json().message).toBe(`Hello, victim with ID: ${userId}!`)
   })
@@ -216,9 +214,8 @@ describe('JWT verification with ES256 key pairs', () => {
   beforeAll(async () => {
     es = await buildTestApp({ JWT_ALGORITHM: 'ES256', PUBLIC_URL: ISSUER })
     const token = await tokenFor(es.app, 'victim')
-    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())
-    ourKid = header.kid
-    esUserId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).id
+    ourKid = decodeProtectedHeader(token).kid as string
+    esUserId = decodeJwt<{ id: number }>(token).id
     // Our own key, read from the database, so forgeries differ from a valid token in one thing only.
     const row = await inspect(es.dbUrl)
       .selectFrom('authgate_signing_keys')
@@ -244,18 +241,15 @@ describe('JWT verification with ES256 key pairs', () => {
   // Low-S, as AuthGate signs (its high-S twin is refused: see the case below).
   const ours = () => lowS(es256(ourPrivateKey))
 
-  async function esGet(token: string) {
-    return es.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
-  }
   async function esRejected(token: string) {
-    const res = await esGet(token)
+    const res = await greet(es.app, token)
     expect(res.statusCode).toBe(401)
     expect(res.json()).toEqual({ detail: 'Could not validate credentials', code: 'invalid_token' })
     expect(res.body).not.toContain('Hello')
   }
 
   it('accepts a token signed with our current key and naming it (the control case)', async () => {
-    const res = await esGet(craft({ alg: 'ES256', typ: 'JWT', kid: ourKid }, esClaims(), ours()))
+    const res = await greet(es.app, craft({ alg: 'ES256', typ: 'JWT', kid: ourKid }, esClaims(), ours()))
     expect(res.statusCode).toBe(200)
     expect(res.json().message).toBe(`Hello, victim with ID: ${esUserId}!`)
   })
@@ -356,7 +350,7 @@ describe('JWT verification with ES256 key pairs', () => {
       const token = craft({ alg: 'ES256', kid: ourKid }, { ...esClaims(), n: i }, ours())
       const twin = flipSignatureS(token)
       const [low, high] = signatureS(token).compare(P256_HALF_N) <= 0 ? [token, twin] : [twin, token]
-      expect((await esGet(low)).statusCode).toBe(200)
+      expect((await greet(es.app, low)).statusCode).toBe(200)
       await esRejected(high)
     }
   })
@@ -364,22 +358,16 @@ describe('JWT verification with ES256 key pairs', () => {
   it('signs every token low-S, so none of its own is refused', async () => {
     // OpenSSL's s is high half the time: 16 tokens all low by chance is 1 in 65,536.
     for (let i = 0; i < 16; i++) {
-      const res = await es.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({ username: 'victim', password: PASSWORD }).toString(),
-      })
-      const token = res.json().access_token
+      const token = (await pairOf(await logIn(es.app, 'victim'))).access_token
       expect(signatureS(token).compare(P256_HALF_N)).toBeLessThanOrEqual(0)
-      expect((await esGet(token)).statusCode).toBe(200)
+      expect((await greet(es.app, token)).statusCode).toBe(200)
     }
   })
 
   it('rejects a signature respelled with stray trailing bits (non-canonical base64url)', async () => {
     const token = craft({ alg: 'ES256', kid: ourKid }, esClaims(), ours())
     const low = signatureS(token).compare(P256_HALF_N) <= 0 ? token : flipSignatureS(token)
-    expect((await esGet(low)).statusCode).toBe(200)
+    expect((await greet(es.app, low)).statusCode).toBe(200)
     // 64 bytes take 86 characters, the last of which carries 4 unused bits: 15 other spellings.
     const twins = respellLastChar(low)
     expect(twins).toHaveLength(15)
@@ -408,8 +396,8 @@ describe('JWT verification with EdDSA key pairs', () => {
   beforeAll(async () => {
     ed = await buildTestApp({ JWT_ALGORITHM: 'EdDSA', PUBLIC_URL: ISSUER })
     const token = await tokenFor(ed.app, 'victim')
-    kid = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid
-    edUserId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).id
+    kid = decodeProtectedHeader(token).kid as string
+    edUserId = decodeJwt<{ id: number }>(token).id
     const row = await inspect(ed.dbUrl)
       .selectFrom('authgate_signing_keys')
       .select('private_key')
@@ -429,11 +417,10 @@ describe('JWT verification with EdDSA key pairs', () => {
     exp: nowSeconds() + 600,
   })
   const edSign = (input: string) => nodeSign(null, Buffer.from(input), privateKey).toString('base64url')
-  const edGet = (token: string) => ed.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
 
   it('rejects S + L, the other spelling of an Ed25519 signature (OpenSSL checks S < L, RFC 8032 §5.1.7)', async () => {
     const token = craft({ alg: 'EdDSA', kid }, edClaims(), edSign)
-    expect((await edGet(token)).statusCode).toBe(200)
+    expect((await greet(ed.app, token)).statusCode).toBe(200)
     const dot = token.lastIndexOf('.') + 1
     const sig = Buffer.from(token.slice(dot), 'base64url')
     // S is little-endian in the second half; L = 2^252 + 27742317777372353535851937790883648493.
@@ -443,12 +430,12 @@ describe('JWT verification with EdDSA key pairs', () => {
       .reverse()
       .copy(sig, 32)
     const twin = token.slice(0, dot) + sig.toString('base64url')
-    expect((await edGet(twin)).statusCode).toBe(401)
+    expect((await greet(ed.app, twin)).statusCode).toBe(401)
   })
 
   it('rejects a signature respelled with stray trailing bits', async () => {
     const token = craft({ alg: 'EdDSA', kid }, edClaims(), edSign)
-    expect((await edGet(token)).statusCode).toBe(200)
-    for (const twin of respellLastChar(token)) expect((await edGet(twin)).statusCode).toBe(401)
+    expect((await greet(ed.app, token)).statusCode).toBe(200)
+    for (const twin of respellLastChar(token)) expect((await greet(ed.app, twin)).statusCode).toBe(401)
   })
 })

@@ -2,7 +2,8 @@
 import * as argon2 from '@node-rs/argon2'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
-import { buildTestApp, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
+import { logIn, signUp } from '../helpers/http.js'
 
 let t: TestApp
 // The stored hash each verify was given, in order.
@@ -23,7 +24,7 @@ beforeAll(async () => {
       },
     },
   )
-  await register(t.app, 'known-user')
+  await signUp(t.app, 'known-user')
 })
 afterAll(async () => {
   await t.close()
@@ -33,7 +34,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function timed(username: string): Promise<number> {
   const start = process.hrtime.bigint()
-  const res = await login(t.app, username, `${PASSWORD}-wrong`)
+  const res = await logIn(t.app, username, `${PASSWORD}-wrong`)
   expect(res.statusCode).toBe(401)
   return Number(process.hrtime.bigint() - start) / 1e6
 }
@@ -41,9 +42,9 @@ async function timed(username: string): Promise<number> {
 it('verifies an unknown user against a hash of the same cost as a stored one', async () => {
   // The timing below can only be noisy; this is exact: one argon2id verify each, same parameters.
   verified.length = 0
-  expect((await login(t.app, 'ghost', PASSWORD)).statusCode).toBe(401)
+  expect((await logIn(t.app, 'ghost', PASSWORD)).statusCode).toBe(401)
   expect(verified).toHaveLength(1)
-  expect((await login(t.app, 'known-user', `${PASSWORD}-wrong`)).statusCode).toBe(401)
+  expect((await logIn(t.app, 'known-user', `${PASSWORD}-wrong`)).statusCode).toBe(401)
   expect(verified).toHaveLength(2)
   const [dummy, stored] = verified as [string, string]
   expect(dummy).toMatch(/^\$argon2id\$/)

@@ -3,15 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { frozenClock } from '../../src/lib/clock.js'
-import {
-  buildTestApp,
-  fastHasher,
-  inspect,
-  PASSWORD,
-  register,
-  type TestApp,
-  tokenFor,
-} from '../helpers/app.js'
+import { buildTestApp, fastHasher, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
+import { bearer, form, greet, signUp, tokenFor } from '../helpers/http.js'
 import { craft, hmac } from '../helpers/jwt.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -40,8 +33,8 @@ function seedToken(
 }
 
 /** Signs up through AuthGate (which answers as the seed does, without the id) and reads the id. */
-async function signUp(t: TestApp, username: string): Promise<Account> {
-  expect((await register(t.app, username)).statusCode).toBe(201)
+async function seedAccount(t: TestApp, username: string): Promise<Account> {
+  expect((await signUp(t.app, username)).statusCode).toBe(201)
   const row = await inspect(t.dbUrl)
     .selectFrom('users')
     .select('id')
@@ -49,9 +42,6 @@ async function signUp(t: TestApp, username: string): Promise<Account> {
     .executeTakeFirstOrThrow()
   return { username, id: Number(row.id) }
 }
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
 
 describe('seed tokens on one server', () => {
   const clock = frozenClock()
@@ -63,8 +53,7 @@ describe('seed tokens on one server', () => {
     await t.close()
   })
 
-  const account = (username: string) => signUp(t, username)
-  const greet = async (token: string) => (await t.app.inject({ url: '/', headers: bearer(token) })).statusCode
+  const account = (username: string) => seedAccount(t, username)
   const logout = async (token: string) =>
     (await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(token) })).statusCode
   const revoke = async (token: string) =>
@@ -93,41 +82,42 @@ describe('seed tokens on one server', () => {
     const older = seedToken(dave, clock.now(), { issuedAgoMs: 10 * MINUTE })
     const someoneElse = seedToken(erin, clock.now())
     const ownSession = await tokenFor(t.app, 'dave')
-    for (const token of [presented, older, someoneElse]) expect(await greet(token)).toBe(200)
+    for (const token of [presented, older, someoneElse])
+      expect((await greet(t.app, token)).statusCode).toBe(200)
 
     expect(await logout(presented)).toBe(204)
-    expect(await greet(presented)).toBe(401)
-    expect(await greet(older)).toBe(401)
+    expect((await greet(t.app, presented)).statusCode).toBe(401)
+    expect((await greet(t.app, older)).statusCode).toBe(401)
     expect(await logout(presented)).toBe(401)
-    expect(await greet(someoneElse)).toBe(200)
+    expect((await greet(t.app, someoneElse)).statusCode).toBe(200)
     // A session's token (it has a sid) is not a seed token: the seed token's logout leaves it be.
-    expect(await greet(ownSession)).toBe(200)
+    expect((await greet(t.app, ownSession)).statusCode).toBe(200)
 
     // A seed token issued after the logout works.
     clock.advance(2_000)
-    expect(await greet(seedToken(dave, clock.now()))).toBe(200)
+    expect((await greet(t.app, seedToken(dave, clock.now()))).statusCode).toBe(200)
     // The presented token stays void to its last minute.
     clock.advance(SEED_LIFETIME_MS - 3 * MINUTE)
-    expect(await greet(presented)).toBe(401)
+    expect((await greet(t.app, presented)).statusCode).toBe(401)
   })
 
   it('keeps a longer-lived seed token void for its whole life', async () => {
     const frank = await account('frank')
     const longLived = seedToken(frank, clock.now(), { lifetimeMs: 120 * MINUTE })
-    expect(await greet(longLived)).toBe(200)
+    expect((await greet(t.app, longLived)).statusCode).toBe(200)
     expect(await logout(longLived)).toBe(204)
     clock.advance(90 * MINUTE)
-    expect(await greet(longLived)).toBe(401)
+    expect((await greet(t.app, longLived)).statusCode).toBe(401)
   })
 
   it('ends a seed token by RFC 7009 revocation, once (a repeat writes nothing)', async () => {
     const gina = await account('gina')
     const token = seedToken(gina, clock.now())
     const older = seedToken(gina, clock.now(), { issuedAgoMs: 5 * MINUTE })
-    expect(await greet(token)).toBe(200)
+    expect((await greet(t.app, token)).statusCode).toBe(200)
     expect(await revoke(token)).toBe(200)
-    expect(await greet(token)).toBe(401)
-    expect(await greet(older)).toBe(401)
+    expect((await greet(t.app, token)).statusCode).toBe(401)
+    expect((await greet(t.app, older)).statusCode).toBe(401)
     const rows = await revocationRows()
     expect(await revoke(token)).toBe(200)
     expect(await revoke(older)).toBe(200)
@@ -140,19 +130,21 @@ describe('seed tokens on one server', () => {
     const second = seedToken(hugo, clock.now(), { extra: { jti: 'second' } })
     const plain = seedToken(hugo, clock.now(), { issuedAgoMs: MINUTE })
     expect(await logout(first)).toBe(204)
-    expect(await greet(first)).toBe(401)
-    expect(await greet(second)).toBe(200)
-    expect(await greet(plain)).toBe(200)
+    expect((await greet(t.app, first)).statusCode).toBe(401)
+    expect((await greet(t.app, second)).statusCode).toBe(200)
+    expect((await greet(t.app, plain)).statusCode).toBe(200)
     expect(await revoke(second)).toBe(200)
-    expect(await greet(second)).toBe(401)
-    expect(await greet(plain)).toBe(200)
+    expect((await greet(t.app, second)).statusCode).toBe(401)
+    expect((await greet(t.app, plain)).statusCode).toBe(200)
   })
 
   it('accepts a jti of another user untouched (a jti names one token, of one user)', async () => {
     const ida = await account('ida')
     const jay = await account('jay')
     expect(await logout(seedToken(ida, clock.now(), { extra: { jti: 'shared-name' } }))).toBe(204)
-    expect(await greet(seedToken(jay, clock.now(), { extra: { jti: 'shared-name' } }))).toBe(200)
+    expect(
+      (await greet(t.app, seedToken(jay, clock.now(), { extra: { jti: 'shared-name' } }))).statusCode,
+    ).toBe(200)
   })
 })
 
@@ -167,7 +159,7 @@ describe('a password change with short AuthGate tokens', () => {
   })
 
   it("voids the user's seed tokens for the seed's 30 minutes, not only for AuthGate's 5", async () => {
-    const kim = await signUp(t, 'kim')
+    const kim = await seedAccount(t, 'kim')
     const seed = seedToken(kim, clock.now(), { issuedAgoMs: MINUTE })
     const session = await tokenFor(t.app, 'kim')
     const changed = await t.app.inject({
@@ -177,12 +169,12 @@ describe('a password change with short AuthGate tokens', () => {
       payload: { current_password: PASSWORD, new_password: 'another long passphrase entirely' },
     })
     expect(changed.statusCode).toBe(204)
-    expect((await t.app.inject({ url: '/', headers: bearer(seed) })).statusCode).toBe(401)
+    expect((await greet(t.app, seed)).statusCode).toBe(401)
     // 10 minutes on, a process that starts now reads the feed from scratch: the cutoff is there.
     clock.advance(10 * MINUTE)
     const fresh = await buildApp(t.config, { hasher: fastHasher, clock })
     try {
-      expect((await fresh.inject({ url: '/', headers: bearer(seed) })).statusCode).toBe(401)
+      expect((await greet(fresh, seed)).statusCode).toBe(401)
       expect(
         (await fresh.inject({ url: '/', headers: bearer(seedToken(kim, clock.now())) })).statusCode,
       ).toBe(200)
@@ -204,23 +196,20 @@ describe('seed tokens across two server processes', () => {
     await t?.close()
   })
 
-  const greetHere = async (token: string) =>
-    (await t.app.inject({ url: '/', headers: bearer(token) })).statusCode
-  const greetThere = async (token: string) =>
-    (await fetch(`${other.url}/`, { headers: bearer(token) })).status
-
   it('a logout on one process ends the seed token on the other, and a revocation the other way', async () => {
-    const lena = await signUp(t, 'lena')
+    const lena = await seedAccount(t, 'lena')
     const loggedOut = seedToken(lena, Date.now(), { issuedAgoMs: MINUTE })
-    expect(await greetHere(loggedOut)).toBe(200)
-    expect(await greetThere(loggedOut)).toBe(200)
+    expect((await greet(t.app, loggedOut)).statusCode).toBe(200)
+    expect((await greet(other, loggedOut)).status).toBe(200)
     const bye = await fetch(`${other.url}/auth/logout`, { method: 'POST', headers: bearer(loggedOut) })
     expect(bye.status).toBe(204)
-    await expect.poll(() => greetHere(loggedOut), { timeout: 5_000, interval: 100 }).toBe(401)
+    await expect
+      .poll(async () => (await greet(t.app, loggedOut)).statusCode, { timeout: 5_000, interval: 100 })
+      .toBe(401)
 
-    const mona = await signUp(t, 'mona')
+    const mona = await seedAccount(t, 'mona')
     const revoked = seedToken(mona, Date.now(), { issuedAgoMs: MINUTE })
-    expect(await greetThere(revoked)).toBe(200)
+    expect((await greet(other, revoked)).status).toBe(200)
     const answer = await t.app.inject({
       method: 'POST',
       url: '/auth/revoke',
@@ -228,6 +217,8 @@ describe('seed tokens across two server processes', () => {
       payload: new URLSearchParams({ token: revoked }).toString(),
     })
     expect(answer.statusCode).toBe(200)
-    await expect.poll(() => greetThere(revoked), { timeout: 5_000, interval: 100 }).toBe(401)
+    await expect
+      .poll(async () => (await greet(other, revoked)).status, { timeout: 5_000, interval: 100 })
+      .toBe(401)
   })
 })

@@ -4,28 +4,12 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import {
-  buildTestApp,
-  fastHasher,
-  inspect,
-  PASSWORD,
-  register,
-  TEST_REDIS_ENV,
-  type TestApp,
-} from '../helpers/app.js'
+import { buildTestApp, fastHasher, inspect, PASSWORD, TEST_REDIS_ENV, type TestApp } from '../helpers/app.js'
+import { bearer, logIn, signUp } from '../helpers/http.js'
 import { throttleCounter } from '../helpers/redis-server.js'
 
-const form = { 'content-type': 'application/x-www-form-urlencoded' }
-
-function attempt(app: FastifyInstance, username: string, password: string, ip: string, cookie?: string) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    remoteAddress: ip,
-    headers: { ...form, ...(cookie ? { cookie } : {}) },
-    payload: new URLSearchParams({ username, password }).toString(),
-  })
-}
+const attempt = (app: FastifyInstance, username: string, password: string, ip: string, cookie?: string) =>
+  logIn(app, username, password, { remoteAddress: ip, headers: cookie ? { cookie } : {} })
 
 function deviceCookie(res: { headers: Record<string, unknown> }): string {
   const set = String(res.headers['set-cookie'] ?? '')
@@ -53,7 +37,7 @@ describe('login throttling', () => {
   })
 
   it('stops a 1000-attempt brute force after 10 failures, while the owner still logs in', async () => {
-    await register(t.app, 'owner')
+    await signUp(t.app, 'owner')
     // The owner logged in from this device before the attack: it holds a device cookie.
     const cookie = deviceCookie(await attempt(t.app, 'owner', PASSWORD, '198.51.100.1'))
     const before = await sessionsOf(t.dbUrl, 'owner')
@@ -78,7 +62,7 @@ describe('login throttling', () => {
   })
 
   it('answers 429 with Retry-After and the {detail} shape', async () => {
-    await register(t.app, 'patient')
+    await signUp(t.app, 'patient')
     let res = await attempt(t.app, 'patient', 'wrong', '192.0.2.10')
     for (let i = 0; i < 10; i++) res = await attempt(t.app, 'patient', 'wrong', '192.0.2.10')
     expect(res.statusCode).toBe(429)
@@ -89,7 +73,7 @@ describe('login throttling', () => {
   })
 
   it('throttles unknown usernames exactly like known ones', async () => {
-    await register(t.app, 'exists')
+    await signUp(t.app, 'exists')
     const run = async (username: string, ip: string) => {
       const codes: number[] = []
       for (let i = 0; i < 13; i++) codes.push((await attempt(t.app, username, `nope-${i}`, ip)).statusCode)
@@ -102,14 +86,14 @@ describe('login throttling', () => {
   })
 
   it('does not count successful logins as failures', async () => {
-    await register(t.app, 'regular')
+    await signUp(t.app, 'regular')
     for (let i = 0; i < 25; i++) {
       expect((await attempt(t.app, 'regular', PASSWORD, '192.0.2.30')).statusCode).toBe(200)
     }
   })
 
   it('never locks an account through concurrent good logins, even past the limit', async () => {
-    await register(t.app, 'popular')
+    await signUp(t.app, 'popular')
     const burst = await Promise.all(
       Array.from({ length: 30 }, () => attempt(t.app, 'popular', PASSWORD, '192.0.2.31')),
     )
@@ -137,8 +121,8 @@ describe('login throttling', () => {
   })
 
   it('refuses a device cookie made for another account, or forged', async () => {
-    await register(t.app, 'alpha')
-    await register(t.app, 'beta')
+    await signUp(t.app, 'alpha')
+    await signUp(t.app, 'beta')
     const alphaCookie = deviceCookie(await attempt(t.app, 'alpha', PASSWORD, '192.0.2.50'))
     // Lock beta for unknown clients, then try alpha's cookie and a forged one on beta.
     for (let i = 0; i < 10; i++) await attempt(t.app, 'beta', 'wrong', '192.0.2.51')
@@ -181,7 +165,7 @@ describe('re-authentication throttling (issue 9 item 4)', () => {
       method: 'POST',
       url: '/auth/password',
       remoteAddress: ip,
-      headers: { authorization: `Bearer ${token}`, ...(cookie ? { cookie } : {}) },
+      headers: { ...bearer(token), ...(cookie ? { cookie } : {}) },
       payload: { current_password: current, new_password: 'the new passphrase 2026' },
     })
   const deleteAccount = (token: string, password: string, ip: string) =>
@@ -189,12 +173,12 @@ describe('re-authentication throttling (issue 9 item 4)', () => {
       method: 'DELETE',
       url: '/auth/me',
       remoteAddress: ip,
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
       payload: { password },
     })
 
   it('counts wrong current passwords with the password grant, and refuses even the right one past 10', async () => {
-    await register(t.app, 'stolen-token')
+    await signUp(t.app, 'stolen-token')
     const { token } = await bearerOf('stolen-token', '192.0.2.100')
     const codes: number[] = []
     for (let i = 0; i < 5; i++)
@@ -215,24 +199,20 @@ describe('re-authentication throttling (issue 9 item 4)', () => {
     expect((await attempt(t.app, 'stolen-token', PASSWORD, '203.0.113.5')).statusCode).toBe(429)
     expect(verifies - before).toBe(0) // no argon2 work once throttled
     // Nothing changed: the old password still opens the account from its known device.
-    expect(
-      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
-    ).toBe(200)
+    expect((await t.app.inject({ url: '/auth/me', headers: bearer(token) })).statusCode).toBe(200)
   })
 
   it('counts account deletion attempts too', async () => {
-    await register(t.app, 'delete-guessed')
+    await signUp(t.app, 'delete-guessed')
     const { token } = await bearerOf('delete-guessed', '192.0.2.101')
     for (let i = 0; i < 10; i++)
       expect((await deleteAccount(token, `guess-${i}`, '203.0.113.10')).statusCode).toBe(400)
     expect((await deleteAccount(token, PASSWORD, '203.0.113.10')).statusCode).toBe(429)
-    expect(
-      (await t.app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
-    ).toBe(200)
+    expect((await t.app.inject({ url: '/auth/me', headers: bearer(token) })).statusCode).toBe(200)
   })
 
   it("keeps the owner's device on its own allowance, and takes a success back off", async () => {
-    await register(t.app, 'attacked-owner')
+    await signUp(t.app, 'attacked-owner')
     const owner = await bearerOf('attacked-owner', '192.0.2.102')
     for (let i = 0; i < 10; i++) await attempt(t.app, 'attacked-owner', `guess-${i}`, `203.0.113.${20 + i}`)
     expect((await attempt(t.app, 'attacked-owner', PASSWORD, '203.0.113.40')).statusCode).toBe(429)
@@ -254,10 +234,6 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
   })
 
   const NEW = 'the owner changed it 2026'
-  const bearer = (token: string, cookie?: string) => ({
-    authorization: `Bearer ${token}`,
-    ...(cookie ? { cookie } : {}),
-  })
   /** `count` logins with the password as an attacker who knows it would make, each from its own address. */
   async function collectCookies(username: string, count: number, net: string): Promise<string[]> {
     const cookies: string[] = []
@@ -267,7 +243,7 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
   }
 
   it('a password change voids every cookie issued before it: 12 cookies give no 120 guesses', async () => {
-    await register(t.app, 'changed-owner')
+    await signUp(t.app, 'changed-owner')
     const owner = (await attempt(t.app, 'changed-owner', PASSWORD, '192.0.2.110')).json().access_token
     const stolen = await collectCookies('changed-owner', 12, '198.18.1')
     const changed = await t.app.inject({
@@ -290,13 +266,13 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
   })
 
   it("gives the owner's device a new cookie with the 204 of its own change, which keeps its allowance", async () => {
-    await register(t.app, 'own-change')
+    await signUp(t.app, 'own-change')
     const first = await attempt(t.app, 'own-change', PASSWORD, '192.0.2.111')
     const changed = await t.app.inject({
       method: 'POST',
       url: '/auth/password',
       remoteAddress: '192.0.2.111',
-      headers: bearer(first.json().access_token, deviceCookie(first)),
+      headers: { ...bearer(first.json().access_token), cookie: deviceCookie(first) },
       payload: { current_password: PASSWORD, new_password: NEW },
     })
     expect(changed.statusCode).toBe(204)
@@ -308,7 +284,7 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
   })
 
   it('lets only the 5 most recent devices hold their own allowance', async () => {
-    await register(t.app, 'many-devices')
+    await signUp(t.app, 'many-devices')
     const cookies = await collectCookies('many-devices', 12, '198.18.4')
     for (let i = 0; i < 10; i++) await attempt(t.app, 'many-devices', `guess-${i}`, `198.18.5.${i}`)
     const codes: number[] = []
@@ -318,7 +294,7 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
   })
 
   it("gives a deleted account's cookie nothing on a new account under the same name", async () => {
-    await register(t.app, 'reborn')
+    await signUp(t.app, 'reborn')
     const old = await attempt(t.app, 'reborn', PASSWORD, '192.0.2.112')
     const cookie = deviceCookie(old)
     const deleted = await t.app.inject({
@@ -329,7 +305,7 @@ describe('device cookies bound to the credential (issue 9 item 5)', () => {
       payload: { password: PASSWORD },
     })
     expect(deleted.statusCode).toBe(204)
-    await register(t.app, 'reborn', NEW)
+    await signUp(t.app, 'reborn', NEW)
     for (let i = 0; i < 10; i++) await attempt(t.app, 'reborn', `guess-${i}`, `198.18.7.${i}`)
     expect((await attempt(t.app, 'reborn', NEW, '192.0.2.112', cookie)).statusCode).toBe(429)
   })
@@ -340,21 +316,11 @@ describe('registration throttling', () => {
     const t = await buildTestApp({ RATE_LIMIT: 'on', REGISTRATIONS_PER_IP_PER_HOUR: '3' })
     const codes: number[] = []
     for (let i = 0; i < 5; i++) {
-      const res = await t.app.inject({
-        method: 'POST',
-        url: '/auth/',
-        remoteAddress: '192.0.2.60',
-        payload: { username: `signup-${i}`, password: PASSWORD },
-      })
+      const res = await signUp(t.app, `signup-${i}`, PASSWORD, { remoteAddress: '192.0.2.60' })
       codes.push(res.statusCode)
     }
     expect(codes).toEqual([201, 201, 201, 429, 429])
-    const other = await t.app.inject({
-      method: 'POST',
-      url: '/auth/',
-      remoteAddress: '192.0.2.61',
-      payload: { username: 'signup-other', password: PASSWORD },
-    })
+    const other = await signUp(t.app, 'signup-other', PASSWORD, { remoteAddress: '192.0.2.61' })
     expect(other.statusCode).toBe(201)
     const stored = await inspect(t.dbUrl)
       .selectFrom('users')
@@ -377,7 +343,7 @@ describe('throttling settings', () => {
         PUBLIC_URL: publicUrl,
         JWT_ISSUER: 'https://issuer.test',
       })
-      await register(t.app, 'cookie-jar')
+      await signUp(t.app, 'cookie-jar')
       const res = await attempt(t.app, 'cookie-jar', PASSWORD, '192.0.2.90')
       expect(String(res.headers['set-cookie']).includes('; Secure'), publicUrl).toBe(secure)
       await t.close()
@@ -386,7 +352,7 @@ describe('throttling settings', () => {
 
   it('RATE_LIMIT=off turns it off', async () => {
     const t = await buildTestApp({ RATE_LIMIT: 'off' })
-    await register(t.app, 'free')
+    await signUp(t.app, 'free')
     for (let i = 0; i < 15; i++)
       expect((await attempt(t.app, 'free', 'wrong', '192.0.2.70')).statusCode).toBe(401)
     await t.close()
@@ -397,7 +363,7 @@ describe('throttling settings', () => {
     const b = await buildApp(loadConfig({ DATABASE_URL: a.dbUrl, RATE_LIMIT: 'on', ...TEST_REDIS_ENV }), {
       hasher: fastHasher,
     })
-    await register(a.app, 'shared')
+    await signUp(a.app, 'shared')
     for (let i = 0; i < 5; i++) await attempt(a.app, 'shared', 'wrong', '192.0.2.80')
     for (let i = 0; i < 5; i++) await attempt(b, 'shared', 'wrong', '192.0.2.81')
     expect((await attempt(a.app, 'shared', 'wrong', '192.0.2.82')).statusCode).toBe(429)
@@ -421,16 +387,11 @@ describe('throttling settings', () => {
       ['on', '203.0.113.99'],
     ] as const) {
       const t = await buildTestApp({ TRUST_PROXY: trust })
-      await register(t.app, 'proxied')
-      const res = await t.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { ...form, 'x-forwarded-for': '203.0.113.99' },
-        payload: new URLSearchParams({ username: 'proxied', password: PASSWORD }).toString(),
-      })
+      await signUp(t.app, 'proxied')
+      const res = await logIn(t.app, 'proxied', PASSWORD, { headers: { 'x-forwarded-for': '203.0.113.99' } })
       const list = await t.app.inject({
         url: '/auth/sessions',
-        headers: { authorization: `Bearer ${res.json().access_token}` },
+        headers: bearer(res.json().access_token),
       })
       expect(list.json()[0].ip, trust).toBe(expected)
       await t.close()

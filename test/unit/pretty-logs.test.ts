@@ -6,6 +6,7 @@ import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
 import { prettyStream } from '../../src/logger.js'
 import { buildTestApp, tempDir } from '../helpers/app.js'
+import { form } from '../helpers/http.js'
 import { startServerProcess } from '../helpers/server-process.js'
 
 const REQUEST_LINE = /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: POST \/auth\/token 401 \d+(\.\d+)?ms$/
@@ -24,7 +25,7 @@ function sink(): { stream: Writable; lines: () => string[] } {
 const wrongLogin = {
   method: 'POST' as const,
   url: '/auth/token?debug=secret-in-url',
-  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  headers: form,
   payload: 'username=nobody&password=not-the-password',
 }
 
