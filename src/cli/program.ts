@@ -64,6 +64,24 @@ async function withServices<T>(
   }
 }
 
+/**
+ * Runs an admin action on the user `username`; false (no such user) is exit 1 with a message,
+ * true prints `done`.
+ */
+async function onUser(
+  cli: Cli,
+  username: string,
+  action: (s: Awaited<ReturnType<typeof openServices>>) => Promise<boolean>,
+  done: string,
+): Promise<void> {
+  if (!(await withServices(cli, action))) {
+    cli.err(`No user named ${username}.`)
+    cli.exitCode = 1
+    return
+  }
+  cli.out(done)
+}
+
 // The migration that creates the audit log: undoing it (or one before it) leaves no log to write to.
 const AUDIT_LOG_MIGRATION = '2026_11_28_004_audit_log'
 
@@ -152,12 +170,12 @@ export function buildProgram(cli: Cli): Command {
     .argument('<username>')
     .action(async (username: string) => {
       const password = await readPassword(io.stdin, io.stderr)
-      if (!(await withServices(cli, (s) => s.account.resetPassword(cli.operator(), username, password)))) {
-        cli.err(`No user named ${username}.`)
-        cli.exitCode = 1
-        return
-      }
-      cli.out(`Password set for ${username}.`)
+      await onUser(
+        cli,
+        username,
+        (s) => s.account.resetPassword(cli.operator(), username, password),
+        `Password set for ${username}.`,
+      )
     })
 
   user
@@ -184,12 +202,12 @@ export function buildProgram(cli: Cli): Command {
     )
     .argument('<username>')
     .action(async (username: string) => {
-      if (!(await withServices(cli, (s) => s.account.removeUser(cli.operator(), username)))) {
-        cli.err(`No user named ${username}.`)
-        cli.exitCode = 1
-        return
-      }
-      cli.out(`Deleted user ${username}.`)
+      await onUser(
+        cli,
+        username,
+        (s) => s.account.removeUser(cli.operator(), username),
+        `Deleted user ${username}.`,
+      )
     })
 
   user
@@ -201,12 +219,12 @@ export function buildProgram(cli: Cli): Command {
     )
     .argument('<username>')
     .action(async (username: string) => {
-      if (!(await withServices(cli, (s) => s.account.unlockUser(cli.operator(), username)))) {
-        cli.err(`No user named ${username}.`)
-        cli.exitCode = 1
-        return
-      }
-      cli.out(`Unlocked ${username}: its failed logins are forgotten.`)
+      await onUser(
+        cli,
+        username,
+        (s) => s.account.unlockUser(cli.operator(), username),
+        `Unlocked ${username}: its failed logins are forgotten.`,
+      )
     })
 
   registerAuditCommands(program, cli)
