@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inspect, requirePrerequisite } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
 import { bearer, decodeProtectedHeader, greet, logIn, pairOf, refresh, signUp } from '../helpers/http.js'
+import { msUntil } from '../helpers/poll.js'
 import {
   CI_DATABASE_URL,
   createTestDatabase,
@@ -71,16 +71,6 @@ describe.each([
       await peek.close()
     }
   })
-
-  /** Milliseconds until `check` holds, checking every 10 ms; fails after 5 s. */
-  async function msUntil(check: () => Promise<boolean>): Promise<number> {
-    const start = performance.now()
-    while (!(await check())) {
-      if (performance.now() - start > 5_000) throw new Error('not true after 5 s')
-      await sleep(10)
-    }
-    return performance.now() - start
-  }
 
   it.runIf(run)('honours a revocation made on one instance on the other within 1 s', async () => {
     expect((await signUp(a, 'roamer')).status).toBe(201)

@@ -1,12 +1,12 @@
 // Two server processes on one SQLite file: a revocation made on either is honoured by the other
 // within 2 s, without a database query per request (each keeps a polled in-memory view).
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { fastHasher, tempDir } from '../helpers/app.js'
 import { account, bearer, form, greet, logIn, pairOf, signUp } from '../helpers/http.js'
+import { msUntil } from '../helpers/poll.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir()
@@ -24,16 +24,6 @@ afterAll(async () => {
   await app?.close()
   dir.cleanup()
 })
-
-/** Milliseconds until `check` is true, polling every 50 ms; fails after `limit`. */
-async function msUntil(check: () => Promise<boolean>, limit = 5_000): Promise<number> {
-  const start = Date.now()
-  while (!(await check())) {
-    if (Date.now() - start > limit) throw new Error(`not true after ${limit} ms`)
-    await sleep(50)
-  }
-  return Date.now() - start
-}
 
 it('honours a logout made in this process on the other one within 2 s', async () => {
   await signUp(app, 'roamer')

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PASSWORD, tempDir } from '../helpers/app.js'
 import { bearer, form } from '../helpers/http.js'
 import { keepAliveLoad } from '../helpers/keepalive-load.js'
+import { msUntil } from '../helpers/poll.js'
 import { requestOnce, type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const dir = tempDir('authgate-workers-')
@@ -57,14 +58,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(check: () => boolean | Promise<boolean>, limit = 10_000): Promise<number> {
-  const start = Date.now()
-  while (!(await check())) {
-    if (Date.now() - start > limit) throw new Error(`not true after ${limit} ms`)
-    await sleep(50)
-  }
-  return Date.now() - start
-}
+/** Milliseconds until `check` holds, checking every 50 ms; throws after `limit`. */
+const until = (check: () => boolean | Promise<boolean>, limit = 10_000) => msUntil(check, limit, 50)
 
 /** One request on a connection of its own, so the primary hands each to the next worker. */
 const call = (method: string, path: string, headers: Record<string, string> = {}, body?: string) =>
