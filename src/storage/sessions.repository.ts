@@ -120,17 +120,21 @@ export function createSessionsRepository(db: Db): SessionsRepository {
     async revokeClientSessions(clientId, at, reason, feedExpiresAt) {
       if (!canBeStored(db, clientId)) return []
       return db.transaction().execute(async (trx) => {
-        const live = await trx
+        // Its users in id order, as every end of a user's sessions does (lockUsers).
+        const holders = await trx
           .selectFrom('authgate_sessions')
-          .select('id')
+          .select('user_id')
+          .distinct()
           .where('client_id', '=', clientId)
           .where('revoked_at', 'is', null)
           .execute()
-        return revokeIn(
+        await lockUsers(
           trx,
-          live.map((r) => r.id),
-          { at, reason, feedExpiresAt },
+          holders.map((r) => r.user_id),
         )
+        const ended = await markRevoked(trx, { at, reason }, { clientId })
+        await appendToFeed(trx, ended, { at, reason, feedExpiresAt })
+        return ended
       })
     },
 
@@ -186,50 +190,63 @@ export async function revokeSessionsIn(
   which: { ids?: string[] | undefined; except?: string | undefined; andStarted?: boolean | undefined } = {},
 ): Promise<string[]> {
   const { ids, except, andStarted = false } = which
-  let query = trx
-    .selectFrom('authgate_sessions')
-    .select('id')
-    .where('user_id', '=', userId)
-    .where('revoked_at', 'is', null)
-  if (ids) query = query.where('id', 'in', ids)
-  if (except !== undefined) query = query.where('id', '!=', except)
-  const live = (await query.execute()).map((r) => r.id)
-  await markRevoked(trx, live, ending)
-  let started: string[] = []
+  if (ids?.length === 0) return []
+  await lockUsers(trx, [userId])
+  const ended = await markRevoked(trx, ending, { userId, ids, except })
   if (andStarted && ids) {
     // After the UPDATE above, which on PostgreSQL waited for every code exchange holding one of
     // these browser sessions FOR SHARE (insertSession) to commit: this statement, a new snapshot
     // under READ COMMITTED, sees the sessions they stored, and a later exchange finds the browser
     // session revoked. SQLite runs one writer at a time, so there is nothing to wait for.
-    const rows = await trx
-      .selectFrom('authgate_sessions')
-      .select('id')
-      .where('user_id', '=', userId)
-      .where('browser_session_id', 'in', ids)
-      .where('revoked_at', 'is', null)
-      .execute()
-    started = rows.map((r) => r.id)
-    await markRevoked(trx, started, ending)
+    ended.push(...(await markRevoked(trx, ending, { userId, startedFrom: ids })))
   }
-  const ended = [...live, ...started]
   await appendToFeed(trx, ended, ending)
   return ended
 }
 
-/** Revokes `ids` and appends them to the feed, inside a transaction the caller holds; `ids` back. */
-async function revokeIn(trx: Db, ids: string[], ending: Ending): Promise<string[]> {
-  await markRevoked(trx, ids, ending)
-  await appendToFeed(trx, ids, ending)
-  return ids
+/**
+ * PostgreSQL: the users whose sessions a transaction ends, locked in id order before any session
+ * row. Ends of one user's sessions (a logout, a browser session's end with what it started, the
+ * cap, a credential change, which holds the lock from its UPDATE) then run one at a time, instead
+ * of locking overlapping session rows in different orders and deadlocking. Logins' FOR SHARE of
+ * the same row (credentialEpoch) waits for them, as for a credential change. SQLite: one writer.
+ */
+async function lockUsers(trx: Db, userIds: number[]): Promise<void> {
+  if (dialectOf(trx) !== 'postgres' || userIds.length === 0) return
+  await trx
+    .selectFrom('users')
+    .select('id')
+    .where('id', 'in', userIds)
+    .orderBy('id')
+    .forNoKeyUpdate()
+    .execute()
 }
 
-async function markRevoked(trx: Db, ids: string[], { at, reason }: Ending): Promise<void> {
-  if (ids.length === 0) return
-  await trx
+/**
+ * The conditional UPDATE is the whole race: it revokes the live sessions `which` names, and of
+ * concurrent ends of one session exactly one sees it live, revokes it, and returns it.
+ */
+async function markRevoked(
+  trx: Db,
+  { at, reason }: Pick<Ending, 'at' | 'reason'>,
+  which: {
+    userId?: number
+    ids?: string[] | undefined
+    except?: string | undefined
+    clientId?: string
+    startedFrom?: string[]
+  },
+): Promise<string[]> {
+  let query = trx
     .updateTable('authgate_sessions')
     .set({ revoked_at: at, revoked_reason: reason })
-    .where('id', 'in', ids)
-    .execute()
+    .where('revoked_at', 'is', null)
+  if (which.userId !== undefined) query = query.where('user_id', '=', which.userId)
+  if (which.ids) query = query.where('id', 'in', which.ids)
+  if (which.except !== undefined) query = query.where('id', '!=', which.except)
+  if (which.clientId !== undefined) query = query.where('client_id', '=', which.clientId)
+  if (which.startedFrom) query = query.where('browser_session_id', 'in', which.startedFrom)
+  return (await query.returning('id').execute()).map((r) => r.id)
 }
 
 async function appendToFeed(trx: Db, ids: string[], { at, feedExpiresAt }: Ending): Promise<void> {
