@@ -2,32 +2,14 @@
 // client registry (domain/clients.ts). A secret is printed once, by create and rotate-secret, and
 // never by list or show; every change is in the audit log.
 import type { Command } from 'commander'
-import type { Config } from '../config.js'
 import { type Client, type ClientService, createClientService, GRANT_TYPES } from '../domain/clients.js'
 import { createSessionLifecycle } from '../domain/sessions.js'
 import { systemClock } from '../lib/clock.js'
-import { openAudit, openBroadcast, openDatabase } from '../services.js'
+import { openAudit, openDatabase } from '../services.js'
 import { createClientsRepository } from '../storage/clients.repository.js'
-import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
 import { createSessionsRepository } from '../storage/sessions.repository.js'
-import { type Cli, snakeCase } from './context.js'
-
-/**
- * Running servers read the revocation feed now rather than at their next poll (within a second).
- * The sessions have ended whatever happens here: a failure to tell them is only reported.
- */
-async function tellServers(cli: Cli, config: Config, db: Db): Promise<void> {
-  const unheard = () => cli.err('Could not tell running servers; they notice within a second.')
-  try {
-    const { broadcast, redis } = await openBroadcast(config, db, { onBroadcastError: unheard })
-    await broadcast.publish('revocations')
-    await broadcast.close()
-    await redis?.close()
-  } catch {
-    unheard()
-  }
-}
+import { type Cli, snakeCase, tellRunningServers } from './context.js'
 
 // Only the database and the audit log (and, once a deletion ended sessions, the broadcast):
 // managing clients must not start anything else.
@@ -64,7 +46,8 @@ async function withClients<T>(cli: Cli, fn: (clients: ClientService) => Promise<
     } finally {
       // What the command recorded is written before the database closes.
       await audit.flush()
-      if (ended) await tellServers(cli, config, db)
+      // Running servers read the feed now, not at their next poll.
+      if (ended) await tellRunningServers(cli, config, db, 'revocations', 'a second')
     }
   } finally {
     await db.destroy()

@@ -77,6 +77,16 @@ function harness(get: () => TestApp) {
       expect(res.statusCode).toBe(200)
       return res.json().access_token
     },
+    /** POST /auth/password as the holder of `token`: its own session stays, every other ends. */
+    changePassword: async (token: string) =>
+      (
+        await app().inject({
+          method: 'POST',
+          url: '/auth/password',
+          headers: bearer(token),
+          payload: { current_password: PASSWORD, new_password: 'another long passphrase' },
+        })
+      ).statusCode,
     greet: async (token: string) => (await app().inject({ url: '/', headers: bearer(token) })).statusCode,
     refresh: async (refreshToken: string) =>
       (
@@ -201,14 +211,7 @@ describe('browser sessions', () => {
 
   it('is refused at its start when the password changed after it was verified', async () => {
     const cy = await h.user('cy')
-    const token = await h.passwordToken('cy')
-    const changed = await t.app.inject({
-      method: 'POST',
-      url: '/auth/password',
-      headers: bearer(token),
-      payload: { current_password: PASSWORD, new_password: 'another long passphrase' },
-    })
-    expect(changed.statusCode).toBe(204)
+    expect(await h.changePassword(await h.passwordToken('cy'))).toBe(204)
     // `cy` was verified at the old epoch, as a login page that checked the old password would be.
     expect(await h.services().browserSessions.start(cy, { amr: ['pwd'], client: browser })).toBeUndefined()
     const rows = await inspect(t.dbUrl)
@@ -222,13 +225,7 @@ describe('browser sessions', () => {
 
   it('a password change, logout everywhere, an operator and account deletion end it and what it started', async () => {
     const ends: Record<string, (name: string, token: string) => Promise<unknown>> = {
-      'password change': (_, token) =>
-        t.app.inject({
-          method: 'POST',
-          url: '/auth/password',
-          headers: bearer(token),
-          payload: { current_password: PASSWORD, new_password: 'another long passphrase' },
-        }),
+      'password change': async (_, token) => expect(await h.changePassword(token)).toBe(204),
       // No route yet: SessionService.end without ids is every session of the user.
       'logout everywhere': async (name) => {
         const user = await h.services().users.find(name)
