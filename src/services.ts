@@ -7,6 +7,7 @@ import type { AuditFacts } from './domain/audit-chain.js'
 import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
+import { type BrowserSessionService, createBrowserSessionService } from './domain/browser-sessions.js'
 import {
   type IssuerView,
   openIssuers,
@@ -26,7 +27,7 @@ import {
 import { type Meter, noMeter } from './domain/meter.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
-import { createSessionService, type SessionService } from './domain/sessions.js'
+import { createSessionService, type SessionService, type SessionServiceDeps } from './domain/sessions.js'
 import { createThrottle, DEFAULT_THROTTLE, failoverThrottleStore, type Throttle } from './domain/throttle.js'
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
@@ -100,6 +101,8 @@ export interface DomainServices {
   users: UserService
   tokens: TokenService
   sessions: SessionService
+  /** AuthGate's own browser sessions (single sign-on), ended like every other session. */
+  browserSessions: BrowserSessionService
   account: AccountService
   auth: AuthService
   throttle: Throttle
@@ -317,7 +320,8 @@ async function wireDomain(
     ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
     announce: () => void broadcast.publish('revocations'),
   })
-  const sessions = createSessionService({
+  // One set of session dependencies: browser sessions are admitted, capped and ended like the rest.
+  const sessionDeps: SessionServiceDeps = {
     sessions: createSessionsRepository(db),
     credentials: createCredentialsRepository(db),
     tokens,
@@ -344,7 +348,9 @@ async function wireDomain(
       },
       ended: (reason, count) => meter.revoked(reason, count),
     },
-  })
+  }
+  const sessions = createSessionService(sessionDeps)
+  const browserSessions = createBrowserSessionService(sessionDeps)
   const windowMs = config.throttle.windowMinutes * 60_000
   const registrationWindowMs = 60 * 60_000
   const dbCounters = createThrottleStore(db)
@@ -372,6 +378,7 @@ async function wireDomain(
     users,
     tokens,
     sessions,
+    browserSessions,
     account,
     auth,
     throttle,

@@ -3,13 +3,16 @@
 // never by list or show; every change is in the audit log.
 import type { Command } from 'commander'
 import { type Client, type ClientService, createClientService, GRANT_TYPES } from '../domain/clients.js'
+import { createSessionLifecycle } from '../domain/sessions.js'
 import { systemClock } from '../lib/clock.js'
 import { openAudit, openDatabase } from '../services.js'
 import { createClientsRepository } from '../storage/clients.repository.js'
 import { migrateToLatest } from '../storage/migrate.js'
-import { type Cli, snakeCase } from './context.js'
+import { createSessionsRepository } from '../storage/sessions.repository.js'
+import { type Cli, snakeCase, tellRunningServers } from './context.js'
 
-// Only the database and the audit log: managing clients must not start anything else.
+// Only the database and the audit log (and, once a deletion ended sessions, the broadcast):
+// managing clients must not start anything else.
 async function withClients<T>(cli: Cli, fn: (clients: ClientService) => Promise<T>): Promise<T> {
   const config = cli.config()
   const db = openDatabase(config)
@@ -18,13 +21,33 @@ async function withClients<T>(cli: Cli, fn: (clients: ClientService) => Promise<
     const audit = openAudit(db, config, systemClock, (err) =>
       cli.err(`Audit log write failed: ${err instanceof Error ? err.message : err}`),
     )
+    let ended = false
+    const lifecycle = createSessionLifecycle({
+      sessions: createSessionsRepository(db),
+      // No view of its own here: the servers' views read the feed the revocation went into.
+      revocations: {
+        apply: (entries) => {
+          if (entries.length > 0) ended = true
+        },
+      },
+      clock: systemClock,
+      policy: { maxPerUser: config.maxSessionsPerUser },
+      accessTtlMs: config.accessTokenExpireMinutes * 60_000,
+    })
     try {
       return await fn(
-        createClientService({ clients: createClientsRepository(db), audit, clock: systemClock }),
+        createClientService({
+          clients: createClientsRepository(db),
+          audit,
+          clock: systemClock,
+          endSessions: (clientId) => lifecycle.endClient(clientId),
+        }),
       )
     } finally {
       // What the command recorded is written before the database closes.
       await audit.flush()
+      // Running servers read the feed now, not at their next poll.
+      if (ended) await tellRunningServers(cli, config, db, 'revocations', 'a second')
     }
   } finally {
     await db.destroy()
@@ -197,7 +220,10 @@ export function registerClientCommands(program: Command, cli: Cli): void {
 
   clients
     .command('delete')
-    .description('Delete a client: it can no longer authenticate or be redirected to.')
+    .description(
+      'Delete a client: it can no longer authenticate or be redirected to, and every session it was ' +
+        'issued ends (its access and refresh tokens are refused from now on).',
+    )
     .argument('<client_id>')
     .action(async (clientId: string) => {
       const deleted = await withClients(cli, (s) => s.delete(cli.operator(), clientId))

@@ -2,6 +2,9 @@
 import { userInfo } from 'node:os'
 import type { Config } from '../config.js'
 import type { Operator } from '../domain/audit.js'
+import type { Signal } from '../domain/broadcast.js'
+import { openBroadcast } from '../services.js'
+import type { Db } from '../storage/database.js'
 import type { PasswordInput } from './prompt.js'
 
 /** What a run of the CLI reads and writes: nothing else of the process. */
@@ -51,4 +54,27 @@ export function snakeCase(record: object): Record<string, unknown> {
       value,
     ]),
   )
+}
+
+/**
+ * Tells the running servers of the deployment that `signal` changed, so they read it now rather
+ * than at their next poll or reload (`noticeWithin`, for the message). What the command did is
+ * done whatever happens here: a failure to tell them is only reported.
+ */
+export async function tellRunningServers(
+  cli: Cli,
+  config: Config,
+  db: Db,
+  signal: Signal,
+  noticeWithin: string,
+): Promise<void> {
+  const unheard = () => cli.err(`Could not tell running servers; they notice within ${noticeWithin}.`)
+  try {
+    const { broadcast, redis } = await openBroadcast(config, db, { onBroadcastError: unheard })
+    await broadcast.publish(signal)
+    await broadcast.close()
+    await redis?.close()
+  } catch {
+    unheard()
+  }
 }

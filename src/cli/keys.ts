@@ -5,10 +5,10 @@ import type { Config } from '../config.js'
 import { operatorDetail } from '../domain/audit.js'
 import type { SettingsMode } from '../domain/deployment.js'
 import { DEFAULT_KEY_RELOAD_MS, type KeyAdmin, type KeyInfo } from '../domain/keys.js'
-import { openAudit, openBroadcast, openDatabase, openKeys } from '../services.js'
+import { openAudit, openDatabase, openKeys } from '../services.js'
 import type { Db } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrate.js'
-import type { Cli } from './context.js'
+import { type Cli, tellRunningServers } from './context.js'
 
 // Only the database and the keys: rotating must not also claim usernames or start anything.
 async function withKeys<T>(
@@ -82,18 +82,8 @@ export function registerKeyCommands(program: Command, cli: Cli): void {
               revokedKids: rotated.revoked.map((r) => r.kid).join(' ') || null,
             },
           })
-          // Running servers load the new key now, not at their next reload. The rotation is done
-          // whatever happens here: a failure to tell them is only reported.
-          const unheard = () =>
-            cli.err(`Could not tell running servers; they notice within ${seconds(DEFAULT_KEY_RELOAD_MS)}.`)
-          try {
-            const { broadcast, redis } = await openBroadcast(cfg, db, { onBroadcastError: unheard })
-            await broadcast.publish('keys')
-            await broadcast.close()
-            await redis?.close()
-          } catch {
-            unheard()
-          }
+          // Running servers load the new key now, not at their next reload.
+          await tellRunningServers(cli, cfg, db, 'keys', seconds(DEFAULT_KEY_RELOAD_MS))
           return rotated
         } catch (err) {
           audit.record({

@@ -240,9 +240,20 @@ export interface ClientServiceDeps {
   clients: ClientsRepository
   audit: AuditLog
   clock: Clock
+  /**
+   * Ends every session issued to the client, through the revocation feed, so its access tokens
+   * are refused at once and its refresh tokens no longer refresh (sessions.ts endClient); how
+   * many ended. Called once the client's row is gone, so no code exchange can start another.
+   */
+  endSessions(clientId: string): Promise<number>
 }
 
-export function createClientService({ clients, audit, clock }: ClientServiceDeps): ClientService {
+export function createClientService({
+  clients,
+  audit,
+  clock,
+  endSessions,
+}: ClientServiceDeps): ClientService {
   /**
    * Runs an operator's change and records it, success or failure (a failure by its reason only,
    * never a message that could echo input); `act` resolving to undefined: no such client.
@@ -344,12 +355,26 @@ export function createClientService({ clients, audit, clock }: ClientServiceDeps
       })
     },
 
+    // Issue 12 item 1: deleting a client ends its sessions and tokens. The row goes first: a code
+    // exchange that read it (FOR SHARE, sessions.repository.ts insertSession) has committed its
+    // session before the DELETE goes through, and endSessions sees it; one after finds no client
+    // and starts nothing. Its codes go with the row (ON DELETE CASCADE).
     async delete(operator, clientId) {
-      const deleted = await asOperator(operator, 'client.deleted', clientId, async () => {
-        const stored = await clients.find(clientId)
-        if (!stored || !(await clients.delete(clientId))) return undefined
-        return { client: withoutHash(stored) }
-      })
+      let endedSessions = 0
+      const deleted = await asOperator(
+        operator,
+        'client.deleted',
+        clientId,
+        async () => {
+          const stored = await clients.find(clientId)
+          const gone = stored !== undefined && (await clients.delete(clientId))
+          // Also when there was no such client: deleting it again finishes a deletion that was
+          // interrupted between the two steps.
+          endedSessions = await endSessions(clientId)
+          return gone ? { client: withoutHash(stored) } : undefined
+        },
+        () => ({ endedSessions }),
+      )
       return deleted?.client
     },
 

@@ -8,6 +8,12 @@ import type { RevocableClaims, RevocationView } from './revocations.js'
 import type { TokenService } from './tokens.js'
 import type { VerifiedUser } from './users.js'
 
+/**
+ * 'token': refresh and access tokens (the password grant's, or a client's from a code exchange).
+ * 'browser': AuthGate's own browser session, named by a cookie (domain/browser-sessions.ts).
+ */
+export type SessionKind = 'token' | 'browser'
+
 /** A row of the sessions table (storage/tables.ts takes it as is). */
 export interface SessionRecord {
   id: string
@@ -19,6 +25,19 @@ export interface SessionRecord {
   ip: string | null
   revoked_at: number | null
   revoked_reason: string | null
+  kind: SessionKind
+  /** The OAuth client it was issued to; null for the first-party password grant and browser sessions. */
+  client_id: string | null
+  /** The browser session whose authorization code led to it; ending that one ends this one. */
+  browser_session_id: string | null
+  /** Browser sessions: SHA-256 of the cookie value, hex; null for token sessions. */
+  secret_hash: string | null
+  /** Epoch ms of the authentication it rests on (OIDC Core §2 auth_time); null before 2026_12_03_003. */
+  auth_time: number | null
+  /** RFC 8176 amr values, as a JSON array; null as auth_time. */
+  amr: string | null
+  /** The scope granted to the client, space-separated; null for the password grant and browser sessions. */
+  scope: string | null
 }
 
 /** A row of the refresh tokens table (storage/tables.ts takes it as is). */
@@ -35,8 +54,15 @@ export interface RefreshTokenRecord {
 
 /** storage/sessions.repository.ts. */
 export interface SessionsRepository {
-  /** False, and nothing stored, unless the user's credential epoch is still `epoch`. */
-  insertSessionWithToken(session: SessionRecord, token: RefreshTokenRecord, epoch: number): Promise<boolean>
+  /**
+   * Stores a session (a token session with its first refresh token) in one transaction. False,
+   * and nothing stored, unless, as that transaction reads them: the user's credential epoch is
+   * still `epoch`; the session's client, when it names one, is registered; its browser session,
+   * when it names one, is live and the same user's. Each is read row-locked, so a credential
+   * change, a client's deletion or a browser session's end either comes first (and this stores
+   * nothing) or waits for this and then ends it (credentials.repository.ts says why).
+   */
+  insertSession(session: SessionRecord, epoch: number, token?: RefreshTokenRecord): Promise<boolean>
   /** One page of the user's live sessions, newest first: those after `after` in (created_at, id) order. */
   listLiveSessionsPage(
     userId: number,
@@ -64,7 +90,8 @@ export interface SessionsRepository {
   ): Promise<boolean>
   /**
    * Revokes the given live sessions (all of the user's when `ids` is omitted) and appends them to
-   * the revocation feed in the same transaction. Returns the revoked ids.
+   * the revocation feed in the same transaction. With `andStarted`, the live sessions that any
+   * browser session among `ids` started (live or not) end with them. Returns the revoked ids.
    */
   revokeSessions(
     userId: number,
@@ -72,7 +99,14 @@ export interface SessionsRepository {
     reason: string,
     feedExpiresAt: number,
     ids?: string[],
+    options?: { andStarted?: boolean },
   ): Promise<string[]>
+  /** Revokes every live session issued to the client, of every user, into the feed, in one transaction. */
+  revokeClientSessions(clientId: string, at: number, reason: string, feedExpiresAt: number): Promise<string[]>
+  /** The browser session whose cookie hashes to `secretHash`, live or not. */
+  findBrowserSession(secretHash: string): Promise<(SessionRecord & { username: string }) | undefined>
+  /** Sets a live session's last use and expiry; false when it is no longer live. */
+  touchSession(id: string, at: number, expiresAt: number): Promise<boolean>
   /** Voids the user's tokens that carry no sid and were issued before `at` (seed-issued tokens). */
   insertUserCutoff(userId: number, at: number, feedExpiresAt: number): Promise<void>
   /** Voids one sid-less token, named `${userId}:${jti}`, until its exp. */
@@ -150,6 +184,20 @@ export interface SessionView {
   userAgent: string | null
   ip: string | null
   current: boolean
+  kind: SessionKind
+  /** The client it was issued to; null for the first-party password grant and browser sessions. */
+  clientId: string | null
+}
+
+/** Where a client's token session comes from: the authorization code its client exchanged. */
+export interface SessionOrigin {
+  clientId: string
+  /** The browser session that authenticated the user for the code, if one did. */
+  browserSessionId: string | null
+  scope: string
+  /** Epoch ms of the user's authentication (the code's auth_time). */
+  authTime: number
+  amr: readonly string[]
 }
 
 /** Why a session ended, as recorded and as the audit trail will name it. */
@@ -160,6 +208,7 @@ export type EndReason =
   | 'password_changed'
   | 'account_deleted'
   | 'session_limit'
+  | 'client_deleted'
 
 export interface SessionEvents {
   /** A spent refresh token came back after the grace window: the session was revoked. */
@@ -203,10 +252,11 @@ function parseCursor(text: string): { createdAt: number; id: string } {
 
 export interface SessionService {
   /**
-   * After a successful password login: a new session, an access token carrying its sid, a refresh
-   * token. Undefined when the credential changed (or the user went) since it was verified.
+   * After a successful password login, or a client's code exchange (`origin`): a new session, an
+   * access token carrying its sid, a refresh token. Undefined when the credential changed (or the
+   * user went) since it was verified, or the origin's client or browser session is gone.
    */
-  start(user: VerifiedUser, client: ClientInfo): Promise<TokenPair | undefined>
+  start(user: VerifiedUser, client: ClientInfo, origin?: SessionOrigin): Promise<TokenPair | undefined>
   refresh(refreshToken: string): Promise<TokenPair & { userId: number; sessionId: string }>
   /** One page of the user's live sessions, newest first; `cursor` is a previous page's `next`. */
   list(
@@ -214,8 +264,13 @@ export interface SessionService {
     currentSid: string | undefined,
     page: { limit: number; cursor?: string | undefined },
   ): Promise<SessionPage>
-  /** Ends the given sessions of a user (all when `ids` is omitted); returns how many ended. */
+  /**
+   * Ends the given sessions of a user (all when `ids` is omitted): a browser session among them
+   * ends with every session it started. Returns how many ended.
+   */
   end(userId: number, reason: EndReason, ids?: string[]): Promise<number>
+  /** Ends every session issued to the client (its deletion); returns how many ended. */
+  endClient(clientId: string): Promise<number>
   /**
    * Stores `change` for the credential `user` was verified at, and ends every session made under
    * it (all but `keepSession`) and the user's sid-less (seed) tokens, in one transaction: no
@@ -237,7 +292,7 @@ export interface SessionService {
   ): Promise<{ userId: number; sessionId: string; count: number } | undefined>
 }
 
-export function createSessionService(deps: {
+export interface SessionServiceDeps {
   sessions: SessionsRepository
   credentials: CredentialsRepository
   tokens: TokenService
@@ -246,8 +301,109 @@ export function createSessionService(deps: {
   policy: SessionPolicy
   accessTtlMs: number
   events?: SessionEvents
-}): SessionService {
+}
+
+/** What every kind of session shares: how one is admitted, and how sessions end. */
+export interface SessionLifecycle {
+  /**
+   * Stores a new session (SessionsRepository.insertSession: under the credential epoch, its
+   * client and its browser session), then holds its user to the cap. False: nothing stored.
+   */
+  admit(session: SessionRecord, epoch: number, token?: RefreshTokenRecord): Promise<boolean>
+  /** Ends sessions of a user through the revocation feed; `andStarted`: see revokeSessions. */
+  end(userId: number, reason: EndReason, ids?: string[], options?: { andStarted?: boolean }): Promise<number>
+  /** Ends every session issued to the client, through the revocation feed. */
+  endClient(clientId: string): Promise<number>
+}
+
+/**
+ * The lifecycle on `deps`. Every end goes into the revocation feed in the transaction that
+ * revokes, and into this process's view at once (which tells the other processes to read the
+ * feed now): a session of any kind, once ended, is refused by every instance.
+ */
+export function createSessionLifecycle(
+  deps: Pick<SessionServiceDeps, 'sessions' | 'clock' | 'accessTtlMs' | 'events'> & {
+    revocations: Pick<RevocationView, 'apply'>
+    policy: Pick<SessionPolicy, 'maxPerUser'>
+  },
+): SessionLifecycle {
+  const { sessions, revocations, clock, policy, accessTtlMs, events = {} } = deps
+
+  /** Ends `run`'s sessions: it revokes them (into the feed) as of `at`, until `expiresAt`. */
+  async function ending(
+    reason: EndReason,
+    run: (at: number, expiresAt: number) => Promise<string[]>,
+  ): Promise<number> {
+    const at = clock.now()
+    const expiresAt = at + accessTtlMs
+    const ended = await run(at, expiresAt)
+    // This process honours it on the very next request; others within one poll of the feed.
+    revocations.apply(ended.map((subject) => ({ kind: 'session', subject, at, expires_at: expiresAt })))
+    if (ended.length > 0) events.ended?.(reason, ended.length)
+    return ended.length
+  }
+
+  const end: SessionLifecycle['end'] = (userId, reason, ids, options) =>
+    ending(reason, (at, expiresAt) => sessions.revokeSessions(userId, at, reason, expiresAt, ids, options))
+
+  /**
+   * OWASP ASVS 5.0 7.1.2 (a documented limit on concurrent sessions per account): a user has at most `maxPerUser` live sessions. Run after
+   * the new session is stored, so of logins racing on any number of instances, the last to get
+   * here sees every session committed before it and trims to the cap: once they have all
+   * answered, at most the cap is alive. The least recently used end first; the new one is the
+   * most recent, so it stays unless more logins than the cap race at once. Browser sessions
+   * count like any other; one trimmed leaves the sessions it started alone (they count themselves).
+   */
+  async function endBeyondCap(userId: number, now: number): Promise<void> {
+    const beyond = await sessions.listSessionsBeyond(userId, policy.maxPerUser, now)
+    if (beyond.length === 0) return
+    await end(userId, 'session_limit', beyond)
+    events.capReached?.({ userId, sessionIds: beyond })
+  }
+
+  return {
+    async admit(session, epoch, token) {
+      if (!(await sessions.insertSession(session, epoch, token))) return false
+      await endBeyondCap(session.user_id, session.created_at)
+      return true
+    },
+    end,
+    endClient: (clientId) =>
+      ending('client_deleted', (at, expiresAt) =>
+        sessions.revokeClientSessions(clientId, at, 'client_deleted', expiresAt),
+      ),
+  }
+}
+
+/** A new session's row: who, from where, as of `now`; `facts` says which kind and its own columns. */
+export function newSessionRecord(
+  userId: number,
+  client: ClientInfo,
+  now: number,
+  facts: Pick<SessionRecord, 'kind' | 'expires_at'> & Partial<SessionRecord>,
+): SessionRecord {
+  return {
+    id: randomId(),
+    user_id: userId,
+    created_at: now,
+    last_used_at: now,
+    user_agent: client.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+    ip: client.ip,
+    revoked_at: null,
+    revoked_reason: null,
+    client_id: null,
+    browser_session_id: null,
+    secret_hash: null,
+    auth_time: now,
+    amr: null,
+    scope: null,
+    ...facts,
+  }
+}
+
+export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { sessions, credentials, tokens, revocations, clock, policy, accessTtlMs, events = {} } = deps
+  const lifecycle = createSessionLifecycle(deps)
 
   function newRefreshRecord(sessionId: string, token: string, now: number, sessionExpiresAt: number) {
     return {
@@ -266,52 +422,22 @@ export function createSessionService(deps: {
   // revocations.ts), whichever lives longer.
   const cutoffTtlMs = Math.max(accessTtlMs, SEED_TOKEN_LIFETIME_MS)
 
-  async function end(userId: number, reason: EndReason, ids?: string[]): Promise<number> {
-    const at = clock.now()
-    const expiresAt = at + accessTtlMs
-    const ended = await sessions.revokeSessions(userId, at, reason, expiresAt, ids)
-    // This process honours it on the very next request; others within one poll of the feed.
-    revocations.apply(ended.map((subject) => ({ kind: 'session', subject, at, expires_at: expiresAt })))
-    if (ended.length > 0) events.ended?.(reason, ended.length)
-    return ended.length
-  }
-
-  /**
-   * OWASP ASVS 5.0 7.1.2 (a documented limit on concurrent sessions per account): a user has at most `maxPerUser` live sessions. Run after
-   * the new session is stored, so of logins racing on any number of instances, the last to get
-   * here sees every session committed before it and trims to the cap: once they have all
-   * answered, at most the cap is alive. The least recently used end first; the new one is the
-   * most recent, so it stays unless more logins than the cap race at once.
-   */
-  async function endBeyondCap(userId: number, now: number): Promise<void> {
-    const beyond = await sessions.listSessionsBeyond(userId, policy.maxPerUser, now)
-    if (beyond.length === 0) return
-    await end(userId, 'session_limit', beyond)
-    events.capReached?.({ userId, sessionIds: beyond })
-  }
-
   return {
-    async start(user, client) {
+    async start(user, client, origin) {
       const now = clock.now()
-      const session: SessionRecord = {
-        id: randomId(),
-        user_id: user.id,
-        created_at: now,
-        last_used_at: now,
+      const session = newSessionRecord(user.id, client, now, {
+        kind: 'token',
         expires_at: now + policy.sessionMaxMs,
-        user_agent: client.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
-        ip: client.ip,
-        revoked_at: null,
-        revoked_reason: null,
-      }
+        // The password grant is a password, now (RFC 8176 §2 `pwd`); a code carries its own.
+        auth_time: origin?.authTime ?? now,
+        amr: JSON.stringify(origin?.amr ?? ['pwd']),
+        client_id: origin?.clientId ?? null,
+        browser_session_id: origin?.browserSessionId ?? null,
+        scope: origin?.scope ?? null,
+      })
       const refreshToken = randomToken()
-      const stored = await sessions.insertSessionWithToken(
-        session,
-        newRefreshRecord(session.id, refreshToken, now, session.expires_at),
-        user.epoch,
-      )
-      if (!stored) return undefined
-      await endBeyondCap(user.id, now)
+      const token = newRefreshRecord(session.id, refreshToken, now, session.expires_at)
+      if (!(await lifecycle.admit(session, user.epoch, token))) return undefined
       const access = tokens.issue({ id: user.id, username: user.username, sid: session.id })
       return { accessToken: access.accessToken, refreshToken, expiresIn: access.expiresIn }
     },
@@ -337,7 +463,7 @@ export function createSessionService(deps: {
           }
           // RFC 6749 §10.4 / OAuth 2.0 Security BCP §4.14: a spent refresh token coming back
           // means it was stolen or copied; end the whole session.
-          await end(row.user_id, 'refresh_reuse', [row.session_id])
+          await lifecycle.end(row.user_id, 'refresh_reuse', [row.session_id])
           events.reuseDetected?.({ userId: row.user_id, sessionId: row.session_id })
           throw new InvalidGrant('The refresh token was already used; the session has been ended', true)
         }
@@ -374,12 +500,16 @@ export function createSessionService(deps: {
           userAgent: s.user_agent,
           ip: s.ip,
           current: s.id === currentSid,
+          kind: s.kind,
+          clientId: s.client_id,
         })),
         next: rows.length > limit && last ? `${last.created_at}.${last.id}` : undefined,
       }
     },
 
-    end,
+    end: (userId, reason, ids) => lifecycle.end(userId, reason, ids, { andStarted: ids !== undefined }),
+
+    endClient: (clientId) => lifecycle.endClient(clientId),
 
     async replaceCredential(user, change) {
       const at = clock.now()
@@ -434,7 +564,7 @@ export function createSessionService(deps: {
       return {
         userId: row.user_id,
         sessionId: row.session_id,
-        count: await end(row.user_id, 'revoked', [row.session_id]),
+        count: await lifecycle.end(row.user_id, 'revoked', [row.session_id]),
       }
     },
   }

@@ -3,7 +3,7 @@
 //
 // Every user row has an epoch. A login reads it with the hash, verifies the password (slow), then
 // stores its session in a transaction that first reads the epoch again, row-locked, and stores
-// nothing unless it is unchanged (sessions.repository.ts insertSessionWithToken, users.repository.ts credentialEpoch). A change bumps
+// nothing unless it is unchanged (sessions.repository.ts insertSession, users.repository.ts credentialEpoch). A change bumps
 // the epoch and revokes every live session in ONE transaction, whose first statement is the
 // conditional UPDATE of the user row. Why no session made under the old epoch can outlive it:
 // - SQLite: every transaction is BEGIN IMMEDIATE, so they run one at a time, on any number of
@@ -40,7 +40,12 @@ export function createCredentialsRepository(db: Db): CredentialsRepository {
           .where('authgate_credential_epoch', '=', epoch)
           .executeTakeFirst()
         if (bumped.numUpdatedRows !== 1n) return undefined
-        const revoked = await revokeSessionsIn(trx, userId, at, reason, feedExpiresAt, undefined, keepSession)
+        const revoked = await revokeSessionsIn(
+          trx,
+          userId,
+          { at, reason, feedExpiresAt },
+          { except: keepSession },
+        )
         // Tokens without a sid (the seed app's) issued before now end too.
         await insertUserCutoff(trx, userId, at, cutoffExpiresAt)
         // No device cookie issued under the old credential keeps an allowance of its own (item 5).

@@ -9,12 +9,20 @@ const BEYOND_BATCH = 1000
 
 export function createSessionsRepository(db: Db): SessionsRepository {
   return {
-    // credentials.repository.ts says why a credential change can then never miss this session.
-    async insertSessionWithToken(session, token, epoch) {
+    // credentials.repository.ts says why a credential change can then never miss this session;
+    // the client's and the browser session's rows are read the same way, for the same reason
+    // (clients.ts delete, revokeSessionsIn's andStarted).
+    async insertSession(session, epoch, token) {
       return db.transaction().execute(async (trx) => {
         if ((await credentialEpoch(trx, session.user_id)) !== epoch) return false
+        if (session.client_id !== null && !(await clientIsRegistered(trx, session.client_id))) return false
+        if (
+          session.browser_session_id !== null &&
+          !(await browserSessionIsLive(trx, session.browser_session_id, session.user_id, session.created_at))
+        )
+          return false
         await trx.insertInto('authgate_sessions').values(session).execute()
-        await trx.insertInto('authgate_refresh_tokens').values(token).execute()
+        if (token) await trx.insertInto('authgate_refresh_tokens').values(token).execute()
         return true
       })
     },
@@ -95,13 +103,61 @@ export function createSessionsRepository(db: Db): SessionsRepository {
     },
 
     // Into the revocation feed in the same transaction, so no process can miss one.
-    async revokeSessions(userId, at, reason, feedExpiresAt, ids) {
+    async revokeSessions(userId, at, reason, feedExpiresAt, ids, options) {
       // Ids come from request paths: one PostgreSQL cannot hold is no session there.
       const wanted = ids?.filter((id) => canBeStored(db, id))
       if (wanted?.length === 0) return []
       return db
         .transaction()
-        .execute((trx) => revokeSessionsIn(trx, userId, at, reason, feedExpiresAt, wanted))
+        .execute((trx) =>
+          revokeSessionsIn(trx, userId, { at, reason, feedExpiresAt }, { ids: wanted, ...options }),
+        )
+    },
+
+    // Run after the client's row is deleted (domain/clients.ts): an exchange that had read it
+    // (FOR SHARE) committed before the DELETE went through and is seen here; a later one finds no
+    // client and stores nothing (insertSession).
+    async revokeClientSessions(clientId, at, reason, feedExpiresAt) {
+      if (!canBeStored(db, clientId)) return []
+      return db.transaction().execute(async (trx) => {
+        // Its users in id order, as every end of a user's sessions does (lockUsers).
+        const holders = await trx
+          .selectFrom('authgate_sessions')
+          .select('user_id')
+          .distinct()
+          .where('client_id', '=', clientId)
+          .where('revoked_at', 'is', null)
+          .execute()
+        await lockUsers(
+          trx,
+          holders.map((r) => r.user_id),
+        )
+        const ended = await markRevoked(trx, { at, reason }, { clientId })
+        await appendToFeed(trx, ended, { at, reason, feedExpiresAt })
+        return ended
+      })
+    },
+
+    async findBrowserSession(secretHash) {
+      return db
+        .selectFrom('authgate_sessions as s')
+        .innerJoin('users as u', 'u.id', 's.user_id')
+        .selectAll('s')
+        .select('u.username')
+        .where('s.secret_hash', '=', secretHash)
+        .where('s.kind', '=', 'browser')
+        .executeTakeFirst()
+    },
+
+    async touchSession(id, at, expiresAt) {
+      const touched = await db
+        .updateTable('authgate_sessions')
+        .set({ last_used_at: at, expires_at: expiresAt })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', at)
+        .executeTakeFirst()
+      return touched.numUpdatedRows === 1n
     },
 
     insertUserCutoff: (...args) => insertUserCutoff(db, ...args),
@@ -115,38 +171,118 @@ export function createSessionsRepository(db: Db): SessionsRepository {
   }
 }
 
+/** When and why sessions end, and until when the feed must remember it. */
+export interface Ending {
+  at: number
+  reason: string
+  feedExpiresAt: number
+}
+
 /**
  * Revokes the given live sessions of a user (all when `ids` is omitted; `except` stays live) and
- * appends them to the revocation feed, inside a transaction the caller holds. The revoked ids.
+ * appends them to the revocation feed, inside a transaction the caller holds. `andStarted`: the
+ * live sessions started from a browser session among `ids` (live or not) end too. The revoked ids.
  */
 export async function revokeSessionsIn(
   trx: Db,
   userId: number,
-  at: number,
-  reason: string,
-  feedExpiresAt: number,
-  ids?: string[],
-  except?: string,
+  ending: Ending,
+  which: { ids?: string[] | undefined; except?: string | undefined; andStarted?: boolean | undefined } = {},
+): Promise<string[]> {
+  const { ids, except, andStarted = false } = which
+  if (ids?.length === 0) return []
+  await lockUsers(trx, [userId])
+  const ended = await markRevoked(trx, ending, { userId, ids, except })
+  if (andStarted && ids) {
+    // After the UPDATE above, which on PostgreSQL waited for every code exchange holding one of
+    // these browser sessions FOR SHARE (insertSession) to commit: this statement, a new snapshot
+    // under READ COMMITTED, sees the sessions they stored, and a later exchange finds the browser
+    // session revoked. SQLite runs one writer at a time, so there is nothing to wait for.
+    ended.push(...(await markRevoked(trx, ending, { userId, startedFrom: ids })))
+  }
+  await appendToFeed(trx, ended, ending)
+  return ended
+}
+
+/**
+ * PostgreSQL: the users whose sessions a transaction ends, locked in id order before any session
+ * row. Ends of one user's sessions (a logout, a browser session's end with what it started, the
+ * cap, a credential change, which holds the lock from its UPDATE) then run one at a time, instead
+ * of locking overlapping session rows in different orders and deadlocking. Logins' FOR SHARE of
+ * the same row (credentialEpoch) waits for them, as for a credential change. SQLite: one writer.
+ */
+async function lockUsers(trx: Db, userIds: number[]): Promise<void> {
+  if (dialectOf(trx) !== 'postgres' || userIds.length === 0) return
+  await trx
+    .selectFrom('users')
+    .select('id')
+    .where('id', 'in', userIds)
+    .orderBy('id')
+    .forNoKeyUpdate()
+    .execute()
+}
+
+/**
+ * The conditional UPDATE is the whole race: it revokes the live sessions `which` names, and of
+ * concurrent ends of one session exactly one sees it live, revokes it, and returns it.
+ */
+async function markRevoked(
+  trx: Db,
+  { at, reason }: Pick<Ending, 'at' | 'reason'>,
+  which: {
+    userId?: number
+    ids?: string[] | undefined
+    except?: string | undefined
+    clientId?: string
+    startedFrom?: string[]
+  },
 ): Promise<string[]> {
   let query = trx
-    .selectFrom('authgate_sessions')
-    .select('id')
-    .where('user_id', '=', userId)
-    .where('revoked_at', 'is', null)
-  if (ids) query = query.where('id', 'in', ids)
-  if (except !== undefined) query = query.where('id', '!=', except)
-  const live = (await query.execute()).map((r) => r.id)
-  if (live.length === 0) return []
-  await trx
     .updateTable('authgate_sessions')
     .set({ revoked_at: at, revoked_reason: reason })
-    .where('id', 'in', live)
-    .execute()
+    .where('revoked_at', 'is', null)
+  if (which.userId !== undefined) query = query.where('user_id', '=', which.userId)
+  if (which.ids) query = query.where('id', 'in', which.ids)
+  if (which.except !== undefined) query = query.where('id', '!=', which.except)
+  if (which.clientId !== undefined) query = query.where('client_id', '=', which.clientId)
+  if (which.startedFrom) query = query.where('browser_session_id', 'in', which.startedFrom)
+  return (await query.returning('id').execute()).map((r) => r.id)
+}
+
+async function appendToFeed(trx: Db, ids: string[], { at, feedExpiresAt }: Ending): Promise<void> {
+  if (ids.length === 0) return
   await trx
     .insertInto('authgate_revocations')
-    .values(live.map((id) => ({ kind: 'session' as const, subject: id, at, expires_at: feedExpiresAt })))
+    .values(ids.map((id) => ({ kind: 'session' as const, subject: id, at, expires_at: feedExpiresAt })))
     .execute()
-  return live
+}
+
+/** Whether the client is registered, read FOR SHARE on PostgreSQL (insertSession). */
+async function clientIsRegistered(trx: Db, clientId: string): Promise<boolean> {
+  if (!canBeStored(trx, clientId)) return false
+  const row = await trx
+    .selectFrom('authgate_oauth_clients')
+    .select('client_id')
+    .where('client_id', '=', clientId)
+    .$if(dialectOf(trx) === 'postgres', (q) => q.forShare())
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+/** Whether the user's browser session is live at `now`, read FOR SHARE on PostgreSQL (insertSession). */
+async function browserSessionIsLive(trx: Db, id: string, userId: number, now: number): Promise<boolean> {
+  if (!canBeStored(trx, id)) return false
+  const row = await trx
+    .selectFrom('authgate_sessions')
+    .select('id')
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .where('kind', '=', 'browser')
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .$if(dialectOf(trx) === 'postgres', (q) => q.forShare())
+    .executeTakeFirst()
+  return row !== undefined
 }
 
 /** Voids a user's tokens that carry no sid and were issued before `at` (seed-issued tokens). */

@@ -17,7 +17,8 @@ export interface SettingsTable {
   value: string
 }
 
-export type SessionsTable = SessionRecord
+// kind: 'token' unless said (rows from before 2026_12_03_003 are token sessions).
+export type SessionsTable = WithGenerated<SessionRecord, 'kind'>
 export type RefreshTokensTable = RefreshTokenRecord
 export type RevocationsTable = WithGenerated<RevocationEntry, 'seq'>
 

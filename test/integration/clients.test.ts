@@ -20,12 +20,16 @@ const WEB = 'https://app.example.com/callback'
 // Every secret this file is handed: none may show up where secrets must not.
 const secrets: string[] = []
 
+/** Only the CLI deletes here: a domain service of this file that ends sessions is a bug. */
+const endSessions = () => Promise.reject(new Error('this file deletes clients only through the CLI'))
+
 /** The domain on the test's own connection: reads only, so it never holds a lock the CLI waits for. */
 const registry = () =>
   createClientService({
     clients: createClientsRepository(inspect(database.url)),
     audit: noAudit,
     clock: systemClock,
+    endSessions,
   })
 
 /** Runs `authgate clients <args> --json` and parses the one JSON object it must print. */
@@ -290,7 +294,7 @@ describe('two concurrent rotate-secret calls', () => {
         },
       }
       const audit = createAuditService({ store: createAuditStore(db), clock: systemClock, retentionDays: 0 })
-      const service = createClientService({ clients: racing, audit, clock: systemClock })
+      const service = createClientService({ clients: racing, audit, clock: systemClock, endSessions })
       const operator = { actor: 'cli', osUser: 'test' } as const
       const results = await Promise.allSettled([
         service.rotateSecret(operator, id),
@@ -302,7 +306,7 @@ describe('two concurrent rotate-secret calls', () => {
       expect(won).toHaveLength(1)
       expect(lost).toHaveLength(1)
       expect(String(lost[0])).toMatch(/changed by another command meanwhile.*stored nothing/)
-      const check = createClientService({ clients: real, audit: noAudit, clock: systemClock })
+      const check = createClientService({ clients: real, audit: noAudit, clock: systemClock, endSessions })
       expect(await check.verifySecret(id, won[0] as string)).toBeDefined()
       expect(await check.verifySecret(id, first)).toBeUndefined()
       const rows = await db

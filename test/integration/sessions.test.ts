@@ -168,12 +168,19 @@ describe('revocation on the next request', () => {
     expect(sessions).toHaveLength(2)
     expect(sessions.find((s: { current: boolean }) => s.current).id).toBe(decodeJwt(a.access_token).sid)
     const other = sessions.find((s: { current: boolean }) => !s.current)
-    expect(other).toMatchObject({ user_agent: 'second-device/1.0', ip: '127.0.0.1' })
+    expect(other).toMatchObject({
+      user_agent: 'second-device/1.0',
+      ip: '127.0.0.1',
+      kind: 'token',
+      client_id: null,
+    })
     expect(Object.keys(other).sort()).toEqual([
+      'client_id',
       'created_at',
       'current',
       'id',
       'ip',
+      'kind',
       'last_used_at',
       'user_agent',
     ])

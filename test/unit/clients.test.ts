@@ -196,7 +196,19 @@ function service() {
   const events: AuditEvent[] = []
   const audit: AuditLog = { record: (e) => void events.push(e), recordRepeated: (e) => void events.push(e) }
   const clock = frozenClock(Date.UTC(2026, 11, 3))
-  return { clients, events, clock, service: createClientService({ clients, audit, clock }) }
+  // Which clients' sessions were ended, and whether the client's row was gone by then.
+  const ended: { clientId: string; rowGone: boolean }[] = []
+  const endSessions = async (clientId: string) => {
+    ended.push({ clientId, rowGone: !clients.rows.has(clientId) })
+    return 2
+  }
+  return {
+    clients,
+    events,
+    clock,
+    ended,
+    service: createClientService({ clients, audit, clock, endSessions }),
+  }
 }
 
 describe('the client service', () => {
@@ -292,10 +304,12 @@ describe('the client service', () => {
   })
 
   it('unknown ids: show and rotate find nothing, delete deletes nothing, each failure audited', async () => {
-    const { service: s, events } = service()
+    const { service: s, events, ended } = service()
     expect(await s.show('nope')).toBeUndefined()
     expect(await s.rotateSecret(operator, 'nope')).toBeUndefined()
     expect(await s.delete(operator, 'nope')).toBeUndefined()
+    // Sessions are still ended: running a deletion again finishes one that was interrupted.
+    expect(ended).toEqual([{ clientId: 'nope', rowGone: true }])
     expect(events.map((e) => [e.type, e.outcome, e.detail?.reason])).toEqual([
       ['client.secret_rotated', 'failure', 'no_such_client'],
       ['client.deleted', 'failure', 'no_such_client'],
@@ -317,17 +331,19 @@ describe('the client service', () => {
     ])
   })
 
-  it('delete removes the client: its secret no longer verifies', async () => {
-    const { service: s, events } = service()
+  it('delete removes the client, then ends its sessions: its secret no longer verifies', async () => {
+    const { service: s, events, ended } = service()
     const { client, secret } = await s.create(operator, { name: 'Web', redirectUris: [WEB] })
     expect(await s.delete(operator, client.clientId)).toEqual(client)
+    // After the row is gone, so no code exchange can start a session the ending misses.
+    expect(ended).toEqual([{ clientId: client.clientId, rowGone: true }])
     expect(await s.show(client.clientId)).toBeUndefined()
     expect(await s.list()).toEqual([])
     expect(await s.verifySecret(client.clientId, secret as string)).toBeUndefined()
     expect(events.at(-1)).toMatchObject({
       type: 'client.deleted',
       outcome: 'success',
-      detail: { clientId: client.clientId, name: 'Web' },
+      detail: { clientId: client.clientId, name: 'Web', endedSessions: 2 },
     })
   })
 })

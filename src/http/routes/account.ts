@@ -176,7 +176,9 @@ const routes: FastifyPluginAsyncTypebox<{
         summary: 'List Sessions',
         description:
           "The user's live sessions, newest first, a page at a time (at most MAX_SESSIONS_PER_USER " +
-          'are alive). When more follow, a `Link: <...>; rel="next"` header (RFC 8288) gives the next page.',
+          'are alive), each with its kind (`token`, or `browser` for a sign-in at AuthGate in a ' +
+          'browser) and the client it was issued to (`client_id`, null for the first-party password ' +
+          'grant). When more follow, a `Link: <...>; rel="next"` header (RFC 8288) gives the next page.',
         security,
         querystring: SessionListQuery,
         response: {
@@ -201,6 +203,8 @@ const routes: FastifyPluginAsyncTypebox<{
         user_agent: s.userAgent,
         ip: s.ip,
         current: s.current,
+        kind: s.kind,
+        client_id: s.clientId,
       }))
     },
   )
@@ -211,7 +215,9 @@ const routes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['account'],
         summary: 'End Session',
-        description: 'Ends one of your sessions: its tokens stop working at once.',
+        description:
+          'Ends one of your sessions: its tokens stop working at once. Ending a browser session ends ' +
+          'every session it started too.',
         security,
         params: SessionParams,
         response: {

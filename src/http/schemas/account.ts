@@ -23,10 +23,23 @@ export type DeleteAccountRequest = Static<typeof DeleteAccountRequest>
 export const Session = Type.Object({
   id: Type.String(),
   created_at: Type.String({ format: 'date-time' }),
-  last_used_at: Type.String({ format: 'date-time', description: 'The last login or refresh.' }),
+  last_used_at: Type.String({
+    format: 'date-time',
+    description: 'The last login or refresh; for a browser session, its last use (to the minute).',
+  }),
   user_agent: Type.Union([Type.String(), Type.Null()]),
   ip: Type.Union([Type.String(), Type.Null()]),
   current: Type.Boolean({ description: 'The session of the token making this request.' }),
+  kind: Type.Union([Type.Literal('token'), Type.Literal('browser')], {
+    description:
+      '`token`: access and refresh tokens. `browser`: signed in to AuthGate in a browser (single ' +
+      'sign-on); ending it ends the sessions it started.',
+  }),
+  client_id: Type.Union([Type.String(), Type.Null()], {
+    description:
+      'The OAuth client the session was issued to; null for the first-party password grant ' +
+      '(POST /auth/token) and for browser sessions.',
+  }),
 })
 
 export const MAX_SESSIONS_PAGE = 100
