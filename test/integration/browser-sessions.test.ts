@@ -19,16 +19,9 @@ import { frozenClock } from '../../src/lib/clock.js'
 import { randomToken, sha256Hex } from '../../src/lib/crypto.js'
 import type { Services } from '../../src/services.js'
 import { createClientsRepository } from '../../src/storage/clients.repository.js'
-import {
-  buildTestApp,
-  inspect,
-  login,
-  PASSWORD,
-  register,
-  TEST_REDIS_ENV,
-  type TestApp,
-} from '../helpers/app.js'
+import { buildTestApp, inspect, PASSWORD, TEST_REDIS_ENV, type TestApp } from '../helpers/app.js'
 import { runCli } from '../helpers/cli.js'
+import { logIn, signUp } from '../helpers/http.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -52,7 +45,7 @@ function harness(get: () => TestApp) {
     services,
     /** Signs up `name` and verifies the password, as the login page will. */
     async user(name: string): Promise<VerifiedUser> {
-      expect((await register(app(), name)).statusCode).toBe(201)
+      expect((await signUp(app(), name)).statusCode).toBe(201)
       const user = await services().users.authenticate(name, PASSWORD)
       if (!user) throw new Error(`no user ${name}`)
       return user
@@ -73,7 +66,7 @@ function harness(get: () => TestApp) {
       }),
     /** A password login's access token. */
     async passwordToken(name: string): Promise<string> {
-      const res = await login(app(), name)
+      const res = await logIn(app(), name)
       expect(res.statusCode).toBe(200)
       return res.json().access_token
     },
