@@ -7,6 +7,7 @@ import type { AuditFacts } from './domain/audit-chain.js'
 import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
+import { type CsrfTokens, createCsrfTokens } from './domain/csrf.js'
 import {
   type IssuerView,
   openIssuers,
@@ -113,6 +114,8 @@ export interface DomainServices {
   signing: SigningRecord
   /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
   issuers: IssuerView
+  /** The pages' CSRF tokens, under a secret every process on the database shares. */
+  csrf: CsrfTokens
 }
 
 export interface Services extends Infrastructure, DomainServices {
@@ -368,6 +371,7 @@ async function wireDomain(
   })
   const account = createAccountService({ users, sessions, throttle, audit })
   const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
+  const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
   return {
     users,
     tokens,
@@ -380,6 +384,7 @@ async function wireDomain(
     keys,
     signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
     issuers,
+    csrf,
   }
 }
 
