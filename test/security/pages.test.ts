@@ -6,7 +6,7 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
-import { STYLESHEET_PATH } from '../../src/http/pages/stylesheet.js'
+import { ICON_PATH, STYLESHEET_PATH } from '../../src/http/pages/assets.js'
 import { PAGE_HEADERS } from '../../src/http/plugins/security.js'
 import { buildTestApp, inspect, login, PASSWORD, register, type TestApp } from '../helpers/app.js'
 import { type FakeBrowserSessions, inMemoryBrowserSessions } from '../helpers/fakes.js'
@@ -65,7 +65,7 @@ function expectPageHeaders(res: LightMyRequestResponse) {
   )
   expect(res.headers['x-frame-options']).toBe('DENY')
   expect(res.headers['cache-control']).toBe('no-store')
-  expect(res.headers['referrer-policy']).toBe('no-referrer')
+  expect(res.headers['referrer-policy']).toBe('same-origin')
   expect(res.headers['x-content-type-options']).toBe('nosniff')
 }
 
@@ -110,6 +110,9 @@ describe('the pages, on forged posts and crafted input', () => {
     expect(css.headers['content-type']).toBe('text/css; charset=utf-8')
     expect(css.headers['cache-control']).toBe('public, max-age=31536000, immutable')
     expect(STYLESHEET_PATH).toMatch(/^\/assets\/authgate-[0-9a-f]{12}\.css$/)
+    const icon = await t.app.inject({ url: ICON_PATH })
+    expect([icon.statusCode, icon.headers['content-type']]).toEqual([200, 'image/svg+xml'])
+    expect(icon.headers['cache-control']).toBe('public, max-age=31536000, immutable')
     expect((await t.app.inject({ url: '/login' })).body).toContain(
       `<link rel="stylesheet" href="${STYLESHEET_PATH}">`,
     )

@@ -39,15 +39,18 @@ export function csrfTokenFor(
 }
 
 /**
- * Whether a POST was sent by a page of this site. Fetch Metadata first: `Sec-Fetch-Site` other
- * than same-origin (or none: typed by the user) is refused. Then `Origin`, which every current
- * browser sends with a form POST: it must be PUBLIC_URL's origin or the one the request was sent
- * to (protocol and Host, which a victim's browser sets truthfully). A request with neither header
- * (an older browser, a script) is left to the token, which it cannot have without the cookie.
+ * Whether a POST was sent by a page of this site (OWASP CSRF Prevention Cheat Sheet, "Fetch
+ * Metadata headers" and "Verifying origin with standard headers"). `Sec-Fetch-Site`, when the
+ * browser sends it, must be same-origin: our forms are only ever posted from our own pages. Then
+ * `Origin`, which browsers send with every form POST: it must be PUBLIC_URL's origin or the one
+ * the request was sent to (scheme and Host, which a victim's browser sets truthfully); `null`
+ * (what an attacker's page gets by sending no referrer, or a sandboxed frame) is refused, which
+ * the pages' Referrer-Policy: same-origin allows (security.ts). A request with neither header
+ * (a script, a very old browser) is left to the token, which it cannot have without the cookie.
  */
 export function sentFromOurPages(request: FastifyRequest, publicOrigin: string): boolean {
   const site = request.headers['sec-fetch-site']
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false
+  if (site !== undefined && site !== 'same-origin') return false
   const origin = request.headers.origin
   if (origin === undefined) return true
   return origin === publicOrigin || origin === `${request.protocol}://${request.host}`

@@ -1,7 +1,8 @@
 // The one layout every page shares: language, viewport, title, the stylesheet, a skip link and
 // <main>. Nothing inline: no <script>, no style attribute (the CSP allows neither).
+
+import { ICON_PATH, STYLESHEET_PATH } from './assets.js'
 import { type Html, html } from './html.js'
-import { STYLESHEET_PATH } from './stylesheet.js'
 
 export interface LayoutOptions {
   /** The page's own title; "AuthGate" is added. Prefixed "Error: " when the page reports one. */
@@ -20,6 +21,7 @@ export function layout({ title, hasError = false, body }: LayoutOptions): Html {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${hasError ? 'Error: ' : ''}${title} – AuthGate</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
+<link rel="icon" href="${ICON_PATH}" type="image/svg+xml">
 </head>
 <body>
 <a class="skip" href="#main">Skip to main content</a>

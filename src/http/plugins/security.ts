@@ -38,7 +38,10 @@ const API_HELMET: HelmetOptions = {
  * and from there to a client's redirect URI on another origin, which `form-action 'self'` would
  * block (test/e2e/pages-browser.test.ts shows both); the forms are ours, and markup cannot be
  * injected into them (http/pages/html.ts escapes every value). Never cached (a page carries a
- * CSRF token and a user's name); no referrer, so a return_to never leaks to another site.
+ * CSRF token and a user's name). Referrer-Policy `same-origin`, not the API's `no-referrer`: with
+ * no-referrer a browser sends `Origin: null` on the page's own form posts (Fetch standard,
+ * "append a request `Origin` header"), and the CSRF check could no longer tell our pages from
+ * anyone's; same-origin sends no referrer to any other origin either, so a return_to never leaks.
  */
 export const PAGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   ...helmetHeaders({
@@ -53,6 +56,7 @@ export const PAGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
         baseUri: ["'none'"],
       },
     },
+    referrerPolicy: { policy: 'same-origin' },
   }),
   'cache-control': 'no-store',
 })

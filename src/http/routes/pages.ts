@@ -16,10 +16,10 @@ import type { CsrfTokens } from '../../domain/csrf.js'
 import { DomainError, ErrorCode, ValidationError } from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
 import type { VerifiedUser } from '../../domain/users.js'
+import { ASSETS } from '../pages/assets.js'
 import { csrfTokenFor, pageCookie, sentFromOurPages } from '../pages/csrf.js'
 import { type Html, htmlText } from '../pages/html.js'
 import { safeReturnTo } from '../pages/return-to.js'
-import { STYLESHEET, STYLESHEET_PATH } from '../pages/stylesheet.js'
 import {
   errorPage,
   errorPageFor,
@@ -156,13 +156,12 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
   const signUpHref = (returnTo: string | undefined) =>
     signUp ? withReturnTo('/signup', returnTo) : undefined
 
-  app.get(STYLESHEET_PATH, { schema: { hide: true } }, async (_request, reply) =>
-    // The name carries the content's hash: a new stylesheet is a new URL, so this one never changes.
-    reply
-      .header('cache-control', `public, max-age=${YEAR_SECONDS}, immutable`)
-      .type('text/css; charset=utf-8')
-      .send(STYLESHEET),
-  )
+  // An asset's name carries its content's hash: a new version is a new URL, so this one never changes.
+  for (const [path, { type, body }] of Object.entries(ASSETS)) {
+    app.get(path, { schema: { hide: true } }, async (_request, reply) =>
+      reply.header('cache-control', `public, max-age=${YEAR_SECONDS}, immutable`).type(type).send(body),
+    )
+  }
 
   app.get('/login', { schema: { hide: true, querystring: ReturnToQuery } }, async (request, reply) => {
     const returnTo = safeReturnTo(request.query.return_to)

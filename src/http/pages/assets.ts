@@ -1,6 +1,10 @@
-// The pages' one stylesheet, our own (no CDN, no framework), served from this server at a path
-// that carries a hash of its content: cached for a year, and a new version is a new URL.
+// The pages' static assets, our own (no CDN, no framework): one stylesheet and an icon, each
+// served from this server at a path that carries a hash of its content, so it may be cached for
+// a year and a new version is a new URL.
 import { createHash } from 'node:crypto'
+
+const hashed = (name: string, content: string, extension: string) =>
+  `/assets/${name}-${createHash('sha256').update(content).digest('hex').slice(0, 12)}.${extension}`
 
 export const STYLESHEET = `/* AuthGate pages */
 :root {
@@ -41,7 +45,7 @@ body {
   overflow-wrap: anywhere;
 }
 a { color: var(--accent); }
-a:focus-visible, button:focus-visible, input:focus-visible, main:focus-visible {
+a:focus-visible, button:focus-visible, input:focus-visible, main:focus-visible, .alert:focus {
   outline: 3px solid var(--focus);
   outline-offset: 2px;
 }
@@ -118,5 +122,20 @@ button {
 .after a { display: inline-block; padding: 0.5rem 0.25rem; }
 `
 
-/** The stylesheet's URL: its content's hash in the name, so it may be cached for good. */
-export const STYLESHEET_PATH = `/assets/authgate-${createHash('sha256').update(STYLESHEET).digest('hex').slice(0, 12)}.css`
+export const STYLESHEET_PATH = hashed('authgate', STYLESHEET, 'css')
+
+// A gate, in the accent colour. Without an icon of its own a page makes the browser ask for
+// /favicon.ico, a 404 that Chromium reports as a console error.
+export const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">
+<rect width="32" height="32" rx="7" fill="#1f5fbf"/>
+<path d="M9 25V13a7 7 0 0 1 14 0v12M16 13v12M9 19h14" fill="none" stroke="#fff" stroke-width="2.5"/>
+</svg>
+`
+
+export const ICON_PATH = hashed('authgate-icon', ICON, 'svg')
+
+/** What GET answers at each asset's path. */
+export const ASSETS: Readonly<Record<string, { type: string; body: string }>> = {
+  [STYLESHEET_PATH]: { type: 'text/css; charset=utf-8', body: STYLESHEET },
+  [ICON_PATH]: { type: 'image/svg+xml', body: ICON },
+}
