@@ -3,7 +3,7 @@ import type { AuditLog } from './audit.js'
 import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import { type Meter, noMeter } from './meter.js'
 import { InvalidGrant, type SessionService, type TokenPair } from './sessions.js'
-import { accountKey, type Reservation, type Throttle, Throttled } from './throttle.js'
+import { accountKey, type Throttle, Throttled } from './throttle.js'
 import type { TokenService } from './tokens.js'
 import { INCORRECT_CREDENTIALS, type User, type UserService, type VerifiedUser } from './users.js'
 
@@ -38,19 +38,33 @@ export function createAuthService(deps: {
   const { users, sessions, tokens, throttle, audit, meter = noMeter } = deps
   const where = (client: Client) => ({ ip: client.ip, userAgent: client.userAgent })
 
-  async function register(username: string, password: string, client: Client): Promise<User> {
+  /**
+   * The throttle's verdict on an attempt: a refusal is metered and audited (only counted per
+   * address beyond the first, audit-summary.ts), then thrown on.
+   */
+  async function admitted<T>(
+    begin: () => Promise<T>,
+    refused: { type: 'login.throttled' | 'register.throttled'; username: string; client: Client },
+  ): Promise<T> {
     try {
-      await throttle.beginRegistration(client.ip)
+      return await begin()
     } catch (err) {
       if (err instanceof Throttled) {
-        meter.registration('throttled')
-        audit.recordRepeated(
-          { type: 'register.throttled', outcome: 'failure', username, ...where(client) },
-          { key: client.ip },
-        )
+        if (refused.type === 'login.throttled') meter.login('throttled')
+        else meter.registration('throttled')
+        const { type, username, client } = refused
+        audit.recordRepeated({ type, outcome: 'failure', username, ...where(client) }, { key: client.ip })
       }
       throw err
     }
+  }
+
+  async function register(username: string, password: string, client: Client): Promise<User> {
+    await admitted(() => throttle.beginRegistration(client.ip), {
+      type: 'register.throttled',
+      username,
+      client,
+    })
     let user: User
     try {
       user = await users.register(username, password)
@@ -87,19 +101,10 @@ export function createAuthService(deps: {
     via?: 'login_page' | 'signup_page',
   ): Promise<SignedIn<T>> {
     const account = accountKey(username)
-    let reservation: Reservation
-    try {
-      reservation = await throttle.beginLogin({ ip: client.ip, account, deviceCookie: client.deviceCookie })
-    } catch (err) {
-      if (err instanceof Throttled) {
-        meter.login('throttled')
-        audit.recordRepeated(
-          { type: 'login.throttled', outcome: 'failure', username, ...where(client) },
-          { key: client.ip },
-        )
-      }
-      throw err
-    }
+    const reservation = await admitted(
+      () => throttle.beginLogin({ ip: client.ip, account, deviceCookie: client.deviceCookie }),
+      { type: 'login.throttled', username, client },
+    )
     const user = await users.authenticate(username, password)
     if (!user) {
       meter.login('invalid_credentials')
