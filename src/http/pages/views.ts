@@ -14,7 +14,8 @@ export interface FormProblems {
   fields?: Partial<Record<FieldName, string>>
 }
 
-interface FormBase {
+/** What every answer with a form fills in. */
+export interface FormFields {
   csrfToken: string
   /** Echoed in a hidden field, already checked (http/pages/return-to.ts). */
   returnTo?: string | undefined
@@ -23,12 +24,12 @@ interface FormBase {
   problems?: FormProblems | undefined
 }
 
-export interface LoginPage extends FormBase {
+export interface LoginPage extends FormFields {
   /** Where the sign-up link goes, when sign-up is open. */
   signUpHref?: string | undefined
 }
 
-export interface SignupPage extends FormBase {
+export interface SignupPage extends FormFields {
   loginHref: string
   passwordHint: string
 }
@@ -90,7 +91,7 @@ ${error === undefined ? '' : html`<span class="field-error" id="${name}-error">E
 </div>`
 }
 
-function hiddenFields({ csrfToken, returnTo }: FormBase): Html {
+function hiddenFields({ csrfToken, returnTo }: FormFields): Html {
   return html`<input type="hidden" name="csrf_token" value="${csrfToken}">
 ${returnTo === undefined ? '' : html`<input type="hidden" name="return_to" value="${returnTo}">`}`
 }

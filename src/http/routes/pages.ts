@@ -6,12 +6,8 @@ import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { type Static, Type } from 'typebox'
-import type { AuthService } from '../../domain/auth.js'
-import {
-  BROWSER_SESSION_COOKIE,
-  type BrowserSession,
-  type BrowserSessionService,
-} from '../../domain/browser-sessions.js'
+import type { AuthService, SignedIn } from '../../domain/auth.js'
+import { BROWSER_SESSION_COOKIE, type BrowserSessionService } from '../../domain/browser-sessions.js'
 import type { CsrfTokens } from '../../domain/csrf.js'
 import { DomainError, ErrorCode, ValidationError } from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
@@ -24,6 +20,7 @@ import {
   errorPage,
   errorPageFor,
   type FieldName,
+  type FormFields,
   type FormProblems,
   loginPage,
   signedInPage,
@@ -155,6 +152,56 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
 
   const signUpHref = (returnTo: string | undefined) =>
     signUp ? withReturnTo('/signup', returnTo) : undefined
+  // Each form page, given what every answer fills in.
+  const FORMS = {
+    '/login': (form: FormFields) => loginPage({ ...form, signUpHref: signUpHref(form.returnTo) }),
+    '/signup': (form: FormFields) =>
+      signupPage({ ...form, loginHref: withReturnTo('/login', form.returnTo), passwordHint }),
+  }
+
+  /**
+   * A form page's POST: the forgery check (preHandler), then the fields it needs, then `run`, and a
+   * 303 on. A refusal shows the form again, with its status, what the user typed (never the
+   * password) and the problem in words: a 429 for the throttle, or what `refusal` makes of it.
+   */
+  function credentialsPost(
+    path: keyof typeof FORMS,
+    run: (
+      username: string,
+      password: string,
+      request: FastifyRequest,
+    ) => Promise<SignedIn<{ cookie: string }>>,
+    refusal: (err: unknown) => [status: number, problems: FormProblems] | undefined,
+  ) {
+    app.post(
+      path,
+      {
+        bodyLimit: PAGE_BODY_LIMIT,
+        schema: { hide: true, body: CredentialsForm },
+        preHandler: refuseForgery,
+      },
+      async (request, reply) => {
+        const { username = '', password = '' } = request.body
+        const returnTo = safeReturnTo(request.body.return_to)
+        const again = (status: number, problems: FormProblems) =>
+          sendPage(
+            reply,
+            status,
+            FORMS[path]({ csrfToken: token(request, reply), returnTo, username, problems }),
+          )
+        const missing = missingFields(username, password)
+        if (missing) return again(422, missing)
+        try {
+          return signedIn(reply, await run(username, password, request), returnTo)
+        } catch (err) {
+          if (err instanceof Throttled) return again(429, throttled(reply, err))
+          const refused = refusal(err)
+          if (refused) return again(...refused)
+          throw err
+        }
+      },
+    )
+  }
 
   // An asset's name carries its content's hash: a new version is a new URL, so this one never changes.
   for (const [path, { type, body }] of Object.entries(ASSETS)) {
@@ -165,99 +212,41 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
 
   app.get('/login', { schema: { hide: true, querystring: ReturnToQuery } }, async (request, reply) => {
     const returnTo = safeReturnTo(request.query.return_to)
-    const session: BrowserSession | undefined = await browserSessions.resolve(
-      request.cookies[sessionCookie.name],
-    )
+    const session = await browserSessions.resolve(request.cookies[sessionCookie.name])
     if (session && returnTo === undefined) return sendPage(reply, 200, signedInPage(session.username))
-    return sendPage(
-      reply,
-      200,
-      loginPage({ csrfToken: token(request, reply), returnTo, signUpHref: signUpHref(returnTo) }),
-    )
+    return sendPage(reply, 200, FORMS['/login']({ csrfToken: token(request, reply), returnTo }))
   })
 
-  app.post(
+  credentialsPost(
     '/login',
-    { bodyLimit: PAGE_BODY_LIMIT, schema: { hide: true, body: CredentialsForm }, preHandler: refuseForgery },
-    async (request, reply) => {
-      const { username = '', password = '' } = request.body
-      const returnTo = safeReturnTo(request.body.return_to)
-      const again = (status: number, problems: FormProblems) =>
-        sendPage(
-          reply,
-          status,
-          loginPage({
-            csrfToken: token(request, reply),
-            returnTo,
-            username,
-            problems,
-            signUpHref: signUpHref(returnTo),
-          }),
-        )
-      const missing = missingFields(username, password)
-      if (missing) return again(422, missing)
-      try {
-        const done = await auth.signIn(username, password, client(request), startFor(request), 'login_page')
-        return signedIn(reply, done, returnTo)
-      } catch (err) {
-        if (err instanceof Throttled) return again(429, throttled(reply, err))
-        // One message for an unknown user and a wrong password (OWASP ASVS 5.0 6.3.8).
-        if (err instanceof DomainError && err.code === ErrorCode.invalidCredentials)
-          return again(400, { form: `${err.detail}.` })
-        throw err
-      }
-    },
+    (username, password, request) =>
+      auth.signIn(username, password, client(request), startFor(request), 'login_page'),
+    // One message for an unknown user and a wrong password (OWASP ASVS 5.0 6.3.8).
+    (err) => (isError(err, ErrorCode.invalidCredentials) ? [400, { form: `${err.detail}.` }] : undefined),
   )
 
   if (!signUp) return
 
   app.get('/signup', { schema: { hide: true, querystring: ReturnToQuery } }, async (request, reply) => {
     const returnTo = safeReturnTo(request.query.return_to)
-    return sendPage(
-      reply,
-      200,
-      signupPage({
-        csrfToken: token(request, reply),
-        returnTo,
-        loginHref: withReturnTo('/login', returnTo),
-        passwordHint,
-      }),
-    )
+    return sendPage(reply, 200, FORMS['/signup']({ csrfToken: token(request, reply), returnTo }))
   })
 
-  app.post(
+  credentialsPost(
     '/signup',
-    { bodyLimit: PAGE_BODY_LIMIT, schema: { hide: true, body: CredentialsForm }, preHandler: refuseForgery },
-    async (request, reply) => {
-      const { username = '', password = '' } = request.body
-      const returnTo = safeReturnTo(request.body.return_to)
-      const again = (status: number, problems: FormProblems) =>
-        sendPage(
-          reply,
-          status,
-          signupPage({
-            csrfToken: token(request, reply),
-            returnTo,
-            username,
-            problems,
-            loginHref: withReturnTo('/login', returnTo),
-            passwordHint,
-          }),
-        )
-      const missing = missingFields(username, password)
-      if (missing) return again(422, missing)
-      try {
-        const done = await auth.registerAndSignIn(username, password, client(request), startFor(request))
-        return signedIn(reply, done, returnTo)
-      } catch (err) {
-        if (err instanceof Throttled) return again(429, throttled(reply, err))
-        if (err instanceof ValidationError) return again(422, fieldProblems(err))
-        if (err instanceof DomainError && err.code === ErrorCode.usernameTaken)
-          return again(409, { fields: { username: `${err.detail}. Choose another, or sign in.` } })
-        throw err
-      }
+    (username, password, request) =>
+      auth.registerAndSignIn(username, password, client(request), startFor(request)),
+    (err) => {
+      // The password policy's and the username rules' messages, each on its field.
+      if (err instanceof ValidationError) return [422, fieldProblems(err)]
+      if (isError(err, ErrorCode.usernameTaken))
+        return [409, { fields: { username: `${err.detail}. Choose another, or sign in.` } }]
+      return undefined
     },
   )
 }
+
+const isError = (err: unknown, code: ErrorCode): err is DomainError =>
+  err instanceof DomainError && err.code === code
 
 export const pageRoutes = routeFamily({ name: 'authgate-pages', needs: ['@fastify/formbody'] }, routes)
