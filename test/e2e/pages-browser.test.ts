@@ -3,37 +3,18 @@
 // framing refused, no console error and no CSP violation anywhere. And the case that decided the
 // CSP: a login post whose redirects end on another origin (/authorize on to a client's
 // redirect_uri), which `form-action 'self'` would block in Chromium.
-import { existsSync } from 'node:fs'
 import { createServer, request as httpRequest, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, PASSWORD, register, requirePrerequisite, type TestApp } from '../helpers/app.js'
+import { buildTestApp, PASSWORD, register, type TestApp } from '../helpers/app.js'
+import { CHROMIUM, hasChromium as chromiumInstalled, watchProblems } from '../helpers/browser.js'
 import { type FakeBrowserSessions, inMemoryBrowserSessions } from '../helpers/fakes.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const hasChromium = requirePrerequisite(existsSync(CHROMIUM), `Chromium (${CHROMIUM})`)
+const hasChromium = chromiumInstalled()
 
 // other.test is another site than 127.0.0.1, where AuthGate is reached; both are this machine.
 const HOST_RULES = '--host-resolver-rules=MAP other.test 127.0.0.1'
-
-// Reported as console errors, so a CSP violation fails a test like any other console error.
-const REPORT_CSP_VIOLATIONS = `document.addEventListener('securitypolicyviolation', (e) => {
-  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI)
-})`
-
-/** Everything a page reports as wrong: console errors (CSP violations among them) and exceptions. */
-async function watchProblems(page: Page): Promise<string[]> {
-  const problems: string[] = []
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`${message.text()} @ ${message.location().url}`)
-  })
-  page.on('pageerror', (err) => {
-    problems.push(`uncaught: ${err.message}`)
-  })
-  await page.addInitScript({ content: REPORT_CSP_VIOLATIONS })
-  return problems
-}
 
 /**
  * The line Chromium logs for a document answered with an error status: the pages answer a refused
