@@ -448,6 +448,54 @@ describe('the sign-in and sign-up flows', () => {
   })
 })
 
+describe('the error page', () => {
+  let t: TestApp
+  let failure: Error = new Error('boom')
+  beforeAll(async () => {
+    const sessions = inMemoryBrowserSessions()
+    // A session store that fails as told: the page must say what went wrong, not what broke.
+    sessions.resolve = async () => {
+      throw failure
+    }
+    t = await buildTestApp({}, { browserSessions: sessions })
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  it('answers a failure with a 500 page in words, without the internal message', async () => {
+    failure = new Error('SELECT secret_column FROM internal_table failed at db.ts:42')
+    const res = await t.app.inject({ url: '/login' })
+    expect(res.statusCode).toBe(500)
+    expectPageHeaders(res)
+    expect(res.body).toContain('<h1>Something went wrong</h1>')
+    expect(res.body).toContain('Something went wrong on our side. Try again later.')
+    expect(res.body).not.toMatch(/secret_column|internal_table|db\.ts|stack/)
+  })
+
+  it('answers an unreachable database with a 503 page and Retry-After', async () => {
+    failure = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+    const res = await t.app.inject({ url: '/login' })
+    expect(res.statusCode).toBe(503)
+    expect(res.headers['retry-after']).toBe('5')
+    expectPageHeaders(res)
+    expect(res.body).toContain('<h1>Temporarily unavailable</h1>')
+    expect(res.body).not.toContain('ECONNREFUSED')
+  })
+
+  it('answers a body over the limit with a 413 page', async () => {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/login',
+      headers: { 'content-type': FORM },
+      payload: `username=${'x'.repeat(20_000)}`,
+    })
+    expect(res.statusCode).toBe(413)
+    expectPageHeaders(res)
+    expect(res.body).toContain('<h1>Form too large</h1>')
+  })
+})
+
 describe('behind https (PUBLIC_URL https://…)', () => {
   let t: TestApp
   beforeAll(async () => {
