@@ -1,5 +1,5 @@
 // HTML built from tagged templates that escape every interpolation by default (OWASP XSS
-// Prevention Cheat Sheet, rule 1 and 2: encode for the HTML body and quoted attributes). Only a
+// Prevention Cheat Sheet: output encoding for HTML contexts and quoted HTML attributes). Only a
 // value made by html`` or raw() goes in as it is; raw() is for trusted fragments written here.
 
 const SAFE: unique symbol = Symbol('authgate.html')
