@@ -5,6 +5,7 @@ import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
+import type { BrowserSessionService } from './domain/browser-sessions.js'
 import { limitConnectionsPerAddress } from './http/connection-limit.js'
 import { authenticatePlugin } from './http/plugins/authenticate.js'
 import { docsPlugin } from './http/plugins/docs.js'
@@ -15,6 +16,7 @@ import { securityPlugin } from './http/plugins/security.js'
 import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
 import { healthRoutes } from './http/routes/health.js'
+import { pageRoutes } from './http/routes/pages.js'
 import { rootRoutes } from './http/routes/root.js'
 import { wellKnownRoutes } from './http/routes/well-known.js'
 import type { Metrics } from './metrics.js'
@@ -26,6 +28,11 @@ export interface AppDeps extends ServiceDeps {
   logger?: FastifyBaseLogger
   /** METRICS_PORT: what the app counts and times (src/metrics.ts); the caller starts its listener. */
   metrics?: Metrics
+  /**
+   * The browser sessions the login pages start; services.ts's by default. The page tests that
+   * inspect what was started pass test/helpers/fakes.ts's in-memory one.
+   */
+  browserSessions?: BrowserSessionService
 }
 
 export const VERSION: string = JSON.parse(
@@ -85,7 +92,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 }
 
 async function serveOn(services: Services, config: Config, deps: AppDeps): Promise<FastifyInstance> {
-  const { db, tokens, account, auth, revocations, keys, issuers } = services
+  const { db, tokens, account, auth, revocations, keys, issuers, csrf } = services
   await services.start()
   if (!config.throttle.enabled)
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
@@ -156,6 +163,18 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   await app.register(authRoutes, { auth, secureCookies, sameSite })
   await app.register(accountRoutes, { account, secureCookies, sameSite })
   await app.register(rootRoutes)
+  await app.register(pageRoutes, {
+    auth,
+    browserSessions: deps.browserSessions ?? services.browserSessions,
+    csrf,
+    publicUrl: config.publicUrl,
+    secureCookies,
+    deviceSameSite: sameSite,
+    // No setting closes sign-up yet: the pages are as open as POST /auth/.
+    signUp: true,
+    passwordMinLength: config.passwordMinLength,
+    isDatabaseUnavailable,
+  })
   await app.register(wellKnownRoutes, {
     keys,
     issuer: () => issuers.current(),

@@ -8,6 +8,7 @@ import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
 import { type BrowserSessionService, createBrowserSessionService } from './domain/browser-sessions.js'
+import { type CsrfTokens, createCsrfTokens } from './domain/csrf.js'
 import {
   type IssuerView,
   openIssuers,
@@ -116,6 +117,8 @@ export interface DomainServices {
   signing: SigningRecord
   /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
   issuers: IssuerView
+  /** The pages' CSRF tokens, under a secret every process on the database shares. */
+  csrf: CsrfTokens
 }
 
 export interface Services extends Infrastructure, DomainServices {
@@ -374,6 +377,7 @@ async function wireDomain(
   })
   const account = createAccountService({ users, sessions, throttle, audit })
   const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
+  const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
   return {
     users,
     tokens,
@@ -387,6 +391,7 @@ async function wireDomain(
     keys,
     signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
     issuers,
+    csrf,
   }
 }
 

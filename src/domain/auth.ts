@@ -5,7 +5,7 @@ import { type Meter, noMeter } from './meter.js'
 import { InvalidGrant, type SessionService, type TokenPair } from './sessions.js'
 import { accountKey, type Throttle, Throttled } from './throttle.js'
 import type { TokenService } from './tokens.js'
-import { INCORRECT_CREDENTIALS, type User, type UserService } from './users.js'
+import { INCORRECT_CREDENTIALS, type User, type UserService, type VerifiedUser } from './users.js'
 
 export interface Client {
   ip: string
@@ -19,6 +19,13 @@ export interface Client {
 // V16.3.1 asks that failed authentication be logged; the summary keeps the count and a sample.
 const FAILURES_KEPT_WHOLE = 5
 
+/** What a sign-in made (`start`'s result), for whom, and the device cookie for the account. */
+export interface SignedIn<T> {
+  started: T
+  user: VerifiedUser
+  deviceCookie: string
+}
+
 export function createAuthService(deps: {
   users: UserService
   sessions: SessionService
@@ -31,39 +38,106 @@ export function createAuthService(deps: {
   const { users, sessions, tokens, throttle, audit, meter = noMeter } = deps
   const where = (client: Client) => ({ ip: client.ip, userAgent: client.userAgent })
 
+  /**
+   * The throttle's verdict on an attempt: a refusal is metered and audited (only counted per
+   * address beyond the first, audit-summary.ts), then thrown on.
+   */
+  async function admitted<T>(
+    begin: () => Promise<T>,
+    refused: { type: 'login.throttled' | 'register.throttled'; username: string; client: Client },
+  ): Promise<T> {
+    try {
+      return await begin()
+    } catch (err) {
+      if (err instanceof Throttled) {
+        if (refused.type === 'login.throttled') meter.login('throttled')
+        else meter.registration('throttled')
+        const { type, username, client } = refused
+        audit.recordRepeated({ type, outcome: 'failure', username, ...where(client) }, { key: client.ip })
+      }
+      throw err
+    }
+  }
+
+  async function register(username: string, password: string, client: Client): Promise<User> {
+    await admitted(() => throttle.beginRegistration(client.ip), {
+      type: 'register.throttled',
+      username,
+      client,
+    })
+    let user: User
+    try {
+      user = await users.register(username, password)
+    } catch (err) {
+      if (err instanceof ValidationError) meter.registration('validation_error')
+      else if (err instanceof DomainError && err.code === ErrorCode.usernameTaken)
+        meter.registration('username_taken')
+      throw err
+    }
+    meter.registration('success')
+    audit.record({
+      type: 'user.registered',
+      outcome: 'success',
+      userId: user.id,
+      username,
+      ...where(client),
+    })
+    return user
+  }
+
+  /**
+   * The one password check behind every door: the token endpoint's password grant and the login
+   * and sign-up pages. A guess through the page is a guess: counted on the same throttling
+   * counters (per address, account and device) before any hashing, audited and metered alike, and
+   * taken back off the counters only once `start` has made what the login was for (a token
+   * session, a browser session). Unknown users and wrong passwords get the same error in the same
+   * time (OWASP ASVS 5.0 6.3.8): users.authenticate verifies against a dummy hash for the former.
+   */
+  async function signIn<T>(
+    username: string,
+    password: string,
+    client: Client,
+    start: (user: VerifiedUser) => Promise<T | undefined>,
+    via?: 'login_page' | 'signup_page',
+  ): Promise<SignedIn<T>> {
+    const account = accountKey(username)
+    const reservation = await admitted(
+      () => throttle.beginLogin({ ip: client.ip, account, deviceCookie: client.deviceCookie }),
+      { type: 'login.throttled', username, client },
+    )
+    const user = await users.authenticate(username, password)
+    if (!user) {
+      meter.login('invalid_credentials')
+      audit.recordRepeated(
+        { type: 'login.failed', outcome: 'failure', username, ...where(client) },
+        { key: client.ip, keepFirst: FAILURES_KEPT_WHOLE },
+      )
+      throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
+    }
+    const started = await start(user)
+    if (started === undefined) {
+      // The password was changed, or the account deleted, while this login verified it: the
+      // change won (issue 9 item 2), and the attempt counts as the failure it now is.
+      meter.login('invalid_credentials')
+      audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
+      throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
+    }
+    const deviceCookie = await throttle.loginSucceeded(reservation, user)
+    meter.login('success')
+    audit.record({
+      type: 'login.succeeded',
+      outcome: 'success',
+      userId: user.id,
+      username: user.username,
+      ...where(client),
+      detail: { trustedDevice: reservation.trustedDevice, ...(via ? { via } : {}) },
+    })
+    return { started, user, deviceCookie }
+  }
+
   return {
-    async register(username: string, password: string, client: Client): Promise<User> {
-      try {
-        await throttle.beginRegistration(client.ip)
-      } catch (err) {
-        if (err instanceof Throttled) {
-          meter.registration('throttled')
-          audit.recordRepeated(
-            { type: 'register.throttled', outcome: 'failure', username, ...where(client) },
-            { key: client.ip },
-          )
-        }
-        throw err
-      }
-      let user: User
-      try {
-        user = await users.register(username, password)
-      } catch (err) {
-        if (err instanceof ValidationError) meter.registration('validation_error')
-        else if (err instanceof DomainError && err.code === ErrorCode.usernameTaken)
-          meter.registration('username_taken')
-        throw err
-      }
-      meter.registration('success')
-      audit.record({
-        type: 'user.registered',
-        outcome: 'success',
-        userId: user.id,
-        username,
-        ...where(client),
-      })
-      return user
-    },
+    register,
+    signIn,
 
     /** RFC 6749 §4.3: a password login starts a session. Also returns a device cookie for the account. */
     async passwordLogin(
@@ -71,48 +145,24 @@ export function createAuthService(deps: {
       password: string,
       client: Client,
     ): Promise<{ pair: TokenPair; deviceCookie: string }> {
-      const account = accountKey(username)
-      let reservation: Awaited<ReturnType<Throttle['beginLogin']>>
-      try {
-        reservation = await throttle.beginLogin({ ip: client.ip, account, deviceCookie: client.deviceCookie })
-      } catch (err) {
-        if (err instanceof Throttled) {
-          meter.login('throttled')
-          audit.recordRepeated(
-            { type: 'login.throttled', outcome: 'failure', username, ...where(client) },
-            { key: client.ip },
-          )
-        }
-        throw err
-      }
-      const user = await users.authenticate(username, password)
-      if (!user) {
-        meter.login('invalid_credentials')
-        audit.recordRepeated(
-          { type: 'login.failed', outcome: 'failure', username, ...where(client) },
-          { key: client.ip, keepFirst: FAILURES_KEPT_WHOLE },
-        )
-        throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
-      }
-      const pair = await sessions.start(user, client)
-      if (!pair) {
-        // The password was changed, or the account deleted, while this login verified it: the
-        // change won (issue 9 item 2), and the attempt counts as the failure it now is.
-        meter.login('invalid_credentials')
-        audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
-        throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
-      }
-      const deviceCookie = await throttle.loginSucceeded(reservation, user)
-      meter.login('success')
-      audit.record({
-        type: 'login.succeeded',
-        outcome: 'success',
-        userId: user.id,
-        username: user.username,
-        ...where(client),
-        detail: { trustedDevice: reservation.trustedDevice },
-      })
-      return { pair, deviceCookie }
+      const { started, deviceCookie } = await signIn(username, password, client, (user) =>
+        sessions.start(user, client),
+      )
+      return { pair: started, deviceCookie }
+    },
+
+    /**
+     * The sign-up page: registers (throttled as POST /auth/ is), then signs the new user in
+     * through signIn like any login, so the sign-in is counted and audited as one.
+     */
+    async registerAndSignIn<T>(
+      username: string,
+      password: string,
+      client: Client,
+      start: (user: VerifiedUser) => Promise<T | undefined>,
+    ): Promise<SignedIn<T>> {
+      await register(username, password, client)
+      return signIn(username, password, client, start, 'signup_page')
     },
 
     /** RFC 6749 §6. Failed refreshes count against the client IP. */

@@ -1,15 +1,14 @@
 // The seed tutorial's Swagger UI journey in a real browser, over real HTTP: sign up with
 // "Try it out", log in with the Authorize button (OAuth2 password flow, relative tokenUrl
 // "auth/token"), then call GET /. Every asset must come from the server itself: no CDN.
-import { existsSync } from 'node:fs'
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCode } from '../../src/domain/errors.js'
-import { buildTestApp, requirePrerequisite, type TestApp } from '../helpers/app.js'
+import { buildTestApp, type TestApp } from '../helpers/app.js'
+import { CHROMIUM, hasChromium as chromiumInstalled, watchProblems } from '../helpers/browser.js'
 import { logIn, signUp } from '../helpers/http.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const hasChromium = requirePrerequisite(existsSync(CHROMIUM), `Chromium (${CHROMIUM})`)
+const hasChromium = chromiumInstalled()
 
 const USERNAME = 'testuser'
 // Not on the common-password list (the seed's "testpassword" is, and is refused).
@@ -22,27 +21,6 @@ async function startServer(): Promise<{ t: TestApp; origin: string }> {
   const address = t.app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no TCP address')
   return { t, origin: `http://127.0.0.1:${address.port}` }
-}
-
-// Reported as console errors, so a CSP violation fails a test like any other console error.
-const REPORT_CSP_VIOLATIONS = `document.addEventListener('securitypolicyviolation', (e) => {
-  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' in ' + e.sourceFile + ':' + e.lineNumber)
-})`
-
-/**
- * Everything the page reports as wrong: console errors (Chromium's own "Failed to load resource"
- * and CSP reports among them, with where they came from), uncaught exceptions, CSP violations.
- */
-async function watchProblems(page: Page): Promise<string[]> {
-  const problems: string[] = []
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`${message.text()} @ ${message.location().url}`)
-  })
-  page.on('pageerror', (err) => {
-    problems.push(`uncaught: ${err.message}`)
-  })
-  await page.addInitScript({ content: REPORT_CSP_VIOLATIONS })
-  return problems
 }
 
 /** The operation block for `method path`, e.g. ('post', '/auth/') but not '/auth/token'. */

@@ -172,48 +172,84 @@ export interface ErrorHandlerOptions {
   isDatabaseUnavailable: (err: unknown) => boolean
 }
 
+/** What an error thrown while handling a request answers: the JSON handler's and the pages'. */
+export interface ErrorAnswer {
+  status: number
+  code: string
+  detail: string | FieldError[]
+  /** Seconds for Retry-After (RFC 6585 §4, RFC 9110 §10.2.3), when the client should come back. */
+  retryAfter?: number
+}
+
+/**
+ * Classifies an error thrown while handling a request, once for every renderer: a domain error's
+ * code and status, a validation error in pydantic's words, Fastify's body errors, and otherwise a
+ * 503 for an unavailable database or a 500 (logged, never told).
+ */
+export function describeError(
+  error: FastifyError,
+  request: FastifyRequest,
+  isDatabaseUnavailable: (err: unknown) => boolean,
+): ErrorAnswer {
+  // RFC 6585 §4: a 429 says when to come back.
+  if (error instanceof Throttled)
+    return { status: 429, code: error.code, detail: error.detail, retryAfter: error.retryAfterSeconds }
+  if (error instanceof DomainError)
+    return { status: ERROR_STATUS[error.code], code: error.code, detail: error.detail }
+  if (error instanceof ValidationError) return { status: 422, code: error.code, detail: error.errors }
+  if (error.validation)
+    return { status: 422, code: ErrorCode.validation, detail: toFieldErrors(error, request.body) }
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return {
+        status: 422,
+        code: ErrorCode.validation,
+        detail: [{ loc: ['body'], msg: 'JSON decode error', type: 'json_invalid' }],
+      }
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return {
+        status: 422,
+        code: ErrorCode.validation,
+        detail: [{ loc: ['body'], msg: 'Field required', type: 'missing' }],
+      }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: ErrorCode.unsupportedMediaType, detail: 'Unsupported Media Type' }
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: ErrorCode.payloadTooLarge, detail: 'Request body is too large' }
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return {
+        status: 400,
+        code: ErrorCode.badRequest,
+        detail: 'Request body size did not match Content-Length',
+      }
+  }
+  const status = error.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    // Some 4xx messages of Fastify and its plugins quote the request (a method, a path): the
+    // status text says enough, and the log keeps the message.
+    request.log.debug({ err: error }, 'client error')
+    return { status, code: ErrorCode.badRequest, detail: STATUS_CODES[status] ?? 'Bad Request' }
+  }
+  if (isDatabaseUnavailable(error)) {
+    // The database is down, cut off, or (SQLite) locked by another writer: a retryable 503, not
+    // a 500; the pool reconnects by itself, the lock is released.
+    request.log.warn({ err: error }, 'database unavailable')
+    return {
+      status: 503,
+      code: ErrorCode.unavailable,
+      detail: 'Service temporarily unavailable',
+      retryAfter: 5,
+    }
+  }
+  request.log.error({ err: error }, 'unhandled error')
+  return { status: 500, code: ErrorCode.internal, detail: 'Internal Server Error' }
+}
+
 function registerErrorHandlers(app: FastifyInstance, { isDatabaseUnavailable }: ErrorHandlerOptions): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    // RFC 6585 §4: a 429 says when to come back.
-    if (error instanceof Throttled) reply.header('retry-after', String(error.retryAfterSeconds))
-    if (error instanceof DomainError) {
-      return sendError(reply, ERROR_STATUS[error.code], error.code, error.detail)
-    }
-    if (error instanceof ValidationError) return sendError(reply, 422, error.code, error.errors)
-    if (error.validation)
-      return sendError(reply, 422, ErrorCode.validation, toFieldErrors(error, request.body))
-    switch (error.code) {
-      case 'FST_ERR_CTP_INVALID_JSON_BODY':
-        return sendError(reply, 422, ErrorCode.validation, [
-          { loc: ['body'], msg: 'JSON decode error', type: 'json_invalid' },
-        ])
-      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return sendError(reply, 422, ErrorCode.validation, [
-          { loc: ['body'], msg: 'Field required', type: 'missing' },
-        ])
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return sendError(reply, 415, ErrorCode.unsupportedMediaType, 'Unsupported Media Type')
-      case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return sendError(reply, 413, ErrorCode.payloadTooLarge, 'Request body is too large')
-      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return sendError(reply, 400, ErrorCode.badRequest, 'Request body size did not match Content-Length')
-    }
-    const status = error.statusCode ?? 500
-    if (status >= 400 && status < 500) {
-      // Some 4xx messages of Fastify and its plugins quote the request (a method, a path): the
-      // status text says enough, and the log keeps the message.
-      request.log.debug({ err: error }, 'client error')
-      return sendError(reply, status, ErrorCode.badRequest, STATUS_CODES[status] ?? 'Bad Request')
-    }
-    if (isDatabaseUnavailable(error)) {
-      // The database is down, cut off, or (SQLite) locked by another writer: a retryable 503, not
-      // a 500; the pool reconnects by itself, the lock is released.
-      request.log.warn({ err: error }, 'database unavailable')
-      reply.header('retry-after', '5')
-      return sendError(reply, 503, ErrorCode.unavailable, 'Service temporarily unavailable')
-    }
-    request.log.error({ err: error }, 'unhandled error')
-    return sendError(reply, 500, ErrorCode.internal, 'Internal Server Error')
+    const { status, code, detail, retryAfter } = describeError(error, request, isDatabaseUnavailable)
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
+    return sendError(reply, status, code, detail)
   })
 }
 

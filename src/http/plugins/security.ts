@@ -8,30 +8,73 @@ import helmet, { type HelmetOptions } from 'helmet'
 import { ErrorCode } from '../../domain/errors.js'
 import { sendError } from './errors.js'
 
+// The headers the OWASP REST Security Cheat Sheet asks of an API (and ASVS 14.4): nosniff,
+// no framing (CSP frame-ancestors and X-Frame-Options), HSTS, no referrer, same-origin
+// resources. JSON answers need no scripts at all (default-src 'none'); the docs pages send
+// their own, narrower CSP (plugins/docs.ts), and AuthGate's pages theirs (PAGE_HEADERS). helmet's
+// browser-page extras (X-XSS-Protection, X-DNS-Prefetch-Control, X-Download-Options, ...) are
+// left out: each costs every response.
+const API_HELMET: HelmetOptions = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+  },
+  crossOriginResourcePolicy: { policy: 'same-origin' },
+  xFrameOptions: { action: 'deny' },
+  crossOriginOpenerPolicy: false,
+  originAgentCluster: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
+}
+
+/**
+ * The headers of AuthGate's own HTML pages (http/pages), worked out once like the API's and set
+ * over them. The CSP lets a page load its stylesheet and images from this server and nothing
+ * else: no script at all, inline or not (OWASP ASVS 5.0 V3.4), no framing (frame-ancestors, and
+ * X-Frame-Options for browsers without CSP 2), no <base>. No `form-action`: Chromium checks it
+ * against every redirect that follows a form submission, and a login POST goes on to /authorize
+ * and from there to a client's redirect URI on another origin, which `form-action 'self'` would
+ * block (test/e2e/pages-browser.test.ts shows both); the forms are ours, and markup cannot be
+ * injected into them (http/pages/html.ts escapes every value). Never cached (a page carries a
+ * CSRF token and a user's name). Referrer-Policy `same-origin`, not the API's `no-referrer`: with
+ * no-referrer a browser sends `Origin: null` on the page's own form posts (Fetch standard,
+ * "append a request `Origin` header"), and the CSRF check could no longer tell our pages from
+ * anyone's; same-origin sends no referrer to any other origin either, so a return_to never leaks.
+ */
+export const PAGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  ...helmetHeaders({
+    ...API_HELMET,
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+    },
+    referrerPolicy: { policy: 'same-origin' },
+  }),
+  'cache-control': 'no-store',
+})
+
+/** Sets PAGE_HEADERS on every answer of `app`'s routes: call it inside the pages' route family. */
+export function usePageHeaders(app: FastifyInstance): void {
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(PAGE_HEADERS)
+    done()
+  })
+}
+
 /** Sets the security headers on every answer and registers CORS; call before the routes. */
 async function registerSecurity(
   app: FastifyInstance,
   { corsOrigins }: { corsOrigins: string[] },
 ): Promise<void> {
-  // The headers the OWASP REST Security Cheat Sheet asks of an API (and ASVS 14.4): nosniff,
-  // no framing (CSP frame-ancestors and X-Frame-Options), HSTS, no referrer, same-origin
-  // resources. JSON answers need no scripts at all (default-src 'none'); the docs pages send
-  // their own, narrower CSP (plugins/docs.ts). helmet's browser-page extras (X-XSS-Protection,
-  // X-DNS-Prefetch-Control, X-Download-Options, ...) are left out: each costs every response.
-  const headers = helmetHeaders({
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
-    },
-    crossOriginResourcePolicy: { policy: 'same-origin' },
-    xFrameOptions: { action: 'deny' },
-    crossOriginOpenerPolicy: false,
-    originAgentCluster: false,
-    xDnsPrefetchControl: false,
-    xDownloadOptions: false,
-    xPermittedCrossDomainPolicies: false,
-    xXssProtection: false,
-  })
+  const headers = helmetHeaders(API_HELMET)
   app.addHook('onRequest', (_request, reply, done) => {
     reply.headers(headers)
     done()

@@ -57,7 +57,7 @@ export function deviceCookieOptions(secure: boolean, sameSite: SameSite = 'Stric
   }
 }
 
-function client(request: FastifyRequest): Client {
+export function client(request: FastifyRequest): Client {
   return {
     ip: request.ip,
     userAgent: request.headers['user-agent'] ?? null,

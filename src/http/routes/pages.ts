@@ -1,0 +1,252 @@
+// AuthGate's own pages: GET/POST /login and /signup, the "signed in as" page, the error page,
+// and their stylesheet. Server-rendered HTML (http/pages/), under the pages' strict CSP; the rules
+// are the domain's (auth.signIn is the password grant's own check), these handlers only read the
+// form, call it and answer.
+import fastifyCookie from '@fastify/cookie'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { type Static, Type } from 'typebox'
+import type { AuthService, SignedIn } from '../../domain/auth.js'
+import { BROWSER_SESSION_COOKIE, type BrowserSessionService } from '../../domain/browser-sessions.js'
+import type { CsrfTokens } from '../../domain/csrf.js'
+import { DomainError, ErrorCode, ValidationError } from '../../domain/errors.js'
+import { Throttled } from '../../domain/throttle.js'
+import type { VerifiedUser } from '../../domain/users.js'
+import { ASSETS } from '../pages/assets.js'
+import { csrfTokenFor, pageCookie, sentFromOurPages } from '../pages/csrf.js'
+import { type Html, htmlText } from '../pages/html.js'
+import { safeReturnTo } from '../pages/return-to.js'
+import {
+  errorPage,
+  errorPageFor,
+  type FieldName,
+  type FormFields,
+  type FormProblems,
+  loginPage,
+  signedInPage,
+  signupPage,
+  withReturnTo,
+} from '../pages/views.js'
+import { describeError } from '../plugins/errors.js'
+import { usePageHeaders } from '../plugins/security.js'
+import { client, DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
+import { routeFamily } from './family.js'
+
+export interface PageRoutesOptions {
+  auth: AuthService
+  browserSessions: BrowserSessionService
+  csrf: CsrfTokens
+  /** PUBLIC_URL: its origin is where our own forms are posted from. */
+  publicUrl: string
+  /** Secure cookies with the `__Host-` prefix (PUBLIC_URL is https). */
+  secureCookies: boolean
+  /** DEVICE_COOKIE_SAMESITE, for the device cookie a page login gets too. */
+  deviceSameSite?: SameSite
+  /** Whether anyone may create an account (POST /auth/ is open too). */
+  signUp: boolean
+  /** PASSWORD_MIN_LENGTH, for the sign-up page's hint. */
+  passwordMinLength: number
+  /** storage's classifier (the error handler's), for a 503 page. */
+  isDatabaseUnavailable: (err: unknown) => boolean
+}
+
+// Credentials and a token fit in far less; a bigger body is refused before it is parsed or hashed.
+const PAGE_BODY_LIMIT = 16 * 1024
+// Where a sign-in without a return_to lands: the "signed in as" page.
+const DEFAULT_RETURN = '/login'
+const YEAR_SECONDS = 365 * 86_400
+
+const ReturnToQuery = Type.Object({ return_to: Type.Optional(Type.String()) })
+// The same caps as the token endpoint's form (schemas/auth.ts); a missing field is the page's to
+// say, not the schema's.
+const CredentialsForm = Type.Object({
+  username: Type.Optional(Type.String({ maxLength: 256 })),
+  password: Type.Optional(Type.String({ maxLength: 1024 })),
+  csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
+  return_to: Type.Optional(Type.String()),
+})
+
+function sendPage(reply: FastifyReply, status: number, page: Html) {
+  return reply.code(status).type('text/html; charset=utf-8').send(htmlText(page))
+}
+
+/** The fields left empty, each with what to do; undefined when both are there. */
+function missingFields(username: string, password: string): FormProblems | undefined {
+  const fields: Partial<Record<FieldName, string>> = {}
+  if (username === '') fields.username = 'Enter your username'
+  if (password === '') fields.password = 'Enter your password'
+  return Object.keys(fields).length === 0 ? undefined : { fields }
+}
+
+/** The password policy's and the username rules' messages, each on its own field. */
+function fieldProblems(err: ValidationError): FormProblems {
+  const fields: Partial<Record<FieldName, string>> = {}
+  const form: string[] = []
+  for (const { loc, msg } of err.errors) {
+    const name = loc.at(-1)
+    if ((name === 'username' || name === 'password') && fields[name] === undefined) fields[name] = msg
+    else form.push(msg)
+  }
+  return form.length === 0 ? { fields } : { fields, form: form.join(' ') }
+}
+
+/** A 429's problem for the form, and its Retry-After (RFC 6585 §4). */
+function throttled(reply: FastifyReply, err: Throttled): FormProblems {
+  reply.header('retry-after', String(err.retryAfterSeconds))
+  return { form: `Too many attempts. Try again in ${err.retryAfterSeconds} seconds.` }
+}
+
+const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options) => {
+  const { auth, browserSessions, csrf, secureCookies, signUp, isDatabaseUnavailable } = options
+  const publicOrigin = new URL(options.publicUrl).origin
+  const sessionCookie = pageCookie(BROWSER_SESSION_COOKIE, secureCookies)
+  const csrfCookie = pageCookie('authgate_csrf', secureCookies)
+  // The device cookie (domain/throttle.ts) a page login earns, sent back only to the login page.
+  const deviceCookie = { ...deviceCookieOptions(secureCookies, options.deviceSameSite), path: '/login' }
+  const passwordHint = `At least ${options.passwordMinLength} characters. Common passwords are refused.`
+
+  await app.register(fastifyCookie)
+  usePageHeaders(app)
+  // Forms only: a JSON or text body is a 415 page, never half-read.
+  app.removeContentTypeParser(['application/json', 'text/plain'])
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const answer = describeError(error, request, isDatabaseUnavailable)
+    if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
+    return sendPage(reply, answer.status, errorPage(errorPageFor(answer.status, answer.retryAfter)))
+  })
+
+  const token = (request: FastifyRequest, reply: FastifyReply) =>
+    csrfTokenFor(request, reply, csrf, csrfCookie)
+
+  /**
+   * Every POST: from our own page (Origin, Sec-Fetch-Site) and with the token bound to this
+   * browser's cookie, or a 403 page, before anything else runs: no attempt is counted.
+   */
+  async function refuseForgery(
+    request: FastifyRequest<{ Body: Static<typeof CredentialsForm> }>,
+    reply: FastifyReply,
+  ) {
+    const ok =
+      sentFromOurPages(request, publicOrigin) &&
+      csrf.verify(request.cookies[csrfCookie.name], request.body?.csrf_token)
+    if (!ok) return sendPage(reply, 403, errorPage(errorPageFor(403)))
+  }
+
+  /** Starts the browser session for a user whose password was just verified. */
+  const startFor = (request: FastifyRequest) => (user: VerifiedUser) =>
+    browserSessions.start(user, {
+      amr: ['pwd'],
+      client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+    })
+
+  /** Sets the cookies of a sign-in and sends the browser on (RFC 9110 §15.4.4: 303, a GET). */
+  function signedIn(
+    reply: FastifyReply,
+    done: { started: { cookie: string }; deviceCookie: string },
+    returnTo: string | undefined,
+  ) {
+    reply.setCookie(sessionCookie.name, done.started.cookie, sessionCookie.options)
+    reply.setCookie(DEVICE_COOKIE, done.deviceCookie, deviceCookie)
+    return reply.redirect(returnTo ?? DEFAULT_RETURN, 303)
+  }
+
+  const signUpHref = (returnTo: string | undefined) =>
+    signUp ? withReturnTo('/signup', returnTo) : undefined
+  // Each form page, given what every answer fills in.
+  const FORMS = {
+    '/login': (form: FormFields) => loginPage({ ...form, signUpHref: signUpHref(form.returnTo) }),
+    '/signup': (form: FormFields) =>
+      signupPage({ ...form, loginHref: withReturnTo('/login', form.returnTo), passwordHint }),
+  }
+
+  /**
+   * A form page's POST: the forgery check (preHandler), then the fields it needs, then `run`, and a
+   * 303 on. A refusal shows the form again, with its status, what the user typed (never the
+   * password) and the problem in words: a 429 for the throttle, or what `refusal` makes of it.
+   */
+  function credentialsPost(
+    path: keyof typeof FORMS,
+    run: (
+      username: string,
+      password: string,
+      request: FastifyRequest,
+    ) => Promise<SignedIn<{ cookie: string }>>,
+    refusal: (err: unknown) => [status: number, problems: FormProblems] | undefined,
+  ) {
+    app.post(
+      path,
+      {
+        bodyLimit: PAGE_BODY_LIMIT,
+        schema: { hide: true, body: CredentialsForm },
+        preHandler: refuseForgery,
+      },
+      async (request, reply) => {
+        const { username = '', password = '' } = request.body
+        const returnTo = safeReturnTo(request.body.return_to)
+        const again = (status: number, problems: FormProblems) =>
+          sendPage(
+            reply,
+            status,
+            FORMS[path]({ csrfToken: token(request, reply), returnTo, username, problems }),
+          )
+        const missing = missingFields(username, password)
+        if (missing) return again(422, missing)
+        try {
+          return signedIn(reply, await run(username, password, request), returnTo)
+        } catch (err) {
+          if (err instanceof Throttled) return again(429, throttled(reply, err))
+          const refused = refusal(err)
+          if (refused) return again(...refused)
+          throw err
+        }
+      },
+    )
+  }
+
+  // An asset's name carries its content's hash: a new version is a new URL, so this one never changes.
+  for (const [path, { type, body }] of Object.entries(ASSETS)) {
+    app.get(path, { schema: { hide: true } }, async (_request, reply) =>
+      reply.header('cache-control', `public, max-age=${YEAR_SECONDS}, immutable`).type(type).send(body),
+    )
+  }
+
+  app.get('/login', { schema: { hide: true, querystring: ReturnToQuery } }, async (request, reply) => {
+    const returnTo = safeReturnTo(request.query.return_to)
+    const session = await browserSessions.resolve(request.cookies[sessionCookie.name])
+    if (session && returnTo === undefined) return sendPage(reply, 200, signedInPage(session.username))
+    return sendPage(reply, 200, FORMS['/login']({ csrfToken: token(request, reply), returnTo }))
+  })
+
+  credentialsPost(
+    '/login',
+    (username, password, request) =>
+      auth.signIn(username, password, client(request), startFor(request), 'login_page'),
+    // One message for an unknown user and a wrong password (OWASP ASVS 5.0 6.3.8).
+    (err) => (isError(err, ErrorCode.invalidCredentials) ? [400, { form: `${err.detail}.` }] : undefined),
+  )
+
+  if (!signUp) return
+
+  app.get('/signup', { schema: { hide: true, querystring: ReturnToQuery } }, async (request, reply) => {
+    const returnTo = safeReturnTo(request.query.return_to)
+    return sendPage(reply, 200, FORMS['/signup']({ csrfToken: token(request, reply), returnTo }))
+  })
+
+  credentialsPost(
+    '/signup',
+    (username, password, request) =>
+      auth.registerAndSignIn(username, password, client(request), startFor(request)),
+    (err) => {
+      // The password policy's and the username rules' messages, each on its field.
+      if (err instanceof ValidationError) return [422, fieldProblems(err)]
+      if (isError(err, ErrorCode.usernameTaken))
+        return [409, { fields: { username: `${err.detail}. Choose another, or sign in.` } }]
+      return undefined
+    },
+  )
+}
+
+const isError = (err: unknown, code: ErrorCode): err is DomainError =>
+  err instanceof DomainError && err.code === code
+
+export const pageRoutes = routeFamily({ name: 'authgate-pages', needs: ['@fastify/formbody'] }, routes)

@@ -1,0 +1,30 @@
+// What the Chromium tests share: where Chromium is, and the watch for every problem a page reports.
+import { existsSync } from 'node:fs'
+import type { Page } from 'playwright-core'
+import { requirePrerequisite } from './prerequisite.js'
+
+export const CHROMIUM = '/usr/bin/chromium'
+
+/** Whether Chromium is installed; when not, the suite skips loudly, or fails under CI=true. */
+export const hasChromium = (): boolean => requirePrerequisite(existsSync(CHROMIUM), `Chromium (${CHROMIUM})`)
+
+// Reported as console errors, so a CSP violation fails a test like any other console error.
+const REPORT_CSP_VIOLATIONS = `document.addEventListener('securitypolicyviolation', (e) => {
+  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' in ' + e.sourceFile + ':' + e.lineNumber)
+})`
+
+/**
+ * Everything the page reports as wrong: console errors (Chromium's own "Failed to load resource"
+ * and CSP reports among them, with where they came from), uncaught exceptions, CSP violations.
+ */
+export async function watchProblems(page: Page): Promise<string[]> {
+  const problems: string[] = []
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`${message.text()} @ ${message.location().url}`)
+  })
+  page.on('pageerror', (err) => {
+    problems.push(`uncaught: ${err.message}`)
+  })
+  await page.addInitScript({ content: REPORT_CSP_VIOLATIONS })
+  return problems
+}
