@@ -85,7 +85,11 @@ async function onUser(
 // The migration that creates the audit log: undoing it (or one before it) leaves no log to write to.
 const AUDIT_LOG_MIGRATION = '2026_11_28_004_audit_log'
 
-/** The program for one run; commander keeps parsed options on it, so each run builds its own. */
+/**
+ * The program for one run; commander keeps parsed options on it, so each run builds its own. Each
+ * command is declared in full in commander's builder style (name, description, arguments, action),
+ * so commands read alike; what they share is in the helpers above.
+ */
 export function buildProgram(cli: Cli): Command {
   const { io } = cli
   const program = new Command('authgate')

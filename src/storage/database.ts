@@ -1,5 +1,7 @@
 // createDatabase(url) -> Kysely over better-sqlite3 (with the pragmas a server needs) or over a pg
-// pool (PostgreSQL), and the few helpers where the two dialects differ.
+// pool (PostgreSQL), and the few helpers where the two dialects differ. Repositories write each
+// query out in Kysely's builder even where two look alike (one column by key, one conditional
+// UPDATE): a generic wrapper would hide the SQL whose locks and indexes each race relies on.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'

@@ -1,4 +1,6 @@
 // The reviewed migration files, in order. A static list works the same from src/ (tsx) and dist/.
+// Each file writes its DDL out in full and shares no helper with another: an applied migration must
+// never change, and a shared helper edited later would change it. Their column lists look alike.
 import type { Migration } from 'kysely'
 import * as adoptSeedUsers from './2026_11_28_001_adopt_seed_users.js'
 import * as sessions from './2026_11_28_002_sessions.js'
