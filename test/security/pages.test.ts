@@ -11,8 +11,9 @@ import { ICON_PATH, STYLESHEET_PATH } from '../../src/http/pages/assets.js'
 import { PAGE_HEADERS } from '../../src/http/plugins/security.js'
 import { randomToken, sha256Hex } from '../../src/lib/crypto.js'
 import type { Services } from '../../src/services.js'
-import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { buildTestApp, inspect, PASSWORD, TEST_REDIS_ENV, type TestApp } from '../helpers/app.js'
+import { runCli } from '../helpers/cli.js'
+import { bearer, logIn, signUp, tokenFor } from '../helpers/http.js'
 import { throttleCounter } from '../helpers/redis-server.js'
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -491,6 +492,60 @@ describe('the sign-in and sign-up flows', () => {
     expect(await servicesFor(t).browserSessions.end(value, 'logout')).toBe(1)
     expect((await t.app.inject({ url: '/login', headers: { cookie } })).body).toContain('<h1>Sign in</h1>')
   })
+
+  // Each way the user's password changes, by its new password.
+  const CHANGES: [string, (name: string) => Promise<string>][] = [
+    [
+      'POST /auth/password',
+      async (name) => {
+        const res = await t.app.inject({
+          method: 'POST',
+          url: '/auth/password',
+          headers: bearer(await tokenFor(t.app, name)),
+          payload: { current_password: PASSWORD, new_password: 'a changed passphrase 1' },
+        })
+        expect(res.statusCode).toBe(204)
+        return 'a changed passphrase 1'
+      },
+    ],
+    [
+      'an operator’s authgate user set-password',
+      async (name) => {
+        const env = { DATABASE_URL: t.dbUrl, ...TEST_REDIS_ENV }
+        const run = await runCli(['user', 'set-password', name], env, 'an operator passphrase 2\n')
+        expect(run).toMatchObject({ code: 0, stderr: '' })
+        return 'an operator passphrase 2'
+      },
+    ],
+  ]
+
+  it.each(CHANGES.map(([how, change], i) => ({ how, change, name: `changer-${i}` })))(
+    'after $how, the page’s browser session is over: GET /login shows the form, not who was signed in',
+    async ({ change, name }) => {
+      expect((await signUp(t.app, name)).statusCode).toBe(201)
+      const value = sessionCookieOf(await pageLogin(t.app, { username: name, password: PASSWORD })) ?? ''
+      const cookie = `authgate_session=${value}`
+      const signedIn = await t.app.inject({ url: '/login', headers: { cookie } })
+      expect(signedIn.body).toContain(`You are signed in as <strong>${name}</strong>.`)
+      const started = await servicesFor(t).browserSessions.resolve(value)
+
+      const password = await change(name)
+      expect(await servicesFor(t).browserSessions.resolve(value)).toBeUndefined()
+      const rows = await browserRows(t)
+      expect(rows.find((r) => r.id === started?.id)).toMatchObject({ revoked_reason: 'password_changed' })
+      const page = await t.app.inject({ url: '/login', headers: { cookie } })
+      expect(page.statusCode).toBe(200)
+      expect(page.body).toContain('<h1>Sign in</h1>')
+      expect(page.body).not.toContain('You are signed in')
+      // The old password no longer signs in through the page; the new one does.
+      expect((await pageLogin(t.app, { username: name, password: PASSWORD })).statusCode).toBe(400)
+      const again = await pageLogin(t.app, { username: name, password })
+      expect(again.statusCode).toBe(303)
+      expect(await servicesFor(t).browserSessions.resolve(sessionCookieOf(again))).toMatchObject({
+        username: name,
+      })
+    },
+  )
 })
 
 describe('the error page', () => {
