@@ -183,6 +183,32 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
     })
   })
 
+  it('signing in again in the same browser: a new cookie, and the session the old one named has ended', {
+    timeout: 60_000,
+  }, async () => {
+    await withPage(async (page, problems, context) => {
+      const session = async () =>
+        (await context.cookies(origin)).find((c) => c.name === 'authgate_session')?.value
+      const signIn = async (url: string) => {
+        await page.goto(url)
+        await page.getByLabel('Username').fill('page-user')
+        await page.getByLabel('Password').fill(PASSWORD)
+        await page.getByRole('button', { name: 'Sign in' }).click()
+        await page.getByText('You are signed in as page-user.').waitFor()
+      }
+      await signIn(`${origin}/login`)
+      const first = await session()
+      expect(await resolve(first)).toMatchObject({ username: 'page-user' })
+      // A return_to shows the form to a signed-in browser (as /authorize with prompt=login will).
+      await signIn(`${origin}/login?return_to=${encodeURIComponent('/login?again=1')}`)
+      const second = await session()
+      expect(second).not.toBe(first)
+      expect(await resolve(second)).toMatchObject({ username: 'page-user' })
+      expect(await resolve(first)).toBeUndefined()
+      expect(problems).toEqual([])
+    })
+  })
+
   it('sign-up from the login page’s link keeps return_to, shows the policy’s message on its field, then signs in', {
     timeout: 60_000,
   }, async () => {

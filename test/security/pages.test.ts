@@ -71,6 +71,17 @@ const browserRows = (t: TestApp) =>
 const sessionCookieOf = (res: LightMyRequestResponse) =>
   res.cookies.find((c) => c.name === 'authgate_session')?.value
 
+/** A page's form, then its post, from a browser that holds the browser-session cookie `session`. */
+async function postWithSession(
+  app: FastifyInstance,
+  path: '/login' | '/signup',
+  session: string,
+  fields: Record<string, string>,
+) {
+  const form = await openForm(app, path)
+  return post(app, path, { form: { ...form, cookie: `${form.cookie}; authgate_session=${session}` }, fields })
+}
+
 const failedLogins = async (dbUrl: string, ip: string) =>
   (await throttleCounter(dbUrl, `login-ip:${ip}`)).database.reduce((a, b) => a + b, 0)
 
@@ -491,6 +502,59 @@ describe('the sign-in and sign-up flows', () => {
     // An ended session is no session.
     expect(await servicesFor(t).browserSessions.end(value, 'logout')).toBe(1)
     expect((await t.app.inject({ url: '/login', headers: { cookie } })).body).toContain('<h1>Sign in</h1>')
+  })
+
+  it('signing in again while signed in ends the previous browser session; a refused attempt ends nothing (OWASP ASVS 5.0 7.2.4)', async () => {
+    await signUp(t.app, 'dana')
+    const resolve = (value: string | undefined) => servicesFor(t).browserSessions.resolve(value)
+    const ended = async (value: string) =>
+      (await browserRows(t)).find((r) => r.secret_hash === sha256Hex(value))?.revoked_reason
+    const first = sessionCookieOf(await pageLogin(t.app, { username: 'bob', password: PASSWORD })) ?? ''
+    expect(await resolve(first)).toMatchObject({ username: 'bob' })
+
+    // A wrong password, a missing one, a forged post: the session the browser holds stays.
+    const wrong = await postWithSession(t.app, '/login', first, { username: 'bob', password: 'not it' })
+    expect(wrong.statusCode).toBe(400)
+    expect(
+      (await postWithSession(t.app, '/login', first, { username: 'bob', password: '' })).statusCode,
+    ).toBe(422)
+    const forged = await post(t.app, '/login', {
+      fields: { username: 'bob', password: PASSWORD },
+      headers: { cookie: `authgate_session=${first}` },
+    })
+    expect(forged.statusCode).toBe(403)
+    expect(await resolve(first)).toMatchObject({ username: 'bob' })
+
+    // The same user again: a new cookie, and the old one names nothing any more.
+    const again = await postWithSession(t.app, '/login', first, { username: 'bob', password: PASSWORD })
+    expect(again.statusCode).toBe(303)
+    const second = sessionCookieOf(again) ?? ''
+    expect(second).not.toBe(first)
+    expect(await resolve(second)).toMatchObject({ username: 'bob' })
+    expect(await resolve(first)).toBeUndefined()
+    expect(await ended(first)).toBe('logout')
+
+    // Another user on the same browser: bob's session ends, GET /login shows dana.
+    const other = await postWithSession(t.app, '/login', second, { username: 'dana', password: PASSWORD })
+    const third = sessionCookieOf(other) ?? ''
+    expect(await resolve(second)).toBeUndefined()
+    const page = await t.app.inject({ url: '/login', headers: { cookie: `authgate_session=${second}` } })
+    expect(page.body).toContain('<h1>Sign in</h1>')
+    expect(
+      (await t.app.inject({ url: '/login', headers: { cookie: `authgate_session=${third}` } })).body,
+    ).toContain('You are signed in as <strong>dana</strong>.')
+
+    // Signing up is signing in: it ends the session the browser held too.
+    const signedUp = await postWithSession(t.app, '/signup', third, { username: 'erin', password: PASSWORD })
+    expect(signedUp.statusCode).toBe(303)
+    expect(await resolve(sessionCookieOf(signedUp))).toMatchObject({ username: 'erin' })
+    expect(await resolve(third)).toBeUndefined()
+
+    // A cookie that names no session (ended, unknown) is no obstacle.
+    for (const stale of [first, randomToken()])
+      expect(
+        (await postWithSession(t.app, '/login', stale, { username: 'bob', password: PASSWORD })).statusCode,
+      ).toBe(303)
   })
 
   // Each way the user's password changes, by its new password.
