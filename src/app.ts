@@ -5,7 +5,6 @@ import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
-import type { BrowserSessionService } from './domain/browser-sessions.js'
 import { limitConnectionsPerAddress } from './http/connection-limit.js'
 import { authenticatePlugin } from './http/plugins/authenticate.js'
 import { docsPlugin } from './http/plugins/docs.js'
@@ -28,11 +27,6 @@ export interface AppDeps extends ServiceDeps {
   logger?: FastifyBaseLogger
   /** METRICS_PORT: what the app counts and times (src/metrics.ts); the caller starts its listener. */
   metrics?: Metrics
-  /**
-   * The browser sessions the login pages start; services.ts's by default. The page tests that
-   * inspect what was started pass test/helpers/fakes.ts's in-memory one.
-   */
-  browserSessions?: BrowserSessionService
 }
 
 export const VERSION: string = JSON.parse(
@@ -165,7 +159,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   await app.register(rootRoutes)
   await app.register(pageRoutes, {
     auth,
-    browserSessions: deps.browserSessions ?? services.browserSessions,
+    browserSessions: services.browserSessions,
     csrf,
     publicUrl: config.publicUrl,
     secureCookies,

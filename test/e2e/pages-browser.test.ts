@@ -7,9 +7,10 @@ import { createServer, request as httpRequest, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
+import { servicesOf } from '../../src/app.js'
+import { sha256Hex } from '../../src/lib/crypto.js'
+import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
 import { CHROMIUM, hasChromium as chromiumInstalled, watchProblems } from '../helpers/browser.js'
-import { type FakeBrowserSessions, inMemoryBrowserSessions } from '../helpers/fakes.js'
 import { signUp } from '../helpers/http.js'
 
 const hasChromium = chromiumInstalled()
@@ -80,7 +81,6 @@ const close = (server: Server | undefined) =>
 describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => {
   let browser: Browser
   let t: TestApp
-  let sessions: FakeBrowserSessions
   let origin: string
   let authgatePort: number
   let other: Server
@@ -91,8 +91,7 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', HOST_RULES],
     })
-    sessions = inMemoryBrowserSessions()
-    t = await buildTestApp({}, { browserSessions: sessions })
+    t = await buildTestApp()
     await t.app.listen({ port: 0, host: '127.0.0.1' })
     authgatePort = (t.app.server.address() as AddressInfo).port
     origin = `http://127.0.0.1:${authgatePort}`
@@ -122,6 +121,9 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
       await context.close()
     }
   }
+
+  /** The browser session a cookie names, as the app's own service reads it back. */
+  const resolve = (cookie: string | undefined) => servicesOf(t.app)?.browserSessions.resolve(cookie)
 
   // Strings, evaluated in the page: this project's TypeScript has no DOM types.
   const focused = (page: Page) =>
@@ -162,8 +164,48 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
       await page.getByText('You are signed in as page-user.').waitFor()
       const session = (await context.cookies(origin)).find((c) => c.name === 'authgate_session')
       expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/', secure: false })
-      expect(await sessions.resolve(session?.value)).toMatchObject({ username: 'page-user', amr: ['pwd'] })
+      const started = await resolve(session?.value)
+      expect(started).toMatchObject({ username: 'page-user', amr: ['pwd'] })
+      // Stored with the browser's own facts, the cookie only as its hash.
+      const row = await inspect(t.dbUrl)
+        .selectFrom('authgate_sessions')
+        .selectAll()
+        .where('id', '=', started?.id ?? '')
+        .executeTakeFirst()
+      expect(row).toMatchObject({
+        kind: 'browser',
+        secret_hash: sha256Hex(session?.value ?? ''),
+        ip: '127.0.0.1',
+        user_agent: await page.evaluate<string>('navigator.userAgent'),
+        revoked_at: null,
+      })
       expect(problems).toEqual([refusedForm('400 (Bad Request)', `${origin}/login`)])
+    })
+  })
+
+  it('signing in again in the same browser: a new cookie, and the session the old one named has ended', {
+    timeout: 60_000,
+  }, async () => {
+    await withPage(async (page, problems, context) => {
+      const session = async () =>
+        (await context.cookies(origin)).find((c) => c.name === 'authgate_session')?.value
+      const signIn = async (url: string) => {
+        await page.goto(url)
+        await page.getByLabel('Username').fill('page-user')
+        await page.getByLabel('Password').fill(PASSWORD)
+        await page.getByRole('button', { name: 'Sign in' }).click()
+        await page.getByText('You are signed in as page-user.').waitFor()
+      }
+      await signIn(`${origin}/login`)
+      const first = await session()
+      expect(await resolve(first)).toMatchObject({ username: 'page-user' })
+      // A return_to shows the form to a signed-in browser (as /authorize with prompt=login will).
+      await signIn(`${origin}/login?return_to=${encodeURIComponent('/login?again=1')}`)
+      const second = await session()
+      expect(second).not.toBe(first)
+      expect(await resolve(second)).toMatchObject({ username: 'page-user' })
+      expect(await resolve(first)).toBeUndefined()
+      expect(problems).toEqual([])
     })
   })
 
@@ -193,7 +235,8 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
       await page.getByRole('button', { name: 'Create account' }).click()
       await page.waitForURL(`${origin}${returnTo}`)
       await page.getByText('You are signed in as new-page-user.').waitFor()
-      expect((await context.cookies(origin)).map((c) => c.name)).toContain('authgate_session')
+      const session = (await context.cookies(origin)).find((c) => c.name === 'authgate_session')
+      expect(await resolve(session?.value)).toMatchObject({ username: 'new-page-user', amr: ['pwd'] })
       expect(problems).toEqual([refusedForm('422 (Unprocessable Entity)', `${origin}/signup`)])
     })
   })

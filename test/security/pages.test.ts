@@ -4,13 +4,16 @@
 // time; a guess through the page counts against the password grant's throttle and back; and
 // whatever a user types comes back escaped.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from 'vitest'
+import { servicesOf } from '../../src/app.js'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
 import { ICON_PATH, STYLESHEET_PATH } from '../../src/http/pages/assets.js'
 import { PAGE_HEADERS } from '../../src/http/plugins/security.js'
-import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { type FakeBrowserSessions, inMemoryBrowserSessions } from '../helpers/fakes.js'
-import { logIn, signUp } from '../helpers/http.js'
+import { randomToken, sha256Hex } from '../../src/lib/crypto.js'
+import type { Services } from '../../src/services.js'
+import { buildTestApp, inspect, PASSWORD, TEST_REDIS_ENV, type TestApp } from '../helpers/app.js'
+import { runCli } from '../helpers/cli.js'
+import { bearer, logIn, signUp, tokenFor } from '../helpers/http.js'
 import { throttleCounter } from '../helpers/redis-server.js'
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -53,6 +56,32 @@ async function pageLogin(app: FastifyInstance, fields: Record<string, string>, i
   return post(app, '/login', { form: await openForm(app), fields, ...(ip ? { ip } : {}) })
 }
 
+/** The services the app runs on: the browser sessions the pages start are theirs. */
+function servicesFor(t: TestApp): Services {
+  const services = servicesOf(t.app)
+  if (!services) throw new Error('the app has no services')
+  return services
+}
+
+/** The browser sessions the pages started (authgate_sessions, kind 'browser'), live or ended. */
+const browserRows = (t: TestApp) =>
+  inspect(t.dbUrl).selectFrom('authgate_sessions').selectAll().where('kind', '=', 'browser').execute()
+
+/** The browser-session cookie a page's answer set. */
+const sessionCookieOf = (res: LightMyRequestResponse) =>
+  res.cookies.find((c) => c.name === 'authgate_session')?.value
+
+/** A page's form, then its post, from a browser that holds the browser-session cookie `session`. */
+async function postWithSession(
+  app: FastifyInstance,
+  path: '/login' | '/signup',
+  session: string,
+  fields: Record<string, string>,
+) {
+  const form = await openForm(app, path)
+  return post(app, path, { form: { ...form, cookie: `${form.cookie}; authgate_session=${session}` }, fields })
+}
+
 const failedLogins = async (dbUrl: string, ip: string) =>
   (await throttleCounter(dbUrl, `login-ip:${ip}`)).database.reduce((a, b) => a + b, 0)
 
@@ -72,11 +101,9 @@ function expectPageHeaders(res: LightMyRequestResponse) {
 
 describe('the pages, on forged posts and crafted input', () => {
   let t: TestApp
-  let sessions: FakeBrowserSessions
 
   beforeAll(async () => {
-    sessions = inMemoryBrowserSessions()
-    t = await buildTestApp({ RATE_LIMIT: 'on', LOGIN_MAX_FAILURES: '3' }, { browserSessions: sessions })
+    t = await buildTestApp({ RATE_LIMIT: 'on', LOGIN_MAX_FAILURES: '3' })
     await signUp(t.app, 'alice')
   })
 
@@ -156,7 +183,7 @@ describe('the pages, on forged posts and crafted input', () => {
             fields: { username: 'alice', password, ...forgery.fields },
             ip,
           })
-        const before = sessions.started.length
+        const before = (await browserRows(t)).length
         // More forged wrong guesses than LOGIN_MAX_FAILURES (3).
         for (let i = 0; i < 5; i++) {
           const res = await attempt(`wrong password ${i}`)
@@ -168,7 +195,7 @@ describe('the pages, on forged posts and crafted input', () => {
         expect(await failedLogins(t.dbUrl, ip)).toBe(0)
         // The right password with the same forgery is refused too: nothing starts.
         expect((await attempt(PASSWORD)).statusCode).toBe(403)
-        expect(sessions.started.length).toBe(before)
+        expect((await browserRows(t)).length).toBe(before)
         // The control: the same form, posted as the page posts it, signs in.
         const ok = await post(t.app, '/login', {
           form,
@@ -176,7 +203,15 @@ describe('the pages, on forged posts and crafted input', () => {
           ip,
         })
         expect(ok.statusCode).toBe(303)
-        expect(sessions.started.length).toBe(before + 1)
+        const started = await browserRows(t)
+        expect(started.length).toBe(before + 1)
+        expect(started).toContainEqual(
+          expect.objectContaining({
+            secret_hash: sha256Hex(sessionCookieOf(ok) ?? ''),
+            ip,
+            revoked_at: null,
+          }),
+        )
       },
     )
 
@@ -355,11 +390,9 @@ describe('the pages, on forged posts and crafted input', () => {
 
 describe('the sign-in and sign-up flows', () => {
   let t: TestApp
-  let sessions: FakeBrowserSessions
 
   beforeAll(async () => {
-    sessions = inMemoryBrowserSessions()
-    t = await buildTestApp({}, { browserSessions: sessions })
+    t = await buildTestApp()
     await signUp(t.app, 'bob')
   })
 
@@ -368,19 +401,37 @@ describe('the sign-in and sign-up flows', () => {
   })
 
   it('signs in: a browser session with amr pwd, its cookie (HttpOnly, Path=/, SameSite=Lax), a 303 to return_to', async () => {
-    const res = await pageLogin(t.app, { username: 'bob', password: PASSWORD, return_to: '/somewhere?x=1' })
+    const before = Date.now()
+    const res = await post(t.app, '/login', {
+      form: await openForm(t.app),
+      fields: { username: 'bob', password: PASSWORD, return_to: '/somewhere?x=1' },
+      headers: { 'user-agent': 'Firefox/140.0' },
+    })
     expect(res.statusCode).toBe(303)
     expect(res.headers.location).toBe('/somewhere?x=1')
     const session = res.cookies.find((c) => c.name === 'authgate_session')
     expect(session).toMatchObject({ path: '/', httpOnly: true, sameSite: 'Lax' })
     expect(session?.secure).toBeUndefined()
     expect(session?.maxAge).toBeUndefined()
-    expect(sessions.started.at(-1)).toMatchObject({
-      username: 'bob',
-      amr: ['pwd'],
-      client: { ip: '127.0.0.1' },
-    })
-    expect(await sessions.resolve(session?.value)).toMatchObject({ username: 'bob' })
+    // What the page started, as the app's own service reads it back from the cookie.
+    const started = await servicesFor(t).browserSessions.resolve(session?.value)
+    expect(started).toMatchObject({ username: 'bob', amr: ['pwd'] })
+    expect(started?.authTime).toBeGreaterThanOrEqual(before)
+    expect(started?.authTime).toBeLessThanOrEqual(Date.now())
+    // And as it is stored: the client's facts, the cookie only as its hash.
+    const rows = await browserRows(t)
+    expect(rows.filter((r) => r.user_id === started?.userId)).toEqual([
+      expect.objectContaining({
+        id: started?.id,
+        secret_hash: sha256Hex(session?.value ?? ''),
+        ip: '127.0.0.1',
+        user_agent: 'Firefox/140.0',
+        amr: '["pwd"]',
+        auth_time: started?.authTime,
+        revoked_at: null,
+      }),
+    ])
+    expect(JSON.stringify(rows)).not.toContain(session?.value)
     // The device cookie, for the login page only.
     expect(res.cookies.find((c) => c.name === 'authgate_device')).toMatchObject({
       path: '/login',
@@ -431,7 +482,10 @@ describe('the sign-in and sign-up flows', () => {
     })
     expect(ok.statusCode).toBe(303)
     expect(ok.headers.location).toBe('/after-signup')
-    expect(sessions.started.at(-1)).toMatchObject({ username: 'carol', amr: ['pwd'] })
+    expect(await servicesFor(t).browserSessions.resolve(sessionCookieOf(ok))).toMatchObject({
+      username: 'carol',
+      amr: ['pwd'],
+    })
     // The account is a real one: the password grant knows it.
     expect((await logIn(t.app, 'carol')).statusCode).toBe(200)
   })
@@ -439,27 +493,136 @@ describe('the sign-in and sign-up flows', () => {
   it('shows who is signed in at GET /login without return_to, and the form with one', async () => {
     const res = await pageLogin(t.app, { username: 'bob', password: PASSWORD })
     expect(res.headers.location).toBe('/login')
-    const cookie = `authgate_session=${res.cookies.find((c) => c.name === 'authgate_session')?.value}`
+    const value = sessionCookieOf(res) ?? ''
+    const cookie = `authgate_session=${value}`
     const page = await t.app.inject({ url: '/login', headers: { cookie } })
     expect(page.body).toContain('You are signed in as <strong>bob</strong>.')
     const form = await t.app.inject({ url: '/login?return_to=/next', headers: { cookie } })
     expect(form.body).toContain('<h1>Sign in</h1>')
     // An ended session is no session.
-    await sessions.end(cookie.split('=')[1] as string, 'logout')
+    expect(await servicesFor(t).browserSessions.end(value, 'logout')).toBe(1)
     expect((await t.app.inject({ url: '/login', headers: { cookie } })).body).toContain('<h1>Sign in</h1>')
   })
+
+  it('signing in again while signed in ends the previous browser session; a refused attempt ends nothing (OWASP ASVS 5.0 7.2.4)', async () => {
+    await signUp(t.app, 'dana')
+    const resolve = (value: string | undefined) => servicesFor(t).browserSessions.resolve(value)
+    const ended = async (value: string) =>
+      (await browserRows(t)).find((r) => r.secret_hash === sha256Hex(value))?.revoked_reason
+    const first = sessionCookieOf(await pageLogin(t.app, { username: 'bob', password: PASSWORD })) ?? ''
+    expect(await resolve(first)).toMatchObject({ username: 'bob' })
+
+    // A wrong password, a missing one, a forged post: the session the browser holds stays.
+    const wrong = await postWithSession(t.app, '/login', first, { username: 'bob', password: 'not it' })
+    expect(wrong.statusCode).toBe(400)
+    expect(
+      (await postWithSession(t.app, '/login', first, { username: 'bob', password: '' })).statusCode,
+    ).toBe(422)
+    const forged = await post(t.app, '/login', {
+      fields: { username: 'bob', password: PASSWORD },
+      headers: { cookie: `authgate_session=${first}` },
+    })
+    expect(forged.statusCode).toBe(403)
+    expect(await resolve(first)).toMatchObject({ username: 'bob' })
+
+    // The same user again: a new cookie, and the old one names nothing any more.
+    const again = await postWithSession(t.app, '/login', first, { username: 'bob', password: PASSWORD })
+    expect(again.statusCode).toBe(303)
+    const second = sessionCookieOf(again) ?? ''
+    expect(second).not.toBe(first)
+    expect(await resolve(second)).toMatchObject({ username: 'bob' })
+    expect(await resolve(first)).toBeUndefined()
+    expect(await ended(first)).toBe('logout')
+
+    // Another user on the same browser: bob's session ends, GET /login shows dana.
+    const other = await postWithSession(t.app, '/login', second, { username: 'dana', password: PASSWORD })
+    const third = sessionCookieOf(other) ?? ''
+    expect(await resolve(second)).toBeUndefined()
+    const page = await t.app.inject({ url: '/login', headers: { cookie: `authgate_session=${second}` } })
+    expect(page.body).toContain('<h1>Sign in</h1>')
+    expect(
+      (await t.app.inject({ url: '/login', headers: { cookie: `authgate_session=${third}` } })).body,
+    ).toContain('You are signed in as <strong>dana</strong>.')
+
+    // Signing up is signing in: it ends the session the browser held too.
+    const signedUp = await postWithSession(t.app, '/signup', third, { username: 'erin', password: PASSWORD })
+    expect(signedUp.statusCode).toBe(303)
+    expect(await resolve(sessionCookieOf(signedUp))).toMatchObject({ username: 'erin' })
+    expect(await resolve(third)).toBeUndefined()
+
+    // A cookie that names no session (ended, unknown) is no obstacle.
+    for (const stale of [first, randomToken()])
+      expect(
+        (await postWithSession(t.app, '/login', stale, { username: 'bob', password: PASSWORD })).statusCode,
+      ).toBe(303)
+  })
+
+  // Each way the user's password changes, by its new password.
+  const CHANGES: [string, (name: string) => Promise<string>][] = [
+    [
+      'POST /auth/password',
+      async (name) => {
+        const res = await t.app.inject({
+          method: 'POST',
+          url: '/auth/password',
+          headers: bearer(await tokenFor(t.app, name)),
+          payload: { current_password: PASSWORD, new_password: 'a changed passphrase 1' },
+        })
+        expect(res.statusCode).toBe(204)
+        return 'a changed passphrase 1'
+      },
+    ],
+    [
+      'an operator’s authgate user set-password',
+      async (name) => {
+        const env = { DATABASE_URL: t.dbUrl, ...TEST_REDIS_ENV }
+        const run = await runCli(['user', 'set-password', name], env, 'an operator passphrase 2\n')
+        expect(run).toMatchObject({ code: 0, stderr: '' })
+        return 'an operator passphrase 2'
+      },
+    ],
+  ]
+
+  it.each(CHANGES.map(([how, change], i) => ({ how, change, name: `changer-${i}` })))(
+    'after $how, the page’s browser session is over: GET /login shows the form, not who was signed in',
+    async ({ change, name }) => {
+      expect((await signUp(t.app, name)).statusCode).toBe(201)
+      const value = sessionCookieOf(await pageLogin(t.app, { username: name, password: PASSWORD })) ?? ''
+      const cookie = `authgate_session=${value}`
+      const signedIn = await t.app.inject({ url: '/login', headers: { cookie } })
+      expect(signedIn.body).toContain(`You are signed in as <strong>${name}</strong>.`)
+      const started = await servicesFor(t).browserSessions.resolve(value)
+
+      const password = await change(name)
+      expect(await servicesFor(t).browserSessions.resolve(value)).toBeUndefined()
+      const rows = await browserRows(t)
+      expect(rows.find((r) => r.id === started?.id)).toMatchObject({ revoked_reason: 'password_changed' })
+      const page = await t.app.inject({ url: '/login', headers: { cookie } })
+      expect(page.statusCode).toBe(200)
+      expect(page.body).toContain('<h1>Sign in</h1>')
+      expect(page.body).not.toContain('You are signed in')
+      // The old password no longer signs in through the page; the new one does.
+      expect((await pageLogin(t.app, { username: name, password: PASSWORD })).statusCode).toBe(400)
+      const again = await pageLogin(t.app, { username: name, password })
+      expect(again.statusCode).toBe(303)
+      expect(await servicesFor(t).browserSessions.resolve(sessionCookieOf(again))).toMatchObject({
+        username: name,
+      })
+    },
+  )
 })
 
 describe('the error page', () => {
   let t: TestApp
   let failure: Error = new Error('boom')
+  let failing: MockInstance
   beforeAll(async () => {
-    const sessions = inMemoryBrowserSessions()
-    // A session store that fails as told: the page must say what went wrong, not what broke.
-    sessions.resolve = async () => {
+    t = await buildTestApp()
+    // The app's own browser sessions, made to fail as told (a healthy database cannot be told
+    // what to throw): the page must say what went wrong, not what broke.
+    failing = vi.spyOn(servicesFor(t).browserSessions, 'resolve').mockImplementation(async () => {
       throw failure
-    }
-    t = await buildTestApp({}, { browserSessions: sessions })
+    })
   })
   afterAll(async () => {
     await t.close()
@@ -496,15 +659,26 @@ describe('the error page', () => {
     expectPageHeaders(res)
     expect(res.body).toContain('<h1>Form too large</h1>')
   })
+
+  it('answers a real database error (the sessions table gone) with the same 500 page, the SQL error kept out', async () => {
+    failing.mockRestore()
+    await inspect(t.dbUrl).schema.alterTable('authgate_sessions').renameTo('authgate_sessions_gone').execute()
+    // A cookie, so the page asks the database which session it names.
+    const res = await t.app.inject({
+      url: '/login',
+      headers: { cookie: `authgate_session=${randomToken()}` },
+    })
+    expect(res.statusCode).toBe(500)
+    expectPageHeaders(res)
+    expect(res.body).toContain('Something went wrong on our side. Try again later.')
+    expect(res.body).not.toMatch(/authgate_sessions|no such table|does not exist|SQLITE|select/i)
+  })
 })
 
 describe('behind https (PUBLIC_URL https://…)', () => {
   let t: TestApp
   beforeAll(async () => {
-    t = await buildTestApp(
-      { PUBLIC_URL: 'https://auth.example.com' },
-      { browserSessions: inMemoryBrowserSessions() },
-    )
+    t = await buildTestApp({ PUBLIC_URL: 'https://auth.example.com' })
     await signUp(t.app, 'dave')
   })
   afterAll(async () => {
@@ -554,7 +728,7 @@ describe('timing', () => {
         return hasher.verify(stored, password)
       },
     }
-    t = await buildTestApp({}, { hasher: counted, browserSessions: inMemoryBrowserSessions() })
+    t = await buildTestApp({}, { hasher: counted })
     await signUp(t.app, 'known-page-user')
   })
   afterAll(async () => {

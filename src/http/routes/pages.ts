@@ -139,6 +139,17 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
       client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
     })
 
+  /**
+   * A sign-in from a browser already signed in: once the new browser session has started, the one
+   * its cookie named ends, with what it started (OWASP ASVS 5.0 7.2.4: a new session token on
+   * authentication, re-authentication included, and the current one terminated). A refused
+   * attempt never gets here, so a wrong password signs nobody out.
+   */
+  async function endReplaced(request: FastifyRequest) {
+    const previous = request.cookies[sessionCookie.name]
+    if (previous !== undefined) await browserSessions.end(previous, 'logout')
+  }
+
   /** Sets the cookies of a sign-in and sends the browser on (RFC 9110 §15.4.4: 303, a GET). */
   function signedIn(
     reply: FastifyReply,
@@ -192,7 +203,9 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
         const missing = missingFields(username, password)
         if (missing) return again(422, missing)
         try {
-          return signedIn(reply, await run(username, password, request), returnTo)
+          const done = await run(username, password, request)
+          await endReplaced(request)
+          return signedIn(reply, done, returnTo)
         } catch (err) {
           if (err instanceof Throttled) return again(429, throttled(reply, err))
           const refused = refusal(err)
