@@ -15,6 +15,7 @@ import { OneLinePerRequest } from './http/plugins/request-log.js'
 import { securityPlugin } from './http/plugins/security.js'
 import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
+import { authorizeRoutes } from './http/routes/authorize.js'
 import { healthRoutes } from './http/routes/health.js'
 import { pageRoutes } from './http/routes/pages.js'
 import { rootRoutes } from './http/routes/root.js'
@@ -173,6 +174,14 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     // No setting closes sign-up yet: the pages are as open as POST /auth/.
     signUp: true,
     passwordMinLength: config.passwordMinLength,
+    isDatabaseUnavailable,
+  })
+  await app.register(authorizeRoutes, {
+    authorize: services.authorize,
+    browserSessions: deps.browserSessions ?? services.browserSessions,
+    csrf,
+    publicUrl: config.publicUrl,
+    secureCookies,
     isDatabaseUnavailable,
   })
   await app.register(wellKnownRoutes, {
