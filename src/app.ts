@@ -162,7 +162,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   const secureCookies = config.publicUrl.startsWith('https:')
   const sameSite = config.deviceCookieSameSite
   await app.register(authRoutes, { auth, secureCookies, sameSite })
-  await app.register(accountRoutes, { account, secureCookies, sameSite })
+  await app.register(accountRoutes, { account, consents: services.consents, secureCookies, sameSite })
   await app.register(rootRoutes)
   await app.register(pageRoutes, {
     auth,
