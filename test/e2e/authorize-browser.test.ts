@@ -6,7 +6,7 @@
 // reports a console error or a CSP violation.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import type { Client } from '../../src/domain/clients.js'
@@ -116,6 +116,18 @@ describe.skipIf(!hasChromium)('the authorization code flow, in Chromium', () => 
       '(() => { const el = document.activeElement; return el.id || el.textContent.trim() || el.tagName })()',
     )
 
+  /** A fresh context and page that record every problem; closed after `run`. */
+  async function withPage(run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>) {
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      page.setDefaultTimeout(15_000)
+      await run(page, await watchProblems(page), context)
+    } finally {
+      await context.close()
+    }
+  }
+
   /** Every document the page navigated to, in order. */
   function visited(page: Page): string[] {
     const urls: string[] = []
@@ -128,11 +140,7 @@ describe.skipIf(!hasChromium)('the authorization code flow, in Chromium', () => 
   it('login, consent with the keyboard, allow: the callback gets code, state and iss; then single sign-on into a first-party client', {
     timeout: 90_000,
   }, async () => {
-    const context = await browser.newContext()
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      const problems = await watchProblems(page)
+    await withPage(async (page, problems, context) => {
       const pages = visited(page)
       const issuer = services.issuers.current()
 
@@ -203,19 +211,13 @@ describe.skipIf(!hasChromium)('the authorization code flow, in Chromium', () => 
       await startAt(page, authorizeUrl(thirdParty, 'third-state', { scope: 'openid' }))
       expect((await third).searchParams.get('code')).toEqual(expect.any(String))
       expect(problems).toEqual([])
-    } finally {
-      await context.close()
-    }
+    })
   })
 
   it('deny: the callback gets error=access_denied, with state and iss, and no code', {
     timeout: 90_000,
   }, async () => {
-    const context = await browser.newContext()
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      const problems = await watchProblems(page)
+    await withPage(async (page, problems) => {
       await startAt(page, authorizeUrl(thirdParty, 'deny-state', { prompt: 'consent' }))
       await page.waitForURL((url) => url.pathname === '/login')
       await page.getByLabel('Username').fill('browser-user')
@@ -233,18 +235,13 @@ describe.skipIf(!hasChromium)('the authorization code flow, in Chromium', () => 
       })
       await page.getByText('Back at the client').waitFor()
       expect(problems).toEqual([])
-    } finally {
-      await context.close()
-    }
+    })
   })
 
   it('prompt=none without a browser session: straight back with login_required, no page shown', {
     timeout: 60_000,
   }, async () => {
-    const context = await browser.newContext()
-    try {
-      const page = await context.newPage()
-      const problems = await watchProblems(page)
+    await withPage(async (page, problems) => {
       const arrived = client.callback()
       await startAt(page, authorizeUrl(firstParty, 'silent', { prompt: 'none' }))
       const callback = await arrived
@@ -253,8 +250,6 @@ describe.skipIf(!hasChromium)('the authorization code flow, in Chromium', () => 
         'silent',
       ])
       expect(problems).toEqual([])
-    } finally {
-      await context.close()
-    }
+    })
   })
 })

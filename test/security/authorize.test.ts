@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import { CONSENT_TTL_MS, LOGIN_ROUND_TRIP_MS, MAX_REQUEST_LENGTH } from '../../src/domain/authorize.js'
 import type { Client } from '../../src/domain/clients.js'
+import { PAGE_HEADERS } from '../../src/http/plugins/security.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { sha256Hex } from '../../src/lib/crypto.js'
 import type { Services } from '../../src/services.js'
@@ -112,11 +113,13 @@ function postConsent(
   })
 }
 
+/** The pages' headers, all of them: frame-ancestors 'none' and X-Frame-Options DENY among them. */
 function expectPageHeaders(res: LightMyRequestResponse) {
   expect(res.headers['content-type']).toBe('text/html; charset=utf-8')
-  expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'")
-  expect(res.headers['x-frame-options']).toBe('DENY')
-  expect(res.headers['cache-control']).toBe('no-store')
+  expect(PAGE_HEADERS['content-security-policy']).toContain("frame-ancestors 'none'")
+  expect(PAGE_HEADERS['x-frame-options']).toBe('DENY')
+  for (const [name, value] of Object.entries(PAGE_HEADERS))
+    expect([name, res.headers[name]]).toEqual([name, value])
 }
 
 describe('the authorization endpoint', () => {
@@ -131,6 +134,10 @@ describe('the authorization endpoint', () => {
   const newClient = async (name: string, over: { firstParty?: boolean; scope?: string } = {}) =>
     (await services.clients.create(OPERATOR, { name, redirectUris: [REDIRECT], public: true, ...over }))
       .client
+
+  /** DELETE /auth/consents/{the third-party client} with `token`. */
+  const withdraw = (token: string) =>
+    t.app.inject({ method: 'DELETE', url: `/auth/consents/${thirdParty.clientId}`, headers: bearer(token) })
 
   beforeAll(async () => {
     t = await buildTestApp()
@@ -582,35 +589,14 @@ describe('the authorization endpoint', () => {
       // Another user's list is their own.
       const frankToken = (await pairOf(await logIn(t.app, 'frank'))).access_token
       expect((await t.app.inject({ url: '/auth/consents', headers: bearer(frankToken) })).json()).toEqual([])
-      expect(
-        (
-          await t.app.inject({
-            method: 'DELETE',
-            url: `/auth/consents/${thirdParty.clientId}`,
-            headers: bearer(frankToken),
-          })
-        ).statusCode,
-      ).toBe(404)
+      expect((await withdraw(frankToken)).statusCode).toBe(404)
 
-      const withdrawn = await t.app.inject({
-        method: 'DELETE',
-        url: `/auth/consents/${thirdParty.clientId}`,
-        headers: bearer(token),
-      })
-      expect(withdrawn.statusCode).toBe(204)
+      expect((await withdraw(token)).statusCode).toBe(204)
       expect((await t.app.inject({ url: '/auth/consents', headers: bearer(token) })).json()).toEqual([])
       expect(
         (await get(t.app, `/authorize?${params(thirdParty, { scope: 'openid' })}`, erin)).statusCode,
       ).toBe(200)
-      expect(
-        (
-          await t.app.inject({
-            method: 'DELETE',
-            url: `/auth/consents/${thirdParty.clientId}`,
-            headers: bearer(token),
-          })
-        ).statusCode,
-      ).toBe(404)
+      expect((await withdraw(token)).statusCode).toBe(404)
       expect((await t.app.inject({ url: '/auth/consents' })).statusCode).toBe(401)
 
       await auditWritten(t.app)
@@ -661,12 +647,7 @@ describe('the authorization endpoint', () => {
       )
       const own = (await pairOf(await logIn(t.app, 'hugo'))).access_token
       expect(clientPair).toBeDefined()
-      const res = await t.app.inject({
-        method: 'DELETE',
-        url: `/auth/consents/${thirdParty.clientId}`,
-        headers: bearer(own),
-      })
-      expect(res.statusCode).toBe(204)
+      expect((await withdraw(own)).statusCode).toBe(204)
       expect(
         (await t.app.inject({ url: '/', headers: bearer(clientPair?.accessToken as string) })).statusCode,
       ).toBe(401)
