@@ -56,7 +56,7 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
       'amr',
       'preferred_username',
     ],
-    // Initiating User Registration via OpenID Connect 1.0 §4.1; select_account shows the login page.
+    // Initiating User Registration via OpenID Connect 1.0 §4.2; select_account shows the login page.
     prompt_values_supported: [...PROMPT_VALUES],
     // Public clients only: the token and revocation endpoints take no client authentication.
     token_endpoint_auth_methods_supported: ['none'],
