@@ -332,7 +332,8 @@ export function createAuthorizeService(deps: AuthorizeDeps): AuthorizeService {
     const [until, sessionId, query, tag, ...more] = ticket?.split('.') ?? []
     if (until === undefined || sessionId === undefined || query === undefined || tag === undefined)
       return undefined
-    if (more.length > 0 || !constantTimeEqual(tag, mac('consent', until, sessionId, query))) return undefined
+    if (more.length > 0 || !/^[0-9]{1,16}$/.test(until)) return undefined
+    if (!constantTimeEqual(tag, mac('consent', until, sessionId, query))) return undefined
     if (session === undefined || session.id !== sessionId || clock.now() >= Number(until)) return undefined
     return Buffer.from(query, 'base64url').toString()
   }
