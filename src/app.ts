@@ -14,6 +14,7 @@ import { OneLinePerRequest } from './http/plugins/request-log.js'
 import { securityPlugin } from './http/plugins/security.js'
 import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
+import { authorizeRoutes } from './http/routes/authorize.js'
 import { healthRoutes } from './http/routes/health.js'
 import { pageRoutes } from './http/routes/pages.js'
 import { rootRoutes } from './http/routes/root.js'
@@ -155,7 +156,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   const secureCookies = config.publicUrl.startsWith('https:')
   const sameSite = config.deviceCookieSameSite
   await app.register(authRoutes, { auth, secureCookies, sameSite })
-  await app.register(accountRoutes, { account, secureCookies, sameSite })
+  await app.register(accountRoutes, { account, consents: services.consents, secureCookies, sameSite })
   await app.register(rootRoutes)
   await app.register(pageRoutes, {
     auth,
@@ -167,6 +168,14 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     // No setting closes sign-up yet: the pages are as open as POST /auth/.
     signUp: true,
     passwordMinLength: config.passwordMinLength,
+    isDatabaseUnavailable,
+  })
+  await app.register(authorizeRoutes, {
+    authorize: services.authorize,
+    browserSessions: services.browserSessions,
+    csrf,
+    publicUrl: config.publicUrl,
+    secureCookies,
     isDatabaseUnavailable,
   })
   await app.register(wellKnownRoutes, {

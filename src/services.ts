@@ -6,8 +6,15 @@ import { type AccountService, createAccountService } from './domain/account.js'
 import type { AuditFacts } from './domain/audit-chain.js'
 import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
+import {
+  type AuthorizationCodeService,
+  createAuthorizationCodeService,
+} from './domain/authorization-codes.js'
+import { type AuthorizeService, createAuthorizeService } from './domain/authorize.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
 import { type BrowserSessionService, createBrowserSessionService } from './domain/browser-sessions.js'
+import { type ClientService, createClientService } from './domain/clients.js'
+import { type ConsentService, createConsentService, endClientSessionsOf } from './domain/consents.js'
 import { type CsrfTokens, createCsrfTokens } from './domain/csrf.js'
 import {
   type IssuerView,
@@ -36,6 +43,9 @@ import { type Clock, systemClock } from './lib/clock.js'
 import { every, type Periodic } from './lib/periodic.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
+import { createAuthorizationCodesRepository } from './storage/authorization-codes.repository.js'
+import { createClientsRepository } from './storage/clients.repository.js'
+import { createConsentsRepository } from './storage/consents.repository.js'
 import { createCredentialsRepository } from './storage/credentials.repository.js'
 import { connectDatabase, createDatabase, type Db, dialectOf } from './storage/database.js'
 import { DatabaseOpenError, describeDatabase, parseDatabaseUrl } from './storage/database-url.js'
@@ -119,6 +129,14 @@ export interface DomainServices {
   issuers: IssuerView
   /** The pages' CSRF tokens, under a secret every process on the database shares. */
   csrf: CsrfTokens
+  /** The OAuth client registry (domain/clients.ts). */
+  clients: ClientService
+  /** Authorization codes: issued by /authorize, redeemed by the token endpoint. */
+  authorizationCodes: AuthorizationCodeService
+  /** Remembered consents, per user and client. */
+  consents: ConsentService
+  /** The authorization endpoint and the consent page's rules. */
+  authorize: AuthorizeService
 }
 
 export interface Services extends Infrastructure, DomainServices {
@@ -378,6 +396,37 @@ async function wireDomain(
   const account = createAccountService({ users, sessions, throttle, audit })
   const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
   const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
+  const clients = createClientService({
+    clients: createClientsRepository(db),
+    audit,
+    clock,
+    endSessions: (clientId) => sessions.endClient(clientId),
+  })
+  const authorizationCodes = createAuthorizationCodeService({
+    codes: createAuthorizationCodesRepository(db),
+    clock,
+    audit,
+    // Only the token endpoint's authorization_code grant (not built yet) redeems codes, and it
+    // brings what a replay revokes; until then no code is redeemed, so nothing can come here.
+    revokeIssued: async (sessionId) => {
+      throw new Error(`no code exchange is wired yet to revoke session ${sessionId}`)
+    },
+  })
+  const consents = createConsentService({
+    consents: createConsentsRepository(db),
+    audit,
+    clock,
+    endSessions: endClientSessionsOf(sessions),
+  })
+  const authorize = createAuthorizeService({
+    clients,
+    codes: authorizationCodes,
+    consents,
+    clock,
+    issuer: () => issuers.current(),
+    // Signs what the authorization endpoint sends through the browser (domain/authorize.ts).
+    secret: await settings.getOrInsert('authorize_secret', randomSecret()),
+  })
   return {
     users,
     tokens,
@@ -392,6 +441,10 @@ async function wireDomain(
     signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
     issuers,
     csrf,
+    clients,
+    authorizationCodes,
+    consents,
+    authorize,
   }
 }
 

@@ -28,6 +28,9 @@ export type AuditEventType =
   | 'client.deleted'
   // A used authorization code presented again; what its first use issued is revoked (RFC 6749 §4.1.2).
   | 'authorization_code.replayed'
+  // A user's "allow" on the consent page, and its withdrawal (domain/consents.ts): client and scope.
+  | 'consent.granted'
+  | 'consent.withdrawn'
 
 export interface AuditEvent {
   type: AuditEventType

@@ -66,6 +66,7 @@ export interface Database {
   authgate_audit_log: AuditLogTable
   authgate_oauth_clients: OAuthClientsTable
   authgate_authorization_codes: AuthorizationCodesTable
+  authgate_consents: ConsentsTable
 }
 
 export type AuditLogRow = Selectable<AuditLogTable>
@@ -115,3 +116,14 @@ export interface AuthorizationCodesTable {
 }
 
 export type AuthorizationCodeRow = Selectable<AuthorizationCodesTable>
+
+export interface ConsentsTable {
+  user_id: number
+  client_id: string
+  /** A JSON array of scope tokens. */
+  scopes: string
+  /** Epoch ms. */
+  granted_at: number
+}
+
+export type ConsentRow = Selectable<ConsentsTable>

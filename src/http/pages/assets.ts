@@ -120,6 +120,11 @@ button {
 }
 .after { margin: 1.25rem 0 0; text-align: center; }
 .after a { display: inline-block; padding: 0.5rem 0.25rem; }
+/* The consent page: what is asked, then two choices of equal size, the second outlined. */
+.scopes { margin: 0 0 1.25rem; padding-left: 1.25rem; }
+.scopes li { margin: 0 0 0.25rem; }
+.actions { display: grid; gap: 0.75rem; }
+button.secondary { color: var(--accent); background: transparent; border: 2px solid var(--accent); }
 `
 
 export const STYLESHEET_PATH = hashed('authgate', STYLESHEET, 'css')

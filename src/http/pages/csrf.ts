@@ -55,3 +55,15 @@ export function sentFromOurPages(request: FastifyRequest, publicOrigin: string):
   if (origin === undefined) return true
   return origin === publicOrigin || origin === `${request.protocol}://${request.host}`
 }
+
+/** The pre-session cookie's name (before the `__Host-` prefix pageCookie adds behind https). */
+export const CSRF_COOKIE = 'authgate_csrf'
+
+/** Whether a form POST is ours: sent from our own page, with the token bound to this browser's cookie. */
+export function isOurForm(
+  request: FastifyRequest,
+  { csrf, cookie, publicOrigin }: { csrf: CsrfTokens; cookie: PageCookie; publicOrigin: string },
+  token: string | undefined,
+): boolean {
+  return sentFromOurPages(request, publicOrigin) && csrf.verify(request.cookies[cookie.name], token)
+}

@@ -1,14 +1,18 @@
-// The signed-in user's own account and sessions: /auth/me, /auth/password, /auth/logout, /auth/sessions.
+// The signed-in user's own account, sessions and consents: /auth/me, /auth/password, /auth/logout,
+// /auth/sessions, /auth/consents.
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { AccountService, Caller } from '../../domain/account.js'
+import type { ConsentService } from '../../domain/consents.js'
 import { DomainError, ErrorCode } from '../../domain/errors.js'
 import type { VerifiedToken } from '../../domain/tokens.js'
 import { sendError } from '../plugins/errors.js'
 import {
   ChangePasswordRequest,
+  Consent,
+  ConsentParams,
   DeleteAccountRequest,
   MAX_SESSIONS_PAGE,
   Me,
@@ -31,11 +35,13 @@ const BODY_LIMIT = 16 * 1024
 
 const routes: FastifyPluginAsyncTypebox<{
   account: AccountService
+  /** Remembered consents (domain/consents.ts). */
+  consents: ConsentService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
   /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
   sameSite?: SameSite
-}> = async (app, { account, secureCookies, sameSite }) => {
+}> = async (app, { account, consents, secureCookies, sameSite }) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
   // ...and one whose session the database still has live: the in-memory view may be a moment
@@ -232,6 +238,57 @@ const routes: FastifyPluginAsyncTypebox<{
       if (!(await account.endSession(caller(request), request.params.id))) {
         throw new DomainError(ErrorCode.sessionNotFound, 'Session not found')
       }
+      return reply.code(204).send(null)
+    },
+  )
+
+  app.get(
+    '/auth/consents',
+    {
+      schema: {
+        tags: ['account'],
+        summary: 'List Consents',
+        description:
+          'The clients you have allowed on the consent page, and with which scopes, the earliest last ' +
+          '"allow" first. A client with a consent that covers a request is not asked for again. ' +
+          'First-party clients are never asked, so they have none unless a request said prompt=consent.',
+        security,
+        response: { 200: Type.Array(Consent), 401: unauthorized, 503: serviceUnavailable },
+      },
+    },
+    async (request) => {
+      const listed = await consents.list(caller(request).id)
+      return listed.map((c) => ({
+        client_id: c.clientId,
+        client_name: c.clientName,
+        scopes: c.scopes,
+        granted_at: new Date(c.grantedAt).toISOString(),
+      }))
+    },
+  )
+
+  app.delete(
+    '/auth/consents/:client_id',
+    {
+      schema: {
+        tags: ['account'],
+        summary: 'Withdraw Consent',
+        description:
+          'Forgets your consent for the client, so its next request shows the consent page again, and ends your sessions of that client: its access and refresh tokens stop working at once.',
+        security,
+        params: ConsentParams,
+        response: {
+          204: Type.Null({ description: 'Withdrawn.' }),
+          401: unauthorized,
+          404: errorAnswer('You have no consent for that client.', ErrorCode.notFound),
+          503: serviceUnavailable,
+        },
+      },
+    },
+    async (request, reply) => {
+      const who = caller(request)
+      if (!(await consents.withdraw(who.id, request.params.client_id, who)))
+        throw new DomainError(ErrorCode.notFound, 'Consent not found')
       return reply.code(204).send(null)
     },
   )

@@ -2,9 +2,8 @@
 // and their stylesheet. Server-rendered HTML (http/pages/), under the pages' strict CSP; the rules
 // are the domain's (auth.signIn is the password grant's own check), these handlers only read the
 // form, call it and answer.
-import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { type Static, Type } from 'typebox'
 import type { AuthService, SignedIn } from '../../domain/auth.js'
 import { BROWSER_SESSION_COOKIE, type BrowserSessionService } from '../../domain/browser-sessions.js'
@@ -14,8 +13,8 @@ import { Throttled } from '../../domain/throttle.js'
 import type { VerifiedUser } from '../../domain/users.js'
 import { ASSETS } from '../pages/assets.js'
 import { csrfTokenFor, pageCookie, sentFromOurPages } from '../pages/csrf.js'
-import { type Html, htmlText } from '../pages/html.js'
 import { safeReturnTo } from '../pages/return-to.js'
+import { sendPage, servePages } from '../pages/serve.js'
 import {
   errorPage,
   errorPageFor,
@@ -27,8 +26,6 @@ import {
   signupPage,
   withReturnTo,
 } from '../pages/views.js'
-import { describeError } from '../plugins/errors.js'
-import { usePageHeaders } from '../plugins/security.js'
 import { client, DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
 import { routeFamily } from './family.js'
 
@@ -56,7 +53,11 @@ const PAGE_BODY_LIMIT = 16 * 1024
 const DEFAULT_RETURN = '/login'
 const YEAR_SECONDS = 365 * 86_400
 
-const ReturnToQuery = Type.Object({ return_to: Type.Optional(Type.String()) })
+const ReturnToQuery = Type.Object({
+  return_to: Type.Optional(Type.String()),
+  // OIDC Core §3.1.2.1 login_hint, passed on by /authorize: the username the form starts with.
+  login_hint: Type.Optional(Type.String({ maxLength: 256 })),
+})
 // The same caps as the token endpoint's form (schemas/auth.ts); a missing field is the page's to
 // say, not the schema's.
 const CredentialsForm = Type.Object({
@@ -65,10 +66,6 @@ const CredentialsForm = Type.Object({
   csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
   return_to: Type.Optional(Type.String()),
 })
-
-function sendPage(reply: FastifyReply, status: number, page: Html) {
-  return reply.code(status).type('text/html; charset=utf-8').send(htmlText(page))
-}
 
 /** The fields left empty, each with what to do; undefined when both are there. */
 function missingFields(username: string, password: string): FormProblems | undefined {
@@ -105,15 +102,7 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
   const deviceCookie = { ...deviceCookieOptions(secureCookies, options.deviceSameSite), path: '/login' }
   const passwordHint = `At least ${options.passwordMinLength} characters. Common passwords are refused.`
 
-  await app.register(fastifyCookie)
-  usePageHeaders(app)
-  // Forms only: a JSON or text body is a 415 page, never half-read.
-  app.removeContentTypeParser(['application/json', 'text/plain'])
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const answer = describeError(error, request, isDatabaseUnavailable)
-    if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
-    return sendPage(reply, answer.status, errorPage(errorPageFor(answer.status, answer.retryAfter)))
-  })
+  await servePages(app, isDatabaseUnavailable)
 
   const token = (request: FastifyRequest, reply: FastifyReply) =>
     csrfTokenFor(request, reply, csrf, csrfCookie)
@@ -227,7 +216,8 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
     const returnTo = safeReturnTo(request.query.return_to)
     const session = await browserSessions.resolve(request.cookies[sessionCookie.name])
     if (session && returnTo === undefined) return sendPage(reply, 200, signedInPage(session.username))
-    return sendPage(reply, 200, FORMS['/login']({ csrfToken: token(request, reply), returnTo }))
+    const username = request.query.login_hint
+    return sendPage(reply, 200, FORMS['/login']({ csrfToken: token(request, reply), returnTo, username }))
   })
 
   credentialsPost(

@@ -1,6 +1,8 @@
 // GET /.well-known/jwks.json (RFC 7517) and the server metadata (RFC 8414, OpenID discovery), so
 // other services verify AuthGate's tokens with its public keys and never hold a secret.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { PKCE_METHOD } from '../../domain/authorization-codes.js'
+import { PROMPT_VALUES } from '../../domain/authorize.js'
 import type { KeyRing } from '../../domain/keys.js'
 import { JwksResponse, ServerMetadataResponse } from '../schemas/well-known.js'
 import { routeFamily } from './family.js'
@@ -26,12 +28,36 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
 ) => {
   const jwksCache = `public, max-age=${jwksMaxAgeSeconds}`
   const metadata: Omit<ServerMetadataResponse, 'issuer'> = {
+    authorization_endpoint: `${publicUrl}/authorize`,
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
     token_endpoint: `${publicUrl}/auth/token`,
     revocation_endpoint: `${publicUrl}/auth/revoke`,
     grant_types_supported: ['password', 'refresh_token'],
-    // RFC 8414 §2 requires the member; there is no authorization endpoint, so it lists nothing.
-    response_types_supported: [],
+    // The code flow only (RFC 9700 §2.1.2: no implicit, no hybrid), answered in the query.
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    // RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only, required of every client.
+    code_challenge_methods_supported: [PKCE_METHOD],
+    // RFC 9207 §3: every authorization response, success or error, carries iss.
+    authorization_response_iss_parameter_supported: true,
+    // The scopes the consent page has words for; a client may be registered with others too
+    // (RFC 8414 §2: a server may leave some out).
+    scopes_supported: ['openid', 'profile', 'offline_access'],
+    // What an ID token may carry (OpenID Connect Core §2; preferred_username with profile, §5.4).
+    claims_supported: [
+      'iss',
+      'sub',
+      'aud',
+      'exp',
+      'iat',
+      'auth_time',
+      'nonce',
+      'sid',
+      'amr',
+      'preferred_username',
+    ],
+    // Initiating User Registration via OpenID Connect 1.0 §4.2; select_account shows the login page.
+    prompt_values_supported: [...PROMPT_VALUES],
     // Public clients only: the token and revocation endpoints take no client authentication.
     token_endpoint_auth_methods_supported: ['none'],
     revocation_endpoint_auth_methods_supported: ['none'],
@@ -70,7 +96,7 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
               : 'Authorization server metadata (RFC 8414)',
           description:
             'Issuer, endpoints, grant types and the token signing algorithm, for libraries that configure ' +
-            'themselves from it. AuthGate issues access tokens only: no ID tokens, no authorization endpoint.',
+            'themselves from it: the authorization endpoint (code flow with PKCE, S256) and the token endpoint.',
           response: { 200: ServerMetadataResponse },
         },
       },

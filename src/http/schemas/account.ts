@@ -63,3 +63,14 @@ export const SessionListQuery = Type.Object({
 export type SessionListQuery = Static<typeof SessionListQuery>
 
 export const SessionParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+
+export const Consent = Type.Object({
+  client_id: Type.String(),
+  client_name: Type.String({ description: 'As registered; shown on the consent page.' }),
+  scopes: Type.Array(Type.String(), {
+    description: 'Every scope you have allowed the client, on its consent page (RFC 6749 §3.3 scope tokens).',
+  }),
+  granted_at: Type.String({ format: 'date-time', description: 'Your last "allow".' }),
+})
+
+export const ConsentParams = Type.Object({ client_id: Type.String({ maxLength: 256 }) })

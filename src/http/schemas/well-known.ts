@@ -32,12 +32,27 @@ export type JwksResponse = Static<typeof JwksResponse>
 export const ServerMetadataResponse = Type.Object(
   {
     issuer: Type.String({ description: 'The `iss` of every token (JWT_ISSUER).' }),
+    authorization_endpoint: Type.String({
+      description: 'OpenID Connect Core §3.1.2: the authorization code flow with PKCE (S256).',
+    }),
     jwks_uri: Type.String({ description: 'Where the public keys are.' }),
     token_endpoint: Type.String(),
     revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token.' }),
     grant_types_supported: Type.Array(Type.String()),
     response_types_supported: Type.Array(Type.String(), {
-      description: 'Empty: there is no authorization endpoint, only the token endpoint.',
+      description: '`code` only: no implicit or hybrid flow (RFC 9700 §2.1.2).',
+    }),
+    response_modes_supported: Type.Array(Type.String(), { description: '`query` only.' }),
+    code_challenge_methods_supported: Type.Array(Type.String(), {
+      description: 'PKCE (RFC 7636), required of every client: `S256` only, never `plain`.',
+    }),
+    authorization_response_iss_parameter_supported: Type.Boolean({
+      description: 'RFC 9207: every authorization response carries `iss`.',
+    }),
+    scopes_supported: Type.Array(Type.String()),
+    claims_supported: Type.Array(Type.String()),
+    prompt_values_supported: Type.Array(Type.String(), {
+      description: '`select_account` is taken as `login`: the login page, to sign in as anyone.',
     }),
     token_endpoint_auth_methods_supported: Type.Array(Type.String()),
     revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
