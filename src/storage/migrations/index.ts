@@ -10,6 +10,7 @@ import * as credentialEpoch from './2026_12_02_002_credential_epoch.js'
 import * as keyActivation from './2026_12_02_003_key_activation.js'
 import * as oauthClients from './2026_12_03_001_oauth_clients.js'
 import * as authorizationCodes from './2026_12_03_002_authorization_codes.js'
+import * as userSubject from './2026_12_03_004_user_subject.js'
 import * as signingKeyChains from './2026_12_03_005_signing_key_chains.js'
 
 export const migrations: Record<string, Migration> = {
@@ -23,5 +24,6 @@ export const migrations: Record<string, Migration> = {
   '2026_12_02_003_key_activation': keyActivation,
   '2026_12_03_001_oauth_clients': oauthClients,
   '2026_12_03_002_authorization_codes': authorizationCodes,
+  '2026_12_03_004_user_subject': userSubject,
   '2026_12_03_005_signing_key_chains': signingKeyChains,
 }
