@@ -15,6 +15,7 @@ import {
   type SigningRecord,
   settleSigning,
 } from './domain/deployment.js'
+import { createIdTokens, type IdTokens } from './domain/id-tokens.js'
 import {
   DEFAULT_KEY_RELOAD_MS,
   type KeyAdmin,
@@ -109,6 +110,8 @@ export interface DomainServices {
   revocations: RevocationView
   /** The signing keys; not yet polling either. */
   keys: KeyRing
+  /** ID tokens (OpenID Connect Core §2), RS256 by default; for the code exchange. */
+  idTokens: IdTokens
   /** The deployment's algorithm, as recorded in the database. */
   signing: SigningRecord
   /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
@@ -312,6 +315,7 @@ async function wireDomain(
     issuer: issuers,
     audience: config.jwtAudience,
   })
+  const idTokens = createIdTokens({ keys, clock, expiresInSeconds: config.accessTokenExpireMinutes * 60 })
   const revocations = createRevocationView(createRevocationFeed(db), clock, {
     pollMs: deps.revocationPollMs ?? (dialectOf(db) === 'postgres' ? 1000 : 250),
     ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
@@ -378,6 +382,7 @@ async function wireDomain(
     audit,
     revocations,
     keys,
+    idTokens,
     signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
     issuers,
   }

@@ -6,66 +6,16 @@ import {
   type AsymmetricAlgorithm,
   generateSigningKey,
   jwkThumbprint,
-  type KeysRepository,
   openKeyAdmin,
   openKeyRing,
   RETIREMENT_SLACK_MS,
   resolveAlgorithm,
-  type SettingsStore,
-  type SigningKeyRecord,
 } from '../../src/domain/keys.js'
 import { frozenClock } from '../../src/lib/clock.js'
+import { memoryKeys, memorySettings } from '../helpers/memory-keys.js'
 
 const TTL = 30 * 60_000
 const DELAY = 66_000
-
-function memorySettings(
-  initial: Record<string, string> = {},
-): SettingsStore & { values: Map<string, string> } {
-  const values = new Map(Object.entries(initial))
-  return {
-    values,
-    get: async (key) => values.get(key),
-    async getOrInsert(key, value) {
-      if (!values.has(key)) values.set(key, value)
-      return values.get(key) as string
-    },
-  }
-}
-
-function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[]; reads: number } {
-  const repo = {
-    rows: [] as SigningKeyRecord[],
-    reads: 0,
-    async listKeys() {
-      repo.reads++
-      return repo.rows.map((r) => ({ ...r }))
-    },
-    currentKey: async (chain = 'primary') =>
-      repo.rows.find((r) => r.chain === chain && r.retired_at === null),
-    // What storage/keys.repository.ts schedule does, in memory: within the key's chain.
-    async schedule(
-      key: SigningKeyRecord,
-      {
-        activatesAt,
-        keepIfAlg,
-        revokeOthersAt,
-      }: { activatesAt: number; keepIfAlg?: string; revokeOthersAt?: number },
-    ) {
-      const chain = repo.rows.filter((r) => r.chain === key.chain)
-      const current = chain.find((r) => r.retired_at === null)
-      if (current && current.alg === keepIfAlg) return { current, retired: undefined }
-      for (const r of chain) {
-        if (r.retired_at === null || r.retired_at > activatesAt) r.retired_at = activatesAt
-        if (revokeOthersAt !== undefined && r.revoked_at === null) r.revoked_at = revokeOthersAt
-      }
-      const row = { ...key, activates_at: activatesAt, revoked_at: null }
-      repo.rows.push(row)
-      return { current: row, retired: current?.kid }
-    },
-  }
-  return repo
-}
 
 async function ring(
   opts: {

@@ -5,15 +5,14 @@ import { createLocalJWKSet, jwtVerify } from 'jose'
 import { describe, expect, it } from 'vitest'
 import {
   type AsymmetricAlgorithm,
-  type KeysRepository,
   openKeyAdmin,
   openKeyRing,
   RETIREMENT_SLACK_MS,
-  type SigningKeyRecord,
 } from '../../src/domain/keys.js'
 import { createTokenService } from '../../src/domain/tokens.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import { toLowS } from '../../src/lib/jws.js'
+import { memoryKeys } from '../helpers/memory-keys.js'
 
 const secret = 'k'.repeat(40)
 
@@ -81,22 +80,6 @@ describe('token service', () => {
 
 const ISSUER = 'https://auth.example.com'
 const TTL_MS = 30 * 60_000
-
-function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[] } {
-  const rows: SigningKeyRecord[] = []
-  return {
-    rows,
-    listKeys: async () => rows.map((r) => ({ ...r })),
-    currentKey: async (chain = 'primary') => rows.find((r) => r.chain === chain && r.retired_at === null),
-    async schedule(key, { activatesAt, keepIfAlg }) {
-      const current = rows.find((r) => r.chain === key.chain && r.retired_at === null)
-      if (current && current.alg === keepIfAlg) return { current, retired: undefined }
-      if (current) current.retired_at = activatesAt
-      rows.push({ ...key, activates_at: activatesAt })
-      return { current: key, retired: current?.kid }
-    },
-  }
-}
 
 async function keyPairService(
   alg: AsymmetricAlgorithm,
