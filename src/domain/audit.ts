@@ -28,6 +28,10 @@ export type AuditEventType =
   | 'client.deleted'
   // A used authorization code presented again; what its first use issued is revoked (RFC 6749 §4.1.2).
   | 'authorization_code.replayed'
+  // Machine clients (domain/client-auth.ts, domain/client-tokens.ts): never a secret or a token.
+  | 'client.authentication_failed'
+  | 'client.token_issued'
+  | 'client.token_revoked'
 
 export interface AuditEvent {
   type: AuditEventType
