@@ -86,6 +86,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
 async function serveOn(services: Services, config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const { db, tokens, account, auth, revocations, keys, issuers } = services
+  const { clientAuth, clientTokens } = services
   await services.start()
   if (!config.throttle.enabled)
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
@@ -153,7 +154,12 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   // The device cookie is marked Secure when clients reach us over https (PUBLIC_URL).
   const secureCookies = config.publicUrl.startsWith('https:')
   const sameSite = config.deviceCookieSameSite
-  await app.register(authRoutes, { auth, secureCookies, sameSite })
+  await app.register(authRoutes, {
+    auth,
+    clients: { auth: clientAuth, tokens: clientTokens },
+    secureCookies,
+    sameSite,
+  })
   await app.register(accountRoutes, { account, secureCookies, sameSite })
   await app.register(rootRoutes)
   await app.register(wellKnownRoutes, {

@@ -7,6 +7,9 @@ import type { AuditFacts } from './domain/audit-chain.js'
 import { type AuditService, createAuditService } from './domain/audit-writer.js'
 import { type AuthService, createAuthService } from './domain/auth.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
+import { type ClientAuthenticator, createClientAuthenticator } from './domain/client-auth.js'
+import { type ClientTokenService, createClientTokenService } from './domain/client-tokens.js'
+import { type ClientService, createClientService } from './domain/clients.js'
 import {
   type IssuerView,
   openIssuers,
@@ -35,6 +38,7 @@ import { type Clock, systemClock } from './lib/clock.js'
 import { every, type Periodic } from './lib/periodic.js'
 import { randomSecret } from './lib/random.js'
 import { createAuditStore } from './storage/audit.repository.js'
+import { createClientsRepository } from './storage/clients.repository.js'
 import { createCredentialsRepository } from './storage/credentials.repository.js'
 import { connectDatabase, createDatabase, type Db, dialectOf } from './storage/database.js'
 import { DatabaseOpenError, describeDatabase, parseDatabaseUrl } from './storage/database-url.js'
@@ -112,6 +116,12 @@ export interface DomainServices {
   keys: KeyRing
   /** ID tokens (OpenID Connect Core §2), RS256 by default; for the code exchange. */
   idTokens: IdTokens
+  /** The OAuth client registry (domain/clients.ts). */
+  clients: ClientService
+  /** Client authentication at the token, introspection and revocation endpoints. */
+  clientAuth: ClientAuthenticator
+  /** The client credentials grant's access tokens (RFC 9068). */
+  clientTokens: ClientTokenService
   /** The deployment's algorithm, as recorded in the database. */
   signing: SigningRecord
   /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
@@ -370,6 +380,18 @@ async function wireDomain(
     devices: createDevicesRepository(db),
     onRefused: (scope) => meter.throttled(scope),
   })
+  const clients = createClientService({ clients: createClientsRepository(db), audit, clock })
+  const clientAuth = createClientAuthenticator({ clients, audit })
+  const clientTokens = createClientTokenService({
+    keys,
+    issuers,
+    audience: config.jwtAudience,
+    clock,
+    expiresInSeconds: config.accessTokenExpireMinutes * 60,
+    revocations,
+    feed: createSessionsRepository(db),
+    audit,
+  })
   const account = createAccountService({ users, sessions, throttle, audit })
   const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
   return {
@@ -383,6 +405,9 @@ async function wireDomain(
     revocations,
     keys,
     idTokens,
+    clients,
+    clientAuth,
+    clientTokens,
     signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
     issuers,
   }

@@ -54,7 +54,7 @@ export interface ClientAuthenticator {
 
 // What invalid_client says. One message for an unknown client, a wrong secret and a public client
 // sending a secret: which of them it was would help only someone guessing (OWASP ASVS 5.0 6.3.8).
-const FAILED = 'Client authentication failed'
+export const CLIENT_AUTH_FAILED = 'Client authentication failed'
 // Ids longer than ours are cut in the audit trail: a Basic header can carry kilobytes.
 const AUDIT_ID_MAX = 64
 
@@ -83,7 +83,7 @@ export function createClientAuthenticator({
       },
       { key: origin.ip, keepFirst: 5 },
     )
-    throw new InvalidClient(FAILED, basicChallenge)
+    throw new InvalidClient(CLIENT_AUTH_FAILED, basicChallenge)
   }
 
   async function authenticate(

@@ -23,6 +23,8 @@ export interface VerifiedToken extends TokenSubject {
   exp: number
   /** The token's own id; absent in tokens issued by the seed app. */
   jti?: string | undefined
+  /** The issuer it names (one of the deployment's); absent in tokens issued by the seed app. */
+  iss?: string | undefined
 }
 
 export interface IssuedToken {
@@ -77,6 +79,9 @@ const VERIFIED_CACHE_MAX = 10_000
 // It matters here: a sid-less token's iat is what a logout's cutoff compares
 // (domain/revocations.ts), and one from the future would outlive every cutoff.
 const IAT_SKEW_MS = 60_000
+
+/** RFC 9068 §4: `at+jwt` or `application/at+jwt`, in any case. */
+const isAtJwt = (typ: unknown) => typeof typ === 'string' && /^(application\/)?at\+jwt$/i.test(typ)
 
 export function createTokenService(options: TokenOptions): TokenService {
   const { expiresInMinutes, clock, audience } = options
@@ -177,9 +182,12 @@ export function createTokenService(options: TokenOptions): TokenService {
       return undefined
     }
     if (header === null || typeof header !== 'object') return undefined
-    const { kid, alg } = header as { kid?: unknown; alg?: unknown }
+    const { kid, alg, typ } = header as { kid?: unknown; alg?: unknown; typ?: unknown }
     // RFC 7515 §4.1.4: kid is a string. Without one there is no key to pick: no fallback.
     if (typeof kid !== 'string') return undefined
+    // RFC 8725 §3.11: a client access token (RFC 9068, domain/client-tokens.ts) is another kind of
+    // token, signed with the same key; it never passes for a user's, and costs no signature check.
+    if (isAtJwt(typ)) return undefined
     const found = compiled.get(kid)
     if (!found) {
       // Perhaps rotated in by another process a moment ago; the ring re-reads, at most once a second.
@@ -240,7 +248,7 @@ export function createTokenService(options: TokenOptions): TokenService {
         const { header, payload } = decoded
         // RFC 7797 (unencoded payloads) is not supported: a `b64` header, with or without `crit`,
         // would mean the signature covers something else than what we decoded (RFC 7797 §3, §6).
-        if (header.b64 !== undefined) return undefined
+        if (header.b64 !== undefined || isAtJwt(header.typ)) return undefined
         // The seed's get_current_user requires both claims; we also require their types.
         const { sub, id, sid, iat, exp, nbf, jti, iss } = payload
         if (typeof sub !== 'string' || !Number.isSafeInteger(id)) return undefined
@@ -252,7 +260,7 @@ export function createTokenService(options: TokenOptions): TokenService {
         if (typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) return undefined
         if (iat !== undefined && (typeof iat !== 'number' || iat * 1000 > now + IAT_SKEW_MS)) return undefined
         entry = {
-          subject: { id: id as number, username: sub, sid, iat: iat as number | undefined, exp, jti },
+          subject: { id: id as number, username: sub, sid, iat: iat as number | undefined, exp, jti, iss },
           expMs: exp * 1000,
           nbfMs: typeof nbf === 'number' ? nbf * 1000 : undefined,
           iss,

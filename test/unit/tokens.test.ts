@@ -125,6 +125,7 @@ describe.each(['ES256', 'EdDSA', 'RS256'] as const)('token service with %s', (al
       iat,
       exp: iat + 1800,
       jti: payload.jti,
+      iss: ISSUER,
     })
     // Another implementation, from the published keys alone.
     const verified = await jwtVerify(accessToken, createLocalJWKSet({ keys: keys.jwks() }), {

@@ -1,29 +1,39 @@
 // POST /auth/ (sign up) and POST /auth/token (password and refresh grants), where the seed has
-// them; POST /auth/revoke (RFC 7009).
+// them, and the client credentials grant; POST /auth/revoke (RFC 7009).
 import fastifyCookie, { type CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { AuthService, Client } from '../../domain/auth.js'
+import type { ClientAuthenticator } from '../../domain/client-auth.js'
+import type { ClientTokenService } from '../../domain/client-tokens.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { TokenPair } from '../../domain/sessions.js'
+import { presentedCredentials } from '../client-credentials.js'
 import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
 import {
   errorAnswer,
   MessageResponse,
   oauthErrorAnswer,
   serviceUnavailable,
+  tokenUnauthorizedAnswer,
   tooManyRequests,
   validationErrorRef,
 } from '../schemas/common.js'
 import { routeFamily } from './family.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
+const UNSUPPORTED_GRANT = 'grant_type must be password, refresh_token or client_credentials'
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
 const AUTH_BODY_LIMIT = 16 * 1024
 
 export interface AuthRoutesOptions {
   auth: AuthService
+  /** Machine clients: client authentication and the client credentials grant. */
+  clients: {
+    auth: ClientAuthenticator
+    tokens: ClientTokenService
+  }
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
   /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
@@ -65,6 +75,15 @@ function client(request: FastifyRequest): Client {
   }
 }
 
+const origin = (request: FastifyRequest) => ({
+  ip: request.ip,
+  userAgent: request.headers['user-agent'] ?? null,
+})
+
+// RFC 6749 §5.1 and RFC 7662 §2.2 (a token's claims): nothing here may be cached.
+const noStore = (reply: FastifyReply) =>
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+
 const missing = (field: string): FieldError => ({
   loc: ['body', field],
   msg: 'Field required',
@@ -83,7 +102,7 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
 
 const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
-  { auth, secureCookies, sameSite },
+  { auth, clients, secureCookies, sameSite },
 ) => {
   // Registered here, in this plugin's own context: only these routes parse cookies, not GET /.
   await app.register(fastifyCookie)
@@ -132,18 +151,29 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
           'OAuth2 token endpoint, as a form. `grant_type=password` (the default, RFC 6749 §4.3) logs in ' +
           'and starts a session; unknown users and wrong passwords get the same answer in the same time. ' +
           '`grant_type=refresh_token` (§6) trades a refresh token for a new pair; each refresh token ' +
-          'works once, and presenting a spent one ends the session.',
+          'works once, and presenting a spent one ends the session. `grant_type=client_credentials` ' +
+          '(§4.4) gives a confidential client registered for it an access token for itself (RFC 9068, ' +
+          '`typ: at+jwt`, no refresh token); it authenticates with HTTP Basic (`client_secret_basic`) ' +
+          'or `client_id` and `client_secret` in the form (`client_secret_post`), not both.',
         consumes: ['application/x-www-form-urlencoded'],
         body: TokenRequest,
         response: {
-          200: { ...TokenResponse, description: 'An access token and a refresh token.' },
+          200: {
+            ...TokenResponse,
+            description:
+              'An access token and a refresh token; for client_credentials, an access token and its scope.',
+          },
           400: oauthErrorAnswer(
-            'A bad refresh token, or an unsupported grant type.',
+            'A bad refresh token, an unsupported grant type, or a client credentials request refused.',
             [ErrorCode.invalidGrant, 'The refresh token is invalid, expired or revoked'],
             [ErrorCode.invalidRequest, 'refresh_token is required for grant_type=refresh_token'],
-            [ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token'],
+            [ErrorCode.unsupportedGrantType, UNSUPPORTED_GRANT],
+            [ErrorCode.unauthorizedClient, 'This client is not registered for grant_type=client_credentials'],
+            [ErrorCode.invalidScope, 'The client is not registered for the scope reports:write'],
           ),
-          401: errorAnswer('Incorrect username or password.', ErrorCode.invalidCredentials),
+          401: tokenUnauthorizedAnswer(
+            'Incorrect username or password; or client_credentials without a client that authenticates.',
+          ),
           415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
           429: tooManyRequests(
@@ -178,11 +208,25 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
           )
         }
         pair = await auth.refresh(body.refresh_token, client(request))
+      } else if (grant === 'client_credentials') {
+        const from = origin(request)
+        const caller = await clients.auth.authenticateConfidential(
+          presentedCredentials(request.headers.authorization, body),
+          from,
+        )
+        const issued = clients.tokens.grant(caller.client, body.scope, from)
+        noStore(reply)
+        return {
+          access_token: issued.accessToken,
+          token_type: 'bearer' as const,
+          expires_in: issued.expiresIn,
+          scope: issued.scope,
+        }
       } else {
-        throw new DomainError(ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token')
+        throw new DomainError(ErrorCode.unsupportedGrantType, UNSUPPORTED_GRANT)
       }
       // RFC 6749 §5.1: token responses must not be cached.
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+      noStore(reply)
       return {
         access_token: pair.accessToken,
         token_type: 'bearer' as const,

@@ -34,18 +34,31 @@ export type CreateUserRequest = Static<typeof CreateUserRequest>
 const REFRESH_TOKEN_MAX = 512
 
 // The token endpoint: the OAuth2 password grant (RFC 6749 §4.3.2), as FastAPI's
-// OAuth2PasswordRequestForm, and the refresh grant (§6), both as a form.
+// OAuth2PasswordRequestForm, the refresh grant (§6) and the client credentials grant (§4.4), as a form.
 export const TokenRequest = Type.Object({
   grant_type: Type.Optional(
-    Type.String({ maxLength: 64, description: '`password` (the default) or `refresh_token`.' }),
+    Type.String({
+      maxLength: 64,
+      description: '`password` (the default), `refresh_token` or `client_credentials`.',
+    }),
   ),
   username: Type.Optional(Type.String({ maxLength: USERNAME_INPUT_MAX, description: 'Password grant.' })),
   password: Type.Optional(Type.String({ maxLength: PASSWORD_INPUT_MAX, description: 'Password grant.' })),
   refresh_token: Type.Optional(Type.String({ maxLength: REFRESH_TOKEN_MAX, description: 'Refresh grant.' })),
   scope: Type.Optional(
-    Type.String({ maxLength: 1024, description: 'Accepted and ignored, as in the seed.' }),
+    Type.String({
+      maxLength: 1024,
+      description:
+        "client_credentials: the scopes asked for, within the client's (default: all of them but " +
+        '`openid` and `offline_access`). Password grant: accepted and ignored, as in the seed.',
+    }),
   ),
-  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_id: Type.Optional(
+    Type.String({
+      maxLength: 256,
+      description: 'client_secret_post (with client_secret). Ignored by the password and refresh grants.',
+    }),
+  ),
   client_secret: Type.Optional(Type.String({ maxLength: 256 })),
 })
 export type TokenRequest = Static<typeof TokenRequest>
@@ -54,15 +67,41 @@ export const TokenResponse = Type.Object({
   access_token: Type.String({ description: 'A JWT; send it as `Authorization: Bearer <token>`.' }),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
-  refresh_token: Type.String({
-    description: 'Opaque, single use: trade it at this endpoint with `grant_type=refresh_token`.',
-  }),
+  refresh_token: Type.Optional(
+    Type.String({
+      description:
+        'Opaque, single use: trade it at this endpoint with `grant_type=refresh_token`. None for ' +
+        'client_credentials (RFC 6749 §4.4.3).',
+    }),
+  ),
+  scope: Type.Optional(
+    Type.String({ description: 'client_credentials: the scopes granted (RFC 6749 §5.1).' }),
+  ),
 })
+
+// 401 at the token endpoint: the seed's `{detail}` for a wrong password, and RFC 6749 §5.2's
+// invalid_client, which carries `error` too, for a client that failed to authenticate.
+export const TokenUnauthorizedResponse = Type.Object(
+  {
+    error: Type.Optional(Type.String({ description: '`invalid_client` (client authentication failed).' })),
+    error_description: Type.Optional(Type.String()),
+    detail: Type.String(),
+    code: Type.String(),
+  },
+  {
+    $id: 'TokenUnauthorizedResponse',
+    description: 'A wrong password, or a client that failed to authenticate.',
+  },
+)
 
 // RFC 6749 §5.2, with FastAPI's `detail` beside it.
 export const OAuthErrorResponse = Type.Object(
   {
-    error: Type.String({ description: '`invalid_request`, `invalid_grant` or `unsupported_grant_type`.' }),
+    error: Type.String({
+      description:
+        '`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_client`, ' +
+        '`unauthorized_client` or `invalid_scope`.',
+    }),
     error_description: Type.String(),
     detail: Type.String(),
     code: Type.String(),
