@@ -86,7 +86,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
 async function serveOn(services: Services, config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const { db, tokens, account, auth, revocations, keys, issuers } = services
-  const { clientAuth, clientTokens } = services
+  const { clientAuth, clientTokens, introspection, tokenRevocation } = services
   await services.start()
   if (!config.throttle.enabled)
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
@@ -156,7 +156,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   const sameSite = config.deviceCookieSameSite
   await app.register(authRoutes, {
     auth,
-    clients: { auth: clientAuth, tokens: clientTokens },
+    clients: { auth: clientAuth, tokens: clientTokens, introspection, revocation: tokenRevocation },
     secureCookies,
     sameSite,
   })

@@ -19,6 +19,7 @@ import {
   settleSigning,
 } from './domain/deployment.js'
 import { createIdTokens, type IdTokens } from './domain/id-tokens.js'
+import { createIntrospection, type IntrospectionService } from './domain/introspection.js'
 import {
   DEFAULT_KEY_RELOAD_MS,
   type KeyAdmin,
@@ -32,6 +33,7 @@ import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
 import { createSessionService, type SessionService } from './domain/sessions.js'
 import { createThrottle, DEFAULT_THROTTLE, failoverThrottleStore, type Throttle } from './domain/throttle.js'
+import { createTokenRevocation, type TokenRevocation } from './domain/token-revocation.js'
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
@@ -122,6 +124,10 @@ export interface DomainServices {
   clientAuth: ClientAuthenticator
   /** The client credentials grant's access tokens (RFC 9068). */
   clientTokens: ClientTokenService
+  /** RFC 7662, from the same in-memory view as GET /. */
+  introspection: IntrospectionService
+  /** RFC 7009: the first-party path, and clients revoking their own tokens. */
+  tokenRevocation: TokenRevocation
   /** The deployment's algorithm, as recorded in the database. */
   signing: SigningRecord
   /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
@@ -392,8 +398,15 @@ async function wireDomain(
     feed: createSessionsRepository(db),
     audit,
   })
+  const introspection = createIntrospection({
+    tokens,
+    clientTokens,
+    revocations,
+    audience: config.jwtAudience,
+  })
   const account = createAccountService({ users, sessions, throttle, audit })
   const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
+  const tokenRevocation = createTokenRevocation({ auth, clientAuth, clientTokens })
   return {
     users,
     tokens,
@@ -408,6 +421,8 @@ async function wireDomain(
     clients,
     clientAuth,
     clientTokens,
+    introspection,
+    tokenRevocation,
     signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
     issuers,
   }

@@ -1,5 +1,6 @@
 // POST /auth/ (sign up) and POST /auth/token (password and refresh grants), where the seed has
-// them, and the client credentials grant; POST /auth/revoke (RFC 7009).
+// them, and the client credentials grant; POST /auth/revoke (RFC 7009) and POST /auth/introspect
+// (RFC 7662).
 import fastifyCookie, { type CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -8,11 +9,21 @@ import type { AuthService, Client } from '../../domain/auth.js'
 import type { ClientAuthenticator } from '../../domain/client-auth.js'
 import type { ClientTokenService } from '../../domain/client-tokens.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
+import type { IntrospectionService } from '../../domain/introspection.js'
 import type { TokenPair } from '../../domain/sessions.js'
+import type { TokenRevocation } from '../../domain/token-revocation.js'
 import { presentedCredentials } from '../client-credentials.js'
-import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
+import {
+  CreateUserRequest,
+  IntrospectRequest,
+  IntrospectResponse,
+  RevokeRequest,
+  TokenRequest,
+  TokenResponse,
+} from '../schemas/auth.js'
 import {
   errorAnswer,
+  invalidClientAnswer,
   MessageResponse,
   oauthErrorAnswer,
   serviceUnavailable,
@@ -29,10 +40,12 @@ const AUTH_BODY_LIMIT = 16 * 1024
 
 export interface AuthRoutesOptions {
   auth: AuthService
-  /** Machine clients: client authentication and the client credentials grant. */
+  /** Machine clients: client authentication, the client credentials grant, introspection, revocation. */
   clients: {
     auth: ClientAuthenticator
     tokens: ClientTokenService
+    introspection: IntrospectionService
+    revocation: TokenRevocation
   }
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
@@ -246,12 +259,21 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         description:
           'RFC 7009 token revocation, as a form. Revoking a refresh token (or an access token) ends its ' +
           'whole session at once. A token the seed app issued ends as at POST /auth/logout (with no `jti`, ' +
-          "so do the user's other sessionless tokens issued before now). Answers 200 whether or not the " +
-          'token was known (§2.2).',
+          "so do the user's other sessionless tokens issued before now). These tokens of the first-party " +
+          'flow need no client authentication. A client access token (client_credentials) is revoked ' +
+          'only by its own client, authenticated (HTTP Basic or client_id and client_secret); another ' +
+          "client's token is left alone. Answers 200 whether or not the token was known or revoked (§2.2).",
         consumes: ['application/x-www-form-urlencoded'],
         body: RevokeRequest,
         response: {
           200: Type.Object({}, { description: 'Revoked, or there was nothing to revoke.' }),
+          400: oauthErrorAnswer('Contradictory client credentials.', [
+            ErrorCode.invalidRequest,
+            'Authenticate with one method: the Authorization header or client_secret in the body, not both',
+          ]),
+          401: invalidClientAnswer(
+            "Client credentials that fail, or a client's token without its client's credentials.",
+          ),
           415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'The `token` field is missing.' },
           503: serviceUnavailable,
@@ -260,8 +282,56 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
       preValidation: requireForm,
     },
     async (request) => {
-      await auth.revoke(request.body.token, client(request))
+      const { body } = request
+      await clients.revocation.revoke(
+        body.token,
+        presentedCredentials(request.headers.authorization, body),
+        client(request),
+      )
       return {}
+    },
+  )
+
+  app.post(
+    '/auth/introspect',
+    {
+      bodyLimit: AUTH_BODY_LIMIT,
+      schema: {
+        tags: ['auth'],
+        summary: 'Introspect Token',
+        description:
+          'RFC 7662 token introspection, as a form, for resource servers: a confidential client ' +
+          'authenticates (HTTP Basic, or client_id and client_secret) and asks whether an access token ' +
+          'is active. Answered from memory, like GET /: a revoked token is inactive at once. An inactive ' +
+          'token, garbage included, is `{"active": false}` and nothing more. Public clients are refused.',
+        consumes: ['application/x-www-form-urlencoded'],
+        body: IntrospectRequest,
+        response: {
+          200: IntrospectResponse,
+          400: oauthErrorAnswer('No token, or contradictory client credentials.', [
+            ErrorCode.invalidRequest,
+            'token is required (RFC 7662 §2.1)',
+          ]),
+          401: invalidClientAnswer('No confidential client authenticated.'),
+          415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
+          422: { ...validationErrorRef, description: 'A form field is too long.' },
+          503: serviceUnavailable,
+        },
+      },
+      preValidation: requireForm,
+    },
+    async (request, reply) => {
+      const { body } = request
+      // RFC 7662 §2.1: the caller authenticates before anything is said about the token.
+      await clients.auth.authenticateConfidential(
+        presentedCredentials(request.headers.authorization, body),
+        origin(request),
+      )
+      if (body.token === undefined) {
+        throw new DomainError(ErrorCode.invalidRequest, 'token is required (RFC 7662 §2.1)')
+      }
+      noStore(reply)
+      return clients.introspection.introspect(body.token)
     },
   )
 }

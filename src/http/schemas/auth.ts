@@ -109,9 +109,40 @@ export const OAuthErrorResponse = Type.Object(
   { $id: 'OAuthErrorResponse', description: 'An OAuth 2.0 error (RFC 6749 §5.2).' },
 )
 
-// RFC 7009 §2.1.
+// RFC 7009 §2.1; client_id and client_secret are client_secret_post (RFC 6749 §2.3.1).
 export const RevokeRequest = Type.Object({
   token: Type.String({ maxLength: 4096, description: 'A refresh token (or an access token) to revoke.' }),
   token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 256 })),
 })
 export type RevokeRequest = Static<typeof RevokeRequest>
+
+// RFC 7662 §2.1. `token` is checked by the handler, after the client has authenticated (§2.1).
+export const IntrospectRequest = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 8192, description: 'The access token to look at.' })),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64, description: 'Accepted and ignored.' })),
+  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 256 })),
+})
+export type IntrospectRequest = Static<typeof IntrospectRequest>
+
+// RFC 7662 §2.2.
+export const IntrospectResponse = Type.Object(
+  {
+    active: Type.Boolean({ description: 'Whether the token is valid now: ours, unexpired, not revoked.' }),
+    scope: Type.Optional(Type.String({ description: 'Client tokens: the scopes granted.' })),
+    client_id: Type.Optional(Type.String({ description: 'Client tokens: the client they were issued to.' })),
+    sub: Type.Optional(
+      Type.String({ description: "The token's `sub`: the client id, or a user token's username." }),
+    ),
+    username: Type.Optional(Type.String({ description: 'User tokens: whose.' })),
+    exp: Type.Optional(Type.Integer()),
+    iat: Type.Optional(Type.Integer()),
+    iss: Type.Optional(Type.String()),
+    aud: Type.Optional(Type.String()),
+    jti: Type.Optional(Type.String()),
+    token_type: Type.Optional(Type.Literal('Bearer')),
+  },
+  { description: 'Only `active` when the token is not active: never why (RFC 7662 §2.2).' },
+)

@@ -105,6 +105,10 @@ const BASIC_CHALLENGE_HEADER = {
   },
 }
 
+/** 401 invalid_client at the introspection and revocation endpoints. */
+export const invalidClientAnswer = (description: string): TSchema =>
+  answer(description, oauthErrorRef, oauthExamples([INVALID_CLIENT]), BASIC_CHALLENGE_HEADER)
+
 /** The token endpoint's 401: the seed's wrong password, or a client that failed to authenticate. */
 export const tokenUnauthorizedAnswer = (description: string): TSchema =>
   answer(
