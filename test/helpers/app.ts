@@ -5,11 +5,12 @@ import { type AppDeps, buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
 import { createPasswordHasher } from '../../src/domain/passwords.js'
 import { freshDatabase, type TestDatabase } from './database.js'
-import { testPrefix } from './redis-server.js'
+import { TEST_REDIS_ENV } from './redis-server.js'
 
 export type { TestDatabase } from './database.js'
 export { freshDatabase, inspect, onPostgres, sqliteOnly, TEST_DIALECT, tempDir } from './database.js'
 export { requirePrerequisite } from './prerequisite.js'
+export { TEST_REDIS_ENV } from './redis-server.js'
 
 /** Real argon2id with tiny parameters, for tests that are not about hashing. */
 export const fastHasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 })
@@ -24,16 +25,6 @@ export interface TestApp {
   db: TestDatabase
   close(): Promise<void>
 }
-
-/**
- * The redis run (vitest.config.ts) sets AUTHGATE_TEST_REDIS to a Redis URL: every app a test
- * builds then keeps its throttling counters there, under this file's own key prefix (deleted when
- * the file ends, test/helpers/setup.ts). Empty otherwise. A second app on the same database
- * must be given it too, to be the same deployment.
- */
-export const TEST_REDIS_ENV: Readonly<Record<string, string>> = process.env.AUTHGATE_TEST_REDIS
-  ? { REDIS_URL: process.env.AUTHGATE_TEST_REDIS, REDIS_KEY_PREFIX: testPrefix() }
-  : {}
 
 /**
  * env overrides are raw environment strings, so they go through loadConfig like production.

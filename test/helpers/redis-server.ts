@@ -32,6 +32,16 @@ export function testPrefix(): string {
   return `authgate_t_${process.pid}_${randomBytes(4).toString('hex')}:`
 }
 
+/**
+ * The redis run (vitest.config.ts) sets AUTHGATE_TEST_REDIS to a Redis URL: every app a test
+ * builds then keeps its throttling counters there, under this file's own key prefix (deleted when
+ * the file ends, test/helpers/setup.ts). Empty otherwise. A second app on the same database
+ * must be given it too, to be the same deployment.
+ */
+export const TEST_REDIS_ENV: Readonly<Record<string, string>> = process.env.AUTHGATE_TEST_REDIS
+  ? { REDIS_URL: process.env.AUTHGATE_TEST_REDIS, REDIS_KEY_PREFIX: testPrefix() }
+  : {}
+
 /** A connection of the test's own, to look at (and clean up) what the app stored. */
 export function redisInspector(url: string) {
   const client = new Redis(url, { maxRetriesPerRequest: 1 })
