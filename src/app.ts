@@ -165,6 +165,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   await app.register(wellKnownRoutes, {
     keys,
     issuer: () => issuers.current(),
+    idTokenAlgorithms: () => services.idTokens.algorithms(),
     publicUrl: config.publicUrl,
     jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
   })

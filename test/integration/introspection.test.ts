@@ -167,6 +167,27 @@ describe('POST /auth/introspect', () => {
     expect(missing.json()).toMatchObject({ error: 'invalid_request' })
   })
 
+  it('is where discovery says, with the methods it says', async () => {
+    const meta = (await t.app.inject({ url: '/.well-known/openid-configuration' })).json()
+    expect(meta.introspection_endpoint).toBe(`${ISSUER}/auth/introspect`)
+    expect(meta.introspection_endpoint_auth_methods_supported).toEqual([
+      'client_secret_basic',
+      'client_secret_post',
+    ])
+    const path = new URL(meta.introspection_endpoint).pathname
+    const res = await t.app.inject({
+      method: 'POST',
+      url: path,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({
+        token: 'x',
+        client_id: rs.id,
+        client_secret: rs.secret ?? '',
+      }).toString(),
+    })
+    expect(res.json()).toEqual(INACTIVE)
+  })
+
   it('is a form endpoint: JSON is refused', async () => {
     const res = await t.app.inject({
       method: 'POST',

@@ -137,11 +137,14 @@ describe('the JWKS and the discovery documents', () => {
         jwks_uri: 'https://auth.example.com/.well-known/jwks.json',
         token_endpoint: 'https://auth.example.com/auth/token',
         revocation_endpoint: 'https://auth.example.com/auth/revoke',
-        grant_types_supported: ['password', 'refresh_token'],
+        introspection_endpoint: 'https://auth.example.com/auth/introspect',
+        grant_types_supported: ['password', 'refresh_token', 'client_credentials'],
         response_types_supported: [],
-        token_endpoint_auth_methods_supported: ['none'],
-        revocation_endpoint_auth_methods_supported: ['none'],
-        id_token_signing_alg_values_supported: ['ES256'],
+        token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+        revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+        introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+        // OpenID Connect Discovery §3: RS256 is required; ES256 is the deployment's own.
+        id_token_signing_alg_values_supported: ['RS256', 'ES256'],
         subject_types_supported: ['public'],
       })
     },
@@ -157,14 +160,15 @@ describe('the JWKS and the discovery documents', () => {
     }
   })
 
-  it('with SECRET_KEY: HS256 access tokens, only the RS256 key in the JWKS, HS256 in the metadata', async () => {
+  it('with SECRET_KEY: HS256 access tokens, only the RS256 key in the JWKS, RS256 ID tokens in the metadata', async () => {
     const hs = await buildTestApp({ SECRET_KEY: 's'.repeat(40) })
     try {
       expect(decode(await tokenFor(hs.app, 'hs')).header).toEqual({ alg: 'HS256', typ: 'JWT' })
       // The secret is never published; the RS256 key signs ID tokens and client tokens only.
       expect(await jwks(hs.app)).toEqual([RS256_JWK])
       const meta = (await hs.app.inject({ url: '/.well-known/openid-configuration' })).json()
-      expect(meta.id_token_signing_alg_values_supported).toEqual(['HS256'])
+      // ID tokens are never HS256 (a shared secret): RS256, from the key the JWKS publishes.
+      expect(meta.id_token_signing_alg_values_supported).toEqual(['RS256'])
       expect(meta.issuer).toBe('http://127.0.0.1:8000')
     } finally {
       await hs.close()
@@ -181,6 +185,8 @@ describe('the JWKS and the discovery documents', () => {
         expect.objectContaining({ alg, kid: kidOf(token) }),
         { ...RS256_JWK, kid: expect.not.stringMatching(`^${kidOf(token)}$`) },
       ])
+      const meta = (await app.app.inject({ url: '/.well-known/openid-configuration' })).json()
+      expect(meta.id_token_signing_alg_values_supported).toEqual(alg === 'RS256' ? ['RS256'] : ['RS256', alg])
     } finally {
       await app.close()
     }

@@ -34,15 +34,19 @@ export const ServerMetadataResponse = Type.Object(
     issuer: Type.String({ description: 'The `iss` of every token (JWT_ISSUER).' }),
     jwks_uri: Type.String({ description: 'Where the public keys are.' }),
     token_endpoint: Type.String(),
-    revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token.' }),
+    revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token or an access token.' }),
+    introspection_endpoint: Type.String({ description: 'RFC 7662; for confidential clients.' }),
     grant_types_supported: Type.Array(Type.String()),
     response_types_supported: Type.Array(Type.String(), {
-      description: 'Empty: there is no authorization endpoint, only the token endpoint.',
+      description: 'Empty until the authorization endpoint comes (issue 12): only the token endpoint.',
     }),
     token_endpoint_auth_methods_supported: Type.Array(Type.String()),
     revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+    introspection_endpoint_auth_methods_supported: Type.Array(Type.String()),
     id_token_signing_alg_values_supported: Type.Array(Type.String(), {
-      description: 'No ID tokens are issued: this is the algorithm access tokens are signed with.',
+      description:
+        "What ID tokens are signed with: RS256 (OpenID Connect Discovery §3), and the deployment's own " +
+        'key-pair algorithm when it is another.',
     }),
     subject_types_supported: Type.Array(Type.String()),
   },
