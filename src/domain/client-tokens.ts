@@ -5,7 +5,7 @@
 // deployment with its RS256 key, so resource servers verify them through the JWKS alone.
 import { createVerifier } from 'fast-jwt'
 import type { Clock } from '../lib/clock.js'
-import { canonicalSignature, isHighS } from '../lib/jws.js'
+import { canonicalSignature, isHighS, parseHeaderSegment } from '../lib/jws.js'
 import { randomId } from '../lib/random.js'
 import type { AuditLog } from './audit.js'
 import type { RequestOrigin } from './client-auth.js'
@@ -133,14 +133,9 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
     const segment = token.slice(0, dot)
     const memo = headerMemo.get(segment)
     if (memo !== undefined) return memo
-    let header: unknown
-    try {
-      header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-    } catch {
-      return undefined
-    }
-    if (header === null || typeof header !== 'object') return undefined
-    const { typ, kid, alg, b64 } = header as Record<string, unknown>
+    const header = parseHeaderSegment(segment)
+    if (!header) return undefined
+    const { typ, kid, alg, b64 } = header
     if (typeof typ !== 'string' || !/^(application\/)?at\+jwt$/i.test(typ)) return undefined
     if (typeof kid !== 'string' || typeof alg !== 'string' || b64 !== undefined) return undefined
     const key = keyNamed(kid, clock.now())

@@ -2,7 +2,7 @@
 // HS256 or with the current key pair of the key ring (ES256, EdDSA, RS256; the kid in the header).
 import { createSigner, createVerifier } from 'fast-jwt'
 import type { Clock } from '../lib/clock.js'
-import { canonicalSignature, isHighS, toLowS } from '../lib/jws.js'
+import { canonicalSignature, isHighS, parseHeaderSegment, toLowS } from '../lib/jws.js'
 import { randomId } from '../lib/random.js'
 import { fixedIssuer, type Issuers } from './deployment.js'
 import type { ActiveKey, KeyRing } from './keys.js'
@@ -175,14 +175,9 @@ export function createTokenService(options: TokenOptions): TokenService {
     const segment = token.slice(0, dot)
     const memo = headerMemo.get(segment)
     if (memo) return memo
-    let header: unknown
-    try {
-      header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-    } catch {
-      return undefined
-    }
-    if (header === null || typeof header !== 'object') return undefined
-    const { kid, alg, typ } = header as { kid?: unknown; alg?: unknown; typ?: unknown }
+    const header = parseHeaderSegment(segment)
+    if (!header) return undefined
+    const { kid, alg, typ } = header
     // RFC 7515 §4.1.4: kid is a string. Without one there is no key to pick: no fallback.
     if (typeof kid !== 'string') return undefined
     // RFC 8725 §3.11: a client access token (RFC 9068, domain/client-tokens.ts) is another kind of

@@ -7,6 +7,14 @@ import type { NewClient } from '../../src/domain/clients.js'
 
 export const OPERATOR = { actor: 'cli', osUser: 'test' } as const
 
+/** What every failed client authentication answers (RFC 6749 §5.2): one message, whatever failed. */
+export const INVALID_CLIENT = {
+  error: 'invalid_client',
+  error_description: 'Client authentication failed',
+  detail: 'Client authentication failed',
+  code: 'invalid_client',
+}
+
 export interface RegisteredClient {
   id: string
   /** Undefined for a public client. */

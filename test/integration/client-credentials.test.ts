@@ -10,6 +10,7 @@ import {
   basicHeader,
   clientCredentials,
   clientToken,
+  INVALID_CLIENT,
   OPERATOR,
   type RegisteredClient,
   registerClient,
@@ -24,13 +25,17 @@ async function jwks(t: TestApp): Promise<JSONWebKeySet> {
   return (await t.app.inject({ url: '/.well-known/jwks.json' })).json()
 }
 
-/** What every failed client authentication answers: one message, whatever failed. */
-const INVALID_CLIENT = {
-  error: 'invalid_client',
-  error_description: 'Client authentication failed',
-  detail: 'Client authentication failed',
-  code: 'invalid_client',
-}
+/** POST /auth/token with a form and, if given, an Authorization header of any shape. */
+const tokenRequest = (t: TestApp, form: Record<string, string>, authorization?: string) =>
+  t.app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(authorization === undefined ? {} : { authorization }),
+    },
+    payload: new URLSearchParams(form).toString(),
+  })
 
 describe('grant_type=client_credentials', () => {
   let t: TestApp
@@ -75,12 +80,7 @@ describe('grant_type=client_credentials', () => {
   it('decodes Basic as form-urlencoded id and secret (RFC 6749 §2.3.1)', async () => {
     const spelled = [...(machine.id as string)].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('')
     const authorization = `Basic ${Buffer.from(`${spelled}:${machine.secret}`).toString('base64')}`
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
-      payload: 'grant_type=client_credentials',
-    })
+    const res = await tokenRequest(t, { grant_type: 'client_credentials' }, authorization)
     expect(res.statusCode, res.body).toBe(200)
   })
 
@@ -139,12 +139,7 @@ describe('grant_type=client_credentials', () => {
         'Basic',
         `Basic ${Buffer.from('no-colon').toString('base64')}`,
       ]) {
-        const res = await t.app.inject({
-          method: 'POST',
-          url: '/auth/token',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
-          payload: 'grant_type=client_credentials',
-        })
+        const res = await tokenRequest(t, { grant_type: 'client_credentials' }, authorization)
         expect(res.statusCode, authorization).toBe(401)
         expect(res.headers['www-authenticate'], authorization).toMatch(/^Basic/)
         expect(res.json(), authorization).toEqual(INVALID_CLIENT)
@@ -173,33 +168,21 @@ describe('grant_type=client_credentials', () => {
   })
 
   it('two methods at once (Basic and client_secret in the form): 400 invalid_request (RFC 6749 §2.3)', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        authorization: basicHeader(machine.id, machine.secret as string),
-      },
-      payload: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: machine.id,
-        client_secret: machine.secret as string,
-      }).toString(),
-    })
+    const res = await tokenRequest(
+      t,
+      { grant_type: 'client_credentials', client_id: machine.id, client_secret: machine.secret as string },
+      basicHeader(machine.id, machine.secret as string),
+    )
     expect(res.statusCode).toBe(400)
     expect(res.json()).toMatchObject({ error: 'invalid_request', code: 'invalid_request' })
   })
 
   it('Basic with client_id in the form naming another client: 400 invalid_request', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        authorization: basicHeader(machine.id, machine.secret as string),
-      },
-      payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: web.id }).toString(),
-    })
+    const res = await tokenRequest(
+      t,
+      { grant_type: 'client_credentials', client_id: web.id },
+      basicHeader(machine.id, machine.secret as string),
+    )
     expect(res.statusCode).toBe(400)
     expect(res.json()).toMatchObject({ error: 'invalid_request' })
   })
@@ -244,12 +227,7 @@ describe('grant_type=client_credentials', () => {
 
   it('leaves the password grant as it was: a Basic header there is ignored, as the seed ignores it', async () => {
     await register(t.app, 'ada')
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: 'Basic !!!' },
-      payload: new URLSearchParams({ username: 'ada', password: PASSWORD, client_id: 'x' }).toString(),
-    })
+    const res = await tokenRequest(t, { username: 'ada', password: PASSWORD, client_id: 'x' }, 'Basic !!!')
     expect(res.statusCode).toBe(200)
     expect(Object.keys(res.json()).sort()).toEqual([
       'access_token',

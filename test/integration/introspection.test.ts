@@ -10,6 +10,7 @@ import { runCli } from '../helpers/cli.js'
 import {
   type ClientAuth,
   clientToken,
+  INVALID_CLIENT,
   introspect,
   type RegisteredClient,
   registerClient,
@@ -18,12 +19,6 @@ import {
 
 const ISSUER = 'https://auth.example.com'
 const INACTIVE = { active: false }
-const INVALID_CLIENT = {
-  error: 'invalid_client',
-  error_description: 'Client authentication failed',
-  detail: 'Client authentication failed',
-  code: 'invalid_client',
-}
 
 const greet = (t: TestApp, token: string) =>
   t.app.inject({ url: '/', headers: { authorization: `Bearer ${token}` } })
