@@ -88,6 +88,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
 async function serveOn(services: Services, config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const { db, tokens, account, auth, revocations, keys, issuers, csrf } = services
+  const { clientAuth, clientTokens, introspection, tokenRevocation } = services
   await services.start()
   if (!config.throttle.enabled)
     deps.logger?.warn('RATE_LIMIT=off: logins and sign-ups are not throttled (benchmarks only)')
@@ -155,7 +156,12 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   // The device cookie is marked Secure when clients reach us over https (PUBLIC_URL).
   const secureCookies = config.publicUrl.startsWith('https:')
   const sameSite = config.deviceCookieSameSite
-  await app.register(authRoutes, { auth, secureCookies, sameSite })
+  await app.register(authRoutes, {
+    auth,
+    clients: { auth: clientAuth, tokens: clientTokens, introspection, revocation: tokenRevocation },
+    secureCookies,
+    sameSite,
+  })
   await app.register(accountRoutes, { account, consents: services.consents, secureCookies, sameSite })
   await app.register(rootRoutes)
   await app.register(pageRoutes, {
@@ -181,6 +187,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   await app.register(wellKnownRoutes, {
     keys,
     issuer: () => issuers.current(),
+    idTokenAlgorithms: () => services.idTokens.algorithms(),
     publicUrl: config.publicUrl,
     jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
   })

@@ -13,6 +13,8 @@ import {
 import { type AuthorizeService, createAuthorizeService } from './domain/authorize.js'
 import { type Broadcast, type Channel, createBroadcast } from './domain/broadcast.js'
 import { type BrowserSessionService, createBrowserSessionService } from './domain/browser-sessions.js'
+import { type ClientAuthenticator, createClientAuthenticator } from './domain/client-auth.js'
+import { type ClientTokenService, createClientTokenService } from './domain/client-tokens.js'
 import { type ClientService, createClientService } from './domain/clients.js'
 import { type ConsentService, createConsentService, endClientSessionsOf } from './domain/consents.js'
 import { type CsrfTokens, createCsrfTokens } from './domain/csrf.js'
@@ -24,6 +26,8 @@ import {
   type SigningRecord,
   settleSigning,
 } from './domain/deployment.js'
+import { createIdTokens, type IdTokens } from './domain/id-tokens.js'
+import { createIntrospection, type IntrospectionService } from './domain/introspection.js'
 import {
   DEFAULT_KEY_RELOAD_MS,
   type KeyAdmin,
@@ -37,6 +41,7 @@ import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
 import { createSessionService, type SessionService, type SessionServiceDeps } from './domain/sessions.js'
 import { createThrottle, DEFAULT_THROTTLE, failoverThrottleStore, type Throttle } from './domain/throttle.js'
+import { createTokenRevocation, type TokenRevocation } from './domain/token-revocation.js'
 import { createTokenService, type TokenService } from './domain/tokens.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
@@ -123,14 +128,24 @@ export interface DomainServices {
   revocations: RevocationView
   /** The signing keys; not yet polling either. */
   keys: KeyRing
+  /** ID tokens (OpenID Connect Core §2), RS256 by default; for the code exchange. */
+  idTokens: IdTokens
+  /** The OAuth client registry (domain/clients.ts). */
+  clients: ClientService
+  /** Client authentication at the token, introspection and revocation endpoints. */
+  clientAuth: ClientAuthenticator
+  /** The client credentials grant's access tokens (RFC 9068). */
+  clientTokens: ClientTokenService
+  /** RFC 7662, from the same in-memory view as GET /. */
+  introspection: IntrospectionService
+  /** RFC 7009: the first-party path, and clients revoking their own tokens. */
+  tokenRevocation: TokenRevocation
   /** The deployment's algorithm, as recorded in the database. */
   signing: SigningRecord
   /** The deployment's issuer (the one tokens carry, and the previous ones still accepted). */
   issuers: IssuerView
   /** The pages' CSRF tokens, under a secret every process on the database shares. */
   csrf: CsrfTokens
-  /** The OAuth client registry (domain/clients.ts). */
-  clients: ClientService
   /** Authorization codes: issued by /authorize, redeemed by the token endpoint. */
   authorizationCodes: AuthorizationCodeService
   /** Remembered consents, per user and client. */
@@ -336,6 +351,7 @@ async function wireDomain(
     issuer: issuers,
     audience: config.jwtAudience,
   })
+  const idTokens = createIdTokens({ keys, clock, expiresInSeconds: config.accessTokenExpireMinutes * 60 })
   const revocations = createRevocationView(createRevocationFeed(db), clock, {
     pollMs: deps.revocationPollMs ?? (dialectOf(db) === 'postgres' ? 1000 : 250),
     ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
@@ -393,15 +409,32 @@ async function wireDomain(
     devices: createDevicesRepository(db),
     onRefused: (scope) => meter.throttled(scope),
   })
-  const account = createAccountService({ users, sessions, throttle, audit })
-  const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
-  const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
   const clients = createClientService({
     clients: createClientsRepository(db),
     audit,
     clock,
     endSessions: (clientId) => sessions.endClient(clientId),
   })
+  const clientAuth = createClientAuthenticator({ clients, audit })
+  const clientTokens = createClientTokenService({
+    keys,
+    issuers,
+    audience: config.jwtAudience,
+    clock,
+    expiresInSeconds: config.accessTokenExpireMinutes * 60,
+    revocations,
+    feed: createSessionsRepository(db),
+    audit,
+  })
+  const introspection = createIntrospection({
+    tokens,
+    clientTokens,
+    revocations,
+    audience: config.jwtAudience,
+  })
+  const account = createAccountService({ users, sessions, throttle, audit })
+  const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
+  const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
   const authorizationCodes = createAuthorizationCodeService({
     codes: createAuthorizationCodesRepository(db),
     clock,
@@ -427,6 +460,7 @@ async function wireDomain(
     // Signs what the authorization endpoint sends through the browser (domain/authorize.ts).
     secret: await settings.getOrInsert('authorize_secret', randomSecret()),
   })
+  const tokenRevocation = createTokenRevocation({ auth, clientAuth, clientTokens })
   return {
     users,
     tokens,
@@ -438,10 +472,15 @@ async function wireDomain(
     audit,
     revocations,
     keys,
+    idTokens,
+    clients,
+    clientAuth,
+    clientTokens,
+    introspection,
+    tokenRevocation,
     signing: { alg: signing.alg, ...(signing.secret ? { secret: signing.secret } : {}) },
     issuers,
     csrf,
-    clients,
     authorizationCodes,
     consents,
     authorize,

@@ -31,6 +31,10 @@ export type AuditEventType =
   // A user's "allow" on the consent page, and its withdrawal (domain/consents.ts): client and scope.
   | 'consent.granted'
   | 'consent.withdrawn'
+  // Machine clients (domain/client-auth.ts, domain/client-tokens.ts): never a secret or a token.
+  | 'client.authentication_failed'
+  | 'client.token_issued'
+  | 'client.token_revoked'
 
 export interface AuditEvent {
   type: AuditEventType

@@ -3,6 +3,7 @@
 // Sources: RFC 6749 (OAuth 2.0), RFC 9700 (the OAuth 2.0 Security BCP), RFC 8252 (native apps),
 // RFC 7636 (PKCE), OpenID Connect RP-Initiated Logout 1.0.
 import type { Clock } from '../lib/clock.js'
+import { batchedByKey } from '../lib/coalesce.js'
 import { constantTimeEqual, randomToken, sha256Hex } from '../lib/crypto.js'
 import { randomId } from '../lib/random.js'
 import { type AuditEventType, type AuditLog, failureReason, type Operator, operatorDetail } from './audit.js'
@@ -254,6 +255,10 @@ export function createClientService({
   clock,
   endSessions,
 }: ClientServiceDeps): ClientService {
+  // Client authentication reads the client each time (a rotated secret must stop working at once,
+  // in every process); the authentications of one client that arrive together share the read.
+  const findForAuthentication = batchedByKey((clientId) => clients.find(clientId))
+
   /**
    * Runs an operator's change and records it, success or failure (a failure by its reason only,
    * never a message that could echo input); `act` resolving to undefined: no such client.
@@ -379,7 +384,7 @@ export function createClientService({
     },
 
     async verifySecret(clientId, secret) {
-      const stored = await clients.find(clientId)
+      const stored = await findForAuthentication(clientId)
       // Always one hash and one constant-time compare, whatever was found.
       const matches = constantTimeEqual(sha256Hex(secret), stored?.secretHash ?? DUMMY_HASH)
       return matches && stored?.secretHash ? withoutHash(stored) : undefined

@@ -10,6 +10,10 @@ export const ErrorCode = {
   invalidGrant: 'invalid_grant',
   invalidRequest: 'invalid_request',
   unsupportedGrantType: 'unsupported_grant_type',
+  // RFC 6749 §5.2: the client could not be authenticated; it may not use this grant; the scope asked for.
+  invalidClient: 'invalid_client',
+  unauthorizedClient: 'unauthorized_client',
+  invalidScope: 'invalid_scope',
   wrongPassword: 'wrong_password',
   tooManyRequests: 'too_many_requests',
   sessionNotFound: 'session_not_found',
@@ -41,6 +45,20 @@ export class DomainError extends Error {
     readonly detail: string,
   ) {
     super(detail)
+  }
+}
+
+/**
+ * RFC 6749 §5.2 invalid_client: client authentication failed (unknown client, wrong secret, none
+ * sent, or a method the client may not use). `basicChallenge`: answer with `WWW-Authenticate:
+ * Basic`, which §5.2 requires when the client tried the Authorization header.
+ */
+export class InvalidClient extends DomainError {
+  constructor(
+    detail: string,
+    readonly basicChallenge: boolean,
+  ) {
+    super(ErrorCode.invalidClient, detail)
   }
 }
 

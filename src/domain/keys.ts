@@ -1,11 +1,12 @@
 // Signing keys: which algorithm signs (HS256 with a shared secret, or ES256 / EdDSA / RS256 key
 // pairs), the key pairs kept in the database with their kids, rotation, and the public JWK Set.
+// Two chains of key pairs: the deployment's own ('primary', JWT_ALGORITHM) and an RS256 one beside
+// it ('rs256') for ID tokens, which OpenID Connect Discovery §3 requires RS256 be available for.
 import { createHash, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto'
 import type { Clock } from '../lib/clock.js'
 import { coalesced } from '../lib/coalesce.js'
 import { every, type Periodic } from '../lib/periodic.js'
 import { randomSecret } from '../lib/random.js'
-import { DomainError, ErrorCode } from './errors.js'
 
 export const SIGNING_ALGORITHMS = ['HS256', 'ES256', 'EdDSA', 'RS256'] as const
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number]
@@ -22,6 +23,15 @@ export interface SettingsStore {
 }
 
 const GENERATED_SECRET_KEY = 'jwt_hs256_secret'
+
+/**
+ * The chains of key pairs; each has at most one key not retired, and rotates on its own schedule.
+ * 'primary': the deployment's algorithm (absent with HS256), for access tokens. 'rs256': always
+ * RS256, for ID tokens (OpenID Connect Discovery §3: RS256 must be available for them), and for
+ * client access tokens on an HS256 deployment (RFC 9068 tokens are verified through the JWKS).
+ */
+export const KEY_CHAINS = ['primary', 'rs256'] as const
+export type KeyChain = (typeof KEY_CHAINS)[number]
 
 /**
  * JWT_ALGORITHM when set. Otherwise HS256 where tokens must keep working: with SECRET_KEY (the
@@ -59,6 +69,8 @@ export async function resolveSigningSecret(
 export interface SigningKeyRecord {
   kid: string
   alg: string
+  /** Which chain the key belongs to (KEY_CHAINS); 'primary' on keys made before issue 12. */
+  chain: KeyChain
   /** PKCS#8 PEM. */
   private_key: string
   /** The published public JWK, JSON. */
@@ -83,14 +95,15 @@ export interface KeySchedule {
 
 /** storage/keys.repository.ts. */
 export interface KeysRepository {
-  /** Every key, oldest first. */
+  /** Every key of every chain, oldest first. */
   listKeys(): Promise<SigningKeyRecord[]>
-  /** The latest key (the one not retired): the one that signs now, or the next one. */
-  currentKey(): Promise<SigningKeyRecord | undefined>
+  /** The latest key of `chain` (default 'primary'; the one not retired): it signs now, or next. */
+  currentKey(chain?: KeyChain): Promise<SigningKeyRecord | undefined>
   /**
-   * Atomically: unless the latest key has `keepIfAlg`, make `key` the latest, signing from
-   * `activatesAt`; the keys before it retire then (and with `revokeOthersAt`, stop verifying then).
-   * Returns the latest key afterwards and the kid it took over from, if any.
+   * Atomically, within `key.chain`: unless the chain's latest key has `keepIfAlg`, make `key` the
+   * latest, signing from `activatesAt`; the chain's keys before it retire then (and with
+   * `revokeOthersAt`, stop verifying then). Returns the chain's latest key afterwards and the kid
+   * it took over from, if any. Other chains are left alone.
    */
   schedule(
     key: SigningKeyRecord,
@@ -143,8 +156,12 @@ function newKeyPair(alg: AsymmetricAlgorithm): Promise<{ publicKey: KeyObject; p
   })
 }
 
-/** A fresh key pair for `alg`, as a row ready to store (not yet current). */
-export async function generateSigningKey(alg: AsymmetricAlgorithm, now: number): Promise<SigningKeyRecord> {
+/** A fresh key pair for `alg`, as a row of `chain` ready to store (not yet current). */
+export async function generateSigningKey(
+  alg: AsymmetricAlgorithm,
+  now: number,
+  chain: KeyChain = 'primary',
+): Promise<SigningKeyRecord> {
   const { publicKey, privateKey } = await newKeyPair(alg)
   const raw = publicKey.export({ format: 'jwk' })
   const kid = jwkThumbprint(raw)
@@ -152,6 +169,7 @@ export async function generateSigningKey(alg: AsymmetricAlgorithm, now: number):
   return {
     kid,
     alg,
+    chain,
     private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     public_jwk: JSON.stringify(jwk),
     created_at: now,
@@ -189,6 +207,7 @@ export type KeyState = 'next' | 'current' | 'retired' | 'expired' | 'revoked'
 export interface KeyInfo {
   kid: string
   alg: string
+  chain: KeyChain
   state: KeyState
   createdAt: string
   /** When it starts (or started) signing. */
@@ -212,6 +231,7 @@ function describe(record: SigningKeyRecord, now: number, accessTtlMs: number): K
   return {
     kid: record.kid,
     alg: record.alg,
+    chain: record.chain,
     state: keyState(record, now, accessTtlMs),
     createdAt: iso(record.created_at),
     activatesAt: iso(activatesAt(record)),
@@ -226,6 +246,7 @@ function describe(record: SigningKeyRecord, now: number, accessTtlMs: number): K
 export interface ActiveKey {
   kid: string
   alg: AsymmetricAlgorithm
+  chain: KeyChain
   /** PKCS#8 PEM; used only while the key is current. */
   privateKey: string
   /** SPKI PEM. */
@@ -239,8 +260,9 @@ export interface ActiveKey {
   verifiesUntil: number
 }
 
+/** One chain's keys. */
 export interface KeySnapshot {
-  /** Changes whenever the keys do; whoever compiled something from them rebuilds then. */
+  /** Changes whenever the chain's keys do; whoever compiled something from them rebuilds then. */
   readonly version: number
   /** The key that signs now. */
   readonly current: ActiveKey
@@ -252,9 +274,11 @@ export interface KeyRing {
   readonly algorithm: SigningAlgorithm
   /** HS256 only: the HMAC secret (SECRET_KEY, or the generated one). */
   readonly secret: string | undefined
-  /** Asymmetric only: the keys as last read from the database. */
+  /** The primary chain (the deployment's algorithm) as last read from the database; none with HS256. */
   snapshot(): KeySnapshot | undefined
-  /** The JWK Set members (RFC 7517 §5): public keys that still verify now. Empty with HS256. */
+  /** Either chain; 'rs256' is there on every ring opened on a database (not on hmacKeyRing's). */
+  snapshotOf(chain: KeyChain): KeySnapshot | undefined
+  /** The JWK Set members (RFC 7517 §5): public keys of both chains that still verify now. */
   jwks(): PublicJwk[]
   /** Reads the keys again (the poller does this; tests may too). */
   reload(): Promise<void>
@@ -282,12 +306,13 @@ export function defaultActivationDelayMs(jwksMaxAgeSeconds: number): number {
 // An unknown kid costs at most one query a second, however many such tokens arrive.
 const UNKNOWN_KID_RELOAD_GAP_MS = 1_000
 
-export const HS256_ROTATE_REFUSAL =
-  'Tokens are signed with HS256 (JWT_ALGORITHM=HS256, or the default when SECRET_KEY is set or a secret was ' +
-  'generated before): the key is SECRET_KEY, or the secret AuthGate generated and keeps in the database, ' +
-  'not a key pair, so there is no key to rotate. To replace the secret, set a new ' +
-  'SECRET_KEY (every token issued so far stops verifying). To sign with rotating key pairs that other ' +
-  'services verify through /.well-known/jwks.json, set JWT_ALGORITHM=ES256.'
+/** What `keys rotate` says of the HS256 secret, which it does not rotate. */
+export const HS256_ROTATE_NOTE =
+  'Access tokens are signed with HS256 (JWT_ALGORITHM=HS256, or the default when SECRET_KEY is set or a ' +
+  'secret was generated before): their key is SECRET_KEY, or the secret AuthGate generated and keeps in the ' +
+  'database, not a key pair, so it is not rotated. To replace the secret, set a new SECRET_KEY (every token ' +
+  'issued so far stops verifying). To sign access tokens with rotating key pairs that other services ' +
+  'verify through /.well-known/jwks.json, set JWT_ALGORITHM=ES256.'
 
 export interface KeyRingOptions {
   /** JWT_ALGORITHM; undefined lets resolveAlgorithm decide. */
@@ -309,6 +334,7 @@ export function hmacKeyRing(secret: string): KeyRing {
     algorithm: 'HS256',
     secret,
     snapshot: () => undefined,
+    snapshotOf: () => undefined,
     jwks: () => [],
     reload: () => Promise.resolve(),
     reloadSoon: () => {},
@@ -317,29 +343,42 @@ export function hmacKeyRing(secret: string): KeyRing {
   }
 }
 
+const RS256_CHAIN = { chain: 'rs256', alg: 'RS256' } as const
+
+/** The chains a deployment signing with `algorithm` keeps, and the algorithm each signs with. */
+export function chainsFor(algorithm: SigningAlgorithm): { chain: KeyChain; alg: AsymmetricAlgorithm }[] {
+  return [...(isAsymmetric(algorithm) ? [{ chain: 'primary' as const, alg: algorithm }] : []), RS256_CHAIN]
+}
+
 /**
- * Resolves the algorithm and opens the keys. With an asymmetric algorithm this makes sure a
- * current key of that algorithm exists (creating one race-safely; switching algorithm retires the
- * old key like a rotation) and reads the keys. Not yet polling: call start().
+ * Resolves the algorithm and opens the keys. This makes sure each chain has a current key of its
+ * algorithm (creating one race-safely; switching JWT_ALGORITHM retires the primary chain's old key
+ * like a rotation), and reads the keys. With HS256 there is no primary chain, only the secret and
+ * the RS256 chain. Not yet polling: call start().
  */
 export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   const { settings, keys, clock, accessTtlMs, onError = () => {} } = options
   const algorithm = await resolveAlgorithm(options.configured, options.secretKey, settings)
-  if (algorithm === 'HS256') return hmacKeyRing(await resolveSigningSecret(options.secretKey, settings))
+  const secret = algorithm === 'HS256' ? await resolveSigningSecret(options.secretKey, settings) : undefined
+  const chains = chainsFor(algorithm)
 
-  const existing = await keys.currentKey()
-  if (existing?.alg !== algorithm) {
+  let madeOne = false
+  for (const { chain, alg } of chains) {
+    const existing = await keys.currentKey(chain)
+    if (existing?.alg === alg) continue
     // Keys are generated outside the transaction (RSA takes a while); if another process made one
-    // meanwhile, schedule keeps theirs and ours is dropped. A first key signs at once: nobody holds
-    // a token yet. A JWT_ALGORITHM change does too (the restart with it is the operator's switch).
-    const made = await generateSigningKey(algorithm, clock.now())
-    const { current } = await keys.schedule(made, { activatesAt: clock.now(), keepIfAlg: algorithm })
-    if (current.kid === made.kid) options.onKeyMade?.()
+    // meanwhile, schedule keeps theirs and ours is dropped. A chain's first key signs at once:
+    // nobody holds a token of it yet. A JWT_ALGORITHM change does too (the restart with it is the
+    // operator's switch).
+    const made = await generateSigningKey(alg, clock.now(), chain)
+    const { current } = await keys.schedule(made, { activatesAt: clock.now(), keepIfAlg: alg })
+    if (current.kid === made.kid) madeOne = true
   }
+  if (madeOne) options.onKeyMade?.()
 
-  let snap: KeySnapshot | undefined
+  const snaps = new Map<KeyChain, KeySnapshot>()
   let records: SigningKeyRecord[] = []
-  // When the signing key changes by the clock alone (a next key activates): rebuild then.
+  // When a signing key changes by the clock alone (a next key activates): rebuild then.
   let changesAt = Number.POSITIVE_INFINITY
   let lastUnknownKidReload = Number.NEGATIVE_INFINITY
   let timer: Periodic | undefined
@@ -351,6 +390,7 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     return {
       kid: record.kid,
       alg,
+      chain: record.chain,
       privateKey: record.private_key,
       publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       jwk,
@@ -366,15 +406,16 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     key.revokedAt === record.revoked_at &&
     key.activatesAt === activatesAt(record)
 
-  function build(from: SigningKeyRecord[]): KeySnapshot {
+  /** One chain's snapshot from its rows; `changesAt` is lowered to when its signing key changes next. */
+  function buildChain(chain: KeyChain, alg: AsymmetricAlgorithm, from: SigningKeyRecord[]): KeySnapshot {
     const now = clock.now()
+    const snap = snaps.get(chain)
     const active = new Map<string, ActiveKey>()
     let current: ActiveKey | undefined
     let earliestNext: ActiveKey | undefined
-    changesAt = Number.POSITIVE_INFINITY
     for (const record of from) {
       // Only our own asymmetric keys: an HS256 "key" never enters this ring (key confusion).
-      if (!isAsymmetric(record.alg)) continue
+      if (record.chain !== chain || !isAsymmetric(record.alg)) continue
       if (verifiesUntil(record, accessTtlMs) <= now) continue
       const known = snap?.keys.get(record.kid)
       let key: ActiveKey
@@ -386,7 +427,7 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
       }
       // A next key is published (and verifies) from the moment it is made: that is the point.
       active.set(key.kid, key)
-      if (key.alg !== algorithm) continue
+      if (key.alg !== alg) continue
       const retires = key.retiredAt ?? Number.POSITIVE_INFINITY
       if (key.activatesAt >= retires) continue // superseded before it ever signed
       if (key.activatesAt > now) {
@@ -404,13 +445,13 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     if (!current) {
       // Another process switched JWT_ALGORITHM, or the current key was deleted by hand. Keep
       // signing with what we had (it still verifies for a while) and say so.
-      if (!snap) throw new Error(`no current ${algorithm} signing key in the database`)
+      if (!snap) throw new Error(`no current ${alg} signing key (${chain} chain) in the database`)
       current = snap.current
       if (!active.has(current.kid)) active.set(current.kid, current)
       onError(
         new Error(
-          `no current ${algorithm} signing key in the database (was JWT_ALGORITHM changed elsewhere?); ` +
-            `still signing with ${current.kid}`,
+          `no current ${alg} signing key (${chain} chain) in the database (was JWT_ALGORITHM changed ` +
+            `elsewhere?); still signing with ${current.kid}`,
         ),
       )
     }
@@ -418,33 +459,44 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     return { version: (snap?.version ?? 0) + 1, current, keys: active }
   }
 
+  function build(from: SigningKeyRecord[]): void {
+    changesAt = Number.POSITIVE_INFINITY
+    for (const { chain, alg } of chains) snaps.set(chain, buildChain(chain, alg, from))
+  }
+
   // One read at a time; callers arriving meanwhile share the next one (see lib/coalesce.ts).
   const reload = coalesced(async () => {
     records = await keys.listKeys()
-    snap = build(records)
+    build(records)
   })
   await reload()
   // The clock moved past an activation or a retirement: the same rows, another signing key.
-  const fresh = () => {
-    if (snap && clock.now() >= changesAt) snap = build(records)
-    return snap
+  const fresh = (chain: KeyChain) => {
+    if (clock.now() >= changesAt) build(records)
+    return snaps.get(chain)
   }
 
   return {
     algorithm,
-    secret: undefined,
-    snapshot: fresh,
+    secret,
+    snapshot: () => fresh('primary'),
+    snapshotOf: fresh,
     jwks() {
-      const current = fresh()
-      if (!current) return []
+      const current = chains.map(({ chain }) => fresh(chain)).filter((c) => c !== undefined)
       const now = clock.now()
-      const published = [...current.keys.values()].filter((k) => k.verifiesUntil > now)
-      // The current key first, then the next ones (soonest first), then the newest retired ones.
-      const group = (k: ActiveKey) => (k === current.current ? 0 : k.activatesAt > now ? 1 : 2)
+      const signing = new Set(current.map((c) => c.current))
+      const published = current.flatMap((c) => [...c.keys.values()]).filter((k) => k.verifiesUntil > now)
+      // The current keys first (the primary chain's, then RS256), then the next ones (soonest
+      // first), then the newest retired ones.
+      const group = (k: ActiveKey) => (signing.has(k) ? 0 : k.activatesAt > now ? 1 : 2)
       published.sort(
         (a, b) =>
           group(a) - group(b) ||
-          (group(a) === 1 ? a.activatesAt - b.activatesAt : (b.retiredAt ?? 0) - (a.retiredAt ?? 0)),
+          (group(a) === 0
+            ? KEY_CHAINS.indexOf(a.chain) - KEY_CHAINS.indexOf(b.chain)
+            : group(a) === 1
+              ? a.activatesAt - b.activatesAt
+              : (b.retiredAt ?? 0) - (a.retiredAt ?? 0)),
       )
       return published.map((k) => k.jwk)
     },
@@ -472,9 +524,9 @@ export async function openKeyRing(options: KeyRingOptions): Promise<KeyRing> {
 export interface Rotation {
   /** The new key: `next` until it activates, `current` with `now`. */
   key: KeyInfo
-  /** The key that signed until now (or signs until the new one activates). */
+  /** The key of the same chain that signed until now (or signs until the new one activates). */
   previous: KeyInfo | undefined
-  /** With `now`: every key that stopped verifying at once. */
+  /** With `now`: every key of the chain that stopped verifying at once. */
   revoked: KeyInfo[]
 }
 
@@ -483,18 +535,21 @@ export interface KeyAdmin {
   /** How long a rotation publishes the next key before it signs. */
   readonly activationDelayMs: number
   /**
-   * Publishes a new key of the deployment's algorithm at once and makes it sign after the
-   * activation delay, when every process has loaded it and every JWKS cache can have fetched it;
-   * the key before it signs until then, and verifies (and stays in the JWKS) until every token it
-   * signed has expired. Running servers are told through the broadcast (domain/broadcast.ts), and
-   * reload every second in any case.
+   * Publishes a new key of each chain at once and makes it sign after the activation delay, when
+   * every process has loaded it and every JWKS cache can have fetched it; the key before it signs
+   * until then, and verifies (and stays in the JWKS) until every token it signed has expired.
+   * Running servers are told through the broadcast (domain/broadcast.ts), and reload every second
+   * in any case.
    *
-   * `now` (a compromised key): the new key signs at once, and every older key stops verifying at
+   * `now` (a compromised key): the new keys sign at once, and every older key stops verifying at
    * once: all access tokens issued so far are refused (refresh tokens are not JWTs and still
-   * work), and verifiers whose cached JWKS predates the new key refuse its tokens until they
-   * fetch it again. Refuses with HS256: there the secret is the key.
+   * work), and verifiers whose cached JWKS predates the new keys refuse their tokens until they
+   * fetch it again.
+   *
+   * The result is the primary chain's rotation, with the RS256 chain's as `rs256`; with HS256,
+   * whose secret is no key pair (HS256_ROTATE_NOTE), the RS256 chain's alone.
    */
-  rotate(options?: { now?: boolean }): Promise<Rotation>
+  rotate(options?: { now?: boolean }): Promise<Rotation & { rs256: Rotation | undefined }>
   /** Every key in the database, newest first; never private material. */
   list(): Promise<KeyInfo[]>
 }
@@ -512,31 +567,40 @@ export async function openKeyAdmin(
     const now = clock.now()
     return (await keys.listKeys()).map((r) => describe(r, now, accessTtlMs))
   }
+
+  async function rotateChain(chain: KeyChain, alg: AsymmetricAlgorithm, immediately: boolean) {
+    const before = (await describeAll()).filter((k) => k.chain === chain)
+    const signing = before.find((k) => k.state === 'current')
+    const now = clock.now()
+    const created = await generateSigningKey(alg, now, chain)
+    // With no key signing yet (a fresh database) there is nothing to wait for.
+    await keys.schedule(created, {
+      activatesAt: immediately || !signing ? now : now + activationDelayMs,
+      ...(immediately ? { revokeOthersAt: now } : {}),
+    })
+    const infos = (await describeAll()).filter((k) => k.chain === chain)
+    const key = infos.find((k) => k.kid === created.kid)
+    if (!key) throw new Error(`the new signing key ${created.kid} vanished`)
+    const wasLive = new Set(
+      before.filter((k) => k.state !== 'expired' && k.state !== 'revoked').map((k) => k.kid),
+    )
+    return {
+      key,
+      previous: infos.find((k) => k.kid === signing?.kid),
+      revoked: immediately ? infos.filter((k) => k.state === 'revoked' && wasLive.has(k.kid)) : [],
+    }
+  }
+
   return {
     algorithm,
     activationDelayMs,
     async rotate({ now: immediately = false } = {}) {
-      if (!isAsymmetric(algorithm)) throw new DomainError(ErrorCode.badRequest, HS256_ROTATE_REFUSAL)
-      const before = await describeAll()
-      const signing = before.find((k) => k.state === 'current')
-      const now = clock.now()
-      const created = await generateSigningKey(algorithm, now)
-      // With no key signing yet (a fresh database) there is nothing to wait for.
-      await keys.schedule(created, {
-        activatesAt: immediately || !signing ? now : now + activationDelayMs,
-        ...(immediately ? { revokeOthersAt: now } : {}),
-      })
-      const infos = await describeAll()
-      const key = infos.find((k) => k.kid === created.kid)
-      if (!key) throw new Error(`the new signing key ${created.kid} vanished`)
-      const wasLive = new Set(
-        before.filter((k) => k.state !== 'expired' && k.state !== 'revoked').map((k) => k.kid),
-      )
-      return {
-        key,
-        previous: infos.find((k) => k.kid === signing?.kid),
-        revoked: immediately ? infos.filter((k) => k.state === 'revoked' && wasLive.has(k.kid)) : [],
+      const rotations: Rotation[] = []
+      for (const { chain, alg } of chainsFor(algorithm)) {
+        rotations.push(await rotateChain(chain, alg, immediately))
       }
+      const [first, second] = rotations as [Rotation, Rotation | undefined]
+      return { ...first, rs256: second }
     },
     async list() {
       return (await describeAll()).reverse()

@@ -15,7 +15,8 @@ export interface RevocationEntry {
   seq: number
   /**
    * 'session': every token carrying this sid (subject). 'token': the sid-less token with this
-   * jti of this user (subject `${userId}:${jti}`). 'user' (subject: the user id): the user's
+   * jti of this user (subject `${userId}:${jti}`), or the client access token with this jti of
+   * this client (subject clientTokenSubject(), RFC 7009). 'user' (subject: the user id): the user's
    * sid-less tokens issued before `at`; a token without iat (the seed's) is void when it expires
    * no later than `expires_at`, which its writer sets at least at + the longest lifetime of such
    * a token (sessions.ts SEED_TOKEN_LIFETIME_MS), and at least to the exp of the token logged out.
@@ -74,9 +75,14 @@ export interface RevocationFeed {
   prune(now: number): Promise<void>
 }
 
+/** The feed's subject for one client access token: never a user's `${userId}:${jti}` (not a number). */
+export const clientTokenSubject = (clientId: string, jti: string) => `client:${clientId}:${jti}`
+
 export interface RevocationView {
   /** True when the token's session was revoked, or (tokens without a sid) the token or its user's were. */
   isRevoked(claims: RevocableClaims): boolean
+  /** True when this client access token (RFC 9068, client_credentials) was revoked. */
+  isClientTokenRevoked(clientId: string, jti: string): boolean
   /** Applies entries this process just wrote, and tells the other processes to read the feed now. */
   apply(entries: Pick<RevocationEntry, 'kind' | 'subject' | 'at' | 'expires_at'>[]): void
   /**
@@ -174,6 +180,7 @@ export function createRevocationView(
       // No iat: it may predate the cutoff unless it outlives every token the cutoff must cover.
       return exp === undefined || exp * 1000 <= cutoff.expiresAt
     },
+    isClientTokenRevoked: (clientId, jti) => tokens.has(clientTokenSubject(clientId, jti)),
     apply(entries) {
       remember(entries)
       announce()

@@ -2,7 +2,7 @@
 // HS256 or with the current key pair of the key ring (ES256, EdDSA, RS256; the kid in the header).
 import { createSigner, createVerifier } from 'fast-jwt'
 import type { Clock } from '../lib/clock.js'
-import { canonicalSignature, isHighS, toLowS } from '../lib/jws.js'
+import { canonicalSignature, isHighS, parseHeaderSegment, toLowS } from '../lib/jws.js'
 import { randomId } from '../lib/random.js'
 import { fixedIssuer, type Issuers } from './deployment.js'
 import type { ActiveKey, KeyRing } from './keys.js'
@@ -23,6 +23,8 @@ export interface VerifiedToken extends TokenSubject {
   exp: number
   /** The token's own id; absent in tokens issued by the seed app. */
   jti?: string | undefined
+  /** The issuer it names (one of the deployment's); absent in tokens issued by the seed app. */
+  iss?: string | undefined
 }
 
 export interface IssuedToken {
@@ -77,6 +79,9 @@ const VERIFIED_CACHE_MAX = 10_000
 // It matters here: a sid-less token's iat is what a logout's cutoff compares
 // (domain/revocations.ts), and one from the future would outlive every cutoff.
 const IAT_SKEW_MS = 60_000
+
+/** RFC 9068 §4: `at+jwt` or `application/at+jwt`, in any case. */
+const isAtJwt = (typ: unknown) => typeof typ === 'string' && /^(application\/)?at\+jwt$/i.test(typ)
 
 export function createTokenService(options: TokenOptions): TokenService {
   const { expiresInMinutes, clock, audience } = options
@@ -170,16 +175,14 @@ export function createTokenService(options: TokenOptions): TokenService {
     const segment = token.slice(0, dot)
     const memo = headerMemo.get(segment)
     if (memo) return memo
-    let header: unknown
-    try {
-      header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-    } catch {
-      return undefined
-    }
-    if (header === null || typeof header !== 'object') return undefined
-    const { kid, alg } = header as { kid?: unknown; alg?: unknown }
+    const header = parseHeaderSegment(segment)
+    if (!header) return undefined
+    const { kid, alg, typ } = header
     // RFC 7515 §4.1.4: kid is a string. Without one there is no key to pick: no fallback.
     if (typeof kid !== 'string') return undefined
+    // RFC 8725 §3.11: a client access token (RFC 9068, domain/client-tokens.ts) is another kind of
+    // token, signed with the same key; it never passes for a user's, and costs no signature check.
+    if (isAtJwt(typ)) return undefined
     const found = compiled.get(kid)
     if (!found) {
       // Perhaps rotated in by another process a moment ago; the ring re-reads, at most once a second.
@@ -240,7 +243,7 @@ export function createTokenService(options: TokenOptions): TokenService {
         const { header, payload } = decoded
         // RFC 7797 (unencoded payloads) is not supported: a `b64` header, with or without `crit`,
         // would mean the signature covers something else than what we decoded (RFC 7797 §3, §6).
-        if (header.b64 !== undefined) return undefined
+        if (header.b64 !== undefined || isAtJwt(header.typ)) return undefined
         // The seed's get_current_user requires both claims; we also require their types.
         const { sub, id, sid, iat, exp, nbf, jti, iss } = payload
         if (typeof sub !== 'string' || !Number.isSafeInteger(id)) return undefined
@@ -252,7 +255,7 @@ export function createTokenService(options: TokenOptions): TokenService {
         if (typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) return undefined
         if (iat !== undefined && (typeof iat !== 'number' || iat * 1000 > now + IAT_SKEW_MS)) return undefined
         entry = {
-          subject: { id: id as number, username: sub, sid, iat: iat as number | undefined, exp, jti },
+          subject: { id: id as number, username: sub, sid, iat: iat as number | undefined, exp, jti, iss },
           expMs: exp * 1000,
           nbfMs: typeof nbf === 'number' ? nbf * 1000 : undefined,
           iss,

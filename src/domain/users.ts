@@ -17,6 +17,12 @@ export interface StoredUser {
   created_at: string | null
   /** Bumped by every change of the credential (see storage/credentials.repository.ts). */
   authgate_credential_epoch: number
+  /**
+   * The user's subject: the `sub` of ID tokens (OpenID Connect Core §2), 128 random bits in hex,
+   * unique and never reassigned, unlike the username (deleted and registered again) or the id.
+   * The database fills it in for rows the seed app inserts.
+   */
+  subject: string
 }
 
 /** storage/users.repository.ts. */
@@ -30,6 +36,7 @@ export interface UsersRepository {
     canonical: string
     passwordHash: string
     createdAt: string
+    subject: string
   }): Promise<number | undefined>
   /** Compare-and-swap: replaces the hash only if it is still `expected`. True when it did. */
   replacePasswordHash(id: number, expected: string, next: string): Promise<boolean>
@@ -154,7 +161,9 @@ export async function createUserService({
       }
       const passwordHash = await hasher.hash(password)
       const createdAt = new Date(clock.now()).toISOString()
-      const id = await users.insert({ username, canonical: name.canonical, passwordHash, createdAt })
+      // 128 random bits: a subject nobody else ever had (the unique index makes sure of it).
+      const subject = randomId(16, 'hex')
+      const id = await users.insert({ username, canonical: name.canonical, passwordHash, createdAt, subject })
       if (id === undefined) throw new DomainError(ErrorCode.usernameTaken, USERNAME_TAKEN)
       return { id, username }
     },

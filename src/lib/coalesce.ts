@@ -21,3 +21,23 @@ export function coalesced(run: () => Promise<void>): () => Promise<void> {
   }
   return trigger
 }
+
+/**
+ * Reads by key, batched: the callers asking for one key within one turn of the event loop share
+ * one read, started once they have all called (setImmediate), so each of them sees everything
+ * committed before its call; a caller arriving once the read has started gets the next one.
+ */
+export function batchedByKey<V>(read: (key: string) => Promise<V>): (key: string) => Promise<V> {
+  const waiting = new Map<string, Promise<V>>()
+  return (key) => {
+    let shared = waiting.get(key)
+    if (!shared) {
+      shared = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        waiting.delete(key)
+        return read(key)
+      })
+      waiting.set(key, shared)
+    }
+    return shared
+  }
+}

@@ -4,6 +4,17 @@
 // only one, and OpenSSL rejects the other malleable forms itself (Ed25519 S >= L, RFC 8032
 // §5.1.7; RSA signatures of the wrong length).
 
+/** A JOSE header segment decoded (RFC 7515 §4): its members, or undefined when it is not a JSON object. */
+export function parseHeaderSegment(segment: string): Record<string, unknown> | undefined {
+  let header: unknown
+  try {
+    header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+  } catch {
+    return undefined
+  }
+  return header !== null && typeof header === 'object' ? (header as Record<string, unknown>) : undefined
+}
+
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 // Char code -> 6-bit value; -1 for anything outside the base64url alphabet.
 const VALUE = new Int8Array(128).fill(-1)

@@ -22,6 +22,7 @@ import {
   type PostgresPoolClient,
   type PostgresQueryResult,
   SqliteAdapter,
+  type SqliteDatabase,
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
@@ -96,9 +97,38 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Db {
     )
   }
   return new Kysely<Database>({
-    dialect: new ImmediateSqliteDialect({ database: sqlite }),
+    dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }),
     ...errorLog(options.onError),
   })
+}
+
+// Distinct statements kept prepared; the app has a few dozen, so this only bounds the unusual.
+const STATEMENT_CACHE_MAX = 500
+
+/**
+ * The database as Kysely's SQLite driver sees it, with each statement prepared once: the driver
+ * prepares on every query, and compiling the SQL costs more than running a lookup by primary key
+ * (the client lookup of every client authentication, issue 12). Safe to reuse: better-sqlite3
+ * runs each statement to completion before returning (nothing here streams), and re-prepares it
+ * by itself after a schema change (SQLITE_SCHEMA, sqlite3_prepare_v2).
+ */
+function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>()
+  return {
+    prepare(text: string) {
+      let statement = statements.get(text)
+      if (!statement) {
+        if (statements.size >= STATEMENT_CACHE_MAX) statements.clear()
+        statement = sqlite.prepare(text)
+        statements.set(text, statement)
+      }
+      return statement
+    },
+    close() {
+      statements.clear()
+      sqlite.close()
+    },
+  }
 }
 
 /**

@@ -10,7 +10,8 @@ import type { StoredUser } from '../domain/users.js'
 /** `T` with the columns `K` filled in by the database (an identity or a default). */
 type WithGenerated<T, K extends keyof T> = Omit<T, K> & { [P in K]: Generated<T[P]> }
 
-export type UsersTable = WithGenerated<StoredUser, 'id' | 'authgate_credential_epoch'>
+// subject: the seed app's inserts leave it to the database (migration 2026_12_03_004).
+export type UsersTable = WithGenerated<StoredUser, 'id' | 'authgate_credential_epoch' | 'subject'>
 
 export interface SettingsTable {
   key: string

@@ -56,6 +56,7 @@ export function createUsersRepository(db: Db): UsersRepository {
             username_canonical: user.canonical,
             password: user.passwordHash,
             created_at: user.createdAt,
+            subject: user.subject,
           })
           .returning('id')
           .executeTakeFirstOrThrow()

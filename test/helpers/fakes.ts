@@ -1,7 +1,8 @@
-// In-memory fakes of the domain's repositories, for unit tests of the domain on a frozen clock.
+// In-memory fakes of the domain's repositories, for unit tests of the domain on a frozen clock:
+// the key table and the settings, doing what storage/keys.repository.ts and
+// storage/settings.repository.ts do, for the key ring and what signs with it.
 import type { KeysRepository, SettingsStore, SigningKeyRecord } from '../../src/domain/keys.js'
 
-/** A settings table in a Map. */
 export function memorySettings(
   initial: Record<string, string> = {},
 ): SettingsStore & { values: Map<string, string> } {
@@ -16,10 +17,6 @@ export function memorySettings(
   }
 }
 
-/**
- * A signing-key table in an array, scheduling as storage/keys.repository.ts scheduleSigningKey
- * does; `reads` counts listKeys calls.
- */
 export function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[]; reads: number } {
   const repo = {
     rows: [] as SigningKeyRecord[],
@@ -28,7 +25,9 @@ export function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[]; reads
       repo.reads++
       return repo.rows.map((r) => ({ ...r }))
     },
-    currentKey: async () => repo.rows.find((r) => r.retired_at === null),
+    currentKey: async (chain = 'primary') =>
+      repo.rows.find((r) => r.chain === chain && r.retired_at === null),
+    // What storage/keys.repository.ts schedule does, in memory: within the key's chain.
     async schedule(
       key: SigningKeyRecord,
       {
@@ -37,9 +36,10 @@ export function memoryKeys(): KeysRepository & { rows: SigningKeyRecord[]; reads
         revokeOthersAt,
       }: { activatesAt: number; keepIfAlg?: string; revokeOthersAt?: number },
     ) {
-      const current = repo.rows.find((r) => r.retired_at === null)
+      const chain = repo.rows.filter((r) => r.chain === key.chain)
+      const current = chain.find((r) => r.retired_at === null)
       if (current && current.alg === keepIfAlg) return { current, retired: undefined }
-      for (const r of repo.rows) {
+      for (const r of chain) {
         if (r.retired_at === null || r.retired_at > activatesAt) r.retired_at = activatesAt
         if (revokeOthersAt !== undefined && r.revoked_at === null) r.revoked_at = revokeOthersAt
       }

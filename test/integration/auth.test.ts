@@ -203,10 +203,17 @@ describe('POST /auth/token', () => {
       method: 'POST',
       url: '/auth/token',
       headers: form,
-      payload: 'grant_type=client_credentials&username=Dana&password=x',
+      // client_credentials is a grant now (test/integration/client-credentials.test.ts); this is not.
+      payload: 'grant_type=urn:ietf:params:oauth:grant-type:device_code&username=Dana&password=x',
     })
     expect(res.statusCode).toBe(400)
-    expect(res.json()).toMatchObject({ error: 'unsupported_grant_type', code: 'unsupported_grant_type' })
+    const detail = 'grant_type must be password, refresh_token or client_credentials'
+    expect(res.json()).toEqual({
+      error: 'unsupported_grant_type',
+      error_description: detail,
+      detail,
+      code: 'unsupported_grant_type',
+    })
   })
 
   it('answers JSON and empty bodies with a 4xx, never a 500', async () => {

@@ -36,22 +36,29 @@ describe('the CLI follows the database, not its own environment', () => {
   it('keys rotate on a database whose HS256 secret is SECRET_KEY, without SECRET_KEY: refused, nothing made', async () => {
     const db = await freshDb()
     await (await app({ DATABASE_URL: db.url, SECRET_KEY: SECRET })).close()
+    // The server made the RS256 key of ID tokens; the refused rotation adds nothing to it.
+    const before = await keyRows(db.url)
+    expect(before.map((k) => k.chain)).toEqual(['rs256'])
     const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url })
     expect(run.code).toBe(1)
     expect(run.stderr).toMatch(
       /^Configuration error: SECRET_KEY is not set, but this database signs with HS256/,
     )
     expect(run.stderr).toMatch(/Set the same SECRET_KEY/)
-    expect(await keyRows(db.url)).toEqual([])
+    expect(await keyRows(db.url)).toEqual(before)
   })
 
-  it('keys rotate on a database with a generated HS256 secret: the HS256 refusal, nothing made', async () => {
+  it('keys rotate on a database with a generated HS256 secret: the RS256 key only, and why not the secret', async () => {
     const db = await freshDb()
     await (await app({ DATABASE_URL: db.url, JWT_ALGORITHM: 'HS256' })).close()
     const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url })
-    expect(run.code).toBe(1)
-    expect(run.stderr).toMatch(/Tokens are signed with HS256/)
-    expect(await keyRows(db.url)).toEqual([])
+    expect(run, run.stderr).toMatchObject({ code: 0 })
+    // The database's HS256, not this shell's default (ES256 on a fresh install): no ES256 key.
+    expect(run.stderr).toMatch(/Access tokens are signed with HS256/)
+    expect((await keyRows(db.url)).map((k) => [k.chain, k.alg])).toEqual([
+      ['rs256', 'RS256'],
+      ['rs256', 'RS256'],
+    ])
   })
 
   it('keys rotate with JWT_ALGORITHM=EdDSA on an ES256 database: refused, no EdDSA key', async () => {
@@ -60,7 +67,7 @@ describe('the CLI follows the database, not its own environment', () => {
     const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url, JWT_ALGORITHM: 'EdDSA' })
     expect(run.code).toBe(1)
     expect(run.stderr).toMatch(/JWT_ALGORITHM=EdDSA here, but this database signs with ES256/)
-    expect((await keyRows(db.url)).map((k) => k.alg)).toEqual(['ES256'])
+    expect((await keyRows(db.url)).map((k) => k.alg).sort()).toEqual(['ES256', 'RS256'])
   })
 })
 

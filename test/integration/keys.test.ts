@@ -34,6 +34,21 @@ async function jwks(app: FastifyInstance): Promise<{ kid: string; alg: string }[
   return res.json().keys
 }
 
+/** The published keys of one algorithm: ES256 for the deployment's, RS256 for the chain beside it. */
+async function jwksOf(app: FastifyInstance, alg: string): Promise<string[]> {
+  return (await jwks(app)).filter((k) => k.alg === alg).map((k) => k.kid)
+}
+
+// The RS256 key every deployment keeps beside its own (ID tokens, OpenID Connect Discovery §3).
+const RS256_JWK = {
+  kty: 'RSA',
+  n: expect.any(String),
+  e: 'AQAB',
+  kid: expect.any(String),
+  alg: 'RS256',
+  use: 'sig',
+}
+
 /** Rotates like `authgate keys rotate` would, through a connection of its own. */
 async function rotate(dbUrl: string, env: Record<string, string> = {}, clock = frozenClock()) {
   const db = createDatabase(dbUrl)
@@ -86,6 +101,7 @@ describe('the JWKS and the discovery documents', () => {
         alg: 'ES256',
         use: 'sig',
       },
+      RS256_JWK,
     ])
     expect(res.body).not.toMatch(/"d"|PRIVATE/)
   })
@@ -102,7 +118,8 @@ describe('the JWKS and the discovery documents', () => {
         jwks_uri: 'https://auth.example.com/.well-known/jwks.json',
         token_endpoint: 'https://auth.example.com/auth/token',
         revocation_endpoint: 'https://auth.example.com/auth/revoke',
-        grant_types_supported: ['password', 'refresh_token'],
+        introspection_endpoint: 'https://auth.example.com/auth/introspect',
+        grant_types_supported: ['password', 'refresh_token', 'client_credentials'],
         response_types_supported: ['code'],
         response_modes_supported: ['query'],
         code_challenge_methods_supported: ['S256'],
@@ -121,9 +138,11 @@ describe('the JWKS and the discovery documents', () => {
           'preferred_username',
         ],
         prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
-        token_endpoint_auth_methods_supported: ['none'],
-        revocation_endpoint_auth_methods_supported: ['none'],
-        id_token_signing_alg_values_supported: ['ES256'],
+        token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+        revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+        introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+        // OpenID Connect Discovery §3: RS256 is required; ES256 is the deployment's own.
+        id_token_signing_alg_values_supported: ['RS256', 'ES256'],
         subject_types_supported: ['public'],
       })
     },
@@ -139,13 +158,15 @@ describe('the JWKS and the discovery documents', () => {
     }
   })
 
-  it('with SECRET_KEY: HS256, an empty JWKS, HS256 in the metadata', async () => {
+  it('with SECRET_KEY: HS256 access tokens, only the RS256 key in the JWKS, RS256 ID tokens in the metadata', async () => {
     const hs = await buildTestApp({ SECRET_KEY: 's'.repeat(40) })
     try {
       expect(decodeProtectedHeader(await tokenFor(hs.app, 'hs'))).toEqual({ alg: 'HS256', typ: 'JWT' })
-      expect(await jwks(hs.app)).toEqual([])
+      // The secret is never published; the RS256 key signs ID tokens and client tokens only.
+      expect(await jwks(hs.app)).toEqual([RS256_JWK])
       const meta = (await hs.app.inject({ url: '/.well-known/openid-configuration' })).json()
-      expect(meta.id_token_signing_alg_values_supported).toEqual(['HS256'])
+      // ID tokens are never HS256 (a shared secret): RS256, from the key the JWKS publishes.
+      expect(meta.id_token_signing_alg_values_supported).toEqual(['RS256'])
       expect(meta.issuer).toBe('http://127.0.0.1:8000')
     } finally {
       await hs.close()
@@ -160,7 +181,10 @@ describe('the JWKS and the discovery documents', () => {
       expect((await greet(app.app, token)).statusCode).toBe(200)
       expect(await jwks(app.app)).toEqual([
         expect.objectContaining({ alg, kid: decodeProtectedHeader(token).kid }),
+        { ...RS256_JWK, kid: expect.not.stringMatching(`^${decodeProtectedHeader(token).kid}$`) },
       ])
+      const meta = (await app.app.inject({ url: '/.well-known/openid-configuration' })).json()
+      expect(meta.id_token_signing_alg_values_supported).toEqual(alg === 'RS256' ? ['RS256'] : ['RS256', alg])
     } finally {
       await app.close()
     }
@@ -180,8 +204,8 @@ describe('the default algorithm of an existing install', () => {
     try {
       expect((await greet(after, token)).statusCode).toBe(200)
       expect(decodeProtectedHeader(await tokenFor(after, 'newcomer')).alg).toBe('HS256')
-      expect(await jwks(after)).toEqual([])
-      expect(await keyRows(db.url)).toEqual([])
+      expect(await jwks(after)).toEqual([RS256_JWK])
+      expect((await keyRows(db.url)).map((r) => [r.chain, r.alg])).toEqual([['rs256', 'RS256']])
     } finally {
       await after.close()
     }
@@ -195,7 +219,7 @@ describe('the default algorithm of an existing install', () => {
     const second = await buildApp(loadConfig({ DATABASE_URL: db.url }), { hasher: fastHasher })
     try {
       expect((await greet(second, token)).statusCode).toBe(200)
-      expect(await keyRows(db.url)).toHaveLength(1)
+      expect((await keyRows(db.url)).map((r) => r.chain).sort()).toEqual(['primary', 'rs256'])
     } finally {
       await second.close()
     }
@@ -209,15 +233,16 @@ describe('rotation', () => {
     try {
       const before = await tokenFor(t.app, 'rotor')
       const oldKid = decodeProtectedHeader(before).kid
-      const { key: current, previous } = await rotate(t.dbUrl, {}, clock)
+      const oldRs = await jwksOf(t.app, 'RS256')
+      const { key: current, previous, rs256 } = await rotate(t.dbUrl, {}, clock)
       expect(previous?.kid).toBe(oldKid)
-      // The app notices within its reload interval and publishes the next key, but signs with it
-      // only once the activation delay has passed (every process and JWKS cache has it by then).
-      await expect.poll(async () => (await jwks(t.app)).length, { timeout: 5_000, interval: 20 }).toBe(2)
-      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([oldKid, current.kid])
+      // The app notices within its reload interval and publishes the next keys, but signs with
+      // them only once the activation delay has passed (every process and JWKS cache has them by then).
+      await expect.poll(async () => (await jwks(t.app)).length, { timeout: 5_000, interval: 20 }).toBe(4)
+      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([oldKid, ...oldRs, current.kid, rs256?.key.kid])
       expect(decodeProtectedHeader(await tokenFor(t.app, 'rotor')).kid).toBe(oldKid)
       clock.advance(t.config.keyActivationDelayMs)
-      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, oldKid])
+      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, rs256?.key.kid, oldKid, ...oldRs])
       const after = (await logIn(t.app, 'rotor')).json().access_token
       expect(decodeProtectedHeader(after).kid).toBe(current.kid)
       expect((await greet(t.app, before)).statusCode).toBe(200)
@@ -236,7 +261,7 @@ describe('rotation', () => {
       expect((await greet(t.app, longLived)).statusCode).toBe(200)
 
       clock.advance(TTL_MS + RETIREMENT_SLACK_MS)
-      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid])
+      expect((await jwks(t.app)).map((k) => k.kid)).toEqual([current.kid, rs256?.key.kid])
       expect((await greet(t.app, longLived)).statusCode).toBe(401)
     } finally {
       await t.close()
@@ -302,8 +327,11 @@ describe('rotation', () => {
     )
     for (const run of runs) expect(run, run.stderr).toMatchObject({ code: 0 })
     const rows = await keyRows(db.url)
-    expect(rows).toHaveLength(1)
-    expect(rows[0]).toMatchObject({ alg: 'ES256', retired_at: null })
+    // One key per chain, whoever made it.
+    expect(rows.map((r) => [r.chain, r.alg, r.retired_at]).sort()).toEqual([
+      ['primary', 'ES256', null],
+      ['rs256', 'RS256', null],
+    ])
   })
 })
 
@@ -360,23 +388,35 @@ describe('authgate keys', () => {
     expect(first, first.stderr).toMatchObject({ code: 0 })
     const second = await runCli(['keys', 'rotate'], env)
     expect(second.stdout).toMatch(
-      /^New signing key \S+ \(ES256\) is published now and signs from \S+Z \(in 66 s: KEY_ACTIVATION_DELAY_SECONDS\)\.\n\S+ \(ES256\) signs until then; it verifies until \S+Z\.\n$/,
+      /^New signing key \S+ \(ES256\) is published now and signs from \S+Z \(in 66 s: KEY_ACTIVATION_DELAY_SECONDS\)\.\n\S+ \(ES256\) signs until then; it verifies until \S+Z\.\nNew signing key \S+ \(RS256\) for ID tokens is published now and signs from \S+Z \(in 66 s: KEY_ACTIVATION_DELAY_SECONDS\)\.\n\S+ \(RS256\) signs until then; it verifies until \S+Z\.\n$/,
     )
 
     const list = await runCli(['keys', 'list'], env)
     expect(list.code).toBe(0)
     expect(list.stderr).toMatch(/publishes the next key 66 s before it signs/)
     const lines = list.stdout.trim().split('\n')
-    expect(lines[0]).toBe('kid\talg\tstate\tcreated\tactivates\tretires\tverifies_until')
-    expect(lines[1]).toMatch(/^\S+\tES256\tnext\t\S+Z\t\S+Z\t-\t-$/)
-    expect(lines[2]).toMatch(/^\S+\tES256\tcurrent\t\S+Z\t\S+Z\t\S+Z\t\S+Z$/)
+    expect(lines[0]).toBe('kid\talg\tstate\tcreated\tactivates\tretires\tverifies_until\tchain')
+    const primary = lines.filter((l) => l.endsWith('\tprimary'))
+    expect(primary).toHaveLength(2)
+    expect(primary[0]).toMatch(/^\S+\tES256\tnext\t\S+Z\t\S+Z\t-\t-\tprimary$/)
+    expect(primary[1]).toMatch(/^\S+\tES256\tcurrent\t\S+Z\t\S+Z\t\S+Z\t\S+Z\tprimary$/)
+    const rs256 = lines.filter((l) => l.endsWith('\trs256'))
+    expect(rs256).toHaveLength(2)
+    expect(rs256[0]).toMatch(/^\S+\tRS256\tnext\t\S+Z\t\S+Z\t-\t-\trs256$/)
+    expect(rs256[1]).toMatch(/^\S+\tRS256\tcurrent\t\S+Z\t\S+Z\t\S+Z\t\S+Z\trs256$/)
+    expect(lines).toHaveLength(5)
 
     const json = await runCli(['keys', 'list', '--json'], env)
-    const keys = json.stdout
+    const all = json.stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l))
+    const keys = all.filter((k) => k.chain === 'primary')
     expect(keys.map((k) => k.state)).toEqual(['next', 'current'])
+    expect(all.filter((k) => k.chain === 'rs256').map((k) => [k.alg, k.state])).toEqual([
+      ['RS256', 'next'],
+      ['RS256', 'current'],
+    ])
     expect(Object.keys(keys[0])).toEqual([
       'kid',
       'alg',
@@ -385,32 +425,46 @@ describe('authgate keys', () => {
       'activates_at',
       'retires_at',
       'verifies_until',
+      'chain',
     ])
     // The current key retires when the next one activates.
     expect(keys[1].retires_at).toBe(keys[0].activates_at)
-    expect(keys.map((k) => k.kid)).toEqual((await keyRows(db.url)).map((r) => r.kid).reverse())
+    expect(keys.map((k) => k.kid)).toEqual(
+      (await keyRows(db.url))
+        .filter((r) => r.chain === 'primary')
+        .map((r) => r.kid)
+        .reverse(),
+    )
 
     // --now: the new key signs at once, and the older keys stop verifying at once.
     const now = await runCli(['keys', 'rotate', '--now'], env)
     expect(now, now.stderr).toMatchObject({ code: 0 })
     expect(now.stdout).toMatch(/^New signing key \S+ \(ES256\) signs now\.\n/)
     expect(now.stdout).toMatch(/Revoked \S+ \(ES256\): its tokens are refused from now on\./)
+    expect(now.stdout).toMatch(/\nNew signing key \S+ \(RS256\) for ID tokens signs now\.\n/)
+    expect(now.stdout).toMatch(/Revoked \S+ \(RS256\): its tokens are refused from now on\./)
     expect(now.stdout).toMatch(/What this costs: every access token issued before now is refused/)
     const after = (await runCli(['keys', 'list', '--json'], env)).stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l))
-    expect(after.map((k) => k.state)).toEqual(['current', 'revoked', 'revoked'])
+    for (const chain of ['primary', 'rs256']) {
+      expect(after.filter((k) => k.chain === chain).map((k) => k.state)).toEqual([
+        'current',
+        'revoked',
+        'revoked',
+      ])
+    }
     expect(list.stdout + json.stdout).not.toMatch(/PRIVATE|"d"/)
   }, 90_000)
 
-  it('refuses to rotate with HS256 and says why', async () => {
+  it('with HS256 rotates only the RS256 key, and says why the secret is not rotated', async () => {
     const db = await freshDb()
     const run = await runCli(['keys', 'rotate'], { DATABASE_URL: db.url, SECRET_KEY: 's'.repeat(40) })
-    expect(run.code).toBe(1)
-    expect(run.stderr).toMatch(/HS256/)
-    expect(run.stderr).toMatch(/SECRET_KEY/)
-    expect(await keyRows(db.url)).toEqual([])
+    expect(run, run.stderr).toMatchObject({ code: 0 })
+    expect(run.stderr).toMatch(/HS256.*SECRET_KEY.*not rotated/)
+    expect(run.stdout).toMatch(/^New signing key \S+ \(RS256\) for ID tokens is published now/)
+    expect((await keyRows(db.url)).map((r) => [r.chain, r.alg])).toEqual([['rs256', 'RS256']])
   })
 
   it('is in the help', async () => {

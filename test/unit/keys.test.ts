@@ -115,15 +115,20 @@ describe('generateSigningKey', () => {
   })
 })
 
+const kids = (jwks: { kid: string }[]) => jwks.map((k) => k.kid)
+
 describe('the key ring', () => {
-  it('with HS256 holds the secret, generated once and kept in the settings, and publishes nothing', async () => {
+  it('with HS256 holds the secret, generated once and kept in the settings, and publishes only the RS256 key', async () => {
     const { ring: r, settings, keys } = await ring({ alg: 'HS256' })
     expect(r.algorithm).toBe('HS256')
     expect(r.secret).toMatch(/^[0-9a-f]{64}$/)
     expect(settings.values.get('jwt_hs256_secret')).toBe(r.secret)
-    expect(r.jwks()).toEqual([])
+    // No primary chain: the secret signs access tokens. The RS256 chain signs ID tokens.
     expect(r.snapshot()).toBeUndefined()
-    expect(keys.rows).toHaveLength(0)
+    expect(keys.rows).toEqual([expect.objectContaining({ alg: 'RS256', chain: 'rs256', retired_at: null })])
+    expect(r.snapshotOf('rs256')?.current.kid).toBe(keys.rows[0]?.kid)
+    expect(r.jwks()).toEqual([JSON.parse(keys.rows[0]?.public_jwk ?? '')])
+    expect(JSON.stringify(r.jwks())).not.toContain(r.secret ?? '-')
   })
 
   it('with SECRET_KEY uses it and stores nothing', async () => {
@@ -140,45 +145,69 @@ describe('the key ring', () => {
     expect(settings.values.size).toBe(0)
   })
 
-  it('on a fresh install makes one ES256 key, and a second process reuses it', async () => {
+  it('on a fresh install makes one ES256 key and one RS256 key, and a second process reuses them', async () => {
     const keys = memoryKeys()
     const first = await ring({ keys })
     const second = await ring({ keys })
     expect(first.ring.algorithm).toBe('ES256')
-    expect(keys.rows).toHaveLength(1)
-    expect(first.ring.snapshot()?.current.kid).toBe(keys.rows[0]?.kid)
-    expect(second.ring.snapshot()?.current.kid).toBe(keys.rows[0]?.kid)
-    expect(first.ring.jwks()).toEqual([JSON.parse(keys.rows[0]?.public_jwk ?? '')])
+    expect(keys.rows.map((r) => [r.chain, r.alg])).toEqual([
+      ['primary', 'ES256'],
+      ['rs256', 'RS256'],
+    ])
+    const [es, rs] = keys.rows
+    for (const r of [first.ring, second.ring]) {
+      expect(r.snapshot()?.current.kid).toBe(es?.kid)
+      expect(r.snapshotOf('primary')?.current.kid).toBe(es?.kid)
+      expect(r.snapshotOf('rs256')?.current.kid).toBe(rs?.kid)
+      // Each chain's snapshot holds its own keys only.
+      expect([...(r.snapshot()?.keys.keys() ?? [])]).toEqual([es?.kid])
+    }
+    // The current keys, the deployment's first.
+    expect(first.ring.jwks()).toEqual([es, rs].map((k) => JSON.parse(k?.public_jwk ?? '')))
   })
 
-  it('after a rotation publishes the next key at once, signs with it after the delay, then drops the old one', async () => {
+  it('after a rotation publishes the next keys at once, signs with them after the delay, then drops the old ones', async () => {
     const { ring: r, admin, clock } = await ring()
     const old = r.snapshot()?.current.kid
-    const { key: next, previous } = await admin.rotate()
+    const oldRs = r.snapshotOf('rs256')?.current.kid
+    const { key: next, previous, rs256 } = await admin.rotate()
     expect(next).toMatchObject({ state: 'next', activatesAt: new Date(clock.now() + DELAY).toISOString() })
     expect(previous).toMatchObject({ kid: old, state: 'current', retiresAt: next.activatesAt })
+    // The RS256 chain rotates with it, on the same schedule.
+    expect(rs256?.key).toMatchObject({
+      alg: 'RS256',
+      chain: 'rs256',
+      state: 'next',
+      activatesAt: next.activatesAt,
+    })
+    expect(rs256?.previous).toMatchObject({ kid: oldRs, state: 'current', retiresAt: next.activatesAt })
+    const nextRs = rs256?.key.kid
     await r.reload()
     // Published and verifying, not signing: every process and cache gets it before its first token.
     expect(r.snapshot()?.current.kid).toBe(old)
-    expect(r.jwks().map((k) => k.kid)).toEqual([old, next.kid])
+    expect(r.snapshotOf('rs256')?.current.kid).toBe(oldRs)
+    expect(kids(r.jwks())).toEqual([old, oldRs, next.kid, nextRs])
     const version = r.snapshot()?.version
     clock.advance(DELAY - 1)
     expect(r.snapshot()?.current.kid).toBe(old)
     // The clock alone switches it, in every process at once: no read, no signal needed.
     clock.advance(1)
     expect(r.snapshot()?.current.kid).toBe(next.kid)
+    expect(r.snapshotOf('rs256')?.current.kid).toBe(nextRs)
     expect(r.snapshot()?.version).toBe((version ?? 0) + 1)
-    expect(r.jwks().map((k) => k.kid)).toEqual([next.kid, old])
-    expect((await admin.list()).map((k) => [k.kid, k.state])).toEqual([
+    expect(kids(r.jwks())).toEqual([next.kid, nextRs, old, oldRs])
+    const primary = async () =>
+      (await admin.list()).filter((k) => k.chain === 'primary').map((k) => [k.kid, k.state])
+    expect(await primary()).toEqual([
       [next.kid, 'current'],
       [old, 'retired'],
     ])
 
     clock.advance(TTL + RETIREMENT_SLACK_MS - 1)
-    expect(r.jwks().map((k) => k.kid)).toEqual([next.kid, old])
+    expect(kids(r.jwks())).toEqual([next.kid, nextRs, old, oldRs])
     clock.advance(1)
-    expect(r.jwks().map((k) => k.kid)).toEqual([next.kid])
-    expect((await admin.list()).map((k) => [k.kid, k.state])).toEqual([
+    expect(kids(r.jwks())).toEqual([next.kid, nextRs])
+    expect(await primary()).toEqual([
       [next.kid, 'current'],
       [old, 'expired'],
     ])
@@ -191,7 +220,7 @@ describe('the key ring', () => {
     clock.advance(10_000)
     const { key: b } = await admin.rotate()
     await r.reload()
-    expect(r.jwks().map((k) => k.kid)).toEqual([first, a.kid, b.kid])
+    expect(kids(r.jwks().filter((k) => k.alg === 'ES256'))).toEqual([first, a.kid, b.kid])
     clock.advance(DELAY - 10_000)
     expect(r.snapshot()?.current.kid).toBe(a.kid)
     clock.advance(10_000)
@@ -212,8 +241,11 @@ describe('the key ring', () => {
     )
     await r.reload()
     expect(r.snapshot()?.current.kid).toBe(key.kid)
-    expect(r.jwks().map((k) => k.kid)).toEqual([key.kid])
+    // The RS256 chain too: only the keys made by this rotation still verify.
+    const rs = r.snapshotOf('rs256')?.current.kid
+    expect(kids(r.jwks())).toEqual([key.kid, rs])
     expect([...(r.snapshot()?.keys.keys() ?? [])]).toEqual([key.kid])
+    expect([...(r.snapshotOf('rs256')?.keys.keys() ?? [])]).toEqual([rs])
   })
 
   it('keeps its snapshot (and version) when nothing changed, and changes it when something did', async () => {
@@ -232,9 +264,12 @@ describe('the key ring', () => {
     const es = await ring({ keys, clock })
     const ed = await ring({ keys, clock, alg: 'EdDSA' })
     expect(ed.ring.snapshot()?.current.alg).toBe('EdDSA')
-    expect(ed.ring.jwks().map((k) => k.alg)).toEqual(['EdDSA', 'ES256'])
+    expect(ed.ring.jwks().map((k) => k.alg)).toEqual(['EdDSA', 'RS256', 'ES256'])
     expect(keys.rows.find((r) => r.alg === 'ES256')?.retired_at).toBe(clock.now())
     expect(es.ring.snapshot()?.current.alg).toBe('ES256')
+    // The RS256 chain does not follow JWT_ALGORITHM: the same key serves both.
+    expect(ed.ring.snapshotOf('rs256')?.current.kid).toBe(es.ring.snapshotOf('rs256')?.current.kid)
+    expect(keys.rows.filter((r) => r.chain === 'rs256')).toHaveLength(1)
   })
 
   it('says when it made the current key (to signal the other processes), and only then', async () => {
@@ -252,7 +287,7 @@ describe('the key ring', () => {
       })
       return made
     }
-    expect(await open('ES256')).toBe(1) // a fresh database: this process made the key
+    expect(await open('ES256')).toBe(1) // a fresh database: this process made the keys (told once)
     expect(await open('ES256')).toBe(0) // the key was there
     expect(await open('EdDSA')).toBe(1) // JWT_ALGORITHM changed: a new current key
   })
@@ -316,25 +351,35 @@ describe('the key ring', () => {
 })
 
 describe('key administration', () => {
-  it('refuses to rotate with HS256, explaining where the key is', async () => {
+  it('with HS256 rotates the RS256 chain only: the secret is no key pair', async () => {
+    const keys = memoryKeys()
     const admin = await openKeyAdmin({
       configured: undefined,
       secretKey: 'k'.repeat(32),
       settings: memorySettings(),
-      keys: memoryKeys(),
+      keys,
       clock: frozenClock(),
       accessTtlMs: TTL,
       activationDelayMs: DELAY,
     })
     expect(admin.algorithm).toBe('HS256')
-    await expect(admin.rotate()).rejects.toThrow(/HS256.*SECRET_KEY/)
+    const rotation = await admin.rotate()
+    expect(rotation.key).toMatchObject({ alg: 'RS256', chain: 'rs256', state: 'current' })
+    expect(rotation.rs256).toBeUndefined()
+    expect(keys.rows.map((r) => r.chain)).toEqual(['rs256'])
+    expect(JSON.stringify(keys.rows)).not.toContain('k'.repeat(32))
   })
 
-  it('lists keys newest first, without private material', async () => {
+  it('lists keys newest first, both chains, without private material', async () => {
     const { admin } = await ring({ alg: 'RS256' })
     await admin.rotate()
     const list = await admin.list()
-    expect(list.map((k) => k.state)).toEqual(['next', 'current'])
+    expect(list.map((k) => [k.chain, k.state])).toEqual([
+      ['rs256', 'next'],
+      ['primary', 'next'],
+      ['rs256', 'current'],
+      ['primary', 'current'],
+    ])
     expect(JSON.stringify(list)).not.toMatch(/PRIVATE|"d"/)
   })
 })

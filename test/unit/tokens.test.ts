@@ -120,6 +120,7 @@ describe.each(['ES256', 'EdDSA', 'RS256'] as const)('token service with %s', (al
       iat,
       exp: iat + 1800,
       jti: payload.jti,
+      iss: ISSUER,
     })
     // Another implementation, from the published keys alone.
     const verified = await jwtVerify(accessToken, createLocalJWKSet({ keys: keys.jwks() }), {
@@ -139,6 +140,18 @@ describe.each(['ES256', 'EdDSA', 'RS256'] as const)('token service with %s', (al
     const ourKid = ours.keys.snapshot()?.current.kid
     const underOurKid = `${Buffer.from(JSON.stringify({ alg, typ: 'JWT', kid: ourKid })).toString('base64url')}.${p}.${s}`
     expect(ours.tokens.verify(underOurKid)).toBeUndefined()
+  })
+
+  it("refuses a token of the RS256 chain's key (ID tokens' key), even with a user's claims", async () => {
+    const { tokens, keys, clock } = await keyPairService(alg)
+    const { kid, privateKey } = keys.snapshotOf('rs256')?.current ?? { kid: '', privateKey: '' }
+    const now = Math.floor(clock.now() / 1000)
+    const claims = { sub: 'a', id: 1, iat: now, exp: now + 600, iss: ISSUER }
+    expect(tokens.verify(createSigner({ key: privateKey, algorithm: 'RS256', kid })(claims))).toBeUndefined()
+    // Control: the same claims under the primary key verify.
+    const primary = keys.snapshot()?.current ?? { kid: '', privateKey: '' }
+    const signed = createSigner({ key: primary.privateKey, algorithm: alg, kid: primary.kid })(claims)
+    expect(tokens.verify(alg === 'ES256' ? toLowS(signed) : signed)).toBeDefined()
   })
 
   it('requires iss, and ours', async () => {

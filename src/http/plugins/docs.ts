@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { OAuthErrorResponse } from '../schemas/auth.js'
+import { OAuthErrorResponse, TokenUnauthorizedResponse } from '../schemas/auth.js'
 import { ErrorResponse, ValidationErrorResponse } from '../schemas/common.js'
 import { INITIALIZER_JS, SPEC_URL, THEME_CSS } from './docs-page.js'
 
@@ -32,6 +32,7 @@ async function registerDocs(app: FastifyInstance, version: string): Promise<void
   app.addSchema(ErrorResponse)
   app.addSchema(ValidationErrorResponse)
   app.addSchema(OAuthErrorResponse)
+  app.addSchema(TokenUnauthorizedResponse)
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -5,7 +5,13 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
+import {
+  DomainError,
+  ErrorCode,
+  type FieldError,
+  InvalidClient,
+  ValidationError,
+} from '../../domain/errors.js'
 import { Throttled } from '../../domain/throttle.js'
 
 /** The status each error code answers with; every code has one, or this does not type-check. */
@@ -19,6 +25,9 @@ export const ERROR_STATUS = {
   [ErrorCode.invalidGrant]: 400,
   [ErrorCode.invalidRequest]: 400,
   [ErrorCode.unsupportedGrantType]: 400,
+  [ErrorCode.invalidClient]: 401,
+  [ErrorCode.unauthorizedClient]: 400,
+  [ErrorCode.invalidScope]: 400,
   [ErrorCode.wrongPassword]: 400,
   [ErrorCode.badRequest]: 400,
   [ErrorCode.notFound]: 404,
@@ -38,7 +47,13 @@ const OAUTH_ERRORS = new Set<string>([
   ErrorCode.invalidGrant,
   ErrorCode.invalidRequest,
   ErrorCode.unsupportedGrantType,
+  ErrorCode.invalidClient,
+  ErrorCode.unauthorizedClient,
+  ErrorCode.invalidScope,
 ])
+
+// RFC 6749 §5.2 (and RFC 7617 §2, which requires the realm): the scheme a client authenticates with.
+export const BASIC_CHALLENGE = 'Basic realm="authgate", charset="UTF-8"'
 
 // RFC 6750 §3: a 401 for a bearer-protected resource names the scheme.
 const BEARER_CHALLENGE = new Set<string>([
@@ -249,6 +264,9 @@ function registerErrorHandlers(app: FastifyInstance, { isDatabaseUnavailable }: 
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const { status, code, detail, retryAfter } = describeError(error, request, isDatabaseUnavailable)
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
+    // RFC 6749 §5.2: a client that tried Basic (or sent nothing) is told to use it.
+    if (error instanceof InvalidClient && error.basicChallenge)
+      reply.header('www-authenticate', BASIC_CHALLENGE)
     return sendError(reply, status, code, detail)
   })
 }

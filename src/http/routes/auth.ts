@@ -1,29 +1,52 @@
 // POST /auth/ (sign up) and POST /auth/token (password and refresh grants), where the seed has
-// them; POST /auth/revoke (RFC 7009).
+// them, and the client credentials grant; POST /auth/revoke (RFC 7009) and POST /auth/introspect
+// (RFC 7662).
 import fastifyCookie, { type CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { AuthService, Client } from '../../domain/auth.js'
+import type { ClientAuthenticator } from '../../domain/client-auth.js'
+import type { ClientTokenService } from '../../domain/client-tokens.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
+import type { IntrospectionService } from '../../domain/introspection.js'
 import type { TokenPair } from '../../domain/sessions.js'
-import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
+import type { TokenRevocation } from '../../domain/token-revocation.js'
+import { presentedCredentials } from '../client-credentials.js'
+import {
+  CreateUserRequest,
+  IntrospectRequest,
+  IntrospectResponse,
+  RevokeRequest,
+  TokenRequest,
+  TokenResponse,
+} from '../schemas/auth.js'
 import {
   errorAnswer,
+  invalidClientAnswer,
   MessageResponse,
   oauthErrorAnswer,
   serviceUnavailable,
+  tokenUnauthorizedAnswer,
   tooManyRequests,
   validationErrorRef,
 } from '../schemas/common.js'
 import { routeFamily } from './family.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
+const UNSUPPORTED_GRANT = 'grant_type must be password, refresh_token or client_credentials'
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
 const AUTH_BODY_LIMIT = 16 * 1024
 
 export interface AuthRoutesOptions {
   auth: AuthService
+  /** Machine clients: client authentication, the client credentials grant, introspection, revocation. */
+  clients: {
+    auth: ClientAuthenticator
+    tokens: ClientTokenService
+    introspection: IntrospectionService
+    revocation: TokenRevocation
+  }
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
   /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
@@ -65,6 +88,15 @@ export function client(request: FastifyRequest): Client {
   }
 }
 
+const origin = (request: FastifyRequest) => ({
+  ip: request.ip,
+  userAgent: request.headers['user-agent'] ?? null,
+})
+
+// RFC 6749 §5.1 and RFC 7662 §2.2 (a token's claims): nothing here may be cached.
+const noStore = (reply: FastifyReply) =>
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+
 const missing = (field: string): FieldError => ({
   loc: ['body', field],
   msg: 'Field required',
@@ -83,7 +115,7 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
 
 const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
-  { auth, secureCookies, sameSite },
+  { auth, clients, secureCookies, sameSite },
 ) => {
   // Registered here, in this plugin's own context: only these routes parse cookies, not GET /.
   await app.register(fastifyCookie)
@@ -132,18 +164,29 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
           'OAuth2 token endpoint, as a form. `grant_type=password` (the default, RFC 6749 §4.3) logs in ' +
           'and starts a session; unknown users and wrong passwords get the same answer in the same time. ' +
           '`grant_type=refresh_token` (§6) trades a refresh token for a new pair; each refresh token ' +
-          'works once, and presenting a spent one ends the session.',
+          'works once, and presenting a spent one ends the session. `grant_type=client_credentials` ' +
+          '(§4.4) gives a confidential client registered for it an access token for itself (RFC 9068, ' +
+          '`typ: at+jwt`, no refresh token); it authenticates with HTTP Basic (`client_secret_basic`) ' +
+          'or `client_id` and `client_secret` in the form (`client_secret_post`), not both.',
         consumes: ['application/x-www-form-urlencoded'],
         body: TokenRequest,
         response: {
-          200: { ...TokenResponse, description: 'An access token and a refresh token.' },
+          200: {
+            ...TokenResponse,
+            description:
+              'An access token and a refresh token; for client_credentials, an access token and its scope.',
+          },
           400: oauthErrorAnswer(
-            'A bad refresh token, or an unsupported grant type.',
+            'A bad refresh token, an unsupported grant type, or a client credentials request refused.',
             [ErrorCode.invalidGrant, 'The refresh token is invalid, expired or revoked'],
             [ErrorCode.invalidRequest, 'refresh_token is required for grant_type=refresh_token'],
-            [ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token'],
+            [ErrorCode.unsupportedGrantType, UNSUPPORTED_GRANT],
+            [ErrorCode.unauthorizedClient, 'This client is not registered for grant_type=client_credentials'],
+            [ErrorCode.invalidScope, 'The client is not registered for the scope reports:write'],
           ),
-          401: errorAnswer('Incorrect username or password.', ErrorCode.invalidCredentials),
+          401: tokenUnauthorizedAnswer(
+            'Incorrect username or password; or client_credentials without a client that authenticates.',
+          ),
           415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
           429: tooManyRequests(
@@ -178,11 +221,25 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
           )
         }
         pair = await auth.refresh(body.refresh_token, client(request))
+      } else if (grant === 'client_credentials') {
+        const from = origin(request)
+        const caller = await clients.auth.authenticateConfidential(
+          presentedCredentials(request.headers.authorization, body),
+          from,
+        )
+        const issued = clients.tokens.grant(caller.client, body.scope, from)
+        noStore(reply)
+        return {
+          access_token: issued.accessToken,
+          token_type: 'bearer' as const,
+          expires_in: issued.expiresIn,
+          scope: issued.scope,
+        }
       } else {
-        throw new DomainError(ErrorCode.unsupportedGrantType, 'grant_type must be password or refresh_token')
+        throw new DomainError(ErrorCode.unsupportedGrantType, UNSUPPORTED_GRANT)
       }
       // RFC 6749 §5.1: token responses must not be cached.
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+      noStore(reply)
       return {
         access_token: pair.accessToken,
         token_type: 'bearer' as const,
@@ -202,12 +259,21 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         description:
           'RFC 7009 token revocation, as a form. Revoking a refresh token (or an access token) ends its ' +
           'whole session at once. A token the seed app issued ends as at POST /auth/logout (with no `jti`, ' +
-          "so do the user's other sessionless tokens issued before now). Answers 200 whether or not the " +
-          'token was known (§2.2).',
+          "so do the user's other sessionless tokens issued before now). These tokens of the first-party " +
+          'flow need no client authentication. A client access token (client_credentials) is revoked ' +
+          'only by its own client, authenticated (HTTP Basic or client_id and client_secret); another ' +
+          "client's token is left alone. Answers 200 whether or not the token was known or revoked (§2.2).",
         consumes: ['application/x-www-form-urlencoded'],
         body: RevokeRequest,
         response: {
           200: Type.Object({}, { description: 'Revoked, or there was nothing to revoke.' }),
+          400: oauthErrorAnswer('Contradictory client credentials.', [
+            ErrorCode.invalidRequest,
+            'Authenticate with one method: the Authorization header or client_secret in the body, not both',
+          ]),
+          401: invalidClientAnswer(
+            "Client credentials that fail, or a client's token without its client's credentials.",
+          ),
           415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'The `token` field is missing.' },
           503: serviceUnavailable,
@@ -216,8 +282,56 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
       preValidation: requireForm,
     },
     async (request) => {
-      await auth.revoke(request.body.token, client(request))
+      const { body } = request
+      await clients.revocation.revoke(
+        body.token,
+        presentedCredentials(request.headers.authorization, body),
+        client(request),
+      )
       return {}
+    },
+  )
+
+  app.post(
+    '/auth/introspect',
+    {
+      bodyLimit: AUTH_BODY_LIMIT,
+      schema: {
+        tags: ['auth'],
+        summary: 'Introspect Token',
+        description:
+          'RFC 7662 token introspection, as a form, for resource servers: a confidential client ' +
+          'authenticates (HTTP Basic, or client_id and client_secret) and asks whether an access token ' +
+          'is active. Answered from memory, like GET /: a revoked token is inactive at once. An inactive ' +
+          'token, garbage included, is `{"active": false}` and nothing more. Public clients are refused.',
+        consumes: ['application/x-www-form-urlencoded'],
+        body: IntrospectRequest,
+        response: {
+          200: IntrospectResponse,
+          400: oauthErrorAnswer('No token, or contradictory client credentials.', [
+            ErrorCode.invalidRequest,
+            'token is required (RFC 7662 §2.1)',
+          ]),
+          401: invalidClientAnswer('No confidential client authenticated.'),
+          415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
+          422: { ...validationErrorRef, description: 'A form field is too long.' },
+          503: serviceUnavailable,
+        },
+      },
+      preValidation: requireForm,
+    },
+    async (request, reply) => {
+      const { body } = request
+      // RFC 7662 §2.1: the caller authenticates before anything is said about the token.
+      await clients.auth.authenticateConfidential(
+        presentedCredentials(request.headers.authorization, body),
+        origin(request),
+      )
+      if (body.token === undefined) {
+        throw new DomainError(ErrorCode.invalidRequest, 'token is required (RFC 7662 §2.1)')
+      }
+      noStore(reply)
+      return clients.introspection.introspect(body.token)
     },
   )
 }

@@ -3,7 +3,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PKCE_METHOD } from '../../domain/authorization-codes.js'
 import { PROMPT_VALUES } from '../../domain/authorize.js'
-import type { KeyRing } from '../../domain/keys.js'
+import { CLIENT_AUTH_METHODS } from '../../domain/client-auth.js'
+import type { AsymmetricAlgorithm, KeyRing } from '../../domain/keys.js'
 import { JwksResponse, ServerMetadataResponse } from '../schemas/well-known.js'
 import { routeFamily } from './family.js'
 
@@ -11,6 +12,8 @@ export interface WellKnownOptions {
   keys: KeyRing
   /** The deployment's issuer now (domain/deployment.ts: recorded in the database). */
   issuer: () => string
+  /** What ID tokens can be signed with (domain/id-tokens.ts), RS256 first. */
+  idTokenAlgorithms: () => AsymmetricAlgorithm[]
   /** PUBLIC_URL (or the listen address), without a trailing slash. */
   publicUrl: string
   /** JWKS_MAX_AGE_SECONDS. */
@@ -24,15 +27,16 @@ const METADATA_CACHE = 'public, max-age=300'
 
 const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
   app,
-  { keys, issuer, publicUrl, jwksMaxAgeSeconds },
+  { keys, issuer, idTokenAlgorithms, publicUrl, jwksMaxAgeSeconds },
 ) => {
   const jwksCache = `public, max-age=${jwksMaxAgeSeconds}`
-  const metadata: Omit<ServerMetadataResponse, 'issuer'> = {
+  const metadata: Omit<ServerMetadataResponse, 'issuer' | 'id_token_signing_alg_values_supported'> = {
     authorization_endpoint: `${publicUrl}/authorize`,
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
     token_endpoint: `${publicUrl}/auth/token`,
     revocation_endpoint: `${publicUrl}/auth/revoke`,
-    grant_types_supported: ['password', 'refresh_token'],
+    introspection_endpoint: `${publicUrl}/auth/introspect`,
+    grant_types_supported: ['password', 'refresh_token', 'client_credentials'],
     // The code flow only (RFC 9700 §2.1.2: no implicit, no hybrid), answered in the query.
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
@@ -58,10 +62,11 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
     ],
     // Initiating User Registration via OpenID Connect 1.0 §4.2; select_account shows the login page.
     prompt_values_supported: [...PROMPT_VALUES],
-    // Public clients only: the token and revocation endpoints take no client authentication.
-    token_endpoint_auth_methods_supported: ['none'],
-    revocation_endpoint_auth_methods_supported: ['none'],
-    id_token_signing_alg_values_supported: [keys.algorithm],
+    // OIDC Core §9 and RFC 6749 §2.3.1; `none` for public clients (and the first-party flow).
+    token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    // RFC 7662 §2.1: only clients that authenticate; a public client is refused.
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     subject_types_supported: ['public'],
   }
 
@@ -95,14 +100,15 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
               ? 'Discovery (OpenID configuration)'
               : 'Authorization server metadata (RFC 8414)',
           description:
-            'Issuer, endpoints, grant types and the token signing algorithm, for libraries that configure ' +
-            'themselves from it: the authorization endpoint (code flow with PKCE, S256) and the token endpoint.',
+            'Issuer, endpoints, grant types, client authentication methods and signing algorithms, for ' +
+            'libraries that configure themselves from it: the authorization endpoint (code flow with PKCE, ' +
+            'S256), the token, revocation and introspection endpoints.',
           response: { 200: ServerMetadataResponse },
         },
       },
       async (_request, reply) => {
         reply.header('cache-control', METADATA_CACHE)
-        return { issuer: issuer(), ...metadata }
+        return { issuer: issuer(), ...metadata, id_token_signing_alg_values_supported: idTokenAlgorithms() }
       },
     )
   }

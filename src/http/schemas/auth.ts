@@ -34,18 +34,31 @@ export type CreateUserRequest = Static<typeof CreateUserRequest>
 const REFRESH_TOKEN_MAX = 512
 
 // The token endpoint: the OAuth2 password grant (RFC 6749 §4.3.2), as FastAPI's
-// OAuth2PasswordRequestForm, and the refresh grant (§6), both as a form.
+// OAuth2PasswordRequestForm, the refresh grant (§6) and the client credentials grant (§4.4), as a form.
 export const TokenRequest = Type.Object({
   grant_type: Type.Optional(
-    Type.String({ maxLength: 64, description: '`password` (the default) or `refresh_token`.' }),
+    Type.String({
+      maxLength: 64,
+      description: '`password` (the default), `refresh_token` or `client_credentials`.',
+    }),
   ),
   username: Type.Optional(Type.String({ maxLength: USERNAME_INPUT_MAX, description: 'Password grant.' })),
   password: Type.Optional(Type.String({ maxLength: PASSWORD_INPUT_MAX, description: 'Password grant.' })),
   refresh_token: Type.Optional(Type.String({ maxLength: REFRESH_TOKEN_MAX, description: 'Refresh grant.' })),
   scope: Type.Optional(
-    Type.String({ maxLength: 1024, description: 'Accepted and ignored, as in the seed.' }),
+    Type.String({
+      maxLength: 1024,
+      description:
+        "client_credentials: the scopes asked for, within the client's (default: all of them but " +
+        '`openid` and `offline_access`). Password grant: accepted and ignored, as in the seed.',
+    }),
   ),
-  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_id: Type.Optional(
+    Type.String({
+      maxLength: 256,
+      description: 'client_secret_post (with client_secret). Ignored by the password and refresh grants.',
+    }),
+  ),
   client_secret: Type.Optional(Type.String({ maxLength: 256 })),
 })
 export type TokenRequest = Static<typeof TokenRequest>
@@ -54,15 +67,41 @@ export const TokenResponse = Type.Object({
   access_token: Type.String({ description: 'A JWT; send it as `Authorization: Bearer <token>`.' }),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
-  refresh_token: Type.String({
-    description: 'Opaque, single use: trade it at this endpoint with `grant_type=refresh_token`.',
-  }),
+  refresh_token: Type.Optional(
+    Type.String({
+      description:
+        'Opaque, single use: trade it at this endpoint with `grant_type=refresh_token`. None for ' +
+        'client_credentials (RFC 6749 §4.4.3).',
+    }),
+  ),
+  scope: Type.Optional(
+    Type.String({ description: 'client_credentials: the scopes granted (RFC 6749 §5.1).' }),
+  ),
 })
+
+// 401 at the token endpoint: the seed's `{detail}` for a wrong password, and RFC 6749 §5.2's
+// invalid_client, which carries `error` too, for a client that failed to authenticate.
+export const TokenUnauthorizedResponse = Type.Object(
+  {
+    error: Type.Optional(Type.String({ description: '`invalid_client` (client authentication failed).' })),
+    error_description: Type.Optional(Type.String()),
+    detail: Type.String(),
+    code: Type.String(),
+  },
+  {
+    $id: 'TokenUnauthorizedResponse',
+    description: 'A wrong password, or a client that failed to authenticate.',
+  },
+)
 
 // RFC 6749 §5.2, with FastAPI's `detail` beside it.
 export const OAuthErrorResponse = Type.Object(
   {
-    error: Type.String({ description: '`invalid_request`, `invalid_grant` or `unsupported_grant_type`.' }),
+    error: Type.String({
+      description:
+        '`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_client`, ' +
+        '`unauthorized_client` or `invalid_scope`.',
+    }),
     error_description: Type.String(),
     detail: Type.String(),
     code: Type.String(),
@@ -70,9 +109,40 @@ export const OAuthErrorResponse = Type.Object(
   { $id: 'OAuthErrorResponse', description: 'An OAuth 2.0 error (RFC 6749 §5.2).' },
 )
 
-// RFC 7009 §2.1.
+// RFC 7009 §2.1; client_id and client_secret are client_secret_post (RFC 6749 §2.3.1).
 export const RevokeRequest = Type.Object({
   token: Type.String({ maxLength: 4096, description: 'A refresh token (or an access token) to revoke.' }),
   token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 256 })),
 })
 export type RevokeRequest = Static<typeof RevokeRequest>
+
+// RFC 7662 §2.1. `token` is checked by the handler, after the client has authenticated (§2.1).
+export const IntrospectRequest = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 8192, description: 'The access token to look at.' })),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64, description: 'Accepted and ignored.' })),
+  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 256 })),
+})
+export type IntrospectRequest = Static<typeof IntrospectRequest>
+
+// RFC 7662 §2.2.
+export const IntrospectResponse = Type.Object(
+  {
+    active: Type.Boolean({ description: 'Whether the token is valid now: ours, unexpired, not revoked.' }),
+    scope: Type.Optional(Type.String({ description: 'Client tokens: the scopes granted.' })),
+    client_id: Type.Optional(Type.String({ description: 'Client tokens: the client they were issued to.' })),
+    sub: Type.Optional(
+      Type.String({ description: "The token's `sub`: the client id, or a user token's username." }),
+    ),
+    username: Type.Optional(Type.String({ description: 'User tokens: whose.' })),
+    exp: Type.Optional(Type.Integer()),
+    iat: Type.Optional(Type.Integer()),
+    iss: Type.Optional(Type.String()),
+    aud: Type.Optional(Type.String()),
+    jti: Type.Optional(Type.String()),
+    token_type: Type.Optional(Type.Literal('Bearer')),
+  },
+  { description: 'Only `active` when the token is not active: never why (RFC 7662 §2.2).' },
+)

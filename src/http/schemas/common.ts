@@ -1,6 +1,7 @@
 // Shared response shapes: FastAPI's `{"detail": ...}` errors and a plain message, and each error
 // code's real answer, so /docs shows what a client will see.
 import { type TSchema, Type } from 'typebox'
+import { CLIENT_AUTH_FAILED } from '../../domain/client-auth.js'
 import { ErrorCode } from '../../domain/errors.js'
 import { INCORRECT_CREDENTIALS, USERNAME_TAKEN, WRONG_PASSWORD } from '../../domain/users.js'
 
@@ -81,16 +82,41 @@ function examples(codes: (ErrorCode | [ErrorCode, string])[]): Record<string, un
   )
 }
 
-/** The same for the token endpoint's RFC 6749 §5.2 errors, which carry `error` too. */
-export function oauthErrorAnswer(description: string, ...entries: [ErrorCode, string][]): TSchema {
-  const named = Object.fromEntries(
+const oauthExamples = (entries: [ErrorCode, string][]) =>
+  Object.fromEntries(
     entries.map(([code, detail]) => [
       code,
       { value: { error: code, error_description: detail, detail, code } },
     ]),
   )
-  return answer(description, oauthErrorRef, named)
+
+/** The same for the token endpoint's RFC 6749 §5.2 errors, which carry `error` too. */
+export function oauthErrorAnswer(description: string, ...entries: [ErrorCode, string][]): TSchema {
+  return answer(description, oauthErrorRef, oauthExamples(entries))
 }
+
+// What every failed client authentication says.
+const INVALID_CLIENT: [ErrorCode, string] = [ErrorCode.invalidClient, CLIENT_AUTH_FAILED]
+const BASIC_CHALLENGE_HEADER = {
+  'www-authenticate': {
+    type: 'string',
+    description:
+      'With invalid_client, when the client sent Authorization: Basic, or nothing (RFC 6749 §5.2).',
+  },
+}
+
+/** 401 invalid_client at the introspection and revocation endpoints. */
+export const invalidClientAnswer = (description: string): TSchema =>
+  answer(description, oauthErrorRef, oauthExamples([INVALID_CLIENT]), BASIC_CHALLENGE_HEADER)
+
+/** The token endpoint's 401: the seed's wrong password, or a client that failed to authenticate. */
+export const tokenUnauthorizedAnswer = (description: string): TSchema =>
+  answer(
+    description,
+    Type.Ref('TokenUnauthorizedResponse'),
+    { ...examples([ErrorCode.invalidCredentials]), ...oauthExamples([INVALID_CLIENT]) },
+    BASIC_CHALLENGE_HEADER,
+  )
 
 // Fastify serialises with content[type].schema; @fastify/swagger copies the media type as it is,
 // named examples and all (beside a bare $ref it would drop them).

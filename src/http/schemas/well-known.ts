@@ -37,7 +37,8 @@ export const ServerMetadataResponse = Type.Object(
     }),
     jwks_uri: Type.String({ description: 'Where the public keys are.' }),
     token_endpoint: Type.String(),
-    revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token.' }),
+    revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token or an access token.' }),
+    introspection_endpoint: Type.String({ description: 'RFC 7662; for confidential clients.' }),
     grant_types_supported: Type.Array(Type.String()),
     response_types_supported: Type.Array(Type.String(), {
       description: '`code` only: no implicit or hybrid flow (RFC 9700 §2.1.2).',
@@ -56,8 +57,11 @@ export const ServerMetadataResponse = Type.Object(
     }),
     token_endpoint_auth_methods_supported: Type.Array(Type.String()),
     revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+    introspection_endpoint_auth_methods_supported: Type.Array(Type.String()),
     id_token_signing_alg_values_supported: Type.Array(Type.String(), {
-      description: 'No ID tokens are issued: this is the algorithm access tokens are signed with.',
+      description:
+        "What ID tokens are signed with: RS256 (OpenID Connect Discovery §3), and the deployment's own " +
+        'key-pair algorithm when it is another.',
     }),
     subject_types_supported: Type.Array(Type.String()),
   },

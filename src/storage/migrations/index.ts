@@ -13,6 +13,8 @@ import * as keyActivation from './2026_12_02_003_key_activation.js'
 import * as oauthClients from './2026_12_03_001_oauth_clients.js'
 import * as authorizationCodes from './2026_12_03_002_authorization_codes.js'
 import * as sessionClients from './2026_12_03_003_session_clients.js'
+import * as userSubject from './2026_12_03_004_user_subject.js'
+import * as signingKeyChains from './2026_12_03_005_signing_key_chains.js'
 import * as consents from './2026_12_03_006_consents.js'
 
 export const migrations: Record<string, Migration> = {
@@ -27,5 +29,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_001_oauth_clients': oauthClients,
   '2026_12_03_002_authorization_codes': authorizationCodes,
   '2026_12_03_003_session_clients': sessionClients,
+  '2026_12_03_004_user_subject': userSubject,
+  '2026_12_03_005_signing_key_chains': signingKeyChains,
   '2026_12_03_006_consents': consents,
 }
