@@ -77,9 +77,10 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
         tags: ['keys'],
         summary: 'Public keys (JWKS)',
         description:
-          'The public keys that verify access tokens: the current one and retired ones whose tokens may ' +
-          'still be valid. A token names its key with the `kid` header. Empty when tokens are HS256 ' +
-          '(a shared secret, never published).',
+          'The public keys that verify tokens: the current ones and retired ones whose tokens may still ' +
+          'be valid, for access tokens and, beside them, the RS256 key of ID tokens and client tokens. ' +
+          'A token names its key with the `kid` header. With HS256 access tokens (a shared secret, never ' +
+          'published) only the RS256 key is here.',
         response: { 200: JwksResponse },
       },
     },

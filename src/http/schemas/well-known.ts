@@ -22,7 +22,7 @@ export const JwksResponse = Type.Object(
   {
     keys: Type.Array(PublicJwk, {
       description:
-        'The current signing key, then retired keys whose tokens may not have expired yet. Empty with HS256.',
+        'The current signing keys, then retired keys whose tokens may not have expired yet; with HS256, the RS256 key alone.',
     }),
   },
   { description: 'A JWK Set (RFC 7517 §5).' },
