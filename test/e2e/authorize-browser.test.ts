@@ -6,20 +6,19 @@
 // reports a console error or a CSP violation.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import type { Client } from '../../src/domain/clients.js'
 import type { Services } from '../../src/services.js'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
 import { CHALLENGE, VERIFIER } from '../helpers/authorization-codes.js'
-import { CHROMIUM, hasChromium as chromiumInstalled, watchProblems } from '../helpers/browser.js'
+import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
 import { signUp } from '../helpers/http.js'
 
 const hasChromium = chromiumInstalled()
 
 // client.test is another site than 127.0.0.1, where AuthGate is reached: the client's own pages.
-const HOST_RULES = '--host-resolver-rules=MAP client.test 127.0.0.1'
 const OPERATOR = { actor: 'cli', osUser: 'authorize-browser-test' } as const
 
 /**
@@ -60,10 +59,7 @@ describe.skipIf(!hasChromium)('the authorization code flow, in Chromium', () => 
   let firstParty: Client
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', HOST_RULES],
-    })
+    browser = await launchChromium(['client.test'])
     t = await buildTestApp()
     services = servicesOf(t.app) as Services
     await t.app.listen({ port: 0, host: '127.0.0.1' })

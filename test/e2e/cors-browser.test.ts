@@ -2,19 +2,17 @@
 // port calls AuthGate with fetch(..., { credentials: 'include' }). From a listed origin it logs in,
 // keeps the device cookie (sent back on the next login) and reads Retry-After on a 429; from an
 // unlisted origin the browser refuses to hand the script anything.
-import { existsSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, PASSWORD, requirePrerequisite, type TestApp } from '../helpers/app.js'
+import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
+import { hasChromium as chromiumInstalled, launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const hasChromium = requirePrerequisite(existsSync(CHROMIUM), `Chromium (${CHROMIUM})`)
+const hasChromium = chromiumInstalled()
 
 // app.test is another site than localhost (where AuthGate is reached: a secure context over http,
-// so Chromium keeps a Secure cookie from it); both resolve to this machine.
-const HOST_RULES = '--host-resolver-rules=MAP app.test 127.0.0.1, MAP other.test 127.0.0.1'
+// so Chromium keeps a Secure cookie from it); both resolve to this machine (launchChromium).
 
 /** A tiny page for the browser app's origin; the script runs through page.evaluate. */
 async function pageServer(): Promise<{ server: Server; port: number }> {
@@ -79,10 +77,7 @@ describe.skipIf(!hasChromium)('a browser app on another origin, in Chromium', ()
   let app: { server: Server; port: number }
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', HOST_RULES],
-    })
+    browser = await launchChromium(['app.test', 'other.test'])
     app = await pageServer()
   })
 

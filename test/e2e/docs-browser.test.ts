@@ -1,11 +1,11 @@
 // The seed tutorial's Swagger UI journey in a real browser, over real HTTP: sign up with
 // "Try it out", log in with the Authorize button (OAuth2 password flow, relative tokenUrl
 // "auth/token"), then call GET /. Every asset must come from the server itself: no CDN.
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core'
+import type { Browser, Locator, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ErrorCode } from '../../src/domain/errors.js'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
-import { CHROMIUM, hasChromium as chromiumInstalled, watchProblems } from '../helpers/browser.js'
+import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
 import { logIn, signUp } from '../helpers/http.js'
 
 const hasChromium = chromiumInstalled()
@@ -55,19 +55,16 @@ describe.skipIf(!hasChromium)('Swagger UI at /docs, in Chromium', () => {
   let browser: Browser
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
+    browser = await launchChromium(
+      [],
+      [
         '--disable-quic',
         '--no-first-run',
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
       ],
-    })
+    )
   })
 
   afterAll(async () => {
@@ -161,10 +158,7 @@ describe.skipIf(!hasChromium)('the /docs page, in Chromium', () => {
   let origin: string
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu'],
-    })
+    browser = await launchChromium()
     ;({ t, origin } = await startServer())
   })
 

@@ -5,18 +5,17 @@
 // redirect_uri), which `form-action 'self'` would block in Chromium.
 import { createServer, request as httpRequest, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import { sha256Hex } from '../../src/lib/crypto.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { CHROMIUM, hasChromium as chromiumInstalled, watchProblems } from '../helpers/browser.js'
+import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
 import { signUp } from '../helpers/http.js'
 
 const hasChromium = chromiumInstalled()
 
 // other.test is another site than 127.0.0.1, where AuthGate is reached; both are this machine.
-const HOST_RULES = '--host-resolver-rules=MAP other.test 127.0.0.1'
 
 /**
  * The line Chromium logs for a document answered with an error status: the pages answer a refused
@@ -87,10 +86,7 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
   let otherOrigin: string
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', HOST_RULES],
-    })
+    browser = await launchChromium(['other.test'])
     t = await buildTestApp()
     await t.app.listen({ port: 0, host: '127.0.0.1' })
     authgatePort = (t.app.server.address() as AddressInfo).port

@@ -1,12 +1,30 @@
 // What the Chromium tests share: where Chromium is, and the watch for every problem a page reports.
 import { existsSync } from 'node:fs'
-import type { Page } from 'playwright-core'
+import { type Browser, chromium, type Page } from 'playwright-core'
 import { requirePrerequisite } from './prerequisite.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
 
 /** Whether Chromium is installed; when not, the suite skips loudly, or fails under CI=true. */
 export const hasChromium = (): boolean => requirePrerequisite(existsSync(CHROMIUM), `Chromium (${CHROMIUM})`)
+
+/**
+ * Debian's Chromium, headless, with `hosts` (other.test, client.test...) resolving to 127.0.0.1:
+ * the tests' other sites, each its own origin and site, served on this machine.
+ */
+export function launchChromium(hosts: string[] = [], extraArgs: string[] = []): Promise<Browser> {
+  const rules = hosts.map((host) => `MAP ${host} 127.0.0.1`).join(', ')
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      ...(rules ? [`--host-resolver-rules=${rules}`] : []),
+      ...extraArgs,
+    ],
+  })
+}
 
 // Reported as console errors, so a CSP violation fails a test like any other console error.
 const REPORT_CSP_VIOLATIONS = `document.addEventListener('securitypolicyviolation', (e) => {
