@@ -18,6 +18,7 @@ import { authorizeRoutes } from './http/routes/authorize.js'
 import { healthRoutes } from './http/routes/health.js'
 import { pageRoutes } from './http/routes/pages.js'
 import { rootRoutes } from './http/routes/root.js'
+import { userinfoRoutes } from './http/routes/userinfo.js'
 import { wellKnownRoutes } from './http/routes/well-known.js'
 import type { Metrics } from './metrics.js'
 import { openServices, type ServiceDeps, type Services } from './services.js'
@@ -55,6 +56,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onRevocationPollError: warn('revocation feed unreadable'),
     onKeyReloadError: warn('signing keys unreadable'),
     onThrottlePruneError: warn('throttle prune failed'),
+    onCodePruneError: warn('authorization code prune failed'),
     onBroadcastError: warn('change broadcast failed; other processes see the change at their next poll'),
     onRedisStateChange: (up, err) =>
       up
@@ -158,12 +160,19 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   const sameSite = config.deviceCookieSameSite
   await app.register(authRoutes, {
     auth,
-    clients: { auth: clientAuth, tokens: clientTokens, introspection, revocation: tokenRevocation },
+    clients: {
+      auth: clientAuth,
+      tokens: clientTokens,
+      introspection,
+      revocation: tokenRevocation,
+      codes: services.codeExchange,
+    },
     secureCookies,
     sameSite,
   })
   await app.register(accountRoutes, { account, consents: services.consents, secureCookies, sameSite })
   await app.register(rootRoutes)
+  await app.register(userinfoRoutes, { userinfo: services.userinfo })
   await app.register(pageRoutes, {
     auth,
     browserSessions: services.browserSessions,

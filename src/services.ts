@@ -16,6 +16,7 @@ import { type BrowserSessionService, createBrowserSessionService } from './domai
 import { type ClientAuthenticator, createClientAuthenticator } from './domain/client-auth.js'
 import { type ClientTokenService, createClientTokenService } from './domain/client-tokens.js'
 import { type ClientService, createClientService } from './domain/clients.js'
+import { type CodeExchange, createCodeExchange } from './domain/code-exchange.js'
 import { type ConsentService, createConsentService, endClientSessionsOf } from './domain/consents.js'
 import { type CsrfTokens, createCsrfTokens } from './domain/csrf.js'
 import {
@@ -43,6 +44,7 @@ import { createSessionService, type SessionService, type SessionServiceDeps } fr
 import { createThrottle, DEFAULT_THROTTLE, failoverThrottleStore, type Throttle } from './domain/throttle.js'
 import { createTokenRevocation, type TokenRevocation } from './domain/token-revocation.js'
 import { createTokenService, type TokenService } from './domain/tokens.js'
+import { createUserInfo, type UserInfoService } from './domain/userinfo.js'
 import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
 import { every, type Periodic } from './lib/periodic.js'
@@ -91,6 +93,7 @@ export interface ServiceDeps {
   onSettingsNote?: (message: string) => void
   onKeyReloadError?: (err: unknown) => void
   onThrottlePruneError?: (err: unknown) => void
+  onCodePruneError?: (err: unknown) => void
   /** An audit write or prune failed; `lost` are the events not stored. Default: ignored. */
   onAuditError?: (err: unknown, lost: readonly AuditFacts[]) => void
   /** Counts logins, refreshes, sign-ups, revocations and throttling (METRICS_PORT); none by default. */
@@ -148,6 +151,9 @@ export interface DomainServices {
   csrf: CsrfTokens
   /** Authorization codes: issued by /authorize, redeemed by the token endpoint. */
   authorizationCodes: AuthorizationCodeService
+  /** The token endpoint's authorization_code grant. */
+  codeExchange: CodeExchange
+  userinfo: UserInfoService
   /** Remembered consents, per user and client. */
   consents: ConsentService
   /** The authorization endpoint and the consent page's rules. */
@@ -308,8 +314,9 @@ async function wireDomain(
 ): Promise<DomainServices> {
   const clock = deps.clock ?? systemClock
   const meter = deps.meter ?? noMeter
+  const usersRepository = createUsersRepository(db)
   const users = await createUserService({
-    users: createUsersRepository(db),
+    users: usersRepository,
     hasher: deps.hasher ?? createPasswordHasher(),
     policy: { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength },
     clock,
@@ -357,8 +364,20 @@ async function wireDomain(
     ...(deps.onRevocationPollError ? { onError: deps.onRevocationPollError } : {}),
     announce: () => void broadcast.publish('revocations'),
   })
+  // Client access tokens (RFC 9068): client_credentials, and those of a client's user sessions.
+  const clientTokens = createClientTokenService({
+    keys,
+    issuers,
+    audience: config.jwtAudience,
+    clock,
+    expiresInSeconds: config.accessTokenExpireMinutes * 60,
+    revocations,
+    feed: createSessionsRepository(db),
+    audit,
+  })
   // One set of session dependencies: browser sessions are admitted, capped and ended like the rest.
   const sessionDeps: SessionServiceDeps = {
+    clientAccess: (grant) => clientTokens.issueForUser(grant),
     sessions: createSessionsRepository(db),
     credentials: createCredentialsRepository(db),
     tokens,
@@ -416,16 +435,6 @@ async function wireDomain(
     endSessions: (clientId) => sessions.endClient(clientId),
   })
   const clientAuth = createClientAuthenticator({ clients, audit })
-  const clientTokens = createClientTokenService({
-    keys,
-    issuers,
-    audience: config.jwtAudience,
-    clock,
-    expiresInSeconds: config.accessTokenExpireMinutes * 60,
-    revocations,
-    feed: createSessionsRepository(db),
-    audit,
-  })
   const introspection = createIntrospection({
     tokens,
     clientTokens,
@@ -439,11 +448,19 @@ async function wireDomain(
     codes: createAuthorizationCodesRepository(db),
     clock,
     audit,
-    // Only the token endpoint's authorization_code grant (not built yet) redeems codes, and it
-    // brings what a replay revokes; until then no code is redeemed, so nothing can come here.
+    // RFC 6749 §4.1.2: a replayed code revokes the session its exchange started (idempotent).
     revokeIssued: async (sessionId) => {
-      throw new Error(`no code exchange is wired yet to revoke session ${sessionId}`)
+      await sessions.endSession(sessionId, 'revoked')
     },
+  })
+  const codeExchange = createCodeExchange({
+    clientAuth,
+    codes: authorizationCodes,
+    users: usersRepository,
+    sessions,
+    idTokens,
+    issuers,
+    audit,
   })
   const consents = createConsentService({
     consents: createConsentsRepository(db),
@@ -460,7 +477,7 @@ async function wireDomain(
     // Signs what the authorization endpoint sends through the browser (domain/authorize.ts).
     secret: await settings.getOrInsert('authorize_secret', randomSecret()),
   })
-  const tokenRevocation = createTokenRevocation({ auth, clientAuth, clientTokens })
+  const tokenRevocation = createTokenRevocation({ auth, clientAuth, clientTokens, sessions, audit })
   return {
     users,
     tokens,
@@ -482,10 +499,15 @@ async function wireDomain(
     issuers,
     csrf,
     authorizationCodes,
+    codeExchange,
+    userinfo: createUserInfo({ clientTokens, users: usersRepository }),
     consents,
     authorize,
   }
 }
+
+/** How long an expired authorization code is kept, so that a late replay still revokes. */
+const CODE_KEPT_AFTER_EXPIRY_MS = 60 * 60_000
 
 /** A background job of a server: start() starts each in list order, close() stops them in reverse. */
 interface BackgroundJob {
@@ -509,7 +531,7 @@ function periodicJob(
 
 function backgroundJobs(
   { broadcast }: Infrastructure,
-  { revocations, keys, issuers, audit, throttle }: DomainServices,
+  { revocations, keys, issuers, audit, throttle, authorizationCodes }: DomainServices,
   deps: ServiceDeps,
 ): BackgroundJob[] {
   const onRevocationPollError = (err: unknown) => deps.onRevocationPollError?.(err)
@@ -533,6 +555,13 @@ function backgroundJobs(
     { start: () => keys.start(), stop: () => keys.stop() },
     periodicJob(deps.keyReloadMs ?? DEFAULT_KEY_RELOAD_MS, () => issuers.reload(), onKeyReloadError),
     { start: () => audit.startRetention(), stop: () => audit.stopRetention() },
+    // Spent and expired codes go an hour after they expire: until then a replay is still caught
+    // and revokes what the code issued (RFC 6749 §4.1.2); after it, a replay is only refused.
+    periodicJob(
+      10 * 60_000,
+      () => authorizationCodes.prune((deps.clock ?? systemClock).now() - CODE_KEPT_AFTER_EXPIRY_MS),
+      (err) => deps.onCodePruneError?.(err),
+    ),
     // Old throttling windows are forgotten every ten minutes.
     periodicJob(
       10 * 60_000,

@@ -28,6 +28,8 @@ export type AuditEventType =
   | 'client.deleted'
   // A used authorization code presented again; what its first use issued is revoked (RFC 6749 §4.1.2).
   | 'authorization_code.replayed'
+  // A code traded for tokens at the token endpoint: client, session and scope (domain/code-exchange.ts).
+  | 'authorization_code.exchanged'
   // A user's "allow" on the consent page, and its withdrawal (domain/consents.ts): client and scope.
   | 'consent.granted'
   | 'consent.withdrawn'

@@ -148,7 +148,11 @@ export function createAuthService(deps: {
       const { started, deviceCookie } = await signIn(username, password, client, (user) =>
         sessions.start(user, client),
       )
-      return { pair: started, deviceCookie }
+      // A session without an origin always has a refresh token (SessionOrigin.refresh).
+      const { accessToken, expiresIn, refreshToken } = started
+      if (refreshToken === undefined)
+        throw new Error('a password login started a session without a refresh token')
+      return { pair: { accessToken, expiresIn, refreshToken }, deviceCookie }
     },
 
     /**
@@ -165,10 +169,13 @@ export function createAuthService(deps: {
       return signIn(username, password, client, start, 'signup_page')
     },
 
-    /** RFC 6749 §6. Failed refreshes count against the client IP. */
-    async refresh(refreshToken: string, client: Client): Promise<TokenPair> {
+    /**
+     * RFC 6749 §6. Failed refreshes count against the client IP. `clientId`: the OAuth client the
+     * request authenticated, if any (a client's refresh token needs it; the seed's clients send none).
+     */
+    async refresh(refreshToken: string, client: Client, clientId?: string): Promise<TokenPair> {
       try {
-        const { userId, sessionId, ...pair } = await sessions.refresh(refreshToken)
+        const { userId, sessionId, ...pair } = await sessions.refresh(refreshToken, clientId)
         meter.refresh('success')
         audit.record({
           type: 'token.refreshed',
@@ -194,9 +201,13 @@ export function createAuthService(deps: {
     /**
      * RFC 7009: ends the session of a refresh token, or of an access token; silent when unknown.
      * An access token without a sid (the seed app's) is voided as a logout with it would.
+     * `callerClientId`: the client the request authenticated, null without one. First-party
+     * tokens name no client, so an authenticated client revokes none of them (RFC 7009 §2.1, §2.2:
+     * silently), and a client's refresh token is revoked only by its client.
      */
-    async revoke(token: string, client: Client): Promise<void> {
+    async revoke(token: string, client: Client, callerClientId: string | null = null): Promise<void> {
       const access = tokens.verify(token)
+      if (access !== undefined && callerClientId !== null) return
       if (access !== undefined && access.sid === undefined) {
         if (await sessions.endSidless(access)) {
           audit.record({
@@ -217,7 +228,7 @@ export function createAuthService(deps: {
               sessionId: access.sid,
               count: await sessions.end(access.id, 'revoked', [access.sid]),
             }
-          : await sessions.revokeRefreshToken(token)
+          : await sessions.revokeRefreshToken(token, callerClientId)
       if (ended && ended.count > 0) {
         audit.record({
           type: 'session.revoked',

@@ -1,8 +1,11 @@
-// Access tokens for machine clients (issue 12 item 5): the client credentials grant (RFC 6749
-// §4.4), its JWTs in the RFC 9068 profile (`typ: at+jwt`), their verification and revocation.
-// The token speaks for the client itself (`sub` is the client id): no user, no ID token, no
-// refresh token (RFC 6749 §4.4.3). Signed with the deployment's key pair, or on an HS256
-// deployment with its RS256 key, so resource servers verify them through the JWKS alone.
+// Access tokens for clients (issue 12 items 4 and 5), JWTs in the RFC 9068 profile (`typ: at+jwt`):
+// their issue, verification and revocation. Two kinds, told apart by `sid`:
+// - the client credentials grant's (RFC 6749 §4.4): the token speaks for the client itself (`sub`
+//   is the client id, RFC 9068 §2.2), with no user, no ID token and no refresh token (§4.4.3);
+// - a user's, from a code exchange (or its refreshes): `sub` is the user's subject, `sid` the
+//   token session it belongs to, so ending that session voids it at once, like every user token.
+// Signed with the deployment's key pair, or on an HS256 deployment with its RS256 key, so resource
+// servers verify them through the JWKS alone.
 import { createVerifier } from 'fast-jwt'
 import type { Clock } from '../lib/clock.js'
 import { canonicalSignature, isHighS, parseHeaderSegment } from '../lib/jws.js'
@@ -36,6 +39,10 @@ export interface ClientAccessToken {
 /** A client access token whose signature, issuer, audience and times are good (not revocation). */
 export interface VerifiedClientToken {
   clientId: string
+  /** The client id (client_credentials), or the user's subject (a code exchange's token). */
+  sub: string
+  /** A user's token only: the session it belongs to (ended, the token is void). */
+  sid?: string | undefined
   scope: string
   /** Epoch seconds. */
   iat: number
@@ -53,11 +60,22 @@ export interface ClientTokenService {
    * offline_access.
    */
   grant(client: Client, requestedScope: string | undefined, origin: RequestOrigin): ClientAccessToken
+  /**
+   * A user's access token for `clientId` (RFC 9068 §2.2: `sub` the user's subject), in the token
+   * session `sid`: what a code exchange and its refreshes hand the client.
+   */
+  issueForUser(grant: { clientId: string; subject: string; scope: string; sid: string }): {
+    accessToken: string
+    expiresIn: number
+  }
   /** The token's claims if it is one of our client access tokens and valid now; never throws. */
   verify(token: string): VerifiedClientToken | undefined
-  /** verify(), and not revoked: what introspection calls active. */
+  /** verify(), and not revoked (nor its session ended): what introspection calls active. */
   active(token: string): VerifiedClientToken | undefined
-  /** RFC 7009: the token stops being valid everywhere (this process at once, others within a poll). */
+  /**
+   * RFC 7009: a client_credentials token stops being valid everywhere (this process at once,
+   * others within a poll). A user's token is revoked by ending its session (SessionService.end).
+   */
   revoke(token: VerifiedClientToken, origin: RequestOrigin): Promise<void>
 }
 
@@ -179,14 +197,26 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
     } catch {
       return undefined
     }
-    const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope, nbf } = payload
-    // RFC 9068 §2.2: sub is the client itself when no user is involved.
-    if (typeof clientId !== 'string' || sub !== clientId) return undefined
+    const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope, nbf, sid } = payload
+    if (typeof clientId !== 'string' || typeof sub !== 'string') return undefined
+    // RFC 9068 §2.2: sub is the client itself when no user is involved; a user's token names its
+    // session, which is what revokes it.
+    if (sid === undefined ? sub !== clientId : typeof sid !== 'string' || sid === '') return undefined
     if (typeof iss !== 'string' || typeof aud !== 'string' || typeof jti !== 'string') return undefined
     if (scope !== undefined && typeof scope !== 'string') return undefined
     if (typeof exp !== 'number' || typeof iat !== 'number' || nbf !== undefined) return undefined
     if (iat * 1000 > now + IAT_SKEW_MS) return undefined
-    return { clientId, scope: scope ?? '', iat, exp, jti, iss, aud }
+    return {
+      clientId,
+      sub,
+      ...(typeof sid === 'string' ? { sid } : {}),
+      scope: scope ?? '',
+      iat,
+      exp,
+      jti,
+      iss,
+      aud,
+    }
   }
 
   function verify(token: string): VerifiedClientToken | undefined {
@@ -214,7 +244,35 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
     return claims
   }
 
+  /** RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; and scope (§2.2.3); a user's sid. */
+  function mint(claims: { sub: string; clientId: string; scope: string; sid?: string }) {
+    const iss = issuers.current()
+    const iat = Math.floor(clock.now() / 1000)
+    const jti = randomId()
+    const accessToken = sign(
+      signingKey(),
+      {
+        iss,
+        sub: claims.sub,
+        aud: audience ?? iss,
+        client_id: claims.clientId,
+        scope: claims.scope,
+        ...(claims.sid === undefined ? {} : { sid: claims.sid }),
+        iat,
+        exp: iat + expiresInSeconds,
+        jti,
+      },
+      AT_JWT,
+    )
+    return { accessToken, jti }
+  }
+
   return {
+    issueForUser({ clientId, subject, scope, sid }) {
+      const { accessToken } = mint({ sub: subject, clientId, scope, sid })
+      return { accessToken, expiresIn: expiresInSeconds }
+    },
+
     grant(client, requestedScope, origin) {
       // RFC 6749 §4.4: confidential clients only, and only those registered for the grant (§5.2).
       if (client.public || !client.grantTypes.includes('client_credentials')) {
@@ -224,24 +282,7 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
         )
       }
       const scope = grantedScope(client, requestedScope).join(' ')
-      const iss = issuers.current()
-      const iat = Math.floor(clock.now() / 1000)
-      const jti = randomId()
-      // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; and scope (§2.2.3).
-      const accessToken = sign(
-        signingKey(),
-        {
-          iss,
-          sub: client.clientId,
-          aud: audience ?? iss,
-          client_id: client.clientId,
-          scope,
-          iat,
-          exp: iat + expiresInSeconds,
-          jti,
-        },
-        AT_JWT,
-      )
+      const { accessToken, jti } = mint({ sub: client.clientId, clientId: client.clientId, scope })
       // One entry per client and minute past the first few: a busy machine client asks often.
       audit.recordRepeated(
         {
@@ -260,7 +301,10 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
 
     active(token) {
       const claims = verify(token)
-      return claims && !revocations.isClientTokenRevoked(claims.clientId, claims.jti) ? claims : undefined
+      if (!claims) return undefined
+      // A user's token lives as long as its session, on every instance (domain/revocations.ts).
+      if (claims.sid !== undefined) return revocations.isSessionRevoked(claims.sid) ? undefined : claims
+      return revocations.isClientTokenRevoked(claims.clientId, claims.jti) ? undefined : claims
     },
 
     async revoke(token, origin) {

@@ -81,6 +81,8 @@ export const clientTokenSubject = (clientId: string, jti: string) => `client:${c
 export interface RevocationView {
   /** True when the token's session was revoked, or (tokens without a sid) the token or its user's were. */
   isRevoked(claims: RevocableClaims): boolean
+  /** True when the session `sid` (of any kind) was ended. */
+  isSessionRevoked(sid: string): boolean
   /** True when this client access token (RFC 9068, client_credentials) was revoked. */
   isClientTokenRevoked(clientId: string, jti: string): boolean
   /** Applies entries this process just wrote, and tells the other processes to read the feed now. */
@@ -180,6 +182,7 @@ export function createRevocationView(
       // No iat: it may predate the cutoff unless it outlives every token the cutoff must cover.
       return exp === undefined || exp * 1000 <= cutoff.expiresAt
     },
+    isSessionRevoked: (sid) => sessions.has(sid),
     isClientTokenRevoked: (clientId, jti) => tokens.has(clientTokenSubject(clientId, jti)),
     apply(entries) {
       remember(entries)

@@ -78,9 +78,15 @@ export interface SessionsRepository {
         username: string
         session_expires_at: number
         session_revoked_at: number | null
+        /** The session's client, scope, and its user's subject: what a client's access token says. */
+        client_id: string | null
+        scope: string | null
+        subject: string
       })
     | undefined
   >
+  /** The user a session (of any kind, live or not) belongs to; undefined when there is none. */
+  sessionOwner(sessionId: string): Promise<number | undefined>
   /** Spends `spentId` and stores its successor `next`, in one transaction; false when already spent. */
   rotateRefreshToken(
     spentId: string,
@@ -177,6 +183,9 @@ export interface TokenPair {
   expiresIn: number
 }
 
+/** What starting a session hands out: a refresh token unless the origin says none (SessionOrigin.refresh). */
+export type StartedSession = Omit<TokenPair, 'refreshToken'> & { refreshToken?: string; sessionId: string }
+
 export interface SessionView {
   id: string
   createdAt: string
@@ -198,6 +207,13 @@ export interface SessionOrigin {
   /** Epoch ms of the user's authentication (the code's auth_time). */
   authTime: number
   amr: readonly string[]
+  /** The user's subject: the `sub` of the client's access tokens (never the username). */
+  subject: string
+  /**
+   * Whether the client gets a refresh token (offline_access, or a first-party client). Without
+   * one the session lasts as long as its access token, and no longer.
+   */
+  refresh: boolean
 }
 
 /** Why a session ended, as recorded and as the audit trail will name it. */
@@ -256,8 +272,16 @@ export interface SessionService {
    * access token carrying its sid, a refresh token. Undefined when the credential changed (or the
    * user went) since it was verified, or the origin's client or browser session is gone.
    */
-  start(user: VerifiedUser, client: ClientInfo, origin?: SessionOrigin): Promise<TokenPair | undefined>
-  refresh(refreshToken: string): Promise<TokenPair & { userId: number; sessionId: string }>
+  start(user: VerifiedUser, client: ClientInfo, origin?: SessionOrigin): Promise<StartedSession | undefined>
+  /**
+   * Rotates a refresh token. `clientId`: the client the request authenticated, if any; a token a
+   * client's session holds is refused unless it is that client's (RFC 6749 §6), one of the
+   * first-party password grant's whatever is sent (the seed's clients send none).
+   */
+  refresh(
+    refreshToken: string,
+    clientId?: string | undefined,
+  ): Promise<TokenPair & { userId: number; sessionId: string }>
   /** One page of the user's live sessions, newest first; `cursor` is a previous page's `next`. */
   list(
     userId: number,
@@ -271,6 +295,11 @@ export interface SessionService {
   end(userId: number, reason: EndReason, ids?: string[]): Promise<number>
   /** Ends every session issued to the client (its deletion); returns how many ended. */
   endClient(clientId: string): Promise<number>
+  /**
+   * Ends one session, whoever's it is (with what it started, if a browser session); the user it
+   * belonged to, or undefined when there is no such session. Idempotent.
+   */
+  endSession(sessionId: string, reason: EndReason): Promise<{ userId: number; count: number } | undefined>
   /**
    * Stores `change` for the credential `user` was verified at, and ends every session made under
    * it (all but `keepSession`) and the user's sid-less (seed) tokens, in one transaction: no
@@ -286,9 +315,14 @@ export interface SessionService {
    * this process already holds it revoked, so a repeat writes nothing.
    */
   endSidless(token: RevocableClaims & { exp: number }, reason?: EndReason): Promise<boolean>
-  /** RFC 7009: ends the session a refresh token belongs to; undefined when the token is unknown. */
+  /**
+   * RFC 7009: ends the session a refresh token belongs to; undefined when the token is unknown, or
+   * is not `clientId`'s (RFC 7009 §2.1: only the client it was issued to may revoke it; null: the
+   * first-party password grant's, which name no client).
+   */
   revokeRefreshToken(
     refreshToken: string,
+    clientId: string | null,
   ): Promise<{ userId: number; sessionId: string; count: number } | undefined>
 }
 
@@ -301,6 +335,14 @@ export interface SessionServiceDeps {
   policy: SessionPolicy
   accessTtlMs: number
   events?: SessionEvents
+  /**
+   * Mints the access token of a client's session (RFC 9068, domain/client-tokens.ts); sessions
+   * without a client get the first-party token of `tokens`. Needed once a code exchange starts one.
+   */
+  clientAccess?: (grant: { clientId: string; subject: string; scope: string; sid: string }) => {
+    accessToken: string
+    expiresIn: number
+  }
 }
 
 /** What every kind of session shares: how one is admitted, and how sessions end. */
@@ -405,6 +447,27 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { sessions, credentials, tokens, revocations, clock, policy, accessTtlMs, events = {} } = deps
   const lifecycle = createSessionLifecycle(deps)
 
+  /** The access token of a session: a client's (RFC 9068) when it has one, else the first-party one. */
+  function accessFor(session: {
+    id: string
+    userId: number
+    username: string
+    clientId: string | null
+    scope: string | null
+    subject: string
+  }) {
+    if (session.clientId === null) {
+      return tokens.issue({ id: session.userId, username: session.username, sid: session.id })
+    }
+    if (!deps.clientAccess) throw new Error('no clientAccess to mint a client session its access token')
+    return deps.clientAccess({
+      clientId: session.clientId,
+      subject: session.subject,
+      scope: session.scope ?? '',
+      sid: session.id,
+    })
+  }
+
   function newRefreshRecord(sessionId: string, token: string, now: number, sessionExpiresAt: number) {
     return {
       id: randomId(),
@@ -425,9 +488,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   return {
     async start(user, client, origin) {
       const now = clock.now()
+      const withRefresh = origin?.refresh ?? true
       const session = newSessionRecord(user.id, client, now, {
         kind: 'token',
-        expires_at: now + policy.sessionMaxMs,
+        // Without a refresh token nothing outlives the access token, so neither does the session.
+        expires_at: now + (withRefresh ? policy.sessionMaxMs : accessTtlMs),
         // The password grant is a password, now (RFC 8176 §2 `pwd`); a code carries its own.
         auth_time: origin?.authTime ?? now,
         amr: JSON.stringify(origin?.amr ?? ['pwd']),
@@ -435,20 +500,39 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         browser_session_id: origin?.browserSessionId ?? null,
         scope: origin?.scope ?? null,
       })
-      const refreshToken = randomToken()
-      const token = newRefreshRecord(session.id, refreshToken, now, session.expires_at)
+      const refreshToken = withRefresh ? randomToken() : undefined
+      const token =
+        refreshToken === undefined
+          ? undefined
+          : newRefreshRecord(session.id, refreshToken, now, session.expires_at)
       if (!(await lifecycle.admit(session, user.epoch, token))) return undefined
-      const access = tokens.issue({ id: user.id, username: user.username, sid: session.id })
-      return { accessToken: access.accessToken, refreshToken, expiresIn: access.expiresIn }
+      const access = accessFor({
+        id: session.id,
+        userId: user.id,
+        username: user.username,
+        clientId: session.client_id,
+        scope: session.scope,
+        subject: origin?.subject ?? '',
+      })
+      return {
+        accessToken: access.accessToken,
+        ...(refreshToken === undefined ? {} : { refreshToken }),
+        expiresIn: access.expiresIn,
+        sessionId: session.id,
+      }
     },
 
-    async refresh(refreshToken) {
+    async refresh(refreshToken, clientId) {
       // Two tries: losing the rotation race means someone else spent it a moment ago, which the
       // second look treats as a grace-window retry and answers with the winner's pair.
       for (let attempt = 0; attempt < 2; attempt++) {
         const now = clock.now()
         const row = await sessions.findRefreshToken(sha256Hex(refreshToken))
         if (!row || row.session_revoked_at !== null || row.session_expires_at <= now) throw new InvalidGrant()
+        // RFC 6749 §6: a client's refresh token works only for the client it was issued to (which
+        // authenticated, §6 and RFC 9700 §4.14); the same invalid_grant as an unknown one. The
+        // token is not spent: presenting it is no sign it was stolen from the client.
+        if (row.client_id !== null && row.client_id !== clientId) throw new InvalidGrant()
         if (row.spent_at !== null) {
           const sealed = now - row.spent_at <= policy.reuseGraceMs && row.successor
           const opened = sealed ? openUnder(refreshToken, sealed) : undefined
@@ -469,7 +553,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         }
         if (row.expires_at <= now) throw new InvalidGrant()
         const nextToken = randomToken()
-        const access = tokens.issue({ id: row.user_id, username: row.username, sid: row.session_id })
+        const access = accessFor({
+          id: row.session_id,
+          userId: row.user_id,
+          username: row.username,
+          clientId: row.client_id,
+          scope: row.scope,
+          subject: row.subject,
+        })
         const pair: TokenPair = {
           accessToken: access.accessToken,
           refreshToken: nextToken,
@@ -510,6 +601,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     end: (userId, reason, ids) => lifecycle.end(userId, reason, ids, { andStarted: ids !== undefined }),
 
     endClient: (clientId) => lifecycle.endClient(clientId),
+
+    async endSession(sessionId, reason) {
+      const userId = await sessions.sessionOwner(sessionId)
+      if (userId === undefined) return undefined
+      return { userId, count: await lifecycle.end(userId, reason, [sessionId], { andStarted: true }) }
+    },
 
     async replaceCredential(user, change) {
       const at = clock.now()
@@ -558,9 +655,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       return true
     },
 
-    async revokeRefreshToken(refreshToken) {
+    async revokeRefreshToken(refreshToken, clientId) {
       const row = await sessions.findRefreshToken(sha256Hex(refreshToken))
-      if (!row) return undefined
+      if (!row || row.client_id !== clientId) return undefined
       return {
         userId: row.user_id,
         sessionId: row.session_id,

@@ -30,6 +30,8 @@ export interface UsersRepository {
   findByUsername(username: string): Promise<StoredUser | undefined>
   findByCanonicalName(canonical: string): Promise<StoredUser | undefined>
   findById(id: number): Promise<StoredUser | undefined>
+  /** The user whose subject (the `sub` of ID and client access tokens) this is. */
+  findBySubject(subject: string): Promise<StoredUser | undefined>
   /** Inserts a user; its id, or undefined when the name or canonical name is taken. */
   insert(user: {
     username: string

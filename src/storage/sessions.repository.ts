@@ -76,9 +76,21 @@ export function createSessionsRepository(db: Db): SessionsRepository {
           'u.username',
           's.expires_at as session_expires_at',
           's.revoked_at as session_revoked_at',
+          's.client_id',
+          's.scope',
+          'u.subject',
         ])
         .where('t.token_hash', '=', tokenHash)
         .executeTakeFirst()
+    },
+
+    async sessionOwner(sessionId) {
+      const row = await db
+        .selectFrom('authgate_sessions')
+        .select('user_id')
+        .where('id', '=', sessionId)
+        .executeTakeFirst()
+      return row?.user_id
     },
 
     // The conditional UPDATE is the whole race: of any number of concurrent rotations of one

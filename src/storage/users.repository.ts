@@ -47,6 +47,10 @@ export function createUsersRepository(db: Db): UsersRepository {
       return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
     },
 
+    async findBySubject(subject) {
+      return db.selectFrom('users').selectAll().where('subject', '=', subject).executeTakeFirst()
+    },
+
     async insert(user) {
       try {
         const row = await db

@@ -50,6 +50,8 @@ async function registerDocs(app: FastifyInstance, version: string): Promise<void
             type: 'oauth2',
             flows: { password: { tokenUrl: 'auth/token', scopes: {} } },
           },
+          // A client's access token from a code exchange (RFC 9068), for GET /userinfo.
+          ClientAccessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
         },
       },
     },

@@ -8,6 +8,7 @@ import { Type } from 'typebox'
 import type { AuthService, Client } from '../../domain/auth.js'
 import type { ClientAuthenticator } from '../../domain/client-auth.js'
 import type { ClientTokenService } from '../../domain/client-tokens.js'
+import type { CodeExchange } from '../../domain/code-exchange.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { IntrospectionService } from '../../domain/introspection.js'
 import type { TokenPair } from '../../domain/sessions.js'
@@ -34,7 +35,8 @@ import {
 import { routeFamily } from './family.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
-const UNSUPPORTED_GRANT = 'grant_type must be password, refresh_token or client_credentials'
+const UNSUPPORTED_GRANT =
+  'grant_type must be password, authorization_code, refresh_token or client_credentials'
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
 const AUTH_BODY_LIMIT = 16 * 1024
 
@@ -46,6 +48,8 @@ export interface AuthRoutesOptions {
     tokens: ClientTokenService
     introspection: IntrospectionService
     revocation: TokenRevocation
+    /** The authorization_code grant. */
+    codes: CodeExchange
   }
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
@@ -163,29 +167,37 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         description:
           'OAuth2 token endpoint, as a form. `grant_type=password` (the default, RFC 6749 §4.3) logs in ' +
           'and starts a session; unknown users and wrong passwords get the same answer in the same time. ' +
+          '`grant_type=authorization_code` (§4.1.3, OpenID Connect Core §3.1.3) trades a code from ' +
+          '/authorize, with its `redirect_uri` and PKCE `code_verifier`, for an access token (RFC 9068, ' +
+          '`typ: at+jwt`), an ID token with `openid`, and a refresh token with `offline_access` or for a ' +
+          'first-party client; a code works once, and presenting it again revokes what it issued. ' +
           '`grant_type=refresh_token` (§6) trades a refresh token for a new pair; each refresh token ' +
-          'works once, and presenting a spent one ends the session. `grant_type=client_credentials` ' +
+          "works once, and presenting a spent one ends the session; a client's refresh token needs that " +
+          'client (authenticated, or named with `client_id` if public). `grant_type=client_credentials` ' +
           '(§4.4) gives a confidential client registered for it an access token for itself (RFC 9068, ' +
           '`typ: at+jwt`, no refresh token); it authenticates with HTTP Basic (`client_secret_basic`) ' +
-          'or `client_id` and `client_secret` in the form (`client_secret_post`), not both.',
+          'or `client_id` and `client_secret` in the form (`client_secret_post`), not both; a public ' +
+          'client sends `client_id` alone (`none`).',
         consumes: ['application/x-www-form-urlencoded'],
         body: TokenRequest,
         response: {
           200: {
             ...TokenResponse,
             description:
-              'An access token and a refresh token; for client_credentials, an access token and its scope.',
+              'An access token and a refresh token; for client_credentials, an access token and its ' +
+              'scope; for a code, an access token, its scope, and an ID token and refresh token as granted.',
           },
           400: oauthErrorAnswer(
-            'A bad refresh token, an unsupported grant type, or a client credentials request refused.',
+            'A bad refresh token or code, an unsupported grant type, or a client request refused.',
             [ErrorCode.invalidGrant, 'The refresh token is invalid, expired or revoked'],
+            [ErrorCode.invalidGrant, 'The authorization code is invalid, expired or already used'],
             [ErrorCode.invalidRequest, 'refresh_token is required for grant_type=refresh_token'],
             [ErrorCode.unsupportedGrantType, UNSUPPORTED_GRANT],
             [ErrorCode.unauthorizedClient, 'This client is not registered for grant_type=client_credentials'],
             [ErrorCode.invalidScope, 'The client is not registered for the scope reports:write'],
           ),
           401: tokenUnauthorizedAnswer(
-            'Incorrect username or password; or client_credentials without a client that authenticates.',
+            'Incorrect username or password; or a client grant without a client that authenticates.',
           ),
           415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
@@ -220,7 +232,29 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
             'refresh_token is required for grant_type=refresh_token',
           )
         }
-        pair = await auth.refresh(body.refresh_token, client(request))
+        // RFC 6749 §6: a client's refresh token is bound to it; the seed's clients send nothing.
+        const caller = await clients.auth.authenticate(
+          presentedCredentials(request.headers.authorization, body),
+          origin(request),
+        )
+        pair = await auth.refresh(body.refresh_token, client(request), caller?.client.clientId)
+      } else if (grant === 'authorization_code') {
+        const issued = await clients.codes.exchange({
+          presented: presentedCredentials(request.headers.authorization, body),
+          code: body.code,
+          redirectUri: body.redirect_uri,
+          codeVerifier: body.code_verifier,
+          from: origin(request),
+        })
+        noStore(reply)
+        return {
+          access_token: issued.accessToken,
+          token_type: 'bearer' as const,
+          expires_in: issued.expiresIn,
+          ...(issued.refreshToken === undefined ? {} : { refresh_token: issued.refreshToken }),
+          scope: issued.scope,
+          ...(issued.idToken === undefined ? {} : { id_token: issued.idToken }),
+        }
       } else if (grant === 'client_credentials') {
         const from = origin(request)
         const caller = await clients.auth.authenticateConfidential(

@@ -34,9 +34,10 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
     authorization_endpoint: `${publicUrl}/authorize`,
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
     token_endpoint: `${publicUrl}/auth/token`,
+    userinfo_endpoint: `${publicUrl}/userinfo`,
     revocation_endpoint: `${publicUrl}/auth/revoke`,
     introspection_endpoint: `${publicUrl}/auth/introspect`,
-    grant_types_supported: ['password', 'refresh_token', 'client_credentials'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'password'],
     // The code flow only (RFC 9700 §2.1.2: no implicit, no hybrid), answered in the query.
     response_types_supported: ['code'],
     response_modes_supported: ['query'],

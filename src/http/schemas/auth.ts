@@ -39,7 +39,22 @@ export const TokenRequest = Type.Object({
   grant_type: Type.Optional(
     Type.String({
       maxLength: 64,
-      description: '`password` (the default), `refresh_token` or `client_credentials`.',
+      description: '`password` (the default), `authorization_code`, `refresh_token` or `client_credentials`.',
+    }),
+  ),
+  code: Type.Optional(
+    Type.String({ maxLength: 128, description: 'authorization_code: the code from the redirect.' }),
+  ),
+  redirect_uri: Type.Optional(
+    Type.String({
+      maxLength: 2048,
+      description: 'authorization_code: the redirect_uri of the authorization request, identical.',
+    }),
+  ),
+  code_verifier: Type.Optional(
+    Type.String({
+      maxLength: 128,
+      description: 'authorization_code: the PKCE code verifier (RFC 7636 §4.5) the challenge was made from.',
     }),
   ),
   username: Type.Optional(Type.String({ maxLength: USERNAME_INPUT_MAX, description: 'Password grant.' })),
@@ -56,7 +71,9 @@ export const TokenRequest = Type.Object({
   client_id: Type.Optional(
     Type.String({
       maxLength: 256,
-      description: 'client_secret_post (with client_secret). Ignored by the password and refresh grants.',
+      description:
+        'The client: with client_secret (client_secret_post), or alone for a public client (`none`). ' +
+        "Ignored by the password grant; a refresh token of a client's session needs its client.",
     }),
   ),
   client_secret: Type.Optional(Type.String({ maxLength: 256 })),
@@ -71,11 +88,19 @@ export const TokenResponse = Type.Object({
     Type.String({
       description:
         'Opaque, single use: trade it at this endpoint with `grant_type=refresh_token`. None for ' +
-        'client_credentials (RFC 6749 §4.4.3).',
+        'client_credentials (RFC 6749 §4.4.3); for a code, only with `offline_access` or to a ' +
+        'first-party client.',
     }),
   ),
   scope: Type.Optional(
-    Type.String({ description: 'client_credentials: the scopes granted (RFC 6749 §5.1).' }),
+    Type.String({
+      description: 'client_credentials and authorization_code: the scopes granted (RFC 6749 §5.1).',
+    }),
+  ),
+  id_token: Type.Optional(
+    Type.String({
+      description: 'authorization_code with the `openid` scope: the ID token (OpenID Connect Core §3.1.3.3).',
+    }),
   ),
 })
 

@@ -37,6 +37,9 @@ export const ServerMetadataResponse = Type.Object(
     }),
     jwks_uri: Type.String({ description: 'Where the public keys are.' }),
     token_endpoint: Type.String(),
+    userinfo_endpoint: Type.String({
+      description: 'OpenID Connect Core §5.3; a bearer access token from a code exchange.',
+    }),
     revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token or an access token.' }),
     introspection_endpoint: Type.String({ description: 'RFC 7662; for confidential clients.' }),
     grant_types_supported: Type.Array(Type.String()),
