@@ -55,7 +55,7 @@ export interface ClientTokenService {
   grant(client: Client, requestedScope: string | undefined, origin: RequestOrigin): ClientAccessToken
   /** The token's claims if it is one of our client access tokens and valid now; never throws. */
   verify(token: string): VerifiedClientToken | undefined
-  /** verify(), and not revoked: what introspection calls active. */
+  /** verify(), and not revoked (by itself, or by its client's deletion): what introspection calls active. */
   active(token: string): VerifiedClientToken | undefined
   /** RFC 7009: the token stops being valid everywhere (this process at once, others within a poll). */
   revoke(token: VerifiedClientToken, origin: RequestOrigin): Promise<void>
@@ -260,11 +260,13 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
 
     active(token) {
       const claims = verify(token)
-      return claims && !revocations.isClientTokenRevoked(claims.clientId, claims.jti) ? claims : undefined
+      return claims && !revocations.isClientTokenRevoked(claims.clientId, claims.jti, claims.iat)
+        ? claims
+        : undefined
     },
 
     async revoke(token, origin) {
-      if (revocations.isClientTokenRevoked(token.clientId, token.jti)) return
+      if (revocations.isClientTokenRevoked(token.clientId, token.jti, token.iat)) return
       const subject = clientTokenSubject(token.clientId, token.jti)
       const at = clock.now()
       // Remembered until the token would have expired anyway.
