@@ -433,6 +433,8 @@ async function wireDomain(
     audit,
     clock,
     endSessions: (clientId) => sessions.endClient(clientId),
+    revocations,
+    accessTokenLifetimeMs: config.accessTokenExpireMinutes * 60_000,
   })
   const clientAuth = createClientAuthenticator({ clients, audit })
   const introspection = createIntrospection({

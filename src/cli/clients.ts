@@ -3,6 +3,7 @@
 // never by list or show; every change is in the audit log.
 import type { Command } from 'commander'
 import { type Client, type ClientService, createClientService, GRANT_TYPES } from '../domain/clients.js'
+import type { RevocationView } from '../domain/revocations.js'
 import { createSessionLifecycle } from '../domain/sessions.js'
 import { systemClock } from '../lib/clock.js'
 import { openAudit, openDatabase } from '../services.js'
@@ -11,7 +12,7 @@ import { migrateToLatest } from '../storage/migrate.js'
 import { createSessionsRepository } from '../storage/sessions.repository.js'
 import { type Cli, snakeCase, tellRunningServers } from './context.js'
 
-// Only the database and the audit log (and, once a deletion ended sessions, the broadcast):
+// Only the database and the audit log (and, once a deletion revoked anything, the broadcast):
 // managing clients must not start anything else.
 async function withClients<T>(cli: Cli, fn: (clients: ClientService) => Promise<T>): Promise<T> {
   const config = cli.config()
@@ -22,17 +23,19 @@ async function withClients<T>(cli: Cli, fn: (clients: ClientService) => Promise<
       cli.err(`Audit log write failed: ${err instanceof Error ? err.message : err}`),
     )
     let ended = false
+    // No view of its own here: the servers' views read the feed the revocations went into.
+    const revocations: Pick<RevocationView, 'apply'> = {
+      apply: (entries) => {
+        if (entries.length > 0) ended = true
+      },
+    }
+    const accessTtlMs = config.accessTokenExpireMinutes * 60_000
     const lifecycle = createSessionLifecycle({
       sessions: createSessionsRepository(db),
-      // No view of its own here: the servers' views read the feed the revocation went into.
-      revocations: {
-        apply: (entries) => {
-          if (entries.length > 0) ended = true
-        },
-      },
+      revocations,
       clock: systemClock,
       policy: { maxPerUser: config.maxSessionsPerUser },
-      accessTtlMs: config.accessTokenExpireMinutes * 60_000,
+      accessTtlMs,
     })
     try {
       return await fn(
@@ -41,6 +44,9 @@ async function withClients<T>(cli: Cli, fn: (clients: ClientService) => Promise<
           audit,
           clock: systemClock,
           endSessions: (clientId) => lifecycle.endClient(clientId),
+          revocations,
+          // The lifetime of client access tokens too (services.ts createClientTokenService).
+          accessTokenLifetimeMs: accessTtlMs,
         }),
       )
     } finally {
@@ -221,8 +227,9 @@ export function registerClientCommands(program: Command, cli: Cli): void {
   clients
     .command('delete')
     .description(
-      'Delete a client: it can no longer authenticate or be redirected to, and every session it was ' +
-        'issued ends (its access and refresh tokens are refused from now on).',
+      'Delete a client: it can no longer authenticate or be redirected to, every session it was ' +
+        'issued ends (its access and refresh tokens are refused from now on), and so does every ' +
+        'access token it got by client_credentials.',
     )
     .argument('<client_id>')
     .action(async (clientId: string) => {

@@ -70,7 +70,10 @@ export interface ClientTokenService {
   }
   /** The token's claims if it is one of our client access tokens and valid now; never throws. */
   verify(token: string): VerifiedClientToken | undefined
-  /** verify(), and not revoked (nor its session ended): what introspection calls active. */
+  /**
+   * verify(), and not revoked (by itself, or by its client's deletion; a user's token by the end
+   * of its session): what introspection calls active.
+   */
   active(token: string): VerifiedClientToken | undefined
   /**
    * RFC 7009: a client_credentials token stops being valid everywhere (this process at once,
@@ -302,13 +305,14 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
     active(token) {
       const claims = verify(token)
       if (!claims) return undefined
-      // A user's token lives as long as its session, on every instance (domain/revocations.ts).
-      if (claims.sid !== undefined) return revocations.isSessionRevoked(claims.sid) ? undefined : claims
-      return revocations.isClientTokenRevoked(claims.clientId, claims.jti) ? undefined : claims
+      // A user's token lives as long as its session, on every instance (domain/revocations.ts);
+      // and no token outlives its client's deletion.
+      if (claims.sid !== undefined && revocations.isSessionRevoked(claims.sid)) return undefined
+      return revocations.isClientTokenRevoked(claims.clientId, claims.jti, claims.iat) ? undefined : claims
     },
 
     async revoke(token, origin) {
-      if (revocations.isClientTokenRevoked(token.clientId, token.jti)) return
+      if (revocations.isClientTokenRevoked(token.clientId, token.jti, token.iat)) return
       const subject = clientTokenSubject(token.clientId, token.jti)
       const at = clock.now()
       // Remembered until the token would have expired anyway.

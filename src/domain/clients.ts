@@ -8,6 +8,7 @@ import { constantTimeEqual, randomToken, sha256Hex } from '../lib/crypto.js'
 import { randomId } from '../lib/random.js'
 import { type AuditEventType, type AuditLog, failureReason, type Operator, operatorDetail } from './audit.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from './errors.js'
+import { clientCutoff, type RevocationEntry, type RevocationView } from './revocations.js'
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const
 export type GrantType = (typeof GRANT_TYPES)[number]
@@ -50,8 +51,12 @@ export interface ClientsRepository {
    * written, when another rotation (or a deletion) came first.
    */
   replaceSecretHash(clientId: string, expected: string, next: string, at: number): Promise<boolean>
-  /** False when there was no such client. */
-  delete(clientId: string): Promise<boolean>
+  /**
+   * Deletes the client and, in the same transaction, writes `tokensCutoff` into the revocation
+   * feed as its 'client' entry (revocations.ts clientCutoff). False, and nothing written, when
+   * there was no such client.
+   */
+  delete(clientId: string, tokensCutoff: Pick<RevocationEntry, 'at' | 'expires_at'>): Promise<boolean>
 }
 
 /** What an operator asks for; everything but the name has a default. */
@@ -247,6 +252,13 @@ export interface ClientServiceDeps {
    * many ended. Called once the client's row is gone, so no code exchange can start another.
    */
   endSessions(clientId: string): Promise<number>
+  /**
+   * Takes a deleted client's cutoff once it is committed: this process refuses its access tokens
+   * at once, and the other processes are told to read the feed (RevocationView.apply).
+   */
+  revocations: Pick<RevocationView, 'apply'>
+  /** The client access tokens' lifetime (client-tokens.ts expiresInSeconds): how long a cutoff is kept. */
+  accessTokenLifetimeMs: number
 }
 
 export function createClientService({
@@ -254,6 +266,8 @@ export function createClientService({
   audit,
   clock,
   endSessions,
+  revocations,
+  accessTokenLifetimeMs,
 }: ClientServiceDeps): ClientService {
   // Client authentication reads the client each time (a rotated secret must stop working at once,
   // in every process); the authentications of one client that arrive together share the read.
@@ -306,6 +320,8 @@ export function createClientService({
           const secret = checked.public ? undefined : randomToken()
           const stored: StoredClient = {
             ...checked,
+            // 128 random bits, never the operator's choice: no id is registered twice, so a
+            // deleted client's cutoff (revocations.ts clientCutoff) never voids a newer client.
             clientId: randomId(16, 'hex'),
             createdAt: at,
             secretRotatedAt: secret === undefined ? null : at,
@@ -363,7 +379,10 @@ export function createClientService({
     // Issue 12 item 1: deleting a client ends its sessions and tokens. The row goes first: a code
     // exchange that read it (FOR SHARE, sessions.repository.ts insertSession) has committed its
     // session before the DELETE goes through, and endSessions sees it; one after finds no client
-    // and starts nothing. Its codes go with the row (ON DELETE CASCADE).
+    // and starts nothing. Its codes go with the row (ON DELETE CASCADE). Its client_credentials
+    // tokens are stateless JWTs (client-tokens.ts): the row's transaction writes a cutoff that
+    // voids every one issued to it (clientCutoff says why the cutoff may reach past now). A
+    // rotation writes none: a new secret stops new grants with the old one, not issued tokens.
     async delete(operator, clientId) {
       let endedSessions = 0
       const deleted = await asOperator(
@@ -372,7 +391,9 @@ export function createClientService({
         clientId,
         async () => {
           const stored = await clients.find(clientId)
-          const gone = stored !== undefined && (await clients.delete(clientId))
+          const cutoff = clientCutoff(clientId, clock.now(), accessTokenLifetimeMs)
+          const gone = stored !== undefined && (await clients.delete(clientId, cutoff))
+          if (gone) revocations.apply([cutoff])
           // Also when there was no such client: deleting it again finishes a deletion that was
           // interrupted between the two steps.
           endedSessions = await endSessions(clientId)

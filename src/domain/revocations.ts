@@ -20,10 +20,14 @@ export interface RevocationEntry {
    * sid-less tokens issued before `at`; a token without iat (the seed's) is void when it expires
    * no later than `expires_at`, which its writer sets at least at + the longest lifetime of such
    * a token (sessions.ts SEED_TOKEN_LIFETIME_MS), and at least to the exp of the token logged out.
+   * 'client' (subject: the client id): every access token of that client (client_credentials)
+   * issued in or before the second of `at` (iat, in seconds, <= `at` / 1000); written when the
+   * client is deleted, with `at` past the deletion and `expires_at` after its last such token
+   * (clientCutoff).
    */
-  kind: 'session' | 'token' | 'user'
+  kind: 'session' | 'token' | 'user' | 'client'
   subject: string
-  /** Epoch ms: when it was revoked. */
+  /** Epoch ms: when it was revoked ('user', 'client': the cutoff). */
   at: number
   /** Epoch ms after which no token the entry affects can still be valid. */
   expires_at: number
@@ -78,13 +82,52 @@ export interface RevocationFeed {
 /** The feed's subject for one client access token: never a user's `${userId}:${jti}` (not a number). */
 export const clientTokenSubject = (clientId: string, jti: string) => `client:${clientId}:${jti}`
 
+/**
+ * How far past the deletion's start a client's cutoff reaches. A grant that authenticated the
+ * client just before the deletion committed (its read still saw the row) mints its token a moment
+ * later, maybe after the commit, maybe on a host whose clock is ahead: its iat can fall after the
+ * deletion's time, and comparing iat with that time alone would let it live (a seconds-rounded iat
+ * and clocks of different processes make no time-only cutoff exact). No token of a deleted client
+ * is legitimate after its deletion (ids are random, never chosen: none is ever registered again),
+ * so the cutoff may reach past it at no cost but remembering the entry that much longer. This
+ * covers the deletion's transaction (each of its statements is cut at the pool's query timeout,
+ * 15 s), an event loop stalled for seconds, and a clock as far ahead as an iat may be (IAT_SKEW_MS, a minute).
+ */
+export const CLIENT_CUTOFF_MARGIN_MS = 5 * 60_000
+
+/**
+ * The feed entry that voids the access tokens of a client deleted at `now`: those issued up to the
+ * cutoff second, kept until the last of them expires, `tokenLifetimeMs` (their lifetime) after it.
+ * RFC 7592 §2.3: deleting a client SHOULD invalidate at once the access tokens issued to it; RFC
+ * 7009 §2.1: a revoked token cannot be used again (here: by none of our processes, after one poll).
+ */
+export function clientCutoff(
+  clientId: string,
+  now: number,
+  tokenLifetimeMs: number,
+): Pick<RevocationEntry, 'kind' | 'subject' | 'at' | 'expires_at'> {
+  const at = now + CLIENT_CUTOFF_MARGIN_MS
+  return { kind: 'client', subject: clientId, at, expires_at: at + tokenLifetimeMs }
+}
+
+/**
+ * The last iat a cutoff voids. iat is in whole seconds, rounded down (RFC 7519 §2 NumericDate,
+ * client-tokens.ts grant), so a token minted later in the cutoff's own second carries that
+ * second's iat too: the cutoff is in effect rounded up to its second's end, and `iat <=` this
+ * (not `iat * 1000 <` the cutoff, which would spare the second a cutoff falls exactly on).
+ */
+const cutoffSecond = (at: number) => Math.floor(at / 1000)
+
 export interface RevocationView {
   /** True when the token's session was revoked, or (tokens without a sid) the token or its user's were. */
   isRevoked(claims: RevocableClaims): boolean
   /** True when the session `sid` (of any kind) was ended. */
   isSessionRevoked(sid: string): boolean
-  /** True when this client access token (RFC 9068, client_credentials) was revoked. */
-  isClientTokenRevoked(clientId: string, jti: string): boolean
+  /**
+   * True when this client access token (RFC 9068, client_credentials) was revoked, or its client
+   * deleted: `iat` (epoch seconds) in or before the second of the client's cutoff.
+   */
+  isClientTokenRevoked(clientId: string, jti: string, iat: number): boolean
   /** Applies entries this process just wrote, and tells the other processes to read the feed now. */
   apply(entries: Pick<RevocationEntry, 'kind' | 'subject' | 'at' | 'expires_at'>[]): void
   /**
@@ -116,6 +159,7 @@ export function createRevocationView(
   const sessions = new Map<string, number>() // sid -> expires_at
   const tokens = new Map<string, number>() // `${userId}:${jti}` -> expires_at
   const users = new Map<number, { at: number; expiresAt: number }>()
+  const clients = new Map<string, { at: number; expiresAt: number }>() // client id -> its cutoff
   let after = 0
   // seq -> when it was first found missing. Insertion order is ascending seq, so the first are the oldest.
   const missing = new Map<number, number>()
@@ -128,15 +172,9 @@ export function createRevocationView(
     for (const e of entries) {
       if (e.kind === 'session') sessions.set(e.subject, e.expires_at)
       else if (e.kind === 'token') tokens.set(e.subject, e.expires_at)
-      else {
-        const id = Number(e.subject)
-        const prev = users.get(id)
-        // Two cutoffs void the union of what each voids: the later `at`, the later expiry.
-        users.set(id, {
-          at: Math.max(prev?.at ?? 0, e.at),
-          expiresAt: Math.max(prev?.expiresAt ?? 0, e.expires_at),
-        })
-      }
+      else if (e.kind === 'user') widen(users, Number(e.subject), e)
+      else if (e.kind === 'client') widen(clients, e.subject, e)
+      // A kind a later version writes is not read as a user cutoff: this version ignores it.
     }
   }
 
@@ -170,6 +208,19 @@ export function createRevocationView(
     }
   }
 
+  /** Two cutoffs void the union of what each voids: the later `at`, the later expiry. */
+  function widen<K>(
+    cutoffs: Map<K, { at: number; expiresAt: number }>,
+    key: K,
+    e: Pick<RevocationEntry, 'at' | 'expires_at'>,
+  ) {
+    const prev = cutoffs.get(key)
+    cutoffs.set(key, {
+      at: Math.max(prev?.at ?? 0, e.at),
+      expiresAt: Math.max(prev?.expiresAt ?? 0, e.expires_at),
+    })
+  }
+
   const view: RevocationView = {
     isRevoked({ sid, id, iat, exp, jti }) {
       if (sid !== undefined) return sessions.has(sid)
@@ -183,7 +234,11 @@ export function createRevocationView(
       return exp === undefined || exp * 1000 <= cutoff.expiresAt
     },
     isSessionRevoked: (sid) => sessions.has(sid),
-    isClientTokenRevoked: (clientId, jti) => tokens.has(clientTokenSubject(clientId, jti)),
+    isClientTokenRevoked(clientId, jti, iat) {
+      if (tokens.has(clientTokenSubject(clientId, jti))) return true
+      const cutoff = clients.get(clientId)
+      return cutoff !== undefined && iat <= cutoffSecond(cutoff.at)
+    },
     apply(entries) {
       remember(entries)
       announce()
@@ -198,6 +253,7 @@ export function createRevocationView(
       for (const [sid, expiresAt] of sessions) if (expiresAt <= now) sessions.delete(sid)
       for (const [key, expiresAt] of tokens) if (expiresAt <= now) tokens.delete(key)
       for (const [id, cutoff] of users) if (cutoff.expiresAt <= now) users.delete(id)
+      for (const [id, cutoff] of clients) if (cutoff.expiresAt <= now) clients.delete(id)
       if (++polls % 600 === 0) await feed.prune(now)
     }),
     async start() {

@@ -1,7 +1,9 @@
 // SQL for authgate_oauth_clients, the OAuth client registry: rows to the domain's clients and
-// back (lists as JSON text, flags as 0/1), and the compare-and-swap that makes rotation safe.
+// back (lists as JSON text, flags as 0/1), the compare-and-swap that makes rotation safe, and the
+// deletion that voids the client's access tokens with it.
 import type { ClientsRepository, GrantType, StoredClient } from '../domain/clients.js'
 import { canBeStored, type Db } from './database.js'
+import { insertClientCutoff } from './sessions.repository.js'
 import type { OAuthClientRow } from './tables.js'
 
 const strings = (text: string): string[] => JSON.parse(text) as string[]
@@ -79,13 +81,19 @@ export function createClientsRepository(db: Db): ClientsRepository {
       return result.numUpdatedRows === 1n
     },
 
-    async delete(clientId) {
+    // The row and the cutoff of its access tokens in one transaction: no process can see the
+    // client gone and its tokens still good, nor a cutoff of a client that still authenticates.
+    async delete(clientId, tokensCutoff) {
       if (!canBeStored(db, clientId)) return false
-      const result = await db
-        .deleteFrom('authgate_oauth_clients')
-        .where('client_id', '=', clientId)
-        .executeTakeFirst()
-      return result.numDeletedRows === 1n
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .deleteFrom('authgate_oauth_clients')
+          .where('client_id', '=', clientId)
+          .executeTakeFirst()
+        if (result.numDeletedRows !== 1n) return false
+        await insertClientCutoff(trx, clientId, tokensCutoff.at, tokensCutoff.expires_at)
+        return true
+      })
     },
   }
 }

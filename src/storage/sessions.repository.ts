@@ -298,15 +298,23 @@ async function browserSessionIsLive(trx: Db, id: string, userId: number, now: nu
 }
 
 /** Voids a user's tokens that carry no sid and were issued before `at` (seed-issued tokens). */
-export async function insertUserCutoff(
+export const insertUserCutoff = (db: Db, userId: number, at: number, feedExpiresAt: number) =>
+  insertCutoff(db, 'user', String(userId), at, feedExpiresAt)
+
+/** Voids a deleted client's access tokens issued up to `at` (domain/revocations.ts clientCutoff). */
+export const insertClientCutoff = (db: Db, clientId: string, at: number, feedExpiresAt: number) =>
+  insertCutoff(db, 'client', clientId, at, feedExpiresAt)
+
+async function insertCutoff(
   db: Db,
-  userId: number,
+  kind: 'user' | 'client',
+  subject: string,
   at: number,
   feedExpiresAt: number,
 ): Promise<void> {
   await db
     .insertInto('authgate_revocations')
-    .values({ kind: 'user', subject: String(userId), at, expires_at: feedExpiresAt })
+    .values({ kind, subject, at, expires_at: feedExpiresAt })
     .execute()
 }
 

@@ -109,6 +109,8 @@ function harness(get: () => TestApp) {
         audit: s.audit,
         clock: { now: () => Date.now() },
         endSessions: (clientId) => s.sessions.endClient(clientId),
+        revocations: s.revocations,
+        accessTokenLifetimeMs: get().config.accessTokenExpireMinutes * 60_000,
       })
     },
     async client(name: string): Promise<Client> {

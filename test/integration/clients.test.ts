@@ -20,8 +20,17 @@ const WEB = 'https://app.example.com/callback'
 // Every secret this file is handed: none may show up where secrets must not.
 const secrets: string[] = []
 
-/** Only the CLI deletes here: a domain service of this file that ends sessions is a bug. */
-const endSessions = () => Promise.reject(new Error('this file deletes clients only through the CLI'))
+/** Only the CLI deletes here: a domain service of this file that ends sessions or tokens is a bug. */
+const ONLY_THE_CLI_DELETES = 'this file deletes clients only through the CLI'
+const cliDeletes = {
+  endSessions: () => Promise.reject(new Error(ONLY_THE_CLI_DELETES)),
+  revocations: {
+    apply: () => {
+      throw new Error(ONLY_THE_CLI_DELETES)
+    },
+  },
+  accessTokenLifetimeMs: 30 * 60_000,
+}
 
 /** The domain on the test's own connection: reads only, so it never holds a lock the CLI waits for. */
 const registry = () =>
@@ -29,7 +38,7 @@ const registry = () =>
     clients: createClientsRepository(inspect(database.url)),
     audit: noAudit,
     clock: systemClock,
-    endSessions,
+    ...cliDeletes,
   })
 
 /** Runs `authgate clients <args> --json` and parses the one JSON object it must print. */
@@ -294,7 +303,7 @@ describe('two concurrent rotate-secret calls', () => {
         },
       }
       const audit = createAuditService({ store: createAuditStore(db), clock: systemClock, retentionDays: 0 })
-      const service = createClientService({ clients: racing, audit, clock: systemClock, endSessions })
+      const service = createClientService({ clients: racing, audit, clock: systemClock, ...cliDeletes })
       const operator = { actor: 'cli', osUser: 'test' } as const
       const results = await Promise.allSettled([
         service.rotateSecret(operator, id),
@@ -306,7 +315,7 @@ describe('two concurrent rotate-secret calls', () => {
       expect(won).toHaveLength(1)
       expect(lost).toHaveLength(1)
       expect(String(lost[0])).toMatch(/changed by another command meanwhile.*stored nothing/)
-      const check = createClientService({ clients: real, audit: noAudit, clock: systemClock, endSessions })
+      const check = createClientService({ clients: real, audit: noAudit, clock: systemClock, ...cliDeletes })
       expect(await check.verifySecret(id, won[0] as string)).toBeDefined()
       expect(await check.verifySecret(id, first)).toBeUndefined()
       const rows = await db

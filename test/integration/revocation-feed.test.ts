@@ -5,7 +5,7 @@ import { createRevocationView, type FeedPosition, type RevocationView } from '..
 import { frozenClock } from '../../src/lib/clock.js'
 import { createDatabase, type Db } from '../../src/storage/database.js'
 import { migrateToLatest } from '../../src/storage/migrate.js'
-import { createRevocationFeed } from '../../src/storage/sessions.repository.js'
+import { createRevocationFeed, insertClientCutoff } from '../../src/storage/sessions.repository.js'
 import { freshDatabase, onPostgres, type TestDatabase } from '../helpers/app.js'
 
 const DAY = 86_400_000
@@ -108,6 +108,27 @@ describe('the revocation feed', () => {
     await v.refresh()
     return { v, clock, positions }
   }
+
+  it("a deleted client's cutoff: its tokens of the cutoff's second and before, no other, until it expires", async () => {
+    const { v, clock } = await view()
+    // A cutoff in the middle of a second, as clientCutoff writes it; kept for a token lifetime.
+    const second = Math.floor(clock.now() / 1000)
+    const at = second * 1000 + 400
+    await insertClientCutoff(first, 'deleted-client', at, at + 60_000)
+    const revokedClientToken = (clientId: string, iat: number) => v.isClientTokenRevoked(clientId, 'jti', iat)
+    expect(revokedClientToken('deleted-client', second)).toBe(false) // not read yet
+    await v.refresh()
+    expect(revokedClientToken('deleted-client', second - 30)).toBe(true)
+    // Its iat is rounded down: a token with the cutoff's own second may be minted after `at`.
+    expect(revokedClientToken('deleted-client', second)).toBe(true)
+    expect(revokedClientToken('deleted-client', second + 1)).toBe(false)
+    expect(revokedClientToken('another-client', second)).toBe(false)
+    // Nor is it a user cutoff: user tokens without a sid are not touched.
+    expect(v.isRevoked({ id: 1, iat: second - 30, exp: second + 60 })).toBe(false)
+    clock.set(at + 60_000)
+    await v.refresh()
+    expect(revokedClientToken('deleted-client', second - 30)).toBe(false)
+  })
 
   it.runIf(onPostgres)('sees a revocation that commits after a later one was read', async () => {
     // The view as the server builds it.

@@ -12,6 +12,7 @@ import {
   type StoredClient,
 } from '../../src/domain/clients.js'
 import { ValidationError } from '../../src/domain/errors.js'
+import { CLIENT_CUTOFF_MARGIN_MS } from '../../src/domain/revocations.js'
 import { frozenClock } from '../../src/lib/clock.js'
 import * as crypto from '../../src/lib/crypto.js'
 
@@ -172,10 +173,15 @@ describe('checkNewClient', () => {
 })
 
 /** The repository's contract, in memory. */
-function memoryClients(): ClientsRepository & { rows: Map<string, StoredClient> } {
+function memoryClients(): ClientsRepository & {
+  rows: Map<string, StoredClient>
+  cutoffs: { clientId: string; at: number; expires_at: number }[]
+} {
   const rows = new Map<string, StoredClient>()
+  const cutoffs: { clientId: string; at: number; expires_at: number }[] = []
   return {
     rows,
+    cutoffs,
     insert: async (c) => void rows.set(c.clientId, structuredClone(c)),
     find: async (id) => structuredClone(rows.get(id)),
     list: async () => [...rows.values()].map((c) => structuredClone(c)),
@@ -185,9 +191,15 @@ function memoryClients(): ClientsRepository & { rows: Map<string, StoredClient> 
       rows.set(id, { ...row, secretHash: next, secretRotatedAt: at })
       return true
     },
-    delete: async (id) => rows.delete(id),
+    async delete(id, { at, expires_at }) {
+      if (!rows.delete(id)) return false
+      cutoffs.push({ clientId: id, at, expires_at })
+      return true
+    },
   }
 }
+
+const TOKEN_LIFETIME_MS = 30 * 60_000
 
 const operator: Operator = { actor: 'cli', osUser: 'ops' }
 
@@ -202,12 +214,27 @@ function service() {
     ended.push({ clientId, rowGone: !clients.rows.has(clientId) })
     return 2
   }
+  // What this process's revocation view was handed, and whether the row was gone by then.
+  const applied: { entry: object; rowGone: boolean }[] = []
+  const revocations = {
+    apply: (entries: { subject: string }[]) => {
+      for (const entry of entries) applied.push({ entry, rowGone: !clients.rows.has(entry.subject) })
+    },
+  }
   return {
     clients,
     events,
     clock,
     ended,
-    service: createClientService({ clients, audit, clock, endSessions }),
+    applied,
+    service: createClientService({
+      clients,
+      audit,
+      clock,
+      endSessions,
+      revocations,
+      accessTokenLifetimeMs: TOKEN_LIFETIME_MS,
+    }),
   }
 }
 
@@ -304,12 +331,15 @@ describe('the client service', () => {
   })
 
   it('unknown ids: show and rotate find nothing, delete deletes nothing, each failure audited', async () => {
-    const { service: s, events, ended } = service()
+    const { clients, service: s, events, ended, applied } = service()
     expect(await s.show('nope')).toBeUndefined()
     expect(await s.rotateSecret(operator, 'nope')).toBeUndefined()
     expect(await s.delete(operator, 'nope')).toBeUndefined()
     // Sessions are still ended: running a deletion again finishes one that was interrupted.
     expect(ended).toEqual([{ clientId: 'nope', rowGone: true }])
+    // No cutoff without a client: its transaction wrote it only with the row's deletion.
+    expect(clients.cutoffs).toEqual([])
+    expect(applied).toEqual([])
     expect(events.map((e) => [e.type, e.outcome, e.detail?.reason])).toEqual([
       ['client.secret_rotated', 'failure', 'no_such_client'],
       ['client.deleted', 'failure', 'no_such_client'],
@@ -329,6 +359,29 @@ describe('the client service', () => {
         detail: { actor: 'cli', osUser: 'ops', reason: 'validation_error' },
       },
     ])
+  })
+
+  it("delete voids the client's access tokens: a cutoff with the row, then this process's view", async () => {
+    const { clients, service: s, clock, applied } = service()
+    const { client } = await s.create(operator, { name: 'Machine', grantTypes: ['client_credentials'] })
+    clock.advance(1_234) // a deletion in the middle of a second
+    const now = clock.now()
+    expect(await s.delete(operator, client.clientId)).toEqual(client)
+    // Past the deletion by the margin, kept until a token issued at the cutoff has expired.
+    const at = now + CLIENT_CUTOFF_MARGIN_MS
+    const entry = { at, expires_at: at + TOKEN_LIFETIME_MS }
+    expect(clients.cutoffs).toEqual([{ clientId: client.clientId, ...entry }])
+    expect(applied).toEqual([
+      { entry: { kind: 'client', subject: client.clientId, ...entry }, rowGone: true },
+    ])
+  })
+
+  it('rotation writes no cutoff: tokens already issued stay valid', async () => {
+    const { clients, service: s, applied } = service()
+    const { client } = await s.create(operator, { name: 'Machine', grantTypes: ['client_credentials'] })
+    expect(await s.rotateSecret(operator, client.clientId)).toBeDefined()
+    expect(clients.cutoffs).toEqual([])
+    expect(applied).toEqual([])
   })
 
   it('delete removes the client, then ends its sessions: its secret no longer verifies', async () => {
