@@ -14,6 +14,8 @@ export const ErrorCode = {
   invalidClient: 'invalid_client',
   unauthorizedClient: 'unauthorized_client',
   invalidScope: 'invalid_scope',
+  // RFC 6750 §3.1: the bearer token lacks a scope the resource needs (UserInfo: openid).
+  insufficientScope: 'insufficient_scope',
   wrongPassword: 'wrong_password',
   tooManyRequests: 'too_many_requests',
   sessionNotFound: 'session_not_found',

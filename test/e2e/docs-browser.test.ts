@@ -110,6 +110,8 @@ describe.skipIf(!hasChromium)('Swagger UI at /docs, in Chromium', () => {
         await expect
           .poll(async () => (await dialog.locator('code').first().textContent())?.trim())
           .toBe('auth/token')
+        // The dialog lists every security scheme (ClientAccessToken too): the password flow's own box.
+        const password = dialog.locator('.auth-container').filter({ hasText: 'OAuth2PasswordBearer' })
         await dialog.locator('#oauth_username').fill(USERNAME)
         await dialog.locator('#oauth_password').fill(PASSWORD)
         // The buttons' accessible names are aria-labels ("Apply given OAuth2 credentials",
@@ -117,13 +119,13 @@ describe.skipIf(!hasChromium)('Swagger UI at /docs, in Chromium', () => {
         const tokenResponse = page.waitForResponse(
           (res) => res.request().method() === 'POST' && res.url().endsWith('/token'),
         )
-        await dialog.locator('.auth-btn-wrapper button.authorize', { hasText: 'Authorize' }).click()
+        await password.locator('.auth-btn-wrapper button.authorize', { hasText: 'Authorize' }).click()
         const token = await tokenResponse
         expect(token.url()).toBe(`${origin}/auth/token`)
         expect(token.status()).toBe(200)
-        await dialog.locator('.auth-btn-wrapper button.authorize', { hasText: 'Logout' }).waitFor()
-        await dialog.getByText('Authorized', { exact: true }).waitFor()
-        await dialog.getByRole('button', { name: 'Close' }).click()
+        await password.locator('.auth-btn-wrapper button.authorize', { hasText: 'Logout' }).waitFor()
+        await password.getByText('Authorized', { exact: true }).waitFor()
+        await password.getByRole('button', { name: 'Close' }).click()
         await dialog.waitFor({ state: 'detached' })
 
         // (3) GET /: Try it out, Execute -> 200 and the greeting, sent with the bearer token.
@@ -217,7 +219,9 @@ describe.skipIf(!hasChromium)('the /docs page, in Chromium', () => {
       await operation(page, 'get', '/').waitFor()
       await page.locator('.auth-wrapper button.authorize').click()
       const dialog = page.locator('.modal-ux')
-      const authorize = dialog.locator('.auth-btn-wrapper button.authorize', { hasText: 'Authorize' })
+      // The dialog lists every security scheme (ClientAccessToken too): the password flow's own box.
+      const password = dialog.locator('.auth-container').filter({ hasText: 'OAuth2PasswordBearer' })
+      const authorize = password.locator('.auth-btn-wrapper button.authorize', { hasText: 'Authorize' })
 
       await dialog.locator('#oauth_username').fill(username)
       await dialog.locator('#oauth_password').fill('not the password')
@@ -238,7 +242,7 @@ describe.skipIf(!hasChromium)('the /docs page, in Chromium', () => {
       const accepted = page.waitForResponse((res) => res.url() === `${origin}/auth/token`)
       await authorize.click()
       expect((await accepted).status()).toBe(200)
-      await dialog.getByText('Authorized', { exact: true }).waitFor()
+      await password.getByText('Authorized', { exact: true }).waitFor()
       expect(problems).toHaveLength(1)
     } finally {
       await context.close()

@@ -3,7 +3,6 @@
 // the attacks: a wrong or missing PKCE verifier, a code for another client or redirect URI, a
 // stale code, a replayed code (and what it revokes, also when the replays race), a confidential
 // client without its secret, a client's refresh token used by another client, and revocation.
-import type { FastifyInstance } from 'fastify'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'

@@ -28,6 +28,7 @@ export const ERROR_STATUS = {
   [ErrorCode.invalidClient]: 401,
   [ErrorCode.unauthorizedClient]: 400,
   [ErrorCode.invalidScope]: 400,
+  [ErrorCode.insufficientScope]: 403,
   [ErrorCode.wrongPassword]: 400,
   [ErrorCode.badRequest]: 400,
   [ErrorCode.notFound]: 404,

@@ -3,8 +3,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest, RouteShorthandOptions } from 'fastify'
 import { Type } from 'typebox'
+import { ErrorCode } from '../../domain/errors.js'
 import type { UserInfoService } from '../../domain/userinfo.js'
 import { bearerToken } from '../plugins/authenticate.js'
+import { oauthErrorAnswer, serviceUnavailable } from '../schemas/common.js'
 import { routeFamily } from './family.js'
 
 export interface UserInfoRoutesOptions {
@@ -18,17 +20,6 @@ const UserInfoResponse = Type.Object(
   },
   { description: 'The claims the access token allows (OpenID Connect Core §5.3.2).' },
 )
-
-const Refusal = (description: string) =>
-  Type.Object(
-    {
-      error: Type.String(),
-      error_description: Type.String(),
-      detail: Type.String(),
-      code: Type.String(),
-    },
-    { description },
-  )
 
 /**
  * RFC 6750 §3: the error in WWW-Authenticate; with no token at all, the bare challenge (§3.1:
@@ -61,8 +52,17 @@ const routes: FastifyPluginAsyncTypebox<UserInfoRoutesOptions> = async (app, { u
       security: [{ ClientAccessToken: [] }],
       response: {
         200: UserInfoResponse,
-        401: Refusal('No token, or an invalid, expired or revoked one (RFC 6750 §3.1 invalid_token).'),
-        403: Refusal('The token lacks the openid scope (RFC 6750 §3.1 insufficient_scope).'),
+        401: oauthErrorAnswer(
+          'No token (a bare `WWW-Authenticate: Bearer`), or an invalid, expired or revoked one ' +
+            '(RFC 6750 §3.1 invalid_token, in WWW-Authenticate too).',
+          [ErrorCode.notAuthenticated, 'Not authenticated', 'invalid_request'],
+          [ErrorCode.invalidToken, 'The access token is invalid, expired or revoked'],
+        ),
+        403: oauthErrorAnswer('The token lacks the openid scope (RFC 6750 §3.1).', [
+          ErrorCode.insufficientScope,
+          'The access token was not granted the openid scope',
+        ]),
+        503: serviceUnavailable,
       },
     },
   }

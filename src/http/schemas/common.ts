@@ -82,16 +82,18 @@ function examples(codes: (ErrorCode | [ErrorCode, string])[]): Record<string, un
   )
 }
 
-const oauthExamples = (entries: [ErrorCode, string][]) =>
+// An entry's third element is the `error` when it is not the code itself.
+type OAuthExample = [ErrorCode, string] | [ErrorCode, string, string]
+const oauthExamples = (entries: OAuthExample[]) =>
   Object.fromEntries(
-    entries.map(([code, detail]) => [
+    entries.map(([code, detail, error = code]) => [
       code,
-      { value: { error: code, error_description: detail, detail, code } },
+      { value: { error, error_description: detail, detail, code } },
     ]),
   )
 
 /** The same for the token endpoint's RFC 6749 §5.2 errors, which carry `error` too. */
-export function oauthErrorAnswer(description: string, ...entries: [ErrorCode, string][]): TSchema {
+export function oauthErrorAnswer(description: string, ...entries: OAuthExample[]): TSchema {
   return answer(description, oauthErrorRef, oauthExamples(entries))
 }
 
