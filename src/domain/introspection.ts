@@ -15,7 +15,7 @@ export type Introspection =
       scope?: string
       /** Client tokens only: the seed's password grant names no client. */
       client_id?: string
-      /** The token's own `sub`: the client id, or for a user token the username (the seed's sub). */
+      /** The token's own `sub`: the client id, a user's subject (code exchange), or the seed's username. */
       sub: string
       /** User tokens only. */
       username?: string
@@ -56,7 +56,9 @@ export function createIntrospection({
           active: true,
           ...(client.scope === '' ? {} : { scope: client.scope }),
           client_id: client.clientId,
-          sub: client.clientId,
+          // RFC 9068 §2.2 / RFC 7662 §2.2: the client itself (client_credentials), or the user
+          // a code exchange's token was issued for.
+          sub: client.sub,
           exp: client.exp,
           iat: client.iat,
           iss: client.iss,

@@ -146,6 +146,12 @@ describe('the authorization_code grant', () => {
     expect(id.payload.sid).not.toBe(access.payload.sid)
     // Good at a resource server (introspection) and the userinfo endpoint, never at GET /.
     expect(await active(body.access_token)).toBe(true)
+    // RFC 7662 §2.2: the token's subject, the user's (not the client's), as the ID token says.
+    expect((await introspect(t.app, { basic: resourceServer }, body.access_token)).json()).toMatchObject({
+      sub: aliceSubject,
+      client_id: spa.clientId,
+      scope: 'openid profile',
+    })
     expect((await t.app.inject({ url: '/', headers: bearer(body.access_token) })).statusCode).toBe(401)
     await auditWritten(t.app)
     const exchanged = await inspect(t.dbUrl)
