@@ -3,7 +3,7 @@
 // still gets its token, and nothing is left running.
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFileSync, cpSync, readFileSync, realpathSync, symlinkSync, utimesSync } from 'node:fs'
+import { readFileSync, utimesSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/app.js'
 import { bearer } from '../helpers/http.js'
+import { copyProject } from '../helpers/project-copy.js'
 import { freePort, type Spawned, STARTED_LINE, spawnUntilReady } from '../helpers/server-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -416,16 +417,8 @@ describe('npm start, stopped by signalling npm alone (docker stop, a process man
 
 describe('npm start builds dist/ only when it is stale, and says so when it does', () => {
   // A copy of the project's sources (its node_modules linked), so its dist/ is the test's own.
-  const tree = tempDir('authgate-npm-tree-')
+  const tree = copyProject('authgate-npm-tree-')
   const data = tempDir('authgate-npm-tree-db-')
-  beforeAll(() => {
-    for (const folder of ['src', 'scripts'])
-      cpSync(join(ROOT, folder), join(tree.path, folder), { recursive: true })
-    for (const file of ['package.json', 'tsconfig.json', 'tsconfig.build.json']) {
-      copyFileSync(join(ROOT, file), join(tree.path, file))
-    }
-    symlinkSync(realpathSync(join(ROOT, 'node_modules')), join(tree.path, 'node_modules'))
-  })
   afterAll(() => {
     tree.cleanup()
     data.cleanup()
