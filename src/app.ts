@@ -16,6 +16,7 @@ import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
 import { authorizeRoutes } from './http/routes/authorize.js'
 import { healthRoutes } from './http/routes/health.js'
+import { logoutRoutes } from './http/routes/logout.js'
 import { pageRoutes } from './http/routes/pages.js'
 import { rootRoutes } from './http/routes/root.js'
 import { userinfoRoutes } from './http/routes/userinfo.js'
@@ -187,6 +188,14 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   })
   await app.register(authorizeRoutes, {
     authorize: services.authorize,
+    browserSessions: services.browserSessions,
+    csrf,
+    publicUrl: config.publicUrl,
+    secureCookies,
+    isDatabaseUnavailable,
+  })
+  await app.register(logoutRoutes, {
+    logout: services.logout,
     browserSessions: services.browserSessions,
     csrf,
     publicUrl: config.publicUrl,

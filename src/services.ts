@@ -37,6 +37,7 @@ import {
   openKeyRing,
   RETIREMENT_SLACK_MS,
 } from './domain/keys.js'
+import { createLogout, type LogoutService } from './domain/logout.js'
 import { type Meter, noMeter } from './domain/meter.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
@@ -122,6 +123,8 @@ export interface DomainServices {
   sessions: SessionService
   /** AuthGate's own browser sessions (single sign-on), ended like every other session. */
   browserSessions: BrowserSessionService
+  /** RP-initiated logout's checks (the end_session_endpoint). */
+  logout: LogoutService
   account: AccountService
   auth: AuthService
   throttle: Throttle
@@ -479,6 +482,13 @@ async function wireDomain(
     // Signs what the authorization endpoint sends through the browser (domain/authorize.ts).
     secret: await settings.getOrInsert('authorize_secret', randomSecret()),
   })
+  const logout = createLogout({
+    clients,
+    jwks: () => ({ keys: keys.jwks() }),
+    algorithms: () => idTokens.algorithms(),
+    issuer: () => issuers.current(),
+    audit,
+  })
   const tokenRevocation = createTokenRevocation({ auth, clientAuth, clientTokens, sessions, audit })
   return {
     users,
@@ -505,6 +515,7 @@ async function wireDomain(
     userinfo: createUserInfo({ clientTokens, users: usersRepository }),
     consents,
     authorize,
+    logout,
   }
 }
 

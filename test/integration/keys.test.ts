@@ -118,6 +118,7 @@ describe('the JWKS and the discovery documents', () => {
         jwks_uri: 'https://auth.example.com/.well-known/jwks.json',
         token_endpoint: 'https://auth.example.com/auth/token',
         userinfo_endpoint: 'https://auth.example.com/userinfo',
+        end_session_endpoint: 'https://auth.example.com/logout',
         revocation_endpoint: 'https://auth.example.com/auth/revoke',
         introspection_endpoint: 'https://auth.example.com/auth/introspect',
         grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'password'],

@@ -35,6 +35,7 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
     token_endpoint: `${publicUrl}/auth/token`,
     userinfo_endpoint: `${publicUrl}/userinfo`,
+    end_session_endpoint: `${publicUrl}/logout`,
     revocation_endpoint: `${publicUrl}/auth/revoke`,
     introspection_endpoint: `${publicUrl}/auth/introspect`,
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'password'],
@@ -104,7 +105,7 @@ const routes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (
           description:
             'Issuer, endpoints, grant types, client authentication methods and signing algorithms, for ' +
             'libraries that configure themselves from it: the authorization endpoint (code flow with PKCE, ' +
-            'S256), the token, revocation and introspection endpoints.',
+            'S256), the token, userinfo, end-session (logout), revocation and introspection endpoints.',
           response: { 200: ServerMetadataResponse },
         },
       },

@@ -40,6 +40,11 @@ export const ServerMetadataResponse = Type.Object(
     userinfo_endpoint: Type.String({
       description: 'OpenID Connect Core §5.3; a bearer access token from a code exchange.',
     }),
+    end_session_endpoint: Type.String({
+      description:
+        'OpenID Connect RP-Initiated Logout 1.0: id_token_hint, client_id, a registered ' +
+        'post_logout_redirect_uri and state; ends the browser session and every session it started.',
+    }),
     revocation_endpoint: Type.String({ description: 'RFC 7009; takes a refresh token or an access token.' }),
     introspection_endpoint: Type.String({ description: 'RFC 7662; for confidential clients.' }),
     grant_types_supported: Type.Array(Type.String()),
