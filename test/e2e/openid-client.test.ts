@@ -204,7 +204,7 @@ describe.skipIf(!hasChromium)('OpenID Connect against npm start, in Chromium', (
     await page.getByRole('button', { name: 'Sign in' }).click()
   }
 
-  it('discovery, login and consent in Chromium, the code exchange, UserInfo, introspection, refresh, single sign-on, prompt=none, revocation', {
+  it('discovery, login and consent in Chromium, the code exchange, UserInfo, introspection, refresh, single sign-on, prompt=none, revocation, RP-initiated logout', {
     timeout: 120_000,
   }, async () => {
     const config = await configFor(printer)
@@ -319,11 +319,41 @@ describe.skipIf(!hasChromium)('OpenID Connect against npm start, in Chromium', (
       expect(await oidc.tokenIntrospection(resourceServer, secondTokens.access_token)).toMatchObject({
         active: true,
       })
+
+      // RP-initiated logout (RP-Initiated Logout 1.0) with the ID token of this browser session:
+      // back at the registered URI with state, and every session the browser session started ends.
+      expect(await oidc.tokenIntrospection(resourceServer, silentTokens.access_token)).toMatchObject({
+        active: true,
+      })
+      const logoutState = oidc.randomState()
+      const endSession = oidc.buildEndSessionUrl(config, {
+        id_token_hint: tokens.id_token as string,
+        post_logout_redirect_uri: `http://127.0.0.1:${sitePort}/bye`,
+        state: logoutState,
+      })
+      expect(`${endSession.origin}${endSession.pathname}`).toBe(`${base}/logout`)
+      const bye = site.next('/bye')
+      await page.goto(endSession.href)
+      expect((await bye).searchParams.get('state')).toBe(logoutState)
+      await page.getByText('Back at the client').waitFor()
+      for (const ended of [secondTokens, silentTokens]) {
+        expect(await oidc.tokenIntrospection(resourceServer, ended.access_token)).toEqual({ active: false })
+      }
+      await expect(
+        oidc.refreshTokenGrant(dashboardConfig, secondTokens.refresh_token as string),
+      ).rejects.toMatchObject({ error: 'invalid_grant' })
+      // This browser is signed out: prompt=none answers login_required now.
+      const after = await authorizationRequest(dashboardConfig, { prompt: 'none' })
+      const afterArrived = site.next('/cb')
+      await page.goto(after.url.href)
+      await expect(
+        oidc.authorizationCodeGrant(dashboardConfig, await afterArrived, after.checks),
+      ).rejects.toMatchObject({ error: 'login_required' })
       expect(context).toBeDefined()
     })
   })
 
-  it('examples/web-app: a person signs in through openid-client, sees who they are, refreshes', {
+  it('examples/web-app: a person signs in through openid-client, sees who they are, refreshes, signs out', {
     timeout: 120_000,
   }, async () => {
     webApp = await spawnUntilReady({
@@ -349,6 +379,19 @@ describe.skipIf(!hasChromium)('OpenID Connect against npm start, in Chromium', (
       await page.getByRole('button', { name: 'Refresh tokens' }).click()
       await page.getByRole('status').filter({ hasText: 'Your tokens were refreshed.' }).waitFor()
       expect(await page.locator('#refreshes').textContent()).toBe('1')
+
+      // Sign out: the app revokes its refresh token and sends the browser to AuthGate's
+      // end_session_endpoint with the ID token, which ends the session and sends it back.
+      await page.getByRole('button', { name: 'Sign out' }).click()
+      await page
+        .getByRole('status')
+        .filter({ hasText: 'You are signed out of the app and of AuthGate.' })
+        .waitFor()
+      expect(new URL(page.url()).pathname).toBe('/signed-out')
+      // Signed out of AuthGate too: signing in again asks for the password.
+      await page.getByRole('link', { name: 'Sign in again' }).click()
+      await page.waitForURL((url) => url.origin === base && url.pathname === '/login')
+      await page.getByLabel('Password').waitFor()
     })
   })
 })

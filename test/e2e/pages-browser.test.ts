@@ -269,6 +269,48 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
     })
   })
 
+  it('signing out at /logout: asked first, the Sign out button reached by keyboard ends the session, on a phone', {
+    timeout: 60_000,
+  }, async () => {
+    await withPage(
+      async (page, problems, context) => {
+        const session = async () =>
+          (await context.cookies(origin)).find((c) => c.name === 'authgate_session')?.value
+        await page.goto(`${origin}/login`)
+        await page.getByLabel('Username').fill('page-user')
+        await page.getByLabel('Password').fill(PASSWORD)
+        await page.getByRole('button', { name: 'Sign in' }).click()
+        await page.getByText('You are signed in as page-user.').waitFor()
+        const cookie = await session()
+        expect(await resolve(cookie)).toMatchObject({ username: 'page-user' })
+
+        // A logout link without an id_token_hint (anyone can send one): it asks, and ends nothing.
+        await page.goto(`${origin}/logout`)
+        await page.getByRole('heading', { name: 'Sign out of AuthGate?' }).waitFor()
+        expect(await page.getByText('You are signed in as page-user.').count()).toBe(1)
+        expect(await resolve(cookie)).toMatchObject({ username: 'page-user' })
+        expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375)
+        expect(
+          (await page.getByRole('button', { name: 'Sign out' }).boundingBox())?.height,
+        ).toBeGreaterThanOrEqual(44)
+        // Keyboard only: the skip link, then the button; Enter signs out.
+        await page.keyboard.press('Tab')
+        await page.keyboard.press('Tab')
+        expect(await focused(page)).toBe('Sign out')
+        await page.keyboard.press('Enter')
+        await page.getByRole('heading', { name: 'You are signed out' }).waitFor()
+        expect(await page.getByRole('status').textContent()).toContain('Your AuthGate session has ended')
+        expect(await session()).toBeUndefined()
+        expect(await resolve(cookie)).toBeUndefined()
+        // The way back: the link leads to the login page.
+        await page.getByRole('link', { name: 'Sign in again' }).click()
+        await page.getByLabel('Username').waitFor()
+        expect(problems).toEqual([])
+      },
+      { viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true },
+    )
+  })
+
   it('on a 375 px phone: no horizontal scroll, 16 px inputs (no zoom on focus), targets at least 44 px tall', {
     timeout: 60_000,
   }, async () => {
