@@ -23,10 +23,21 @@ import {
   stopProcess,
   waitForHttp,
 } from './lib.mjs'
+import { oidcScenarios, prepareOidc } from './oidc.mjs'
 import { consoleTable, markdownTable, updateDocs } from './report.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const TARGETS = { ratio: 0.7, loginsPerSecond: 30, p99Ms: 25, rssMb: 300 }
+const TARGETS = {
+  ratio: 0.7,
+  loginsPerSecond: 30,
+  p99Ms: 25,
+  rssMb: 300,
+  // Issue 12 item 10: the OpenID Connect provider's endpoints.
+  clientCredentialsPerSecond: 2000,
+  introspectionRatio: 0.5,
+  userinfoRatio: 0.5,
+  codeExchangesPerSecond: 300,
+}
 const USERNAME = 'benchuser'
 const PASSWORD = 'bench-password-7f3a-long-enough'
 const EXPECTED_BODY = JSON.stringify({ message: `Hello, ${USERNAME} with ID: 1!` })
@@ -46,6 +57,8 @@ const HELP = `Usage: npm run bench [-- options]     (or: npm run build && node b
   --env KEY=VALUE        extra environment for the AuthGate process (repeatable); marks the run
                          as a variant and implies --no-docs
   --no-metrics           skip the GET / throughput runs of a second AuthGate with METRICS_PORT set
+  --no-oidc              skip the OpenID Connect scenarios (client_credentials, introspection,
+                         UserInfo, code exchanges)
   --docs <path>          where to record the results (default docs/benchmarks.md)
   --no-docs              do not record the results
   --strict               exit 1 when a target is missed
@@ -67,6 +80,7 @@ const { values: opts } = parseArgs({
     docs: { type: 'string', default: join(ROOT, 'docs', 'benchmarks.md') },
     'no-docs': { type: 'boolean', default: false },
     'no-metrics': { type: 'boolean', default: false },
+    'no-oidc': { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -171,7 +185,7 @@ async function startAuthGate(name = 'authgate', extraEnv = {}) {
   children.push(child)
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/healthz`, child, 'AuthGate')
-  return { child, url, logPath: join(tmp, `${name}.log`) }
+  return { child, url, env, cwd: tmp, logPath: join(tmp, `${name}.log`) }
 }
 
 /** AuthGate with METRICS_PORT set: the same GET / with a histogram observation per request. */
@@ -319,6 +333,53 @@ async function throughput(servers, headers, headersOf = {}) {
   return { best, cpu }
 }
 
+/** 4xx, 5xx, errors and timeouts: a scenario that expects 3xx answers (code exchanges) has those. */
+function failures(result) {
+  const out = []
+  for (const code of ['4xx', '5xx']) if (result[code]) out.push(`${result[code]} ${code}`)
+  if (result.errors) out.push(`${result.errors} errors`)
+  if (result.timeouts) out.push(`${result.timeouts} timeouts`)
+  return out.join(', ')
+}
+
+/**
+ * One OpenID Connect scenario against AuthGate, alternating round by round with the bare GET /
+ * (so the ratio compares runs minutes apart at most, on the same machine state).
+ */
+async function scenarioAgainstBare(name, spec, authgate, bare) {
+  // autocannon takes a single request's path in its url; a sequence's, in each request.
+  const { redirectsExpected, path = '', ...request } = spec
+  const best = { rate: 0, bare: 0 }
+  let us = Number.POSITIVE_INFINITY
+  for (let round = 0; round < ROUNDS; round++) {
+    const runs = [
+      ['bare', { url: `${bare.url}/` }, bare.child.pid],
+      [name, { url: `${authgate.url}${path}`, ...request }, authgate.child.pid],
+    ]
+    for (const [which, options, pid] of round % 2 === 0 ? runs : runs.reverse()) {
+      const run = { ...options, connections: CONNECTIONS, pipelining: 1 }
+      if (WARMUP > 0) await load({ ...run, duration: WARMUP })
+      const m = await measured(pid, () => load({ ...run, duration: DURATION }))
+      const rate = okPerSecond(m.result)
+      if (which === 'bare') best.bare = Math.max(best.bare, rate)
+      else {
+        best.rate = Math.max(best.rate, rate)
+        us = Math.min(us, m.us)
+      }
+      log(
+        `  ${which.padEnd(18)} round ${round + 1}: ${int(rate)}/s; server ${ms(m.us)} µs CPU each, ` +
+          `${pct(m.serverBusy)} busy; load generator ${pct(m.clientBusy)} busy`,
+      )
+      const bad = which !== 'bare' && redirectsExpected ? failures(m.result) : problems(m.result)
+      if (bad) {
+        log(`  ! ${which}: ${bad}`)
+        notes.push(`${which}: ${bad}`)
+      }
+    }
+  }
+  return { ...best, us, ratio: best.rate / best.bare }
+}
+
 // autocannon drops its connections when a run ends, but the server still finishes the logins in
 // flight, and the login throttle counts an attempt from its start until it succeeds: a new run
 // started at once would briefly have twice the clients in flight. Real clients do not do that.
@@ -455,6 +516,21 @@ async function main() {
       `${loaded.loginRate.toFixed(1)} logins/s`,
   )
 
+  let oidc
+  if (!opts['no-oidc']) {
+    rss.phase('OpenID Connect')
+    log(
+      `\nOpenID Connect: ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s, ${ROUNDS} rounds, each beside the bare GET /`,
+    )
+    const usernames = Array.from({ length: USERS }, (_, i) => (i === 0 ? USERNAME : `${USERNAME}${i}`))
+    const prepared = await prepareOidc({ root: ROOT, server: authgate, usernames, password: PASSWORD })
+    const specs = oidcScenarios(prepared)
+    oidc = {}
+    for (const [name, spec] of Object.entries(specs)) {
+      oidc[name] = await scenarioAgainstBare(name, spec, authgate, bare)
+    }
+  }
+
   const memory = memoryOf(authgate.child.pid)
   const bareMemory = memoryOf(bare.child.pid)
   const phasePeaks = rss.stop()
@@ -529,6 +605,44 @@ async function main() {
       authgate: ms(aloneLatency.p99),
       bare: ms(bareLatency.p99),
     },
+    ...(oidc
+      ? [
+          {
+            metric: `client_credentials grants/s (${CONNECTIONS} conns)`,
+            authgate: int(oidc.client_credentials.rate),
+            bare: int(oidc.client_credentials.bare),
+            target: `>= ${int(TARGETS.clientCredentialsPerSecond)}/s`,
+            pass: oidc.client_credentials.rate >= TARGETS.clientCredentialsPerSecond,
+          },
+          {
+            metric: 'Introspections/s (a user token, RFC 7662)',
+            authgate: int(oidc.introspection.rate),
+            bare: int(oidc.introspection.bare),
+            target: `${oidc.introspection.ratio.toFixed(2)}x / >= ${TARGETS.introspectionRatio.toFixed(2)}x`,
+            pass: oidc.introspection.ratio >= TARGETS.introspectionRatio,
+          },
+          {
+            metric: 'UserInfo requests/s',
+            authgate: int(oidc.userinfo.rate),
+            bare: int(oidc.userinfo.bare),
+            target: `${oidc.userinfo.ratio.toFixed(2)}x / >= ${TARGETS.userinfoRatio.toFixed(2)}x`,
+            pass: oidc.userinfo.ratio >= TARGETS.userinfoRatio,
+          },
+          {
+            metric: 'Code exchanges/s (authorize with a browser session + token)',
+            authgate: int(oidc['code exchange'].rate),
+            bare: int(oidc['code exchange'].bare),
+            target: `>= ${TARGETS.codeExchangesPerSecond}/s`,
+            pass: oidc['code exchange'].rate >= TARGETS.codeExchangesPerSecond,
+          },
+          {
+            metric: 'Server CPU, µs: grant / introspection / UserInfo / exchange',
+            authgate: [oidc.client_credentials, oidc.introspection, oidc.userinfo, oidc['code exchange']]
+              .map((o) => ms(o.us))
+              .join(' / '),
+          },
+        ]
+      : []),
     {
       metric: 'Peak RSS, MB (VmHWM)',
       authgate: mb(peakRss),
@@ -577,7 +691,12 @@ async function main() {
           `(CPU/request ${(withMetrics.cpuOn / withMetrics.cpuOff).toFixed(2)}x), `
         : '') +
       `${login.rate.toFixed(1)} logins/s, ` +
-      `p99 under logins ${ms(loaded.get.p99)} ms, peak RSS ${mb(peakRss)} MB; ${checked - failed}/${checked} targets met`
+      `p99 under logins ${ms(loaded.get.p99)} ms, ` +
+      (oidc
+        ? `client_credentials ${int(oidc.client_credentials.rate)}/s, introspection ${oidc.introspection.ratio.toFixed(2)}x, ` +
+          `UserInfo ${oidc.userinfo.ratio.toFixed(2)}x, code exchanges ${int(oidc['code exchange'].rate)}/s, `
+        : '') +
+      `peak RSS ${mb(peakRss)} MB; ${checked - failed}/${checked} targets met`
     updateDocs(opts.docs, { section, historyLine, machine })
     log(`Recorded in ${opts.docs}.`)
   }
