@@ -71,7 +71,11 @@ export interface SessionsRepository {
     after?: { createdAt: number; id: string },
   ): Promise<SessionRecord[]>
   /** Ids of the user's live sessions beyond the `keep` most recently used (the ones a cap ends). */
-  listSessionsBeyond(userId: number, keep: number, now: number): Promise<string[]>
+  /**
+   * The live sessions beyond the `keep` most recently used; `inUse`, when live, counts as used
+   * `now` (a browser session whose code a new session came from).
+   */
+  listSessionsBeyond(userId: number, keep: number, now: number, inUse: string | null): Promise<string[]>
   findRefreshToken(tokenHash: string): Promise<
     | (RefreshTokenRecord & {
         user_id: number
@@ -395,9 +399,12 @@ export function createSessionLifecycle(
    * answered, at most the cap is alive. The least recently used end first; the new one is the
    * most recent, so it stays unless more logins than the cap race at once. Browser sessions
    * count like any other; one trimmed leaves the sessions it started alone (they count themselves).
+   * The browser session a new one was started from is in use at this very moment, though its
+   * last_used_at is written at most once a minute (BROWSER_SESSION_TOUCH_MS): it counts as the
+   * most recent, or a browser signing in to many clients in a minute would be signed out by them.
    */
-  async function endBeyondCap(userId: number, now: number): Promise<void> {
-    const beyond = await sessions.listSessionsBeyond(userId, policy.maxPerUser, now)
+  async function endBeyondCap(userId: number, now: number, inUse: string | null): Promise<void> {
+    const beyond = await sessions.listSessionsBeyond(userId, policy.maxPerUser, now, inUse)
     if (beyond.length === 0) return
     await end(userId, 'session_limit', beyond)
     events.capReached?.({ userId, sessionIds: beyond })
@@ -406,7 +413,7 @@ export function createSessionLifecycle(
   return {
     async admit(session, epoch, token) {
       if (!(await sessions.insertSession(session, epoch, token))) return false
-      await endBeyondCap(session.user_id, session.created_at)
+      await endBeyondCap(session.user_id, session.created_at, session.browser_session_id)
       return true
     },
     end,

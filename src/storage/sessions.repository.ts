@@ -49,14 +49,22 @@ export function createSessionsRepository(db: Db): SessionsRepository {
 
     // At most BEYOND_BATCH of them: a cap is enforced at every login, so more than one or two
     // beyond it means the cap was just lowered.
-    async listSessionsBeyond(userId, keep, now) {
-      const rows = await db
+    async listSessionsBeyond(userId, keep, now, inUse) {
+      const query = db
         .selectFrom('authgate_sessions')
         .select('id')
         .where('user_id', '=', userId)
         .where('revoked_at', 'is', null)
         .where('expires_at', '>', now)
-        .orderBy('last_used_at', 'desc')
+      // The session in use now sorts as used now, whatever its last_used_at says; of those used
+      // now, the newest still comes first (created_at), so a new session is never the one trimmed.
+      const rows = await query
+        .orderBy(
+          inUse === null
+            ? sql.ref('last_used_at')
+            : sql`case when id = ${inUse} then ${now} else last_used_at end`,
+          'desc',
+        )
         .orderBy('created_at', 'desc')
         .orderBy('id', 'desc')
         .limit(BEYOND_BATCH)

@@ -543,6 +543,29 @@ describe('the lifetime of a browser session, and the cap', () => {
     expect(await h.services().browserSessions.resolve(newer.cookie)).toBeUndefined()
     expect(await h.services().browserSessions.resolve(latest.cookie)).toBeDefined()
   })
+
+  it('spares the browser session whose codes start the new sessions, though its last use is written once a minute', async () => {
+    // The trap: a browser signing in to clients faster than BROWSER_SESSION_TOUCH_MS writes
+    // last_used_at looked like the least recently used session of all, and was signed out by its
+    // own code exchanges.
+    const user = await h.user('many-clients')
+    const client = await h.client('many')
+    const { cookie, session } = await h.signIn(user)
+    const exchanges: string[] = []
+    for (let i = 0; i < 4; i++) {
+      clock.advance(1000)
+      const pair = await h.exchange(user, session.id, client)
+      if (!pair) throw new Error('the exchange was refused')
+      exchanges.push(pair.sessionId)
+    }
+    expect(await h.row(session.id)).toMatchObject({ revoked_at: null, last_used_at: session.authTime })
+    expect(await h.services().browserSessions.resolve(cookie)).toBeDefined()
+    // Four exchange sessions and the browser's: the cap (3) ended the two oldest exchanges.
+    for (const id of exchanges.slice(0, 2)) {
+      expect(await h.row(id)).toMatchObject({ revoked_reason: 'session_limit' })
+    }
+    for (const id of exchanges.slice(2)) expect(await h.row(id)).toMatchObject({ revoked_at: null })
+  })
 })
 
 /** test/helpers/browser-session-worker.ts in a process of its own, on `databaseUrl`. */
