@@ -76,7 +76,13 @@ describe('TOTP', () => {
     expect(uri.startsWith('otpauth://totp/AuthGate:ada%20lovelace?')).toBe(true)
     const parsed = URI.parse(uri)
     if (!(parsed instanceof TOTP)) throw new Error('not a TOTP URI')
-    expect(parsed).toMatchObject({ issuer: 'AuthGate', label: 'ada lovelace', algorithm: 'SHA1', digits: 6, period: 30 })
+    expect(parsed).toMatchObject({
+      issuer: 'AuthGate',
+      label: 'ada lovelace',
+      algorithm: 'SHA1',
+      digits: 6,
+      period: 30,
+    })
     expect(parsed.secret.base32).toBe(secret)
     // What an app generates from the scanned URI is what matchTotp accepts.
     const now = Date.now()
