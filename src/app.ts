@@ -171,7 +171,13 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     secureCookies,
     sameSite,
   })
-  await app.register(accountRoutes, { account, consents: services.consents, secureCookies, sameSite })
+  await app.register(accountRoutes, {
+    account,
+    consents: services.consents,
+    mfa: services.mfa,
+    secureCookies,
+    sameSite,
+  })
   await app.register(rootRoutes)
   await app.register(userinfoRoutes, { userinfo: services.userinfo })
   await app.register(pageRoutes, {

@@ -117,6 +117,18 @@ export const VARIABLES = {
   /** When absent the key is generated once and kept in the database. */
   SECRET_KEY: variable(Type.String(), { field: 'secretKey', parse: checkSecretKey }),
   /**
+   * The key TOTP secrets are sealed under (domain/mfa.ts), which must not live in the database: a
+   * dump of it alone must not give the secrets. Comma-separated to rotate: the first seals, all
+   * open. Unset: nobody can enrol TOTP (and a user who did cannot finish signing in).
+   */
+  MFA_ENCRYPTION_KEY: variable(
+    Type.String({ description: 'one or more keys of 32+ bytes, comma-separated' }),
+    {
+      field: 'mfaEncryptionKeys',
+      parse: checkMfaKeys,
+    },
+  ),
+  /**
    * Undefined means "decide from the database" (domain/keys.ts): HS256 with SECRET_KEY or an
    * already generated HS256 secret, else ES256.
    */
@@ -321,6 +333,16 @@ function checkSecretKey(value: string | undefined): string | undefined {
     )
   }
   return value
+}
+
+function checkMfaKeys(value: string | undefined): readonly string[] {
+  const keys = value === undefined ? [] : value.split(',').map((k) => k.trim())
+  if (keys.some((k) => Buffer.byteLength(k) < MIN_SECRET_KEY_BYTES)) {
+    throw new ConfigError(
+      `MFA_ENCRYPTION_KEY: each key must be at least ${MIN_SECRET_KEY_BYTES} bytes (try: openssl rand -hex 32)`,
+    )
+  }
+  return Object.freeze(keys)
 }
 
 function checkDatabaseUrl(value: string): string {

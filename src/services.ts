@@ -39,6 +39,7 @@ import {
 } from './domain/keys.js'
 import { createLogout, type LogoutService } from './domain/logout.js'
 import { type Meter, noMeter } from './domain/meter.js'
+import { createMfaService, createTotpSealer, type MfaService } from './domain/mfa.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
 import { createSessionService, type SessionService, type SessionServiceDeps } from './domain/sessions.js'
@@ -59,6 +60,7 @@ import { connectDatabase, createDatabase, type Db, dialectOf } from './storage/d
 import { DatabaseOpenError, describeDatabase, parseDatabaseUrl } from './storage/database-url.js'
 import { createDevicesRepository } from './storage/devices.repository.js'
 import { createKeysRepository } from './storage/keys.repository.js'
+import { createMfaRepository } from './storage/mfa.repository.js'
 import { migrateAtStartup, type StartupMigration } from './storage/migrate.js'
 import { createPostgresChannel } from './storage/pg-notify.js'
 import { createRedisChannel, createRedisThrottleStore, openRedis, type RedisLink } from './storage/redis.js'
@@ -127,6 +129,8 @@ export interface DomainServices {
   logout: LogoutService
   account: AccountService
   auth: AuthService
+  /** The second factor: TOTP, recovery codes, and the mfa_token of a sign-in's second step. */
+  mfa: MfaService
   throttle: Throttle
   /** record() for events; flush() before the database closes; retention, verify, export. */
   audit: AuditService
@@ -423,6 +427,7 @@ async function wireDomain(
       accountFailures: config.throttle.loginMaxFailures,
       deviceFailures: config.throttle.loginMaxFailures,
       ipFailures: config.throttle.loginIpMaxFailures,
+      secondFactorFailures: DEFAULT_THROTTLE.secondFactorFailures,
       registrations: config.throttle.registrationsPerIpPerHour,
       registrationWindowMs,
       trustedDevices: DEFAULT_THROTTLE.trustedDevices,
@@ -447,7 +452,16 @@ async function wireDomain(
     audience: config.jwtAudience,
   })
   const account = createAccountService({ users, sessions, throttle, audit })
-  const auth = createAuthService({ users, sessions, tokens, throttle, audit, meter })
+  const mfa = createMfaService({
+    repository: createMfaRepository(db),
+    sealer: createTotpSealer(config.mfaEncryptionKeys),
+    throttle,
+    audit,
+    clock,
+    issuerName: () => hostOf(issuers.current()),
+    reauthenticate: async (caller, password) => (await account.reauthenticate(caller, password)).user,
+  })
+  const auth = createAuthService({ users, sessions, tokens, throttle, audit, mfa, meter })
   const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
   const authorizationCodes = createAuthorizationCodeService({
     codes: createAuthorizationCodesRepository(db),
@@ -497,6 +511,7 @@ async function wireDomain(
     browserSessions,
     account,
     auth,
+    mfa,
     throttle,
     audit,
     revocations,
@@ -517,6 +532,11 @@ async function wireDomain(
     authorize,
     logout,
   }
+}
+
+/** What an authenticator app names the account's issuer: the issuer URL's host, or the issuer as is. */
+function hostOf(issuer: string): string {
+  return URL.canParse(issuer) ? new URL(issuer).host || issuer : issuer
 }
 
 /** How long an expired authorization code is kept, so that a late replay still revokes. */
@@ -544,7 +564,7 @@ function periodicJob(
 
 function backgroundJobs(
   { broadcast }: Infrastructure,
-  { revocations, keys, issuers, audit, throttle, authorizationCodes }: DomainServices,
+  { revocations, keys, issuers, audit, throttle, authorizationCodes, mfa }: DomainServices,
   deps: ServiceDeps,
 ): BackgroundJob[] {
   const onRevocationPollError = (err: unknown) => deps.onRevocationPollError?.(err)
@@ -572,7 +592,12 @@ function backgroundJobs(
     // and revokes what the code issued (RFC 6749 §4.1.2); after it, a replay is only refused.
     periodicJob(
       10 * 60_000,
-      () => authorizationCodes.prune((deps.clock ?? systemClock).now() - CODE_KEPT_AFTER_EXPIRY_MS),
+      async () => {
+        const now = (deps.clock ?? systemClock).now()
+        await authorizationCodes.prune(now - CODE_KEPT_AFTER_EXPIRY_MS)
+        // mfa_tokens are worthless once expired: nothing revokes through them.
+        await mfa.prune(now)
+      },
       (err) => deps.onCodePruneError?.(err),
     ),
     // Old throttling windows are forgotten every ten minutes.

@@ -109,6 +109,8 @@ export function createAccountService(deps: {
   }
 
   return {
+    reauthenticate,
+
     profile: (caller: Caller) => users.profile(caller.id),
 
     /**

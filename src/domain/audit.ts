@@ -37,6 +37,14 @@ export type AuditEventType =
   | 'client.authentication_failed'
   | 'client.token_issued'
   | 'client.token_revoked'
+  // The second factor (domain/mfa.ts): never a secret, a code or an mfa_token.
+  | 'login.mfa_required'
+  | 'mfa.totp_enrolment_started'
+  | 'mfa.totp_enabled'
+  | 'mfa.totp_removed'
+  | 'mfa.recovery_code_used'
+  | 'mfa.failed'
+  | 'mfa.throttled'
 
 export interface AuditEvent {
   type: AuditEventType

@@ -1,9 +1,11 @@
 // The public flows of the token endpoint and sign-up: throttled first, audited always.
 import type { AuditLog } from './audit.js'
+import type { AuthMethod } from './browser-sessions.js'
 import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import { type Meter, noMeter } from './meter.js'
+import { MfaRequired, type MfaService } from './mfa.js'
 import { InvalidGrant, type SessionService, type TokenPair } from './sessions.js'
-import { accountKey, type Throttle, Throttled } from './throttle.js'
+import { accountKey, type Reservation, type Throttle, Throttled } from './throttle.js'
 import type { TokenService } from './tokens.js'
 import { INCORRECT_CREDENTIALS, type User, type UserService, type VerifiedUser } from './users.js'
 
@@ -19,6 +21,9 @@ export interface Client {
 // V16.3.1 asks that failed authentication be logged; the summary keeps the count and a sample.
 const FAILURES_KEPT_WHOLE = 5
 
+/** Which page a sign-in came through; none for the token endpoint. */
+export type SignInVia = 'login_page' | 'signup_page'
+
 /** What a sign-in made (`start`'s result), for whom, and the device cookie for the account. */
 export interface SignedIn<T> {
   started: T
@@ -32,10 +37,12 @@ export function createAuthService(deps: {
   tokens: TokenService
   throttle: Throttle
   audit: AuditLog
+  /** The second factor: a user who enrolled one signs in in two steps. */
+  mfa: MfaService
   /** Counts outcomes for the metrics; none by default. */
   meter?: Meter
 }) {
-  const { users, sessions, tokens, throttle, audit, meter = noMeter } = deps
+  const { users, sessions, tokens, throttle, audit, mfa, meter = noMeter } = deps
   const where = (client: Client) => ({ ip: client.ip, userAgent: client.userAgent })
 
   /**
@@ -98,7 +105,7 @@ export function createAuthService(deps: {
     password: string,
     client: Client,
     start: (user: VerifiedUser) => Promise<T | undefined>,
-    via?: 'login_page' | 'signup_page',
+    via?: SignInVia,
   ): Promise<SignedIn<T>> {
     const account = accountKey(username)
     const reservation = await admitted(
@@ -114,12 +121,52 @@ export function createAuthService(deps: {
       )
       throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
     }
+    if (await mfa.required(user.id)) {
+      // The password was right, so it is no failure; but nobody is signed in until the second
+      // step (NIST SP 800-63B §4.2: AAL2 takes two factors). No device cookie yet either.
+      await throttle.passwordConfirmed(reservation)
+      const mfaToken = await mfa.challenge(user, {
+        channel: via === 'login_page' ? 'page' : 'token',
+        clientId: null,
+        device: reservation.device ?? null,
+      })
+      meter.login('mfa_required')
+      audit.record({
+        type: 'login.mfa_required',
+        outcome: 'success',
+        userId: user.id,
+        username: user.username,
+        ...where(client),
+        ...(via ? { detail: { via } } : {}),
+      })
+      throw new MfaRequired(mfaToken)
+    }
+    return finish(user, reservation, client, start, { amr: ['pwd'], via })
+  }
+
+  /**
+   * What every sign-in ends with once each factor is proved: `start` makes what it was for, the
+   * throttle takes the attempt back and trusts the device, and the success is metered and audited.
+   */
+  async function finish<T>(
+    user: VerifiedUser,
+    reservation: Reservation,
+    client: Client,
+    start: (user: VerifiedUser) => Promise<T | undefined>,
+    how: { amr: string[]; via?: SignInVia | undefined },
+  ): Promise<SignedIn<T>> {
+    const { via } = how
     const started = await start(user)
     if (started === undefined) {
       // The password was changed, or the account deleted, while this login verified it: the
       // change won (issue 9 item 2), and the attempt counts as the failure it now is.
       meter.login('invalid_credentials')
-      audit.record({ type: 'login.failed', outcome: 'failure', username, ...where(client) })
+      audit.record({
+        type: 'login.failed',
+        outcome: 'failure',
+        username: user.username,
+        ...where(client),
+      })
       throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
     }
     const deviceCookie = await throttle.loginSucceeded(reservation, user)
@@ -130,14 +177,48 @@ export function createAuthService(deps: {
       userId: user.id,
       username: user.username,
       ...where(client),
-      detail: { trustedDevice: reservation.trustedDevice, ...(via ? { via } : {}) },
+      detail: {
+        trustedDevice: reservation.trustedDevice,
+        ...(via ? { via } : {}),
+        ...(how.amr.length > 1 ? { amr: how.amr.join(' ') } : {}),
+      },
     })
     return { started, user, deviceCookie }
+  }
+
+  /**
+   * The second step of a sign-in that answered mfa_required: the mfa_token and a code (mfa.ts
+   * checks, throttles and spends them), then the same `start` and bookkeeping as a one-step
+   * sign-in. A password changed since the first step voids it: `start` refuses the old epoch.
+   */
+  async function completeSignIn<T>(
+    mfaToken: string,
+    proof: { otp: string } | { recoveryCode: string },
+    client: Client,
+    start: (user: VerifiedUser, amr: AuthMethod[]) => Promise<T | undefined>,
+    via?: SignInVia,
+  ): Promise<SignedIn<T>> {
+    const passed = await mfa.complete(
+      mfaToken,
+      proof,
+      { channel: via === 'login_page' ? 'page' : 'token', clientId: null },
+      where(client),
+    )
+    const profile = await users.profile(passed.userId)
+    if (!profile) throw new DomainError(ErrorCode.invalidCredentials, INCORRECT_CREDENTIALS)
+    const user: VerifiedUser = { id: profile.id, username: profile.username, epoch: passed.epoch }
+    const reservation: Reservation = {
+      keys: [],
+      trustedDevice: passed.device !== null,
+      device: passed.device ?? undefined,
+    }
+    return finish(user, reservation, client, (u) => start(u, passed.amr), { amr: passed.amr, via })
   }
 
   return {
     register,
     signIn,
+    completeSignIn,
 
     /** RFC 6749 §4.3: a password login starts a session. Also returns a device cookie for the account. */
     async passwordLogin(
@@ -149,6 +230,21 @@ export function createAuthService(deps: {
         sessions.start(user, client),
       )
       // A session without an origin always has a refresh token (SessionOrigin.refresh).
+      const { accessToken, expiresIn, refreshToken } = started
+      if (refreshToken === undefined)
+        throw new Error('a password login started a session without a refresh token')
+      return { pair: { accessToken, expiresIn, refreshToken }, deviceCookie }
+    },
+
+    /** The password grant's second step (grant_type=urn:authgate:grant-type:mfa-otp / mfa-recovery-code). */
+    async completePasswordLogin(
+      mfaToken: string,
+      proof: { otp: string } | { recoveryCode: string },
+      client: Client,
+    ): Promise<{ pair: TokenPair; deviceCookie: string }> {
+      const { started, deviceCookie } = await completeSignIn(mfaToken, proof, client, (user, amr) =>
+        sessions.start(user, client, undefined, amr),
+      )
       const { accessToken, expiresIn, refreshToken } = started
       if (refreshToken === undefined)
         throw new Error('a password login started a session without a refresh token')

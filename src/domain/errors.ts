@@ -17,6 +17,13 @@ export const ErrorCode = {
   // RFC 6750 §3.1: the bearer token lacks a scope the resource needs (UserInfo: openid).
   insufficientScope: 'insufficient_scope',
   wrongPassword: 'wrong_password',
+  // The second factor (domain/mfa.ts): the password grant's answer for a user with TOTP, a wrong
+  // or reused code, enrolment in the wrong state, and a server without MFA_ENCRYPTION_KEY.
+  mfaRequired: 'mfa_required',
+  invalidOtp: 'invalid_otp',
+  mfaAlreadyEnabled: 'mfa_already_enabled',
+  mfaNotEnrolled: 'mfa_not_enrolled',
+  mfaUnavailable: 'mfa_unavailable',
   tooManyRequests: 'too_many_requests',
   sessionNotFound: 'session_not_found',
   unsupportedMediaType: 'unsupported_media_type',

@@ -3,7 +3,7 @@
 import type { EndReason } from './sessions.js'
 
 /** How a password login ended (POST /auth/token, grant_type=password). */
-export type LoginResult = 'success' | 'invalid_credentials' | 'throttled'
+export type LoginResult = 'success' | 'invalid_credentials' | 'throttled' | 'mfa_required'
 
 /**
  * How a refresh ended (RFC 6749 §6): `invalid_grant` is §5.2's error; `reuse_detected` is the
@@ -16,7 +16,13 @@ export type RefreshResult = 'success' | 'invalid_grant' | 'reuse_detected' | 'th
 export type RegistrationResult = 'success' | 'username_taken' | 'validation_error' | 'throttled'
 
 /** The throttle's counters (domain/throttle.ts), named by their key's prefix. */
-export type ThrottleScope = 'login-ip' | 'login-account' | 'login-device' | 'register-ip' | 'refresh-ip'
+export type ThrottleScope =
+  | 'login-ip'
+  | 'login-account'
+  | 'login-device'
+  | 'register-ip'
+  | 'refresh-ip'
+  | 'mfa-account'
 
 export interface Meter {
   login(result: LoginResult): void

@@ -276,7 +276,13 @@ export interface SessionService {
    * access token carrying its sid, a refresh token. Undefined when the credential changed (or the
    * user went) since it was verified, or the origin's client or browser session is gone.
    */
-  start(user: VerifiedUser, client: ClientInfo, origin?: SessionOrigin): Promise<StartedSession | undefined>
+  start(
+    user: VerifiedUser,
+    client: ClientInfo,
+    origin?: SessionOrigin,
+    /** The password grant's methods (RFC 8176): `pwd`, and `otp` or `mfa` after a second step. */
+    amr?: readonly string[],
+  ): Promise<StartedSession | undefined>
   /**
    * Rotates a refresh token. `clientId`: the client the request authenticated, if any; a token a
    * client's session holds is refused unless it is that client's (RFC 6749 §6), one of the
@@ -493,7 +499,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   const cutoffTtlMs = Math.max(accessTtlMs, SEED_TOKEN_LIFETIME_MS)
 
   return {
-    async start(user, client, origin) {
+    async start(user, client, origin, amr) {
       const now = clock.now()
       const withRefresh = origin?.refresh ?? true
       const session = newSessionRecord(user.id, client, now, {
@@ -502,7 +508,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         expires_at: now + (withRefresh ? policy.sessionMaxMs : accessTtlMs),
         // The password grant is a password, now (RFC 8176 §2 `pwd`); a code carries its own.
         auth_time: origin?.authTime ?? now,
-        amr: JSON.stringify(origin?.amr ?? ['pwd']),
+        amr: JSON.stringify(origin?.amr ?? amr ?? ['pwd']),
         client_id: origin?.clientId ?? null,
         browser_session_id: origin?.browserSessionId ?? null,
         scope: origin?.scope ?? null,

@@ -250,6 +250,8 @@ export interface ThrottlePolicy {
   deviceFailures: number
   /** Failed logins (any account) and failed refreshes per client IP per window. */
   ipFailures: number
+  /** Wrong second-factor codes per account per window (domain/mfa.ts). */
+  secondFactorFailures: number
   /** Registrations per client IP per `registrationWindowMs`. */
   registrations: number
   registrationWindowMs: number
@@ -263,6 +265,7 @@ export const DEFAULT_THROTTLE: ThrottlePolicy = Object.freeze({
   accountFailures: 10,
   deviceFailures: 10,
   ipFailures: 100,
+  secondFactorFailures: 10,
   registrations: 30,
   registrationWindowMs: 60 * 60_000,
   trustedDevices: 5,
@@ -306,6 +309,13 @@ export interface Throttle {
   /** Remembers the attempt's device for `user` and returns its cookie (a new one without a device). */
   trustDevice(reservation: Reservation, user: DeviceOwner): Promise<string>
   beginRegistration(ip: string): Promise<void>
+  /**
+   * Counts a second-factor code for account `userId` before it is checked; throws Throttled past
+   * the limit. Six digits are few (NIST SP 800-63B §5.2.2): per account, whatever the device.
+   */
+  beginSecondFactor(userId: number): Promise<Reservation>
+  /** The code was right (or the attempt lost a race): it does not count as a failure. */
+  secondFactorPassed(reservation: Reservation): Promise<void>
   /** Counts a failed refresh against the client IP; throws Throttled past the limit. */
   refreshFailed(ip: string): Promise<void>
   /**
@@ -426,6 +436,21 @@ export function createThrottle(deps: {
       }
     },
 
+    async beginSecondFactor(userId) {
+      if (!policy.enabled) return { keys: [], trustedDevice: false }
+      const key = `mfa-account:${userId}`
+      const wait = await count(key, policy.secondFactorFailures, policy.windowMs, clock.now())
+      if (wait !== undefined) {
+        await store.undo(key)
+        throw new Throttled(wait)
+      }
+      return { keys: [key], trustedDevice: false }
+    },
+
+    async secondFactorPassed(reservation) {
+      for (const key of reservation.keys) await store.undo(key)
+    },
+
     async refreshFailed(ip) {
       if (!policy.enabled) return
       const wait = await count(`refresh-ip:${ip}`, policy.ipFailures, policy.windowMs, clock.now())
@@ -434,7 +459,11 @@ export function createThrottle(deps: {
 
     async unlock(account, userId) {
       const devicesOf = await devices.nonces(userId)
-      for (const key of [`login-account:${account}`, ...devicesOf.map((n) => `login-device:${n}`)])
+      for (const key of [
+        `login-account:${account}`,
+        `mfa-account:${userId}`,
+        ...devicesOf.map((n) => `login-device:${n}`),
+      ])
         await store.reset(key)
     },
 

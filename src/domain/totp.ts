@@ -4,8 +4,7 @@
 // The parameters are the ones every authenticator app supports (Google Authenticator ignores any
 // other): HMAC-SHA-1, 30-second steps, 6 digits.
 //
-// Not wired to any route yet: enrolment, the mfa_required answer of the password grant and the
-// login page's second step come next (issue 13), and store what these functions return.
+// domain/mfa.ts decides when they are asked for and stores what they return.
 import { randomBytes } from 'node:crypto'
 import { Secret, TOTP } from 'otpauth'
 import { constantTimeEqual, sha256Hex } from '../lib/crypto.js'

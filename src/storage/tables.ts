@@ -68,6 +68,9 @@ export interface Database {
   authgate_oauth_clients: OAuthClientsTable
   authgate_authorization_codes: AuthorizationCodesTable
   authgate_consents: ConsentsTable
+  authgate_totp: TotpTable
+  authgate_recovery_codes: RecoveryCodesTable
+  authgate_mfa_challenges: MfaChallengesTable
 }
 
 export type AuditLogRow = Selectable<AuditLogTable>
@@ -128,3 +131,42 @@ export interface ConsentsTable {
 }
 
 export type ConsentRow = Selectable<ConsentsTable>
+
+export interface TotpTable {
+  user_id: number
+  /** `<key id>.<sealed secret>` (domain/mfa.ts). */
+  secret: string
+  /** Epoch ms. */
+  created_at: number
+  confirmed_at: number | null
+  /** RFC 6238 time step of the last accepted code. */
+  last_step: number | null
+}
+
+export type TotpRow = Selectable<TotpTable>
+
+export interface RecoveryCodesTable {
+  user_id: number
+  /** SHA-256 of the normalised code, hex. */
+  code_hash: string
+  /** Epoch ms. */
+  created_at: number
+  used_at: number | null
+}
+
+export interface MfaChallengesTable {
+  /** SHA-256 of the mfa_token, hex. */
+  token_hash: string
+  user_id: number
+  epoch: number
+  client_id: string | null
+  /** 'token' (the token endpoint) or 'page' (the login page). */
+  channel: string
+  device: string | null
+  /** Epoch ms. */
+  created_at: number
+  expires_at: number
+  consumed_at: number | null
+}
+
+export type MfaChallengeRow = Selectable<MfaChallengesTable>

@@ -264,7 +264,15 @@ describe('the docs routes, without a browser', () => {
   // Everything that reads the database can answer 503 (http/plugins/errors.ts): all but GET / (a
   // token check in memory), /healthz and the well-known documents (keys in memory).
   const NO_DATABASE = new Set(['GET /', 'GET /healthz', 'GET /.well-known/jwks.json'])
-  const THROTTLED = ['POST /auth/', 'POST /auth/token', 'POST /auth/password', 'DELETE /auth/me']
+  const THROTTLED = [
+    'POST /auth/',
+    'POST /auth/token',
+    'POST /auth/password',
+    'DELETE /auth/me',
+    'POST /auth/mfa/totp',
+    'POST /auth/mfa/totp/confirm',
+    'DELETE /auth/mfa/totp',
+  ]
   type Media = {
     schema: { $ref?: string }
     examples?: Record<string, { value: { detail: unknown; code: string } }>

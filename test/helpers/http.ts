@@ -71,10 +71,10 @@ export const signUp = <T extends Target>(
 ) => send(on, { method: 'POST', path: '/auth/', payload: { username, password }, ...options })
 
 /** POST /auth/token with `fields` as a form (RFC 6749 §4.3.2, §6). */
-const tokenRequest = <T extends Target>(
+export const tokenRequest = <T extends Target>(
   on: T,
   fields: Record<string, string>,
-  { headers, ...options }: RequestOptions,
+  { headers, ...options }: RequestOptions = {},
 ) =>
   send(on, {
     method: 'POST',

@@ -5,7 +5,7 @@
 import { type Html, html } from './html.js'
 import { layout } from './layout.js'
 
-export type FieldName = 'username' | 'password'
+export type FieldName = 'username' | 'password' | 'code' | 'recovery_code'
 
 export interface FormProblems {
   /** About the form as a whole, tied to every field: "Incorrect username or password", a 429. */
@@ -40,7 +40,12 @@ export function withReturnTo(path: string, returnTo: string | undefined): string
 }
 
 const FORM_ERROR_ID = 'form-error'
-const LABELS: Record<FieldName, string> = { username: 'Username', password: 'Password' }
+const LABELS: Record<FieldName, string> = {
+  username: 'Username',
+  password: 'Password',
+  code: 'Code from your authenticator app',
+  recovery_code: 'Recovery code',
+}
 
 function hasProblems(problems: FormProblems | undefined): boolean {
   return problems?.form !== undefined || Object.keys(problems?.fields ?? {}).length > 0
@@ -63,13 +68,15 @@ ${
 interface FieldOptions {
   name: FieldName
   type: 'text' | 'password'
-  autocomplete: 'username' | 'current-password' | 'new-password'
+  autocomplete: 'username' | 'current-password' | 'new-password' | 'one-time-code' | 'off'
+  /** The keyboard a phone shows: digits only for a TOTP code. */
+  inputmode?: 'numeric' | undefined
   value?: string | undefined
   hint?: string | undefined
   problems?: FormProblems | undefined
 }
 
-function field({ name, type, autocomplete, value, hint, problems }: FieldOptions): Html {
+function field({ name, type, autocomplete, inputmode, value, hint, problems }: FieldOptions): Html {
   const error = problems?.fields?.[name]
   const invalid = error !== undefined || problems?.form !== undefined
   const describedBy = [
@@ -79,11 +86,12 @@ function field({ name, type, autocomplete, value, hint, problems }: FieldOptions
   ].filter((id) => id !== undefined)
   // A user name is not prose: no capital first letter, no spelling "fixes" (iOS, Android).
   const textOnly = type === 'text' ? html` autocapitalize="none" spellcheck="false"` : ''
+  const keyboard = inputmode === undefined ? '' : html` inputmode="${inputmode}"`
   return html`<div class="field">
 <label for="${name}">${LABELS[name]}</label>
 ${hint === undefined ? '' : html`<span class="hint" id="${name}-hint">${hint}</span>`}
 ${error === undefined ? '' : html`<span class="field-error" id="${name}-error">Error: ${error}</span>`}
-<input id="${name}" name="${name}" type="${type}" autocomplete="${autocomplete}"${textOnly} required${
+<input id="${name}" name="${name}" type="${type}" autocomplete="${autocomplete}"${keyboard}${textOnly} required${
     value === undefined ? '' : html` value="${value}"`
   }${invalid ? html` aria-invalid="true"` : ''}${
     describedBy.length === 0 ? '' : html` aria-describedby="${describedBy.join(' ')}"`
@@ -110,6 +118,55 @@ ${field({ name: 'password', type: 'password', autocomplete: 'current-password', 
 <button type="submit">Sign in</button>
 </form>
 ${page.signUpHref === undefined ? '' : html`<p class="after">New here? <a href="${page.signUpHref}">Create an account</a></p>`}`,
+  })
+}
+
+export interface SecondFactorPage extends FormFields {
+  /** The password step's mfa_token, carried in a hidden field to the second step's POST. */
+  mfaToken: string
+  /** Which proof the form asks for: a TOTP code (the default) or a recovery code. */
+  method: 'totp' | 'recovery'
+}
+
+/**
+ * The second step of a sign-in to an account with TOTP. The code input is what browsers and
+ * password managers fill from an SMS or an authenticator (`autocomplete="one-time-code"`), with
+ * a digit keyboard on phones; a second button swaps it for a recovery code, without scripts.
+ */
+export function secondFactorPage(page: SecondFactorPage): Html {
+  const { problems } = page
+  const totp = page.method === 'totp'
+  return layout({
+    title: 'Enter your code',
+    hasError: hasProblems(problems),
+    body: html`<h1>${totp ? 'Enter the code from your app' : 'Enter a recovery code'}</h1>
+${summary(problems)}
+<form method="post" action="/login/mfa" novalidate>
+${hiddenFields(page)}
+<input type="hidden" name="mfa_token" value="${page.mfaToken}">
+${
+  totp
+    ? field({
+        name: 'code',
+        type: 'text',
+        autocomplete: 'one-time-code',
+        inputmode: 'numeric',
+        hint: 'Open your authenticator app and type the 6-digit code it shows for this account.',
+        problems,
+      })
+    : field({
+        name: 'recovery_code',
+        type: 'text',
+        autocomplete: 'off',
+        hint: 'One of the codes you saved when you turned on two-step sign-in. Each works once.',
+        problems,
+      })
+}
+<button type="submit">Continue</button>
+<button type="submit" class="secondary" name="use" value="${totp ? 'recovery' : 'totp'}" formnovalidate>${
+      totp ? 'Use a recovery code instead' : 'Use the code from your app instead'
+    }</button>
+</form>`,
   })
 }
 

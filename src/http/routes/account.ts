@@ -1,5 +1,5 @@
 // The signed-in user's own account, sessions and consents: /auth/me, /auth/password, /auth/logout,
-// /auth/sessions, /auth/consents.
+// /auth/sessions, /auth/consents, and the second factor's /auth/mfa (routes/mfa.ts).
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
@@ -7,6 +7,7 @@ import { Type } from 'typebox'
 import type { AccountService, Caller } from '../../domain/account.js'
 import type { ConsentService } from '../../domain/consents.js'
 import { DomainError, ErrorCode } from '../../domain/errors.js'
+import type { MfaService } from '../../domain/mfa.js'
 import type { VerifiedToken } from '../../domain/tokens.js'
 import { sendError } from '../plugins/errors.js'
 import {
@@ -23,6 +24,7 @@ import {
 import { errorAnswer, serviceUnavailable, tooManyRequests, validationErrorRef } from '../schemas/common.js'
 import { DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
 import { routeFamily } from './family.js'
+import { mfaRoutes } from './mfa.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = errorAnswer(
@@ -37,11 +39,13 @@ const routes: FastifyPluginAsyncTypebox<{
   account: AccountService
   /** Remembered consents (domain/consents.ts). */
   consents: ConsentService
+  /** The second factor (domain/mfa.ts): its routes share these token checks. */
+  mfa: MfaService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
   /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
   sameSite?: SameSite
-}> = async (app, { account, consents, secureCookies, sameSite }) => {
+}> = async (app, { account, consents, mfa, secureCookies, sameSite }) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
   // ...and one whose session the database still has live: the in-memory view may be a moment
@@ -60,6 +64,8 @@ const routes: FastifyPluginAsyncTypebox<{
     userAgent: request.headers['user-agent'] ?? null,
     deviceCookie: request.cookies[DEVICE_COOKIE],
   })
+
+  mfaRoutes(app, mfa, caller)
 
   app.get(
     '/auth/me',

@@ -11,6 +11,7 @@ import type { ClientTokenService } from '../../domain/client-tokens.js'
 import type { CodeExchange } from '../../domain/code-exchange.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { IntrospectionService } from '../../domain/introspection.js'
+import { MfaRequired } from '../../domain/mfa.js'
 import type { TokenPair } from '../../domain/sessions.js'
 import type { TokenRevocation } from '../../domain/token-revocation.js'
 import { presentedCredentials } from '../client-credentials.js'
@@ -36,7 +37,12 @@ import { routeFamily } from './family.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
 const UNSUPPORTED_GRANT =
-  'grant_type must be password, authorization_code, refresh_token or client_credentials'
+  'grant_type must be password, authorization_code, refresh_token, client_credentials, ' +
+  'urn:authgate:grant-type:mfa-otp or urn:authgate:grant-type:mfa-recovery-code'
+// The second step of a password login that answered mfa_required (issue 13). Not registered
+// names (RFC 6749 §4.5 lets an extension grant be any absolute URI); ours, under urn:authgate.
+const MFA_OTP_GRANT = 'urn:authgate:grant-type:mfa-otp'
+const MFA_RECOVERY_GRANT = 'urn:authgate:grant-type:mfa-recovery-code'
 // Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
 const AUTH_BODY_LIMIT = 16 * 1024
 
@@ -177,7 +183,11 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
           '(§4.4) gives a confidential client registered for it an access token for itself (RFC 9068, ' +
           '`typ: at+jwt`, no refresh token); it authenticates with HTTP Basic (`client_secret_basic`) ' +
           'or `client_id` and `client_secret` in the form (`client_secret_post`), not both; a public ' +
-          'client sends `client_id` alone (`none`).',
+          'client sends `client_id` alone (`none`). For an account with TOTP, the password grant ' +
+          'answers 401 `mfa_required` with an `mfa_token`; `grant_type=urn:authgate:grant-type:mfa-otp` ' +
+          'with `mfa_token` and `otp` (or `urn:authgate:grant-type:mfa-recovery-code` with ' +
+          '`recovery_code`) then answers the token pair. A code is accepted once; wrong codes are ' +
+          'limited to 10 per account per window, then 429.',
         consumes: ['application/x-www-form-urlencoded'],
         body: TokenRequest,
         response: {
@@ -191,18 +201,22 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
             'A bad refresh token or code, an unsupported grant type, or a client request refused.',
             [ErrorCode.invalidGrant, 'The refresh token is invalid, expired or revoked'],
             [ErrorCode.invalidGrant, 'The authorization code is invalid, expired or already used'],
+            [ErrorCode.invalidGrant, 'The code is incorrect'],
+            [ErrorCode.invalidGrant, 'The mfa_token is invalid, expired or already used'],
             [ErrorCode.invalidRequest, 'refresh_token is required for grant_type=refresh_token'],
             [ErrorCode.unsupportedGrantType, UNSUPPORTED_GRANT],
             [ErrorCode.unauthorizedClient, 'This client is not registered for grant_type=client_credentials'],
             [ErrorCode.invalidScope, 'The client is not registered for the scope reports:write'],
           ),
           401: tokenUnauthorizedAnswer(
-            'Incorrect username or password; or a client grant without a client that authenticates.',
+            'Incorrect username or password; a second factor due (`mfa_required`, with an ' +
+              '`mfa_token`); or a client grant without a client that authenticates.',
           ),
           415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
           422: { ...validationErrorRef, description: 'A form field is missing or invalid.' },
           429: tooManyRequests(
-            'Too many failed logins for this account, or failed logins and refreshes from this address.',
+            'Too many failed logins or wrong second-factor codes for this account, or failed logins ' +
+              'and refreshes from this address.',
           ),
           503: serviceUnavailable,
         },
@@ -222,7 +236,32 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
             ].filter((e): e is FieldError => e !== false),
           )
         }
-        const login = await auth.passwordLogin(body.username, body.password, client(request))
+        let login: Awaited<ReturnType<AuthService['passwordLogin']>>
+        try {
+          login = await auth.passwordLogin(body.username, body.password, client(request))
+        } catch (err) {
+          if (!(err instanceof MfaRequired)) throw err
+          noStore(reply)
+          return reply
+            .code(401)
+            .send({ detail: err.detail, code: ErrorCode.mfaRequired, mfa_token: err.mfaToken })
+        }
+        pair = login.pair
+        reply.setCookie(DEVICE_COOKIE, login.deviceCookie, deviceCookieAttributes)
+      } else if (grant === MFA_OTP_GRANT || grant === MFA_RECOVERY_GRANT) {
+        const field = grant === MFA_OTP_GRANT ? 'otp' : 'recovery_code'
+        const proof = grant === MFA_OTP_GRANT ? body.otp : body.recovery_code
+        if (body.mfa_token === undefined || proof === undefined) {
+          throw new DomainError(
+            ErrorCode.invalidRequest,
+            `mfa_token and ${field} are required for grant_type=${grant}`,
+          )
+        }
+        const login = await auth.completePasswordLogin(
+          body.mfa_token,
+          grant === MFA_OTP_GRANT ? { otp: proof } : { recoveryCode: proof },
+          client(request),
+        )
         pair = login.pair
         reply.setCookie(DEVICE_COOKIE, login.deviceCookie, deviceCookieAttributes)
       } else if (grant === 'refresh_token') {

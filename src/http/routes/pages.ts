@@ -1,14 +1,19 @@
-// AuthGate's own pages: GET/POST /login and /signup, the "signed in as" page, the error page,
-// and their stylesheet. Server-rendered HTML (http/pages/), under the pages' strict CSP; the rules
+// AuthGate's own pages: GET/POST /login and /signup, POST /login/mfa (the second step of an
+// account with TOTP), the "signed in as" page, the error page, and their stylesheet. Server-rendered HTML (http/pages/), under the pages' strict CSP; the rules
 // are the domain's (auth.signIn is the password grant's own check), these handlers only read the
 // form, call it and answer.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { type Static, Type } from 'typebox'
+import { Type } from 'typebox'
 import type { AuthService, SignedIn } from '../../domain/auth.js'
-import { BROWSER_SESSION_COOKIE, type BrowserSessionService } from '../../domain/browser-sessions.js'
+import {
+  type AuthMethod,
+  BROWSER_SESSION_COOKIE,
+  type BrowserSessionService,
+} from '../../domain/browser-sessions.js'
 import type { CsrfTokens } from '../../domain/csrf.js'
 import { DomainError, ErrorCode, ValidationError } from '../../domain/errors.js'
+import { INVALID_MFA_TOKEN, MfaRequired } from '../../domain/mfa.js'
 import { Throttled } from '../../domain/throttle.js'
 import type { VerifiedUser } from '../../domain/users.js'
 import { ASSETS } from '../pages/assets.js'
@@ -22,6 +27,7 @@ import {
   type FormFields,
   type FormProblems,
   loginPage,
+  secondFactorPage,
   signedInPage,
   signupPage,
   withReturnTo,
@@ -63,6 +69,17 @@ const ReturnToQuery = Type.Object({
 const CredentialsForm = Type.Object({
   username: Type.Optional(Type.String({ maxLength: 256 })),
   password: Type.Optional(Type.String({ maxLength: 1024 })),
+  csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
+  return_to: Type.Optional(Type.String()),
+})
+
+// The second step's form: the password step's mfa_token, and a code or a recovery code. `use`
+// switches between the two without spending anything.
+const SecondFactorForm = Type.Object({
+  mfa_token: Type.Optional(Type.String({ maxLength: 128 })),
+  code: Type.Optional(Type.String({ maxLength: 64 })),
+  recovery_code: Type.Optional(Type.String({ maxLength: 64 })),
+  use: Type.Optional(Type.String({ maxLength: 16 })),
   csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
   return_to: Type.Optional(Type.String()),
 })
@@ -111,22 +128,26 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
    * Every POST: from our own page (Origin, Sec-Fetch-Site) and with the token bound to this
    * browser's cookie, or a 403 page, before anything else runs: no attempt is counted.
    */
-  async function refuseForgery(
-    request: FastifyRequest<{ Body: Static<typeof CredentialsForm> }>,
-    reply: FastifyReply,
-  ) {
+  async function refuseForgery(request: FastifyRequest, reply: FastifyReply) {
+    // Every page form's schema has csrf_token (CredentialsForm, SecondFactorForm).
+    const body = request.body as { csrf_token?: string | undefined } | undefined
     const ok =
       sentFromOurPages(request, publicOrigin) &&
-      csrf.verify(request.cookies[csrfCookie.name], request.body?.csrf_token)
+      csrf.verify(request.cookies[csrfCookie.name], body?.csrf_token)
     if (!ok) return sendPage(reply, 403, errorPage(errorPageFor(403)))
   }
 
-  /** Starts the browser session for a user whose password was just verified. */
-  const startFor = (request: FastifyRequest) => (user: VerifiedUser) =>
-    browserSessions.start(user, {
-      amr: ['pwd'],
-      client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
-    })
+  /**
+   * Starts the browser session for a user whose password (and second factor) were just verified;
+   * `amr` (RFC 8176) is what the ID tokens of its codes say.
+   */
+  const startFor =
+    (request: FastifyRequest, amr: AuthMethod[] = ['pwd']) =>
+    (user: VerifiedUser) =>
+      browserSessions.start(user, {
+        amr,
+        client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+      })
 
   /**
    * A sign-in from a browser already signed in: once the new browser session has started, the one
@@ -197,6 +218,15 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
           return signedIn(reply, done, returnTo)
         } catch (err) {
           if (err instanceof Throttled) return again(429, throttled(reply, err))
+          // The password was right and the account has TOTP: the second step, on its own page.
+          if (err instanceof MfaRequired) {
+            const csrfToken = token(request, reply)
+            return sendPage(
+              reply,
+              200,
+              secondFactorPage({ csrfToken, returnTo, mfaToken: err.mfaToken, method: 'totp' }),
+            )
+          }
           const refused = refusal(err)
           if (refused) return again(...refused)
           throw err
@@ -226,6 +256,60 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
       auth.signIn(username, password, client(request), startFor(request), 'login_page'),
     // One message for an unknown user and a wrong password (OWASP ASVS 5.0 6.3.8).
     (err) => (isError(err, ErrorCode.invalidCredentials) ? [400, { form: `${err.detail}.` }] : undefined),
+  )
+
+  app.post(
+    '/login/mfa',
+    {
+      bodyLimit: PAGE_BODY_LIMIT,
+      schema: { hide: true, body: SecondFactorForm },
+      preHandler: refuseForgery,
+    },
+    async (request, reply) => {
+      const { mfa_token: mfaToken = '', use } = request.body
+      const returnTo = safeReturnTo(request.body.return_to)
+      const recovery = use === undefined ? request.body.recovery_code !== undefined : use === 'recovery'
+      const method = recovery ? 'recovery' : 'totp'
+      const again = (status: number, problems?: FormProblems) =>
+        sendPage(
+          reply,
+          status,
+          secondFactorPage({ csrfToken: token(request, reply), returnTo, mfaToken, method, problems }),
+        )
+      // The other button: the other kind of code, nothing spent.
+      if (use !== undefined) return again(200)
+      const field = recovery ? 'recovery_code' : 'code'
+      const typed = (recovery ? request.body.recovery_code : request.body.code)?.trim() ?? ''
+      if (typed === '')
+        return again(422, {
+          fields: { [field]: recovery ? 'Enter a recovery code' : 'Enter the code from your app' },
+        })
+      try {
+        const done = await auth.completeSignIn(
+          mfaToken,
+          recovery ? { recoveryCode: typed } : { otp: typed.replace(/\s/g, '') },
+          client(request),
+          (user, amr) => startFor(request, amr)(user),
+          'login_page',
+        )
+        await endReplaced(request)
+        return signedIn(reply, done, returnTo)
+      } catch (err) {
+        if (err instanceof Throttled) return again(429, throttled(reply, err))
+        if (isError(err, ErrorCode.invalidGrant) && err.detail !== INVALID_MFA_TOKEN)
+          return again(400, { fields: { [field]: `${err.detail}.` } })
+        // The mfa_token expired or was spent, or the password changed: back to the password.
+        if (isError(err, ErrorCode.invalidGrant) || isError(err, ErrorCode.invalidCredentials)) {
+          const problems = { form: 'Your sign-in expired. Sign in again.' }
+          return sendPage(
+            reply,
+            400,
+            FORMS['/login']({ csrfToken: token(request, reply), returnTo, problems }),
+          )
+        }
+        throw err
+      }
+    },
   )
 
   if (!signUp) return

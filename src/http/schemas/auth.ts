@@ -39,7 +39,10 @@ export const TokenRequest = Type.Object({
   grant_type: Type.Optional(
     Type.String({
       maxLength: 64,
-      description: '`password` (the default), `authorization_code`, `refresh_token` or `client_credentials`.',
+      description:
+        '`password` (the default), `authorization_code`, `refresh_token`, `client_credentials`, or the ' +
+        'second step of a password login that answered `mfa_required`: ' +
+        '`urn:authgate:grant-type:mfa-otp` or `urn:authgate:grant-type:mfa-recovery-code`.',
     }),
   ),
   code: Type.Optional(
@@ -77,6 +80,24 @@ export const TokenRequest = Type.Object({
     }),
   ),
   client_secret: Type.Optional(Type.String({ maxLength: 256 })),
+  mfa_token: Type.Optional(
+    Type.String({
+      maxLength: 128,
+      description: "The mfa grants: the `mfa_token` of the password grant's `mfa_required` answer.",
+    }),
+  ),
+  otp: Type.Optional(
+    Type.String({
+      maxLength: 16,
+      description: '`urn:authgate:grant-type:mfa-otp`: the 6-digit code of the authenticator app.',
+    }),
+  ),
+  recovery_code: Type.Optional(
+    Type.String({
+      maxLength: 64,
+      description: '`urn:authgate:grant-type:mfa-recovery-code`: one unused recovery code; it is burnt.',
+    }),
+  ),
 })
 export type TokenRequest = Static<typeof TokenRequest>
 
@@ -112,10 +133,18 @@ export const TokenUnauthorizedResponse = Type.Object(
     error_description: Type.Optional(Type.String()),
     detail: Type.String(),
     code: Type.String(),
+    mfa_token: Type.Optional(
+      Type.String({
+        description:
+          'With `code: mfa_required`: the password was right and the account has a second factor. ' +
+          'Single use, for 5 minutes: send it back with `grant_type=urn:authgate:grant-type:mfa-otp` ' +
+          'and `otp`, or `urn:authgate:grant-type:mfa-recovery-code` and `recovery_code`.',
+      }),
+    ),
   },
   {
     $id: 'TokenUnauthorizedResponse',
-    description: 'A wrong password, or a client that failed to authenticate.',
+    description: 'A wrong password, a second factor due, or a client that failed to authenticate.',
   },
 )
 

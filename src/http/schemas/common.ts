@@ -3,6 +3,13 @@
 import { type TSchema, Type } from 'typebox'
 import { CLIENT_AUTH_FAILED } from '../../domain/client-auth.js'
 import { ErrorCode } from '../../domain/errors.js'
+import {
+  MFA_ALREADY_ENABLED,
+  MFA_NOT_CONFIGURED,
+  MFA_NOT_PENDING,
+  MFA_REQUIRED,
+  WRONG_CODE,
+} from '../../domain/mfa.js'
 import { INCORRECT_CREDENTIALS, USERNAME_TAKEN, WRONG_PASSWORD } from '../../domain/users.js'
 
 export const ErrorResponse = Type.Object(
@@ -63,6 +70,10 @@ const DETAIL: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.notFound]: 'User not found',
   [ErrorCode.sessionNotFound]: 'Session not found',
   [ErrorCode.unavailable]: 'Service temporarily unavailable',
+  [ErrorCode.invalidOtp]: WRONG_CODE,
+  [ErrorCode.mfaAlreadyEnabled]: MFA_ALREADY_ENABLED,
+  [ErrorCode.mfaNotEnrolled]: MFA_NOT_PENDING,
+  [ErrorCode.mfaUnavailable]: MFA_NOT_CONFIGURED,
 }
 
 /**
@@ -116,7 +127,13 @@ export const tokenUnauthorizedAnswer = (description: string): TSchema =>
   answer(
     description,
     Type.Ref('TokenUnauthorizedResponse'),
-    { ...examples([ErrorCode.invalidCredentials]), ...oauthExamples([INVALID_CLIENT]) },
+    {
+      ...examples([ErrorCode.invalidCredentials]),
+      [ErrorCode.mfaRequired]: {
+        value: { detail: MFA_REQUIRED, code: ErrorCode.mfaRequired, mfa_token: 'L3Jc…' },
+      },
+      ...oauthExamples([INVALID_CLIENT]),
+    },
     BASIC_CHALLENGE_HEADER,
   )
 
@@ -155,3 +172,12 @@ export const serviceUnavailable: TSchema = answer(
   examples([ErrorCode.unavailable]),
   retryAfter('Seconds to wait before retrying (5).'),
 )
+
+/** 503 on a route that also needs a setting: the database's 503 first, then `codes`' own. */
+export const serviceUnavailableOr = (description: string, ...codes: ErrorCode[]): TSchema =>
+  answer(
+    `The database is unavailable for a moment; or ${description}`,
+    errorRef,
+    examples([ErrorCode.unavailable, ...codes]),
+    retryAfter('Seconds to wait before retrying (5).'),
+  )

@@ -16,6 +16,7 @@ import * as sessionClients from './2026_12_03_003_session_clients.js'
 import * as userSubject from './2026_12_03_004_user_subject.js'
 import * as signingKeyChains from './2026_12_03_005_signing_key_chains.js'
 import * as consents from './2026_12_03_006_consents.js'
+import * as mfa from './2026_12_03_007_mfa.js'
 
 export const migrations: Record<string, Migration> = {
   '2026_11_28_001_adopt_seed_users': adoptSeedUsers,
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_004_user_subject': userSubject,
   '2026_12_03_005_signing_key_chains': signingKeyChains,
   '2026_12_03_006_consents': consents,
+  '2026_12_03_007_mfa': mfa,
 }
