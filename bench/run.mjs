@@ -25,6 +25,7 @@ import {
 } from './lib.mjs'
 import { oidcScenarios, prepareOidc } from './oidc.mjs'
 import { consoleTable, markdownTable, updateDocs } from './report.mjs'
+import { BENCH_MFA_KEY, totpLoginRequests } from './totp.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TARGETS = {
@@ -50,6 +51,8 @@ const HELP = `Usage: npm run bench [-- options]     (or: npm run build && node b
   --rounds <n>           throughput runs per server, alternating, best counts (default 2)
   --login-clients <n>    concurrent login clients (default 8)
   --users <n>            accounts the login clients take turns at, throttling on (default 200)
+  --totp-users <n>       accounts with TOTP for the logins-with-TOTP run, each signing in at most
+                         once per 30 s step (default 1000)
   --database-url <url>   an EMPTY database to run on instead of a fresh SQLite file (e.g. a new
                          PostgreSQL database); marks the run as a variant and implies --no-docs
   --get-connections <n>  GET / connections during the latency run (default 10)
@@ -72,6 +75,7 @@ const { values: opts } = parseArgs({
     connections: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '2' },
     'login-clients': { type: 'string', default: '8' },
+    'totp-users': { type: 'string', default: '1000' },
     users: { type: 'string', default: '200' },
     'database-url': { type: 'string' },
     'get-connections': { type: 'string', default: '10' },
@@ -105,6 +109,7 @@ const CONNECTIONS = positive('connections')
 const ROUNDS = positive('rounds')
 const LOGIN_CLIENTS = positive('login-clients')
 const USERS = positive('users')
+const TOTP_USERS = positive('totp-users')
 const GET_CONNECTIONS = positive('get-connections')
 const GET_RATE = positive('get-rate', { zero: true })
 const EXTRA_ENV = Object.fromEntries(
@@ -160,6 +165,8 @@ async function startAuthGate(name = 'authgate', extraEnv = {}) {
   const port = await freePort()
   Object.assign(env, EXTRA_ENV, extraEnv, {
     PORT: String(port),
+    // The logins-with-TOTP accounts' secrets are sealed under it (bench/seed-users.mjs).
+    MFA_ENCRYPTION_KEY: BENCH_MFA_KEY,
     // --database-url is one empty database: a second instance gets a SQLite file of its own.
     DATABASE_URL:
       name === 'authgate' && opts['database-url']
@@ -169,7 +176,14 @@ async function startAuthGate(name = 'authgate', extraEnv = {}) {
   // The realistic mix: many accounts, each logging in now and then, throttling on by default.
   execFileSync(
     process.execPath,
-    [join(ROOT, 'bench', 'seed-users.mjs'), env.DATABASE_URL, String(USERS), PASSWORD],
+    [
+      join(ROOT, 'bench', 'seed-users.mjs'),
+      env.DATABASE_URL,
+      String(USERS),
+      PASSWORD,
+      // Only the main instance runs the logins with TOTP.
+      String(name === 'authgate' ? TOTP_USERS : 0),
+    ],
     {
       cwd: tmp,
       env,
@@ -414,6 +428,40 @@ async function logins(url) {
   return { rate, latency: lat }
 }
 
+/**
+ * Logins with TOTP: LOGIN_CLIENTS clients, each login two requests (the password grant's
+ * mfa_required, then the code). The first request's 401 is expected, once per completed login.
+ */
+async function totpLogins(url) {
+  const requests = totpLoginRequests(TOTP_USERS, PASSWORD)
+  const run = (duration, onLatency) =>
+    load(
+      { url: `${url}/auth/token`, requests, connections: LOGIN_CLIENTS, pipelining: 1, duration },
+      onLatency,
+    )
+  if (WARMUP > 0) await run(WARMUP)
+  await sleep(LOGIN_DRAIN_MS)
+  const latencies = []
+  const result = await run(DURATION, (t) => latencies.push(t))
+  await sleep(LOGIN_DRAIN_MS)
+  const rate = okPerSecond(result)
+  const lat = percentiles(latencies)
+  log(
+    `  logins with TOTP: ${rate.toFixed(1)}/s, request latency p50 ${ms(lat.p50)} ms, p99 ${ms(lat.p99)} ms`,
+  )
+  // One 401 (mfa_required) per login; a few more for the logins cut off when the run ended.
+  const unexpected4xx = (result['4xx'] ?? 0) - (result['2xx'] ?? 0) - LOGIN_CLIENTS
+  const bad = [
+    ...(unexpected4xx > 0 ? [`${unexpected4xx} 4xx beyond the mfa_required steps`] : []),
+    ...['5xx', 'errors', 'timeouts'].filter((k) => result[k]).map((k) => `${result[k]} ${k}`),
+  ].join(', ')
+  if (bad) {
+    log(`  ! logins with TOTP: ${bad}`)
+    notes.push(`logins with TOTP: ${bad}`)
+  }
+  return { rate, latency: lat }
+}
+
 async function getLatency(url, headers) {
   const latencies = []
   const result = await load(
@@ -502,6 +550,12 @@ async function main() {
   log(`\nLogins: ${LOGIN_CLIENTS} clients, ${WARMUP} s warm-up + ${DURATION} s`)
   const login = await logins(authgate.url)
 
+  rss.phase('logins with TOTP')
+  log(
+    `\nLogins with TOTP: ${LOGIN_CLIENTS} clients, ${TOTP_USERS} accounts, ${WARMUP} s warm-up + ${DURATION} s`,
+  )
+  const totpLogin = await totpLogins(authgate.url)
+
   rss.phase('GET / latency')
   const rateText = GET_RATE > 0 ? `${GET_RATE} req/s` : 'unthrottled'
   log(`\nGET / latency: ${GET_CONNECTIONS} connections, ${rateText}, ${DURATION} s each`)
@@ -585,6 +639,15 @@ async function main() {
     {
       metric: 'Login latency p50 / p99, ms',
       authgate: `${ms(login.latency.p50)} / ${ms(login.latency.p99)}`,
+    },
+    {
+      metric: `Logins with TOTP/s (${LOGIN_CLIENTS} clients, password then code)`,
+      authgate: totpLogin.rate.toFixed(1),
+      target: `${(totpLogin.rate / login.rate).toFixed(2)}x of password logins`,
+    },
+    {
+      metric: 'Logins with TOTP: request latency p50 / p99, ms',
+      authgate: `${ms(totpLogin.latency.p50)} / ${ms(totpLogin.latency.p99)}`,
     },
     {
       metric: 'GET / p50 under login load, ms',
@@ -690,7 +753,7 @@ async function main() {
         ? `with metrics ${int(withMetrics.on.rate)} vs ${int(withMetrics.off.rate)} req/s ` +
           `(CPU/request ${(withMetrics.cpuOn / withMetrics.cpuOff).toFixed(2)}x), `
         : '') +
-      `${login.rate.toFixed(1)} logins/s, ` +
+      `${login.rate.toFixed(1)} logins/s, ${totpLogin.rate.toFixed(1)} with TOTP, ` +
       `p99 under logins ${ms(loaded.get.p99)} ms, ` +
       (oidc
         ? `client_credentials ${int(oidc.client_credentials.rate)}/s, introspection ${oidc.introspection.ratio.toFixed(2)}x, ` +
