@@ -460,6 +460,8 @@ async function wireDomain(
     clock,
     issuerName: () => hostOf(issuers.current()),
     reauthenticate: async (caller, password) => (await account.reauthenticate(caller, password)).user,
+    findUser: (username) => users.find(username),
+    endSessions: (userId) => sessions.end(userId, 'revoked'),
   })
   const auth = createAuthService({ users, sessions, tokens, throttle, audit, mfa, meter })
   const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))

@@ -231,6 +231,60 @@ export function buildProgram(cli: Cli): Command {
       )
     })
 
+  user
+    .command('show')
+    .description(
+      "Show a user and their sign-in factors: the password's hash scheme, TOTP (enabled, pending or " +
+        'off) and how many recovery codes are left; never a hash, a secret or a code.',
+    )
+    .argument('<username>')
+    .option('--json', 'print one JSON object')
+    .action(async (username: string, options: { json?: boolean }) => {
+      const shown = await withServices(cli, async (s) => {
+        const found = await s.users.find(username)
+        if (!found) return undefined
+        const summary = (await s.users.list()).find((u) => u.id === found.id)
+        return { ...summary, mfa: await s.mfa.status(found.id) }
+      })
+      if (!shown?.id) {
+        cli.err(`No user named ${username}.`)
+        cli.exitCode = 1
+        return
+      }
+      const facts = {
+        id: shown.id,
+        username: shown.username,
+        created_at: shown.createdAt ?? null,
+        hash_scheme: shown.hashScheme,
+        totp: shown.mfa.totp,
+        recovery_codes_left: shown.mfa.recoveryCodesLeft,
+      }
+      if (options.json) cli.out(JSON.stringify(facts))
+      else for (const [key, value] of Object.entries(facts)) cli.out(`${key}\t${value ?? '-'}`)
+    })
+
+  user
+    .command('mfa-reset')
+    .description(
+      "Remove a user's second factor (TOTP and recovery codes), for a user who lost both: the password " +
+        'alone signs in again. Every session of the user ends. Audited.',
+    )
+    .argument('<username>')
+    .action(async (username: string) => {
+      const reset = await withServices(cli, (s) => s.mfa.resetByOperator(cli.operator(), username))
+      if (!reset) {
+        cli.err(`No user named ${username}.`)
+        cli.exitCode = 1
+        return
+      }
+      const ended = `${reset.endedSessions} session${reset.endedSessions === 1 ? '' : 's'} ended`
+      cli.out(
+        reset.removed
+          ? `Removed the second factor of ${reset.user.username}; ${ended}.`
+          : `${reset.user.username} had no second factor; ${ended}.`,
+      )
+    })
+
   registerAuditCommands(program, cli)
   registerKeyCommands(program, cli)
   registerClientCommands(program, cli)

@@ -45,6 +45,8 @@ export type AuditEventType =
   | 'mfa.recovery_code_used'
   | 'mfa.failed'
   | 'mfa.throttled'
+  // An operator's `authgate user mfa-reset`.
+  | 'mfa.reset'
 
 export interface AuditEvent {
   type: AuditEventType

@@ -14,7 +14,7 @@
 import { createHash, hkdfSync } from 'node:crypto'
 import type { Clock } from '../lib/clock.js'
 import { openWithKey, randomToken, sealWithKey, sha256Hex } from '../lib/crypto.js'
-import type { AuditLog } from './audit.js'
+import { type AuditLog, failureReason, type Operator, operatorDetail } from './audit.js'
 import type { AuthMethod } from './browser-sessions.js'
 import { DomainError, ErrorCode } from './errors.js'
 import type { Reservation, Throttle } from './throttle.js'
@@ -26,7 +26,7 @@ import {
   RECOVERY_CODE_COUNT,
   recoveryCodeHash,
 } from './totp.js'
-import type { VerifiedUser } from './users.js'
+import type { User, VerifiedUser } from './users.js'
 
 /**
  * How long an mfa_token may be spent after the password step: long enough to open the app and
@@ -179,8 +179,13 @@ export function createMfaService(deps: {
   issuerName: () => string
   /** The caller's password, checked and throttled as a login checks it (account.ts). */
   reauthenticate: (caller: MfaCaller, password: string) => Promise<VerifiedUser>
+  /** For the operator's commands: the user a name means (exact, then canonical). */
+  findUser: (username: string) => Promise<User | undefined>
+  /** Ends every session of the user (an operator's reset); how many ended. */
+  endSessions: (userId: number) => Promise<number>
 }) {
-  const { repository, sealer, throttle, audit, clock, issuerName, reauthenticate } = deps
+  const { repository, sealer, throttle, audit, clock, issuerName, reauthenticate, findUser, endSessions } =
+    deps
   const where = (caller: MfaCaller) => ({
     userId: caller.id,
     username: caller.username,
@@ -376,6 +381,44 @@ export function createMfaService(deps: {
       return {
         totp: !totp ? 'off' : totp.confirmedAt === null ? 'pending' : 'enabled',
         recoveryCodesLeft: totp?.confirmedAt ? await repository.unusedRecoveryCodes(userId) : 0,
+      }
+    },
+
+    /**
+     * An operator's `authgate user mfa-reset`: removes the user's TOTP and recovery codes and ends
+     * every session (the factor may have been stolen along with them); audited. The user, or
+     * undefined when there is none by that name.
+     */
+    async resetByOperator(
+      operator: Operator,
+      username: string,
+    ): Promise<{ user: User; removed: boolean; endedSessions: number } | undefined> {
+      const failed = (reason: string) =>
+        audit.record({
+          type: 'mfa.reset',
+          outcome: 'failure',
+          username,
+          detail: { ...operatorDetail(operator), reason },
+        })
+      try {
+        const user = await findUser(username)
+        if (!user) {
+          failed('no_such_user')
+          return undefined
+        }
+        const removed = await repository.removeTotp(user.id)
+        const endedSessions = await endSessions(user.id)
+        audit.record({
+          type: 'mfa.reset',
+          outcome: 'success',
+          userId: user.id,
+          username: user.username,
+          detail: { ...operatorDetail(operator), removed, endedSessions },
+        })
+        return { user, removed, endedSessions }
+      } catch (err) {
+        failed(failureReason(err))
+        throw err
       }
     },
 
