@@ -207,7 +207,9 @@ describe('POST /auth/token', () => {
       payload: 'grant_type=urn:ietf:params:oauth:grant-type:device_code&username=Dana&password=x',
     })
     expect(res.statusCode).toBe(400)
-    const detail = 'grant_type must be password, authorization_code, refresh_token or client_credentials'
+    const detail =
+      'grant_type must be password, authorization_code, refresh_token, client_credentials, ' +
+      'urn:authgate:grant-type:mfa-otp or urn:authgate:grant-type:mfa-recovery-code'
     expect(res.json()).toEqual({
       error: 'unsupported_grant_type',
       error_description: detail,
