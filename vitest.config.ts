@@ -3,16 +3,17 @@ import { dropStaleDatabases, testServerUrl, unreachable } from './test/helpers/p
 import { requirePrerequisite } from './test/helpers/prerequisite.js'
 import { redisUnreachable, testRedisUrl } from './test/helpers/redis-server.js'
 
-// Three runs: everything on SQLite; the integration and security files, and the browser test of
-// the second factor, again on PostgreSQL (TEST_DATABASE_URL; under CI=true the machine's server
+// Three runs: everything on SQLite; the integration and security files, and the browser tests of
+// the second factor and passkeys, again on PostgreSQL (TEST_DATABASE_URL; under CI=true the machine's server
 // by default); and the throttling suite
 // again with its counters in Redis (TEST_REDIS_URL; under CI=true the machine's Redis). Each file
 // gets fresh databases and a Redis key prefix of its own, so files of every run go in parallel.
 const POSTGRES_FILES = [
   'test/integration/**/*.test.ts',
   'test/security/**/*.test.ts',
-  // Issue 13's done-when: through the browser page, on both dialects.
+  // Issue 13's done-when: the second factor's page and passkeys in Chromium, on both dialects.
   'test/e2e/mfa-browser.test.ts',
+  'test/e2e/passkeys-browser.test.ts',
 ]
 
 async function postgresProject(): Promise<TestProjectInlineConfiguration[]> {

@@ -161,6 +161,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   const sameSite = config.deviceCookieSameSite
   await app.register(authRoutes, {
     auth,
+    passkeys: services.passkeys,
     clients: {
       auth: clientAuth,
       tokens: clientTokens,
@@ -175,6 +176,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     account,
     consents: services.consents,
     mfa: services.mfa,
+    passkeys: services.passkeys,
     secureCookies,
     sameSite,
   })
@@ -189,6 +191,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     deviceSameSite: sameSite,
     // No setting closes sign-up yet: the pages are as open as POST /auth/.
     signUp: true,
+    passkeys: services.passkeys.available(),
     passwordMinLength: config.passwordMinLength,
     isDatabaseUnavailable,
   })

@@ -40,6 +40,7 @@ import {
 import { createLogout, type LogoutService } from './domain/logout.js'
 import { type Meter, noMeter } from './domain/meter.js'
 import { createMfaService, createTotpSealer, type MfaService } from './domain/mfa.js'
+import { createPasskeyService, type PasskeyService, relyingPartyOf } from './domain/passkeys.js'
 import { createPasswordHasher, type PasswordHasher } from './domain/passwords.js'
 import { createRevocationView, type RevocationView } from './domain/revocations.js'
 import { createSessionService, type SessionService, type SessionServiceDeps } from './domain/sessions.js'
@@ -62,6 +63,7 @@ import { createDevicesRepository } from './storage/devices.repository.js'
 import { createKeysRepository } from './storage/keys.repository.js'
 import { createMfaRepository } from './storage/mfa.repository.js'
 import { migrateAtStartup, type StartupMigration } from './storage/migrate.js'
+import { createPasskeysRepository } from './storage/passkeys.repository.js'
 import { createPostgresChannel } from './storage/pg-notify.js'
 import { createRedisChannel, createRedisThrottleStore, openRedis, type RedisLink } from './storage/redis.js'
 import { createRevocationFeed, createSessionsRepository } from './storage/sessions.repository.js'
@@ -131,6 +133,8 @@ export interface DomainServices {
   auth: AuthService
   /** The second factor: TOTP, recovery codes, and the mfa_token of a sign-in's second step. */
   mfa: MfaService
+  /** Passkeys (WebAuthn): registration, passwordless sign-in, the credential list. */
+  passkeys: PasskeyService
   throttle: Throttle
   /** record() for events; flush() before the database closes; retention, verify, export. */
   audit: AuditService
@@ -463,7 +467,15 @@ async function wireDomain(
     findUser: (username) => users.find(username),
     endSessions: (userId) => sessions.end(userId, 'revoked'),
   })
-  const auth = createAuthService({ users, sessions, tokens, throttle, audit, mfa, meter })
+  const passkeys = createPasskeyService({
+    repository: createPasskeysRepository(db),
+    // WebAuthn §5.1.3: the relying party is PUBLIC_URL's host, its origin the only one accepted.
+    relyingParty: relyingPartyOf(config.publicUrl),
+    audit,
+    clock,
+    users: usersRepository,
+  })
+  const auth = createAuthService({ users, sessions, tokens, throttle, audit, mfa, passkeys, meter })
   const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
   const authorizationCodes = createAuthorizationCodeService({
     codes: createAuthorizationCodesRepository(db),
@@ -514,6 +526,7 @@ async function wireDomain(
     account,
     auth,
     mfa,
+    passkeys,
     throttle,
     audit,
     revocations,
@@ -566,7 +579,7 @@ function periodicJob(
 
 function backgroundJobs(
   { broadcast }: Infrastructure,
-  { revocations, keys, issuers, audit, throttle, authorizationCodes, mfa }: DomainServices,
+  { revocations, keys, issuers, audit, throttle, authorizationCodes, mfa, passkeys }: DomainServices,
   deps: ServiceDeps,
 ): BackgroundJob[] {
   const onRevocationPollError = (err: unknown) => deps.onRevocationPollError?.(err)
@@ -599,6 +612,7 @@ function backgroundJobs(
         await authorizationCodes.prune(now - CODE_KEPT_AFTER_EXPIRY_MS)
         // mfa_tokens are worthless once expired: nothing revokes through them.
         await mfa.prune(now)
+        await passkeys.prune(now)
       },
       (err) => deps.onCodePruneError?.(err),
     ),

@@ -47,6 +47,11 @@ export type AuditEventType =
   | 'mfa.throttled'
   // An operator's `authgate user mfa-reset`.
   | 'mfa.reset'
+  // Passkeys (domain/passkeys.ts): never a key, a challenge or an assertion.
+  | 'webauthn.registered'
+  | 'webauthn.removed'
+  | 'webauthn.failed'
+  | 'webauthn.counter_regressed'
 
 export interface AuditEvent {
   type: AuditEventType

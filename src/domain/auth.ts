@@ -4,6 +4,7 @@ import type { AuthMethod } from './browser-sessions.js'
 import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import { type Meter, noMeter } from './meter.js'
 import { MfaRequired, type MfaService } from './mfa.js'
+import type { PasskeyService } from './passkeys.js'
 import { InvalidGrant, type SessionService, type TokenPair } from './sessions.js'
 import { accountKey, type Reservation, type Throttle, Throttled } from './throttle.js'
 import type { TokenService } from './tokens.js'
@@ -39,10 +40,12 @@ export function createAuthService(deps: {
   audit: AuditLog
   /** The second factor: a user who enrolled one signs in in two steps. */
   mfa: MfaService
+  /** Passwordless sign-in with a passkey. */
+  passkeys: PasskeyService
   /** Counts outcomes for the metrics; none by default. */
   meter?: Meter
 }) {
-  const { users, sessions, tokens, throttle, audit, mfa, meter = noMeter } = deps
+  const { users, sessions, tokens, throttle, audit, mfa, passkeys, meter = noMeter } = deps
   const where = (client: Client) => ({ ip: client.ip, userAgent: client.userAgent })
 
   /**
@@ -180,7 +183,7 @@ export function createAuthService(deps: {
       detail: {
         trustedDevice: reservation.trustedDevice,
         ...(via ? { via } : {}),
-        ...(how.amr.length > 1 ? { amr: how.amr.join(' ') } : {}),
+        ...(how.amr.join(' ') === 'pwd' ? {} : { amr: how.amr.join(' ') }),
       },
     })
     return { started, user, deviceCookie }
@@ -215,10 +218,41 @@ export function createAuthService(deps: {
     return finish(user, reservation, client, (u) => start(u, passed.amr), { amr: passed.amr, via })
   }
 
+  /**
+   * A passwordless sign-in (issue 13 item 2): the passkey's assertion, checked by passkeys.ts, in
+   * place of the password and the second factor both (a passkey with user verification is two
+   * factors already); then the same `start` and bookkeeping as every sign-in.
+   */
+  async function passkeySignIn<T>(
+    response: Parameters<PasskeyService['signIn']>[0],
+    client: Client,
+    start: (user: VerifiedUser, amr: AuthMethod[]) => Promise<T | undefined>,
+    via?: SignInVia,
+  ): Promise<SignedIn<T>> {
+    const passed = await passkeys.signIn(response, where(client))
+    const reservation: Reservation = { keys: [], trustedDevice: false }
+    return finish(passed.user, reservation, client, (u) => start(u, passed.amr), { amr: passed.amr, via })
+  }
+
   return {
     register,
     signIn,
     completeSignIn,
+    passkeySignIn,
+
+    /** POST /auth/webauthn/login/verify: a passkey's assertion for a token pair. */
+    async passkeyLogin(
+      response: Parameters<PasskeyService['signIn']>[0],
+      client: Client,
+    ): Promise<{ pair: TokenPair; deviceCookie: string }> {
+      const { started, deviceCookie } = await passkeySignIn(response, client, (user, amr) =>
+        sessions.start(user, client, undefined, amr),
+      )
+      const { accessToken, expiresIn, refreshToken } = started
+      if (refreshToken === undefined)
+        throw new Error('a passkey login started a session without a refresh token')
+      return { pair: { accessToken, expiresIn, refreshToken }, deviceCookie }
+    },
 
     /** RFC 6749 §4.3: a password login starts a session. Also returns a device cookie for the account. */
     async passwordLogin(

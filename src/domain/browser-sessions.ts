@@ -39,8 +39,12 @@ export const BROWSER_SESSION_IDLE_MS = 24 * 60 * 60_000
  */
 export const BROWSER_SESSION_TOUCH_MS = 60_000
 
-/** Authentication method references (RFC 8176 §2): `pwd` for a password; `otp`, `hwk` later. */
-export type AuthMethod = 'pwd' | 'otp' | 'hwk' | 'swk' | 'mfa'
+/**
+ * Authentication method references (RFC 8176 §2): `pwd` a password, `otp` a TOTP code, `mfa` a
+ * recovery code after the password, `hwk`/`swk` a device-bound or synced passkey, `user` its
+ * user verification.
+ */
+export type AuthMethod = 'pwd' | 'otp' | 'hwk' | 'swk' | 'mfa' | 'user'
 
 export interface BrowserSession {
   /** The session row's id: the `sid` of the ID tokens it leads to. */

@@ -24,6 +24,11 @@ export const ErrorCode = {
   mfaAlreadyEnabled: 'mfa_already_enabled',
   mfaNotEnrolled: 'mfa_not_enrolled',
   mfaUnavailable: 'mfa_unavailable',
+  // Passkeys (domain/passkeys.ts): an assertion or attestation refused, a credential registered
+  // twice, a PUBLIC_URL without a domain name.
+  invalidPasskey: 'invalid_passkey',
+  passkeyExists: 'passkey_exists',
+  webauthnUnavailable: 'webauthn_unavailable',
   tooManyRequests: 'too_many_requests',
   sessionNotFound: 'session_not_found',
   unsupportedMediaType: 'unsupported_media_type',

@@ -71,6 +71,8 @@ export interface Database {
   authgate_totp: TotpTable
   authgate_recovery_codes: RecoveryCodesTable
   authgate_mfa_challenges: MfaChallengesTable
+  authgate_webauthn_credentials: WebAuthnCredentialsTable
+  authgate_webauthn_challenges: WebAuthnChallengesTable
 }
 
 export type AuditLogRow = Selectable<AuditLogTable>
@@ -170,3 +172,34 @@ export interface MfaChallengesTable {
 }
 
 export type MfaChallengeRow = Selectable<MfaChallengesTable>
+
+export interface WebAuthnCredentialsTable {
+  /** base64url credential ID. */
+  id: string
+  user_id: number
+  /** base64url COSE public key. */
+  public_key: string
+  counter: number
+  /** JSON array of strings. */
+  transports: string
+  device_type: string
+  /** 0 or 1. */
+  backed_up: number
+  name: string
+  /** Epoch ms. */
+  created_at: number
+  last_used_at: number | null
+}
+
+export type WebAuthnCredentialRow = Selectable<WebAuthnCredentialsTable>
+
+export interface WebAuthnChallengesTable {
+  challenge: string
+  /** 'register' or 'login'. */
+  purpose: string
+  user_id: number | null
+  /** Epoch ms. */
+  created_at: number
+  expires_at: number
+  consumed_at: number | null
+}

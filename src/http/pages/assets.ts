@@ -1,4 +1,5 @@
-// The pages' static assets, our own (no CDN, no framework): one stylesheet and an icon, each
+// The pages' static assets, our own (no CDN, no framework): a stylesheet, an icon and the login
+// page's passkey script, each
 // served from this server at a path that carries a hash of its content, so it may be cached for
 // a year and a new version is a new URL.
 import { createHash } from 'node:crypto'
@@ -129,6 +130,48 @@ button.secondary { color: var(--accent); background: transparent; border: 2px so
 
 export const STYLESHEET_PATH = hashed('authgate', STYLESHEET, 'css')
 
+/**
+ * The login page's one script: "Sign in with a passkey" (WebAuthn Level 3), and the passkeys a
+ * browser offers in the username field's autofill (conditional mediation, §5.1.4.1). Loaded from
+ * this server only (the CSP's script-src 'self'); without it the page works as before, with no
+ * passkey button (the button is hidden until the script shows it). The browser's own JSON helpers
+ * (parseRequestOptionsFromJSON, toJSON) do the base64url work.
+ */
+export const PASSKEY_SCRIPT = `// AuthGate: sign in with a passkey
+const form = document.getElementById('passkey-form')
+const button = document.getElementById('passkey-button')
+const status = document.getElementById('passkey-status')
+let pending
+async function signIn(mediation) {
+  pending?.abort()
+  const controller = new AbortController()
+  pending = controller
+  const answer = await fetch('/auth/webauthn/login/options', { method: 'POST' })
+  if (!answer.ok) throw new Error('no options')
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(await answer.json())
+  const credential = await navigator.credentials.get({ publicKey, mediation, signal: controller.signal })
+  if (!credential) return
+  form.elements.credential.value = JSON.stringify(credential.toJSON())
+  form.submit()
+}
+const failed = (error) => {
+  if (error?.name === 'AbortError') return
+  status.textContent = 'The passkey did not sign you in. Try again, or use your password.'
+}
+if (form && window.PublicKeyCredential?.parseRequestOptionsFromJSON) {
+  button.hidden = false
+  button.addEventListener('click', () => {
+    status.textContent = ''
+    signIn('optional').catch(failed)
+  })
+  PublicKeyCredential.isConditionalMediationAvailable?.().then((yes) => {
+    if (yes) signIn('conditional').catch(() => {})
+  })
+}
+`
+
+export const PASSKEY_SCRIPT_PATH = hashed('passkey', PASSKEY_SCRIPT, 'js')
+
 // A gate, in the accent colour. Without an icon of its own a page makes the browser ask for
 // /favicon.ico, a 404 that Chromium reports as a console error.
 export const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">
@@ -143,4 +186,5 @@ export const ICON_PATH = hashed('authgate-icon', ICON, 'svg')
 export const ASSETS: Readonly<Record<string, { type: string; body: string }>> = {
   [STYLESHEET_PATH]: { type: 'text/css; charset=utf-8', body: STYLESHEET },
   [ICON_PATH]: { type: 'image/svg+xml', body: ICON },
+  [PASSKEY_SCRIPT_PATH]: { type: 'text/javascript; charset=utf-8', body: PASSKEY_SCRIPT },
 }

@@ -2,6 +2,8 @@
 // GOV.UK Design System's patterns for errors: a summary announced with role="alert" and focused
 // (autofocus, there being no script), each field with a visible label, its own message tied to
 // it with aria-describedby, and aria-invalid (WCAG 2.2 1.3.1, 3.3.1, 3.3.3, 4.1.2).
+
+import { PASSKEY_SCRIPT_PATH } from './assets.js'
 import { type Html, html } from './html.js'
 import { layout } from './layout.js'
 
@@ -27,6 +29,8 @@ export interface FormFields {
 export interface LoginPage extends FormFields {
   /** Where the sign-up link goes, when sign-up is open. */
   signUpHref?: string | undefined
+  /** Whether passkeys work here (PUBLIC_URL names a domain): the passkey button and autofill. */
+  passkeys?: boolean | undefined
 }
 
 export interface SignupPage extends FormFields {
@@ -68,7 +72,13 @@ ${
 interface FieldOptions {
   name: FieldName
   type: 'text' | 'password'
-  autocomplete: 'username' | 'current-password' | 'new-password' | 'one-time-code' | 'off'
+  autocomplete:
+    | 'username'
+    | 'username webauthn'
+    | 'current-password'
+    | 'new-password'
+    | 'one-time-code'
+    | 'off'
   /** The keyboard a phone shows: digits only for a TOTP code. */
   inputmode?: 'numeric' | undefined
   value?: string | undefined
@@ -113,10 +123,28 @@ export function loginPage(page: LoginPage): Html {
 ${summary(problems)}
 <form method="post" action="/login" novalidate>
 ${hiddenFields(page)}
-${field({ name: 'username', type: 'text', autocomplete: 'username', value: page.username, problems })}
+${field({
+  name: 'username',
+  type: 'text',
+  // WebAuthn §5.1.4.1: the browser offers this site's passkeys in the field's autofill.
+  autocomplete: page.passkeys ? 'username webauthn' : 'username',
+  value: page.username,
+  problems,
+})}
 ${field({ name: 'password', type: 'password', autocomplete: 'current-password', problems })}
 <button type="submit">Sign in</button>
 </form>
+${
+  page.passkeys
+    ? html`<form method="post" action="/login/passkey" id="passkey-form" class="after">
+${hiddenFields(page)}
+<input type="hidden" name="credential" value="">
+<button type="button" class="secondary" id="passkey-button" hidden>Sign in with a passkey</button>
+<p id="passkey-status" role="status"></p>
+</form>
+<script type="module" src="${PASSKEY_SCRIPT_PATH}"></script>`
+    : ''
+}
 ${page.signUpHref === undefined ? '' : html`<p class="after">New here? <a href="${page.signUpHref}">Create an account</a></p>`}`,
   })
 }

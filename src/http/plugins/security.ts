@@ -31,8 +31,8 @@ const API_HELMET: HelmetOptions = {
 
 /**
  * The headers of AuthGate's own HTML pages (http/pages), worked out once like the API's and set
- * over them. The CSP lets a page load its stylesheet and images from this server and nothing
- * else: no script at all, inline or not (OWASP ASVS 5.0 V3.4), no framing (frame-ancestors, and
+ * over them. The CSP lets a page load its stylesheet, images and scripts from this server and
+ * nothing else: no inline script, no eval (OWASP ASVS 5.0 V3.4), no framing (frame-ancestors, and
  * X-Frame-Options for browsers without CSP 2), no <base>. No `form-action`: Chromium checks it
  * against every redirect that follows a form submission, and a login POST goes on to /authorize
  * and from there to a client's redirect URI on another origin, which `form-action 'self'` would
@@ -52,6 +52,10 @@ export const PAGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
         defaultSrc: ["'none'"],
         styleSrc: ["'self'"],
         imgSrc: ["'self'"],
+        // The login page's passkey script, a file of ours (http/pages/assets.ts), and its fetch
+        // of the sign-in options: never an inline script, never another origin's.
+        scriptSrc: ["'self'"],
+        connectSrc: ["'self'"],
         frameAncestors: ["'none'"],
         baseUri: ["'none'"],
       },

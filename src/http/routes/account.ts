@@ -8,6 +8,7 @@ import type { AccountService, Caller } from '../../domain/account.js'
 import type { ConsentService } from '../../domain/consents.js'
 import { DomainError, ErrorCode } from '../../domain/errors.js'
 import type { MfaService } from '../../domain/mfa.js'
+import type { PasskeyService } from '../../domain/passkeys.js'
 import type { VerifiedToken } from '../../domain/tokens.js'
 import { sendError } from '../plugins/errors.js'
 import {
@@ -25,6 +26,7 @@ import { errorAnswer, serviceUnavailable, tooManyRequests, validationErrorRef } 
 import { DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
 import { routeFamily } from './family.js'
 import { mfaRoutes } from './mfa.js'
+import { passkeyAccountRoutes } from './webauthn.js'
 
 const security = [{ OAuth2PasswordBearer: [] }]
 const unauthorized = errorAnswer(
@@ -41,11 +43,13 @@ const routes: FastifyPluginAsyncTypebox<{
   consents: ConsentService
   /** The second factor (domain/mfa.ts): its routes share these token checks. */
   mfa: MfaService
+  /** Passkeys: registration and the list share these token checks too. */
+  passkeys: PasskeyService
   /** Mark the device cookie Secure (the server is reached over https). */
   secureCookies: boolean
   /** The device cookie's SameSite (DEVICE_COOKIE_SAMESITE); Strict when omitted. */
   sameSite?: SameSite
-}> = async (app, { account, consents, mfa, secureCookies, sameSite }) => {
+}> = async (app, { account, consents, mfa, passkeys, secureCookies, sameSite }) => {
   // Every route here needs a valid, unrevoked access token.
   app.addHook('onRequest', app.authenticate)
   // ...and one whose session the database still has live: the in-memory view may be a moment
@@ -66,6 +70,7 @@ const routes: FastifyPluginAsyncTypebox<{
   })
 
   mfaRoutes(app, mfa, caller)
+  passkeyAccountRoutes(app, passkeys, caller)
 
   app.get(
     '/auth/me',

@@ -12,6 +12,7 @@ import type { CodeExchange } from '../../domain/code-exchange.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { IntrospectionService } from '../../domain/introspection.js'
 import { MfaRequired } from '../../domain/mfa.js'
+import type { PasskeyService } from '../../domain/passkeys.js'
 import type { TokenPair } from '../../domain/sessions.js'
 import type { TokenRevocation } from '../../domain/token-revocation.js'
 import { presentedCredentials } from '../client-credentials.js'
@@ -34,6 +35,7 @@ import {
   validationErrorRef,
 } from '../schemas/common.js'
 import { routeFamily } from './family.js'
+import { passkeyLoginRoutes } from './webauthn.js'
 
 const FORM = /^application\/x-www-form-urlencoded\b/i
 const UNSUPPORTED_GRANT =
@@ -48,6 +50,8 @@ const AUTH_BODY_LIMIT = 16 * 1024
 
 export interface AuthRoutesOptions {
   auth: AuthService
+  /** Passwordless sign-in with a passkey (routes/webauthn.ts). */
+  passkeys: PasskeyService
   /** Machine clients: client authentication, the client credentials grant, introspection, revocation. */
   clients: {
     auth: ClientAuthenticator
@@ -125,11 +129,17 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
 
 const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
-  { auth, clients, secureCookies, sameSite },
+  { auth, passkeys, clients, secureCookies, sameSite },
 ) => {
   // Registered here, in this plugin's own context: only these routes parse cookies, not GET /.
   await app.register(fastifyCookie)
   const deviceCookieAttributes = deviceCookieOptions(secureCookies, sameSite)
+  passkeyLoginRoutes(app, {
+    auth,
+    passkeys,
+    client,
+    setDeviceCookie: (reply, cookie) => reply.setCookie(DEVICE_COOKIE, cookie, deviceCookieAttributes),
+  })
   app.post(
     '/auth/',
     {

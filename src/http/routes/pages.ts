@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { Value } from 'typebox/value'
 import type { AuthService, SignedIn } from '../../domain/auth.js'
 import {
   type AuthMethod,
@@ -32,6 +33,7 @@ import {
   signupPage,
   withReturnTo,
 } from '../pages/views.js'
+import { AuthenticationRequest } from '../schemas/webauthn.js'
 import { client, DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
 import { routeFamily } from './family.js'
 
@@ -47,6 +49,8 @@ export interface PageRoutesOptions {
   deviceSameSite?: SameSite
   /** Whether anyone may create an account (POST /auth/ is open too). */
   signUp: boolean
+  /** Whether passkeys work here (PUBLIC_URL names a domain): the login page offers them. */
+  passkeys: boolean
   /** PASSWORD_MIN_LENGTH, for the sign-up page's hint. */
   passwordMinLength: number
   /** storage's classifier (the error handler's), for a 503 page. */
@@ -69,6 +73,13 @@ const ReturnToQuery = Type.Object({
 const CredentialsForm = Type.Object({
   username: Type.Optional(Type.String({ maxLength: 256 })),
   password: Type.Optional(Type.String({ maxLength: 1024 })),
+  csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
+  return_to: Type.Optional(Type.String()),
+})
+
+// The passkey form of the login page: the browser's credential.toJSON(), as JSON text.
+const PasskeyForm = Type.Object({
+  credential: Type.Optional(Type.String({ maxLength: 16 * 1024 })),
   csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
   return_to: Type.Optional(Type.String()),
 })
@@ -175,7 +186,8 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
     signUp ? withReturnTo('/signup', returnTo) : undefined
   // Each form page, given what every answer fills in.
   const FORMS = {
-    '/login': (form: FormFields) => loginPage({ ...form, signUpHref: signUpHref(form.returnTo) }),
+    '/login': (form: FormFields) =>
+      loginPage({ ...form, signUpHref: signUpHref(form.returnTo), passkeys: options.passkeys }),
     '/signup': (form: FormFields) =>
       signupPage({ ...form, loginHref: withReturnTo('/login', form.returnTo), passwordHint }),
   }
@@ -307,6 +319,45 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
             FORMS['/login']({ csrfToken: token(request, reply), returnTo, problems }),
           )
         }
+        throw err
+      }
+    },
+  )
+
+  app.post(
+    '/login/passkey',
+    { bodyLimit: PAGE_BODY_LIMIT, schema: { hide: true, body: PasskeyForm }, preHandler: refuseForgery },
+    async (request, reply) => {
+      const returnTo = safeReturnTo(request.body.return_to)
+      const refused = (status: number) =>
+        sendPage(
+          reply,
+          status,
+          FORMS['/login']({
+            csrfToken: token(request, reply),
+            returnTo,
+            problems: { form: 'The passkey did not sign you in. Try again, or use your password.' },
+          }),
+        )
+      let credential: unknown
+      try {
+        credential = JSON.parse(request.body.credential ?? '')
+      } catch {
+        return refused(400)
+      }
+      if (!Value.Check(AuthenticationRequest, credential)) return refused(400)
+      try {
+        const done = await auth.passkeySignIn(
+          credential as never,
+          client(request),
+          (user, amr) => startFor(request, amr)(user),
+          'login_page',
+        )
+        await endReplaced(request)
+        return signedIn(reply, done, returnTo)
+      } catch (err) {
+        if (isError(err, ErrorCode.invalidPasskey) || isError(err, ErrorCode.invalidCredentials))
+          return refused(400)
         throw err
       }
     },

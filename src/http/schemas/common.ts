@@ -10,6 +10,7 @@ import {
   MFA_REQUIRED,
   WRONG_CODE,
 } from '../../domain/mfa.js'
+import { PASSKEYS_UNAVAILABLE } from '../../domain/passkeys.js'
 import { INCORRECT_CREDENTIALS, USERNAME_TAKEN, WRONG_PASSWORD } from '../../domain/users.js'
 
 export const ErrorResponse = Type.Object(
@@ -74,6 +75,7 @@ const DETAIL: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.mfaAlreadyEnabled]: MFA_ALREADY_ENABLED,
   [ErrorCode.mfaNotEnrolled]: MFA_NOT_PENDING,
   [ErrorCode.mfaUnavailable]: MFA_NOT_CONFIGURED,
+  [ErrorCode.webauthnUnavailable]: PASSKEYS_UNAVAILABLE,
 }
 
 /**

@@ -17,6 +17,7 @@ import * as userSubject from './2026_12_03_004_user_subject.js'
 import * as signingKeyChains from './2026_12_03_005_signing_key_chains.js'
 import * as consents from './2026_12_03_006_consents.js'
 import * as mfa from './2026_12_03_007_mfa.js'
+import * as passkeys from './2026_12_03_008_passkeys.js'
 
 export const migrations: Record<string, Migration> = {
   '2026_11_28_001_adopt_seed_users': adoptSeedUsers,
@@ -34,4 +35,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_005_signing_key_chains': signingKeyChains,
   '2026_12_03_006_consents': consents,
   '2026_12_03_007_mfa': mfa,
+  '2026_12_03_008_passkeys': passkeys,
 }

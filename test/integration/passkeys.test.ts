@@ -1,0 +1,128 @@
+// Passkeys' refusals that need no browser (issue 13 item 2; the ceremonies themselves are in
+// test/e2e/passkeys-browser.test.ts): malformed and unknown answers get a clear 4xx and change
+// nothing, a PUBLIC_URL without a domain name turns passkeys off, and options are single use.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
+import { account, bearer } from '../helpers/http.js'
+
+const JSON_TYPE = { 'content-type': 'application/json' }
+const b64 = (s: string) => Buffer.from(s).toString('base64url')
+const assertion = (id: string) => ({
+  id,
+  rawId: id,
+  type: 'public-key',
+  response: {
+    clientDataJSON: b64('{"type":"webauthn.get"}'),
+    authenticatorData: b64('x'.repeat(37)),
+    signature: b64('sig'),
+    userHandle: b64('nobody'),
+  },
+  clientExtensionResults: {},
+})
+
+describe('passkeys on a domain', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ PUBLIC_URL: 'https://auth.example.test' })
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
+    t.app.inject({
+      method: 'POST',
+      url,
+      headers: { ...JSON_TYPE, ...headers },
+      payload: JSON.stringify(payload),
+    })
+
+  it('hands out single-use options for this relying party, and stores only what they need', async () => {
+    const res = await post('/auth/webauthn/login/options', {})
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['cache-control']).toBe('no-store')
+    const options = res.json()
+    expect(options).toMatchObject({
+      rpId: 'auth.example.test',
+      userVerification: 'required',
+      allowCredentials: [],
+    })
+    expect(Buffer.from(options.challenge, 'base64url').length).toBeGreaterThanOrEqual(16)
+    const row = await inspect(t.dbUrl)
+      .selectFrom('authgate_webauthn_challenges')
+      .selectAll()
+      .where('challenge', '=', options.challenge)
+      .executeTakeFirstOrThrow()
+    expect(row).toMatchObject({ purpose: 'login', user_id: null, consumed_at: null })
+  })
+
+  it('refuses an unknown credential with 400, and a malformed body with 422, never a 500', async () => {
+    const unknown = await post('/auth/webauthn/login/verify', assertion('AAAA'))
+    expect(unknown.statusCode).toBe(400)
+    expect(unknown.json()).toEqual({ detail: 'The passkey could not be verified', code: 'invalid_passkey' })
+    for (const body of [
+      {},
+      { id: 'x' },
+      { ...assertion('AAAA'), type: 'password' },
+      { ...assertion('not base64url!') },
+      [],
+    ]) {
+      const res = await post('/auth/webauthn/login/verify', body)
+      expect(res.statusCode, JSON.stringify(body)).toBe(422)
+    }
+    const garbage = await t.app.inject({
+      method: 'POST',
+      url: '/auth/webauthn/login/verify',
+      headers: JSON_TYPE,
+      payload: '{not json',
+    })
+    // As FastAPI answers a body that is not JSON.
+    expect(garbage.statusCode).toBe(422)
+  })
+
+  it('registers only with a bearer token, and refuses an answer to no challenge', async () => {
+    expect((await post('/auth/webauthn/register/options', {})).statusCode).toBe(401)
+    const { access_token } = await account(t.app, 'keyholder')
+    const res = await post(
+      '/auth/webauthn/register/verify',
+      { ...assertion('AAAA'), response: { clientDataJSON: b64('{}'), attestationObject: b64('x') } },
+      bearer(access_token),
+    )
+    expect(res.statusCode).toBe(400)
+    expect(res.json().code).toBe('invalid_passkey')
+    const listed = await t.app.inject({ url: '/auth/webauthn/credentials', headers: bearer(access_token) })
+    expect(listed.json()).toEqual([])
+    const missing = await t.app.inject({
+      method: 'DELETE',
+      url: '/auth/webauthn/credentials/AAAA',
+      headers: bearer(access_token),
+    })
+    expect(missing.statusCode).toBe(404)
+  })
+
+  it('offers passkeys on the login page', async () => {
+    const page = await t.app.inject({ url: '/login' })
+    expect(page.body).toContain('autocomplete="username webauthn"')
+    expect(page.body).toContain('Sign in with a passkey')
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'")
+  })
+})
+
+describe('passkeys on an IP address', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await buildTestApp({ PUBLIC_URL: 'http://127.0.0.1:8000' })
+  })
+  afterAll(async () => {
+    await t.close()
+  })
+
+  it('are off (WebAuthn needs a domain): 503 webauthn_unavailable, and no button on the login page', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/auth/webauthn/login/options' })
+    expect(res.statusCode).toBe(503)
+    expect(res.json().code).toBe('webauthn_unavailable')
+    const page = await t.app.inject({ url: '/login' })
+    expect(page.body).not.toContain('passkey')
+    expect(page.body).toContain('autocomplete="username"')
+  })
+})
