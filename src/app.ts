@@ -76,6 +76,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       ),
     // A server takes JWT_ALGORITHM, JWT_ISSUER and PUBLIC_URL changes into the recorded settings.
     settingsMode: 'adopt',
+    // Development without SMTP_URL: the mail, link and all, goes to the log, said loudly.
+    onDevelopmentMail: (mail) =>
+      deps.logger?.warn(
+        { mail },
+        'SMTP_URL is not set: this mail was NOT sent and is written here instead (development only; set SMTP_URL)',
+      ),
+    onMailError: warn('a mail could not be sent'),
     onSettingsNote: (message) => deps.logger?.warn(message),
     ...deps,
   })
@@ -162,6 +169,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
   await app.register(authRoutes, {
     auth,
     passkeys: services.passkeys,
+    email: services.email,
     clients: {
       auth: clientAuth,
       tokens: clientTokens,
@@ -192,6 +200,7 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     // No setting closes sign-up yet: the pages are as open as POST /auth/.
     signUp: true,
     passkeys: services.passkeys.available(),
+    email: services.email,
     passwordMinLength: config.passwordMinLength,
     isDatabaseUnavailable,
   })

@@ -128,6 +128,20 @@ export const VARIABLES = {
       parse: checkMfaKeys,
     },
   ),
+  /** Where mail goes (verification and reset links): nodemailer's smtp:// or smtps:// URL. */
+  SMTP_URL: variable(
+    // No pattern: a rejected value would be echoed, password and all.
+    Type.String({ description: 'an smtp:// or smtps:// URL' }),
+    { field: 'smtpUrl', parse: checkSmtpUrl },
+  ),
+  /** The From of those mails. */
+  MAIL_FROM: variable(Type.String({ maxLength: 256, description: 'an address, or a name and <address>' }), {
+    field: 'mailFrom',
+  }),
+  /** `production` turns off what is only for development: mail written to the log without SMTP_URL. */
+  NODE_ENV: variable(Type.String({ maxLength: 32, description: 'production, development or test' }), {
+    field: 'nodeEnv',
+  }),
   /**
    * Undefined means "decide from the database" (domain/keys.ts): HS256 with SECRET_KEY or an
    * already generated HS256 secret, else ES256.
@@ -332,6 +346,13 @@ function checkSecretKey(value: string | undefined): string | undefined {
       `SECRET_KEY: must be at least ${MIN_SECRET_KEY_BYTES} bytes (try: openssl rand -hex 32), or unset it to let AuthGate generate one`,
     )
   }
+  return value
+}
+
+function checkSmtpUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  if (!URL.canParse(value) || !/^smtps?:$/.test(new URL(value).protocol))
+    throw new ConfigError('SMTP_URL: expected an smtp:// or smtps:// URL (smtp://user:password@host:587)')
   return value
 }
 

@@ -27,6 +27,7 @@ import {
   type SigningRecord,
   settleSigning,
 } from './domain/deployment.js'
+import { createEmailService, type EmailService, type Mail, type Mailer } from './domain/email.js'
 import { createIdTokens, type IdTokens } from './domain/id-tokens.js'
 import { createIntrospection, type IntrospectionService } from './domain/introspection.js'
 import {
@@ -52,6 +53,7 @@ import { createUserService, type UserService } from './domain/users.js'
 import { type Clock, systemClock } from './lib/clock.js'
 import { every, type Periodic } from './lib/periodic.js'
 import { randomSecret } from './lib/random.js'
+import { mailerFor } from './mail.js'
 import { createAuditStore } from './storage/audit.repository.js'
 import { createAuthorizationCodesRepository } from './storage/authorization-codes.repository.js'
 import { createClientsRepository } from './storage/clients.repository.js'
@@ -60,6 +62,7 @@ import { createCredentialsRepository } from './storage/credentials.repository.js
 import { connectDatabase, createDatabase, type Db, dialectOf } from './storage/database.js'
 import { DatabaseOpenError, describeDatabase, parseDatabaseUrl } from './storage/database-url.js'
 import { createDevicesRepository } from './storage/devices.repository.js'
+import { createEmailRepository } from './storage/email.repository.js'
 import { createKeysRepository } from './storage/keys.repository.js'
 import { createMfaRepository } from './storage/mfa.repository.js'
 import { migrateAtStartup, type StartupMigration } from './storage/migrate.js'
@@ -101,6 +104,12 @@ export interface ServiceDeps {
   onCodePruneError?: (err: unknown) => void
   /** An audit write or prune failed; `lost` are the events not stored. Default: ignored. */
   onAuditError?: (err: unknown, lost: readonly AuditFacts[]) => void
+  /** Sends the verification and reset mails; by default SMTP_URL's, or the log in development. */
+  mailer?: Mailer
+  /** A mail written to the log instead of sent (development without SMTP_URL). */
+  onDevelopmentMail?: (mail: Mail) => void
+  /** A mail that could not be sent (after the request was answered). */
+  onMailError?: (err: unknown) => void
   /** Counts logins, refreshes, sign-ups, revocations and throttling (METRICS_PORT); none by default. */
   meter?: Meter
   /** A database query failed or a connection could not be made (the metrics). */
@@ -135,6 +144,8 @@ export interface DomainServices {
   mfa: MfaService
   /** Passkeys (WebAuthn): registration, passwordless sign-in, the credential list. */
   passkeys: PasskeyService
+  /** Email addresses, their verification, and password reset by mail. */
+  email: EmailService
   throttle: Throttle
   /** record() for events; flush() before the database closes; retention, verify, export. */
   audit: AuditService
@@ -475,7 +486,24 @@ async function wireDomain(
     clock,
     users: usersRepository,
   })
-  const auth = createAuthService({ users, sessions, tokens, throttle, audit, mfa, passkeys, meter })
+  const email = createEmailService({
+    repository: createEmailRepository(db),
+    mailer: deps.mailer ?? mailerFor(config, (mail) => deps.onDevelopmentMail?.(mail)),
+    users,
+    sessions,
+    userById: async (id) => {
+      const row = await usersRepository.findById(id)
+      return (
+        row && { id: Number(row.id), username: row.username, epoch: Number(row.authgate_credential_epoch) }
+      )
+    },
+    allowance: (key, limit, windowMs) => throttle.allowMail(key, limit, windowMs),
+    audit,
+    clock,
+    publicUrl: config.publicUrl,
+    ...(deps.onMailError ? { onError: deps.onMailError } : {}),
+  })
+  const auth = createAuthService({ users, sessions, tokens, throttle, audit, mfa, passkeys, email, meter })
   const csrf = createCsrfTokens(await settings.getOrInsert('page_csrf_secret', randomSecret()))
   const authorizationCodes = createAuthorizationCodeService({
     codes: createAuthorizationCodesRepository(db),
@@ -527,6 +555,7 @@ async function wireDomain(
     auth,
     mfa,
     passkeys,
+    email,
     throttle,
     audit,
     revocations,
@@ -579,7 +608,7 @@ function periodicJob(
 
 function backgroundJobs(
   { broadcast }: Infrastructure,
-  { revocations, keys, issuers, audit, throttle, authorizationCodes, mfa, passkeys }: DomainServices,
+  { revocations, keys, issuers, audit, throttle, authorizationCodes, mfa, passkeys, email }: DomainServices,
   deps: ServiceDeps,
 ): BackgroundJob[] {
   const onRevocationPollError = (err: unknown) => deps.onRevocationPollError?.(err)
@@ -613,6 +642,7 @@ function backgroundJobs(
         // mfa_tokens are worthless once expired: nothing revokes through them.
         await mfa.prune(now)
         await passkeys.prune(now)
+        await email.prune(now)
       },
       (err) => deps.onCodePruneError?.(err),
     ),

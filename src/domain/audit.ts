@@ -52,6 +52,10 @@ export type AuditEventType =
   | 'webauthn.removed'
   | 'webauthn.failed'
   | 'webauthn.counter_regressed'
+  // Email (domain/email.ts): never an address's link or token.
+  | 'email.verified'
+  | 'password.reset_requested'
+  | 'password.reset_by_email'
 
 export interface AuditEvent {
   type: AuditEventType

@@ -1,6 +1,7 @@
 // The public flows of the token endpoint and sign-up: throttled first, audited always.
 import type { AuditLog } from './audit.js'
 import type { AuthMethod } from './browser-sessions.js'
+import { type EmailService, MAIL_UNAVAILABLE } from './email.js'
 import { DomainError, ErrorCode, ValidationError } from './errors.js'
 import { type Meter, noMeter } from './meter.js'
 import { MfaRequired, type MfaService } from './mfa.js'
@@ -42,10 +43,12 @@ export function createAuthService(deps: {
   mfa: MfaService
   /** Passwordless sign-in with a passkey. */
   passkeys: PasskeyService
+  /** An optional address at sign-up, verified by mail. */
+  email: EmailService
   /** Counts outcomes for the metrics; none by default. */
   meter?: Meter
 }) {
-  const { users, sessions, tokens, throttle, audit, mfa, passkeys, meter = noMeter } = deps
+  const { users, sessions, tokens, throttle, audit, mfa, passkeys, email, meter = noMeter } = deps
   const where = (client: Client) => ({ ip: client.ip, userAgent: client.userAgent })
 
   /**
@@ -69,7 +72,17 @@ export function createAuthService(deps: {
     }
   }
 
-  async function register(username: string, password: string, client: Client): Promise<User> {
+  async function register(
+    username: string,
+    password: string,
+    client: Client,
+    address?: string,
+  ): Promise<User> {
+    // An address is checked before anything is made: a bad one is a 422 and no account.
+    if (address !== undefined) {
+      if (!email.available()) throw new DomainError(ErrorCode.mailUnavailable, MAIL_UNAVAILABLE)
+      email.check(address)
+    }
     await admitted(() => throttle.beginRegistration(client.ip), {
       type: 'register.throttled',
       username,
@@ -92,6 +105,7 @@ export function createAuthService(deps: {
       username,
       ...where(client),
     })
+    if (address !== undefined) await email.attach(user.id, address, client)
     return user
   }
 

@@ -29,6 +29,11 @@ export const ErrorCode = {
   invalidPasskey: 'invalid_passkey',
   passkeyExists: 'passkey_exists',
   webauthnUnavailable: 'webauthn_unavailable',
+  // Email (domain/email.ts): a link that is spent or expired, an address verified elsewhere, and a
+  // server that cannot send mail.
+  invalidLink: 'invalid_link',
+  emailTaken: 'email_taken',
+  mailUnavailable: 'mail_unavailable',
   tooManyRequests: 'too_many_requests',
   sessionNotFound: 'session_not_found',
   unsupportedMediaType: 'unsupported_media_type',

@@ -316,6 +316,8 @@ export interface Throttle {
   beginSecondFactor(userId: number): Promise<Reservation>
   /** The code was right (or the attempt lost a race): it does not count as a failure. */
   secondFactorPassed(reservation: Reservation): Promise<void>
+  /** Counts a mail against `key` (an account, an address); false once `limit` per `windowMs` is past. */
+  allowMail(key: string, limit: number, windowMs: number): Promise<boolean>
   /** Counts a failed refresh against the client IP; throws Throttled past the limit. */
   refreshFailed(ip: string): Promise<void>
   /**
@@ -449,6 +451,11 @@ export function createThrottle(deps: {
 
     async secondFactorPassed(reservation) {
       for (const key of reservation.keys) await store.undo(key)
+    },
+
+    async allowMail(key, limit, windowMs) {
+      if (!policy.enabled) return true
+      return (await store.hit(key, clock.now(), windowMs)).count <= limit
     },
 
     async refreshFailed(ip) {

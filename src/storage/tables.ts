@@ -73,6 +73,8 @@ export interface Database {
   authgate_mfa_challenges: MfaChallengesTable
   authgate_webauthn_credentials: WebAuthnCredentialsTable
   authgate_webauthn_challenges: WebAuthnChallengesTable
+  authgate_emails: EmailsTable
+  authgate_email_tokens: EmailTokensTable
 }
 
 export type AuditLogRow = Selectable<AuditLogTable>
@@ -198,6 +200,28 @@ export interface WebAuthnChallengesTable {
   /** 'register' or 'login'. */
   purpose: string
   user_id: number | null
+  /** Epoch ms. */
+  created_at: number
+  expires_at: number
+  consumed_at: number | null
+}
+
+export interface EmailsTable {
+  user_id: number
+  email: string
+  email_normalized: string
+  /** Epoch ms. */
+  created_at: number
+  verified_at: number | null
+}
+
+export interface EmailTokensTable {
+  /** SHA-256 of the token, hex. */
+  token_hash: string
+  user_id: number
+  /** 'verify' or 'reset'. */
+  purpose: string
+  email_normalized: string
   /** Epoch ms. */
   created_at: number
   expires_at: number

@@ -237,20 +237,27 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
     })
   })
 
-  it('keyboard only: Tab goes skip link, username, password, submit, sign-up link; the skip link moves focus to main', {
+  it('keyboard only: Tab goes skip link, username, password, submit, reset link, sign-up link; the skip link moves focus to main', {
     timeout: 60_000,
   }, async () => {
     await withPage(async (page, problems) => {
       await page.goto(`${origin}/login`)
       const order: (string | undefined)[] = []
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 6; i++) {
         await page.keyboard.press('Tab')
         order.push(await focused(page))
       }
-      expect(order).toEqual(['Skip to main content', 'username', 'password', 'Sign in', 'Create an account'])
+      expect(order).toEqual([
+        'Skip to main content',
+        'username',
+        'password',
+        'Sign in',
+        'Forgot your password?',
+        'Create an account',
+      ])
       // The skip link is hidden until focused, and then visible.
       await page.keyboard.press('Shift+Tab')
-      for (let i = 0; i < 3; i++) await page.keyboard.press('Shift+Tab')
+      for (let i = 0; i < 4; i++) await page.keyboard.press('Shift+Tab')
       expect(await focused(page)).toBe('Skip to main content')
       expect(await page.getByRole('link', { name: 'Skip to main content' }).isVisible()).toBe(true)
       const box = await page.getByRole('link', { name: 'Skip to main content' }).boundingBox()

@@ -7,7 +7,7 @@ import { PASSKEY_SCRIPT_PATH } from './assets.js'
 import { type Html, html } from './html.js'
 import { layout } from './layout.js'
 
-export type FieldName = 'username' | 'password' | 'code' | 'recovery_code'
+export type FieldName = 'username' | 'password' | 'code' | 'recovery_code' | 'email' | 'new_password'
 
 export interface FormProblems {
   /** About the form as a whole, tied to every field: "Incorrect username or password", a 429. */
@@ -31,6 +31,8 @@ export interface LoginPage extends FormFields {
   signUpHref?: string | undefined
   /** Whether passkeys work here (PUBLIC_URL names a domain): the passkey button and autofill. */
   passkeys?: boolean | undefined
+  /** Whether mail can be sent: the "Forgot your password?" link. */
+  forgotHref?: string | undefined
 }
 
 export interface SignupPage extends FormFields {
@@ -49,6 +51,8 @@ const LABELS: Record<FieldName, string> = {
   password: 'Password',
   code: 'Code from your authenticator app',
   recovery_code: 'Recovery code',
+  email: 'Email address or username',
+  new_password: 'New password',
 }
 
 function hasProblems(problems: FormProblems | undefined): boolean {
@@ -79,6 +83,7 @@ interface FieldOptions {
     | 'new-password'
     | 'one-time-code'
     | 'off'
+    | 'email'
   /** The keyboard a phone shows: digits only for a TOTP code. */
   inputmode?: 'numeric' | undefined
   value?: string | undefined
@@ -145,7 +150,84 @@ ${hiddenFields(page)}
 <script type="module" src="${PASSKEY_SCRIPT_PATH}"></script>`
     : ''
 }
+${page.forgotHref === undefined ? '' : html`<p class="after"><a href="${page.forgotHref}">Forgot your password?</a></p>`}
 ${page.signUpHref === undefined ? '' : html`<p class="after">New here? <a href="${page.signUpHref}">Create an account</a></p>`}`,
+  })
+}
+
+/** "Forgot your password?": an address or a username, and the same answer for every one. */
+export function forgotPage(page: FormFields & { sent?: boolean }): Html {
+  const { problems } = page
+  if (page.sent)
+    return layout({
+      title: 'Check your email',
+      body: html`<h1>Check your email</h1>
+<p role="status">If an account with a verified email matches, we have sent it a link to choose a new password. The link works for an hour.</p>
+<p class="after"><a href="/login">Back to sign in</a></p>`,
+    })
+  return layout({
+    title: 'Reset your password',
+    hasError: hasProblems(problems),
+    body: html`<h1>Reset your password</h1>
+${summary(problems)}
+<form method="post" action="/password/forgot" novalidate>
+${hiddenFields(page)}
+${field({
+  name: 'email',
+  type: 'text',
+  autocomplete: 'email',
+  value: page.username,
+  hint: 'We will send a link to the verified email address of the account.',
+  problems,
+})}
+<button type="submit">Send the link</button>
+</form>`,
+  })
+}
+
+/** The page a reset link opens: the new password, under the policy. */
+export function resetPage(page: FormFields & { token: string; passwordHint: string; done?: boolean }): Html {
+  const { problems } = page
+  if (page.done)
+    return layout({
+      title: 'Password changed',
+      body: html`<h1>Your password was changed</h1>
+<p role="status">Every session of your account has ended. Sign in with the new password.</p>
+<p class="after"><a href="/login">Sign in</a></p>`,
+    })
+  return layout({
+    title: 'Choose a new password',
+    hasError: hasProblems(problems),
+    body: html`<h1>Choose a new password</h1>
+${summary(problems)}
+<form method="post" action="/password/reset" novalidate>
+${hiddenFields(page)}
+<input type="hidden" name="token" value="${page.token}">
+${field({ name: 'new_password', type: 'password', autocomplete: 'new-password', hint: page.passwordHint, problems })}
+<button type="submit">Set the new password</button>
+</form>`,
+  })
+}
+
+/** The page a verification link opens: a button, since a GET must not verify (link scanners open links). */
+export function verifyEmailPage(page: FormFields & { token: string; done?: boolean }): Html {
+  if (page.done)
+    return layout({
+      title: 'Email verified',
+      body: html`<h1>Your email address is verified</h1>
+<p role="status">It can now receive password reset links.</p>
+<p class="after"><a href="/login">Sign in</a></p>`,
+    })
+  return layout({
+    title: 'Verify your email address',
+    hasError: hasProblems(page.problems),
+    body: html`<h1>Verify your email address</h1>
+${summary(page.problems)}
+<form method="post" action="/email/verify">
+${hiddenFields(page)}
+<input type="hidden" name="token" value="${page.token}">
+<button type="submit">Verify my email address</button>
+</form>`,
   })
 }
 

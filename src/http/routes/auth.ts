@@ -9,6 +9,7 @@ import type { AuthService, Client } from '../../domain/auth.js'
 import type { ClientAuthenticator } from '../../domain/client-auth.js'
 import type { ClientTokenService } from '../../domain/client-tokens.js'
 import type { CodeExchange } from '../../domain/code-exchange.js'
+import type { EmailService } from '../../domain/email.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { IntrospectionService } from '../../domain/introspection.js'
 import { MfaRequired } from '../../domain/mfa.js'
@@ -34,6 +35,7 @@ import {
   tooManyRequests,
   validationErrorRef,
 } from '../schemas/common.js'
+import { emailRoutes } from './email.js'
 import { routeFamily } from './family.js'
 import { passkeyLoginRoutes } from './webauthn.js'
 
@@ -52,6 +54,8 @@ export interface AuthRoutesOptions {
   auth: AuthService
   /** Passwordless sign-in with a passkey (routes/webauthn.ts). */
   passkeys: PasskeyService
+  /** Email verification and password reset links (routes/email.ts). */
+  email: EmailService
   /** Machine clients: client authentication, the client credentials grant, introspection, revocation. */
   clients: {
     auth: ClientAuthenticator
@@ -129,11 +133,12 @@ async function requireForm(request: { body: unknown; headers: { 'content-type'?:
 
 const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
-  { auth, passkeys, clients, secureCookies, sameSite },
+  { auth, passkeys, email, clients, secureCookies, sameSite },
 ) => {
   // Registered here, in this plugin's own context: only these routes parse cookies, not GET /.
   await app.register(fastifyCookie)
   const deviceCookieAttributes = deviceCookieOptions(secureCookies, sameSite)
+  emailRoutes(app, email, origin)
   passkeyLoginRoutes(app, {
     auth,
     passkeys,
@@ -168,7 +173,7 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
       },
     },
     async (request, reply) => {
-      await auth.register(request.body.username, request.body.password, client(request))
+      await auth.register(request.body.username, request.body.password, client(request), request.body.email)
       return reply.code(201).send({ message: 'User created successfully' })
     },
   )

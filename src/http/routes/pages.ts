@@ -13,6 +13,7 @@ import {
   type BrowserSessionService,
 } from '../../domain/browser-sessions.js'
 import type { CsrfTokens } from '../../domain/csrf.js'
+import type { EmailService } from '../../domain/email.js'
 import { DomainError, ErrorCode, ValidationError } from '../../domain/errors.js'
 import { INVALID_MFA_TOKEN, MfaRequired } from '../../domain/mfa.js'
 import { Throttled } from '../../domain/throttle.js'
@@ -27,10 +28,13 @@ import {
   type FieldName,
   type FormFields,
   type FormProblems,
+  forgotPage,
   loginPage,
+  resetPage,
   secondFactorPage,
   signedInPage,
   signupPage,
+  verifyEmailPage,
   withReturnTo,
 } from '../pages/views.js'
 import { AuthenticationRequest } from '../schemas/webauthn.js'
@@ -51,6 +55,8 @@ export interface PageRoutesOptions {
   signUp: boolean
   /** Whether passkeys work here (PUBLIC_URL names a domain): the login page offers them. */
   passkeys: boolean
+  /** The pages behind the mailed links, and "Forgot your password?" (when mail can be sent). */
+  email: EmailService
   /** PASSWORD_MIN_LENGTH, for the sign-up page's hint. */
   passwordMinLength: number
   /** storage's classifier (the error handler's), for a 503 page. */
@@ -76,6 +82,19 @@ const CredentialsForm = Type.Object({
   csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
   return_to: Type.Optional(Type.String()),
 })
+
+// The pages behind the mailed links, and "Forgot your password?".
+const TokenQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: 128 })) })
+const LinkForm = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 128 })),
+  new_password: Type.Optional(Type.String({ maxLength: 1024 })),
+  email: Type.Optional(Type.String({ maxLength: 320 })),
+  csrf_token: Type.Optional(Type.String({ maxLength: 256 })),
+})
+const BAD_LINK = {
+  title: 'This link does not work',
+  message: 'The link is invalid, has expired, or was used already. Ask for a new one.',
+}
 
 // The passkey form of the login page: the browser's credential.toJSON(), as JSON text.
 const PasskeyForm = Type.Object({
@@ -187,7 +206,12 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
   // Each form page, given what every answer fills in.
   const FORMS = {
     '/login': (form: FormFields) =>
-      loginPage({ ...form, signUpHref: signUpHref(form.returnTo), passkeys: options.passkeys }),
+      loginPage({
+        ...form,
+        signUpHref: signUpHref(form.returnTo),
+        passkeys: options.passkeys,
+        forgotHref: options.email.available() ? '/password/forgot' : undefined,
+      }),
     '/signup': (form: FormFields) =>
       signupPage({ ...form, loginHref: withReturnTo('/login', form.returnTo), passwordHint }),
   }
@@ -362,6 +386,107 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
       }
     },
   )
+
+  if (options.email.available()) {
+    const { email } = options
+    const from = (request: FastifyRequest) => ({
+      ip: request.ip,
+      userAgent: request.headers['user-agent'] ?? null,
+    })
+    const badLink = (reply: FastifyReply) => sendPage(reply, 400, errorPage(BAD_LINK))
+
+    app.get('/password/forgot', { schema: { hide: true } }, async (request, reply) =>
+      sendPage(reply, 200, forgotPage({ csrfToken: token(request, reply) })),
+    )
+    app.post(
+      '/password/forgot',
+      { bodyLimit: PAGE_BODY_LIMIT, schema: { hide: true, body: LinkForm }, preHandler: refuseForgery },
+      async (request, reply) => {
+        const typed = request.body.email?.trim() ?? ''
+        if (typed === '')
+          return sendPage(
+            reply,
+            422,
+            forgotPage({
+              csrfToken: token(request, reply),
+              problems: { fields: { email: 'Enter your email address or username' } },
+            }),
+          )
+        // The same page whatever comes of it (domain/email.ts forgot).
+        email.forgot(typed.includes('@') ? { email: typed } : { username: typed }, from(request))
+        return sendPage(reply, 200, forgotPage({ csrfToken: token(request, reply), sent: true }))
+      },
+    )
+
+    app.get(
+      '/password/reset',
+      { schema: { hide: true, querystring: TokenQuery } },
+      async (request, reply) => {
+        const link = request.query.token ?? ''
+        if (link === '' || !(await email.resetLinkUsable(link))) return badLink(reply)
+        return sendPage(
+          reply,
+          200,
+          resetPage({ csrfToken: token(request, reply), token: link, passwordHint }),
+        )
+      },
+    )
+    app.post(
+      '/password/reset',
+      { bodyLimit: PAGE_BODY_LIMIT, schema: { hide: true, body: LinkForm }, preHandler: refuseForgery },
+      async (request, reply) => {
+        const link = request.body.token ?? ''
+        const again = (status: number, problems: FormProblems) =>
+          sendPage(
+            reply,
+            status,
+            resetPage({ csrfToken: token(request, reply), token: link, passwordHint, problems }),
+          )
+        const password = request.body.new_password ?? ''
+        if (password === '') return again(422, { fields: { new_password: 'Enter a new password' } })
+        try {
+          await email.reset(link, password, from(request))
+        } catch (err) {
+          if (err instanceof ValidationError)
+            return again(422, { fields: { new_password: err.errors.map((e) => e.msg).join(' ') } })
+          if (isError(err, ErrorCode.invalidLink)) return badLink(reply)
+          throw err
+        }
+        // The browser session, if any, ended with every other: its cookie goes too.
+        reply.clearCookie(sessionCookie.name, sessionCookie.options)
+        return sendPage(
+          reply,
+          200,
+          resetPage({ csrfToken: token(request, reply), token: '', passwordHint, done: true }),
+        )
+      },
+    )
+
+    app.get('/email/verify', { schema: { hide: true, querystring: TokenQuery } }, async (request, reply) => {
+      const link = request.query.token ?? ''
+      if (link === '') return badLink(reply)
+      return sendPage(reply, 200, verifyEmailPage({ csrfToken: token(request, reply), token: link }))
+    })
+    app.post(
+      '/email/verify',
+      { bodyLimit: PAGE_BODY_LIMIT, schema: { hide: true, body: LinkForm }, preHandler: refuseForgery },
+      async (request, reply) => {
+        try {
+          await email.verify(request.body.token ?? '', from(request))
+        } catch (err) {
+          if (isError(err, ErrorCode.invalidLink)) return badLink(reply)
+          if (isError(err, ErrorCode.emailTaken))
+            return sendPage(reply, 409, errorPage({ title: 'Address in use', message: `${err.detail}.` }))
+          throw err
+        }
+        return sendPage(
+          reply,
+          200,
+          verifyEmailPage({ csrfToken: token(request, reply), token: '', done: true }),
+        )
+      },
+    )
+  }
 
   if (!signUp) return
 

@@ -24,6 +24,14 @@ export const CreateUserRequest = Type.Object(
       description: '8 to 128 characters by default; common passwords are refused. Never trimmed.',
       examples: [EXAMPLE_USER.password],
     }),
+    email: Type.Optional(
+      Type.String({
+        maxLength: 320,
+        description:
+          "Optional (the seed's body stays valid). A verification link is mailed to it; once verified it is " +
+          'unique (compared after Unicode NFKC and lower-casing) and can receive password reset links.',
+      }),
+    ),
   },
   // Other fields are accepted and ignored, as the seed's pydantic model did: additionalProperties
   // is left unset rather than `true`, which Swagger UI fills with "additionalProp1".

@@ -2,6 +2,7 @@
 // code's real answer, so /docs shows what a client will see.
 import { type TSchema, Type } from 'typebox'
 import { CLIENT_AUTH_FAILED } from '../../domain/client-auth.js'
+import { MAIL_UNAVAILABLE } from '../../domain/email.js'
 import { ErrorCode } from '../../domain/errors.js'
 import {
   MFA_ALREADY_ENABLED,
@@ -76,6 +77,7 @@ const DETAIL: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.mfaNotEnrolled]: MFA_NOT_PENDING,
   [ErrorCode.mfaUnavailable]: MFA_NOT_CONFIGURED,
   [ErrorCode.webauthnUnavailable]: PASSKEYS_UNAVAILABLE,
+  [ErrorCode.mailUnavailable]: MAIL_UNAVAILABLE,
 }
 
 /**

@@ -18,6 +18,7 @@ import * as signingKeyChains from './2026_12_03_005_signing_key_chains.js'
 import * as consents from './2026_12_03_006_consents.js'
 import * as mfa from './2026_12_03_007_mfa.js'
 import * as passkeys from './2026_12_03_008_passkeys.js'
+import * as email from './2026_12_03_009_email.js'
 
 export const migrations: Record<string, Migration> = {
   '2026_11_28_001_adopt_seed_users': adoptSeedUsers,
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_006_consents': consents,
   '2026_12_03_007_mfa': mfa,
   '2026_12_03_008_passkeys': passkeys,
+  '2026_12_03_009_email': email,
 }
