@@ -1,7 +1,3 @@
-// The pages behind the mailed links (issue 13 item 3), in Chromium over real HTTP with a real SMTP
-// server: verifying an address from its mail, and "Forgot your password?" from the login page to
-// the reset mail, its link, a refused and then an accepted new password, and signing in with it.
-import type { AddressInfo } from 'node:net'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
