@@ -22,18 +22,21 @@ import {
   SessionListQuery,
   SessionParams,
 } from '../schemas/account.js'
-import { errorAnswer, serviceUnavailable, tooManyRequests, validationErrorRef } from '../schemas/common.js'
+import {
+  BEARER_SECURITY,
+  bearerUnauthorized,
+  errorAnswer,
+  serviceUnavailable,
+  tooManyRequests,
+  validationErrorRef,
+} from '../schemas/common.js'
 import { DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
 import { routeFamily } from './family.js'
 import { mfaRoutes } from './mfa.js'
 import { passkeyAccountRoutes } from './webauthn.js'
 
-const security = [{ OAuth2PasswordBearer: [] }]
-const unauthorized = errorAnswer(
-  'No bearer token, or one that is invalid, expired or revoked.',
-  ErrorCode.notAuthenticated,
-  ErrorCode.invalidToken,
-)
+const security = BEARER_SECURITY
+const unauthorized = bearerUnauthorized()
 const throttled = tooManyRequests('Too many wrong passwords: counted with the logins of POST /auth/token.')
 const BODY_LIMIT = 16 * 1024
 

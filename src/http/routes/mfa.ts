@@ -7,6 +7,8 @@ import type { Caller } from '../../domain/account.js'
 import { ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
 import type { MfaService } from '../../domain/mfa.js'
 import {
+  BEARER_SECURITY,
+  bearerUnauthorized,
   errorAnswer,
   serviceUnavailable,
   serviceUnavailableOr,
@@ -24,13 +26,9 @@ import {
 
 type App = Parameters<FastifyPluginAsyncTypebox>[0]
 
-const security = [{ OAuth2PasswordBearer: [] }]
+const security = BEARER_SECURITY
 const BODY_LIMIT = 16 * 1024
-const unauthorized = errorAnswer(
-  'No bearer token, or one that is invalid, expired or revoked.',
-  ErrorCode.notAuthenticated,
-  ErrorCode.invalidToken,
-)
+const unauthorized = bearerUnauthorized()
 const unconfigured = serviceUnavailableOr(
   'MFA_ENCRYPTION_KEY is not set on this server (`mfa_unavailable`).',
   ErrorCode.mfaUnavailable,

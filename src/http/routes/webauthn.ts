@@ -10,6 +10,8 @@ import { DomainError, ErrorCode } from '../../domain/errors.js'
 import { PASSKEY_EXISTS, PASSKEY_REFUSED, type PasskeyService } from '../../domain/passkeys.js'
 import { TokenResponse } from '../schemas/auth.js'
 import {
+  BEARER_SECURITY,
+  bearerUnauthorized,
   errorAnswer,
   serviceUnavailable,
   serviceUnavailableOr,
@@ -25,13 +27,9 @@ import {
 
 type App = Parameters<FastifyPluginAsyncTypebox>[0]
 
-const security = [{ OAuth2PasswordBearer: [] }]
+const security = BEARER_SECURITY
 const BODY_LIMIT = 16 * 1024
-const unauthorized = errorAnswer(
-  'No bearer token, or one that is invalid, expired or revoked.',
-  ErrorCode.notAuthenticated,
-  ErrorCode.invalidToken,
-)
+const unauthorized = bearerUnauthorized()
 const refused = errorAnswer(
   "The authenticator's answer was refused: a wrong, spent or expired challenge, another origin, no user verification, a signature that does not verify, or a counter that did not move on (a possibly cloned authenticator).",
   [ErrorCode.invalidPasskey, PASSKEY_REFUSED],

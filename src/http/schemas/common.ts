@@ -185,3 +185,13 @@ export const serviceUnavailableOr = (description: string, ...codes: ErrorCode[])
     examples([ErrorCode.unavailable, ...codes]),
     retryAfter('Seconds to wait before retrying (5).'),
   )
+
+/** What a route behind a bearer token says about it (the account routes, /auth/mfa, /auth/webauthn). */
+export const BEARER_SECURITY = [{ OAuth2PasswordBearer: [] }]
+/** Its 401: no token, or one that is invalid, expired or revoked. */
+export const bearerUnauthorized = (): TSchema =>
+  errorAnswer(
+    'No bearer token, or one that is invalid, expired or revoked.',
+    ErrorCode.notAuthenticated,
+    ErrorCode.invalidToken,
+  )
