@@ -4,7 +4,7 @@ import { requirePrerequisite } from './test/helpers/prerequisite.js'
 import { redisUnreachable, testRedisUrl } from './test/helpers/redis-server.js'
 
 // Three runs: everything on SQLite; the integration and security files, and the browser tests of
-// the second factor, passkeys and the email pages, again on PostgreSQL (TEST_DATABASE_URL; under CI=true the machine's server
+// the second factor, passkeys, the email pages and the account page, again on PostgreSQL (TEST_DATABASE_URL; under CI=true the machine's server
 // by default); and the throttling suite
 // again with its counters in Redis (TEST_REDIS_URL; under CI=true the machine's Redis). Each file
 // gets fresh databases and a Redis key prefix of its own, so files of every run go in parallel.
@@ -15,6 +15,7 @@ const POSTGRES_FILES = [
   'test/e2e/mfa-browser.test.ts',
   'test/e2e/passkeys-browser.test.ts',
   'test/e2e/email-browser.test.ts',
+  'test/e2e/account-browser.test.ts',
 ]
 
 async function postgresProject(): Promise<TestProjectInlineConfiguration[]> {

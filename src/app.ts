@@ -201,6 +201,13 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     signUp: true,
     passkeys: services.passkeys.available(),
     email: services.email,
+    accountPage: {
+      account,
+      sessions: services.sessions,
+      consents: services.consents,
+      mfa: services.mfa,
+      passkeys: services.passkeys,
+    },
     passwordMinLength: config.passwordMinLength,
     isDatabaseUnavailable,
   })

@@ -327,6 +327,16 @@ export function createMfaService(deps: {
       }
     },
 
+    /** The unconfirmed enrolment's secret and URI again (the account page, after a wrong first code). */
+    async pending(caller: MfaCaller): Promise<{ secret: string; otpauthUri: string } | undefined> {
+      const totp = await repository.findTotp(caller.id)
+      if (!totp || totp.confirmedAt !== null) return undefined
+      const secret = requireSealer().open(caller.id, totp.secret)
+      return secret === undefined
+        ? undefined
+        : { secret, otpauthUri: otpauthUri({ secret, issuer: issuerName(), account: caller.username }) }
+    },
+
     /** The first code from the app turns the enrolment on; answers the recovery codes, shown once. */
     async confirmTotp(caller: MfaCaller, code: string): Promise<string[]> {
       const seal = requireSealer()

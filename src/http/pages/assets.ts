@@ -126,6 +126,19 @@ button {
 .scopes li { margin: 0 0 0.25rem; }
 .actions { display: grid; gap: 0.75rem; }
 button.secondary { color: var(--accent); background: transparent; border: 2px solid var(--accent); }
+/* The account page: sections, lists with an action each, the QR code and recovery codes. */
+section { margin: 1.75rem 0 0; }
+h2 { font-size: 1.15rem; margin: 0 0 0.75rem; }
+.notice { background: var(--bg); border-left: 4px solid var(--accent); padding: 0.5rem 0.75rem; }
+.items { list-style: none; margin: 0; padding: 0; }
+.items li { display: flex; gap: 0.75rem; align-items: center; justify-content: space-between; padding: 0.5rem 0; border-bottom: 1px solid var(--border); }
+.items li span { overflow-wrap: anywhere; }
+.items form { flex: none; }
+.items button { width: auto; }
+.qr { margin: 0 auto 1rem; max-width: 14rem; background: #fff; padding: 0.5rem; }
+.qr svg { display: block; width: 100%; height: auto; }
+.secret, .codes code { font-size: 1.05rem; overflow-wrap: anywhere; }
+.codes { columns: 2; padding-left: 1.25rem; }
 `
 
 export const STYLESHEET_PATH = hashed('authgate', STYLESHEET, 'css')

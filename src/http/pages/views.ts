@@ -7,7 +7,16 @@ import { PASSKEY_SCRIPT_PATH } from './assets.js'
 import { type Html, html } from './html.js'
 import { layout } from './layout.js'
 
-export type FieldName = 'username' | 'password' | 'code' | 'recovery_code' | 'email' | 'new_password'
+export type FieldName =
+  | 'username'
+  | 'password'
+  | 'code'
+  | 'recovery_code'
+  | 'email'
+  | 'new_password'
+  | 'current_password'
+  | 'id'
+  | 'client_id'
 
 export interface FormProblems {
   /** About the form as a whole, tied to every field: "Incorrect username or password", a 429. */
@@ -53,13 +62,16 @@ const LABELS: Record<FieldName, string> = {
   recovery_code: 'Recovery code',
   email: 'Email address or username',
   new_password: 'New password',
+  current_password: 'Current password',
+  id: 'Passkey or session',
+  client_id: 'App',
 }
 
 function hasProblems(problems: FormProblems | undefined): boolean {
   return problems?.form !== undefined || Object.keys(problems?.fields ?? {}).length > 0
 }
 
-function summary(problems: FormProblems | undefined): Html | undefined {
+export function summary(problems: FormProblems | undefined): Html | undefined {
   if (!problems || !hasProblems(problems)) return undefined
   const fields = Object.entries(problems.fields ?? {}) as [FieldName, string][]
   return html`<div class="alert" role="alert" id="error-summary" tabindex="-1" autofocus>

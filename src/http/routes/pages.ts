@@ -38,6 +38,7 @@ import {
   withReturnTo,
 } from '../pages/views.js'
 import { AuthenticationRequest } from '../schemas/webauthn.js'
+import { type AccountPageDeps, accountPages } from './account-page.js'
 import { client, DEVICE_COOKIE, deviceCookieOptions, type SameSite } from './auth.js'
 import { routeFamily } from './family.js'
 
@@ -57,6 +58,8 @@ export interface PageRoutesOptions {
   passkeys: boolean
   /** The pages behind the mailed links, and "Forgot your password?" (when mail can be sent). */
   email: EmailService
+  /** What the account page shows and changes (routes/account-page.ts). */
+  accountPage: Pick<AccountPageDeps, 'account' | 'sessions' | 'consents' | 'mfa' | 'passkeys'>
   /** PASSWORD_MIN_LENGTH, for the sign-up page's hint. */
   passwordMinLength: number
   /** storage's classifier (the error handler's), for a 503 page. */
@@ -386,6 +389,15 @@ const routes: FastifyPluginAsyncTypebox<PageRoutesOptions> = async (app, options
       }
     },
   )
+
+  accountPages(app, {
+    ...options.accountPage,
+    browserSessions,
+    email: options.email,
+    sessionCookieName: sessionCookie.name,
+    csrfToken: token,
+    refuseForgery,
+  })
 
   if (options.email.available()) {
     const { email } = options
