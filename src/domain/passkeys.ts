@@ -11,13 +11,11 @@
 //   (NIST SP 800-63B §5.1.8/§5.1.9 multi-factor cryptographic authenticators).
 // - A signature counter that does not move forward flags a possibly cloned authenticator
 //   (§6.1.1, §7.2 step 21): refused, and audited.
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
   verifyAuthenticationResponse,
   verifyRegistrationResponse,
 } from '@simplewebauthn/server'
@@ -110,6 +108,9 @@ export interface PasskeySignIn {
 }
 
 const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
+// Loaded at the first ceremony, not at start-up: it weighs about 270 ms of imports, which every
+// start (and every CLI command) would otherwise pay.
+const webauthn = () => import('@simplewebauthn/server')
 
 export function createPasskeyService(deps: {
   repository: PasskeysRepository
@@ -147,7 +148,7 @@ export function createPasskeyService(deps: {
       const stored = await users.findById(owner.id)
       if (!stored) throw new DomainError(ErrorCode.notFound, 'User not found')
       const existing = await repository.list(owner.id)
-      const options = await generateRegistrationOptions({
+      const options = await (await webauthn()).generateRegistrationOptions({
         rpName: party.name,
         rpID: party.id,
         userName: owner.username,
@@ -167,7 +168,7 @@ export function createPasskeyService(deps: {
       const party = rp()
       let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>
       try {
-        verified = await verifyRegistrationResponse({
+        verified = await (await webauthn()).verifyRegistrationResponse({
           response,
           expectedChallenge: spend('register', owner.id),
           expectedOrigin: party.origin,
@@ -217,7 +218,7 @@ export function createPasskeyService(deps: {
     /** Options for navigator.credentials.get(): any of this site's discoverable passkeys. */
     async loginOptions(): Promise<PublicKeyCredentialRequestOptionsJSON> {
       const party = rp()
-      const options = await generateAuthenticationOptions({
+      const options = await (await webauthn()).generateAuthenticationOptions({
         rpID: party.id,
         timeout: WEBAUTHN_TIMEOUT_MS,
         userVerification: 'required',
@@ -257,7 +258,7 @@ export function createPasskeyService(deps: {
       if (!owner || Number(owner.id) !== passkey.userId) throw fail('user_handle', passkey.userId)
       let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>
       try {
-        verified = await verifyAuthenticationResponse({
+        verified = await (await webauthn()).verifyAuthenticationResponse({
           response,
           expectedChallenge: spend('login', null),
           expectedOrigin: party.origin,

@@ -4,7 +4,6 @@
 // domain call as the JSON API, and comes back to /account with a notice (303).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import QRCode from 'qrcode'
 import { type Static, Type } from 'typebox'
 import type { AccountService } from '../../domain/account.js'
 import type { BrowserSession, BrowserSessionService } from '../../domain/browser-sessions.js'
@@ -175,6 +174,8 @@ export function accountPages(app: App, deps: AccountPageDeps): void {
     begun: { secret: string; otpauthUri: string },
     problems?: FormProblems,
   ) => {
+    // Imported here, at the first enrolment, not at start-up.
+    const { default: QRCode } = await import('qrcode')
     const qrSvg = await QRCode.toString(begun.otpauthUri, { type: 'svg', margin: 2 })
     const csrfToken = deps.csrfToken(request, reply)
     return sendPage(reply, status, totpSetupPage({ csrfToken, qrSvg, secret: begun.secret, problems }))
