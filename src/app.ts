@@ -16,6 +16,7 @@ import { accountRoutes } from './http/routes/account.js'
 import { authRoutes } from './http/routes/auth.js'
 import { authorizeRoutes } from './http/routes/authorize.js'
 import { healthRoutes } from './http/routes/health.js'
+import { introspectionRoutes } from './http/routes/introspection.js'
 import { logoutRoutes } from './http/routes/logout.js'
 import { pageRoutes } from './http/routes/pages.js'
 import { rootRoutes } from './http/routes/root.js'
@@ -173,13 +174,13 @@ async function serveOn(services: Services, config: Config, deps: AppDeps): Promi
     clients: {
       auth: clientAuth,
       tokens: clientTokens,
-      introspection,
       revocation: tokenRevocation,
       codes: services.codeExchange,
     },
     secureCookies,
     sameSite,
   })
+  await app.register(introspectionRoutes, { clients: { auth: clientAuth, introspection } })
   await app.register(accountRoutes, {
     account,
     consents: services.consents,

@@ -129,7 +129,7 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
   const sign = createKeySigner()
   const verifiers = new Map<string, { publicKey: string; verify: Verify }>()
   const headerMemo = new Map<string, string>() // header segment -> kid
-  const verified = new Map<string, VerifiedClientToken>()
+  const verified = new Map<string, { token: string; claims: VerifiedClientToken }>()
 
   /** The key that signs client tokens now: the deployment's, or with HS256 the RS256 one. */
   function signingKey(): ActiveKey {
@@ -230,12 +230,16 @@ export function createClientTokenService(deps: ClientTokenDeps): ClientTokenServ
     // Looked up on every use: a rotation --now revokes the key, a retired one expires.
     const key = keyNamed(kid, now)
     if (!key) return undefined
-    let claims = verified.get(token)
+    // As in domain/tokens.ts: found by the signature segment (cheaper to hash than the whole
+    // token), then compared whole.
+    const signature = token.slice(token.lastIndexOf('.') + 1)
+    const cached = verified.get(signature)
+    let claims = cached?.token === token ? cached.claims : undefined
     if (!claims) {
       claims = decode(token, key, now)
       if (!claims) return undefined
       if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value as string)
-      verified.set(token, claims)
+      verified.set(signature, { token, claims })
     }
     if (now >= claims.exp * 1000) return undefined
     // RFC 8725 §3.8-3.9 and RFC 9068 §4: our issuer, and our audience.

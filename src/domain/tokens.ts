@@ -129,7 +129,13 @@ export function createTokenService(options: TokenOptions): TokenService {
   const headerMemo = new Map<string, CompiledKey>()
   const verified = new Map<
     string,
-    { subject: VerifiedToken; expMs: number; nbfMs: number | undefined; iss: string | undefined }
+    {
+      token: string
+      subject: VerifiedToken
+      expMs: number
+      nbfMs: number | undefined
+      iss: string | undefined
+    }
   >()
 
   function compileKey(key: ActiveKey): CompiledKey {
@@ -226,12 +232,15 @@ export function createTokenService(options: TokenOptions): TokenService {
         if (!found || found.key.verifiesUntil <= now) return undefined
       }
       // The same token string verified before: its signature and claims are settled; only time
-      // can change the answer. Keyed by the whole string, so nothing but an identical token hits.
-      let entry = verified.get(token)
-      if (!entry) {
+      // can change the answer. Found by its signature segment, then compared whole, so nothing
+      // but an identical token hits: hashing the ~86 characters of an ES256 signature instead of
+      // the whole ~700-character token saves ~0.7 µs a request (a fresh string is hashed anew).
+      const signatureAt = token.lastIndexOf('.') + 1
+      const key = token.slice(signatureAt)
+      let entry = verified.get(key)
+      if (entry?.token !== token) {
         // One token, one spelling (lib/jws.ts): a few byte comparisons, and only for a token not
         // seen before, so a cached token pays nothing. A high s is one we never sign.
-        const signatureAt = token.lastIndexOf('.') + 1
         if (!canonicalSignature(token, signatureAt)) return undefined
         if (found?.key.alg === 'ES256' && isHighS(token, signatureAt)) return undefined
         let decoded: ReturnType<Verify>
@@ -255,13 +264,14 @@ export function createTokenService(options: TokenOptions): TokenService {
         if (typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) return undefined
         if (iat !== undefined && (typeof iat !== 'number' || iat * 1000 > now + IAT_SKEW_MS)) return undefined
         entry = {
+          token,
           subject: { id: id as number, username: sub, sid, iat: iat as number | undefined, exp, jti, iss },
           expMs: exp * 1000,
           nbfMs: typeof nbf === 'number' ? nbf * 1000 : undefined,
           iss,
         }
         if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value as string)
-        verified.set(token, entry)
+        verified.set(key, entry)
       }
       // exp must be in the future and nbf, when present, past: checked on every use.
       if (now >= entry.expMs || (entry.nbfMs !== undefined && now < entry.nbfMs)) return undefined

@@ -1,21 +1,14 @@
 // Small crypto helpers: opaque tokens, their stored hashes, and sealing a value under a token.
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  hkdfSync,
-  randomBytes,
-  timingSafeEqual,
-} from 'node:crypto'
+import { createCipheriv, createDecipheriv, hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /** An opaque bearer secret: 256 bits from the CSPRNG, base64url. */
 export function randomToken(): string {
   return randomBytes(32).toString('base64url')
 }
 
-/** What is stored instead of a token: its SHA-256, hex. */
+/** What is stored instead of a token: its SHA-256, hex (one-shot: no Hash object per call). */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value).digest('hex')
+  return hash('sha256', value, 'hex')
 }
 
 /**

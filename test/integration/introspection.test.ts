@@ -120,11 +120,18 @@ describe('POST /auth/introspect', () => {
   it('inactive says nothing more, whatever the reason: garbage, tampered, expired, revoked', async () => {
     const expiring = await clientToken(t.app, machine)
     const tampered = `${expiring.slice(0, -6)}AAAAAA`
+    // A verified token's signature over another payload (the verified-token cache finds entries
+    // by signature, domain/client-tokens.ts): checked, and refused.
+    expect((await introspect(t.app, asRs, expiring)).json().active).toBe(true)
+    const [header, payload, signature] = expiring.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString())
+    const forged = Buffer.from(JSON.stringify({ ...claims, scope: 'admin' })).toString('base64url')
     const answers = [
       await introspect(t.app, asRs, 'not a token'),
       await introspect(t.app, asRs, ''),
       await introspect(t.app, asRs, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'),
       await introspect(t.app, asRs, tampered),
+      await introspect(t.app, asRs, `${header}.${forged}.${signature}`),
     ]
     clock.advance(1800_000)
     answers.push(await introspect(t.app, asRs, expiring))

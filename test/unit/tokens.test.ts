@@ -297,4 +297,24 @@ describe('the verified-token cache', () => {
     const changed = accessToken[i] === 'A' ? 'B' : 'A'
     expect(tokens.verify(accessToken.slice(0, i) + changed + accessToken.slice(i + 1))).toBeUndefined()
   })
+
+  // The cache finds an entry by the signature segment: a token carrying a verified token's
+  // signature over another payload must still be checked, and refused.
+  it.each(['HS256', 'ES256'] as const)(
+    'never answers, %s, for another payload under a signature it has seen',
+    async (alg) => {
+      const tokens =
+        alg === 'HS256'
+          ? createTokenService({ secret: 'c'.repeat(40), expiresInMinutes: 30, clock: frozenClock() })
+          : (await keyPairService(alg)).tokens
+      const { accessToken } = tokens.issue({ id: 9, username: 'cached' })
+      expect(tokens.verify(accessToken)?.username).toBe('cached')
+      const [header, payload, signature] = accessToken.split('.') as [string, string, string]
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString())
+      const forged = Buffer.from(JSON.stringify({ ...claims, sub: 'admin', id: 1 })).toString('base64url')
+      expect(tokens.verify(`${header}.${forged}.${signature}`)).toBeUndefined()
+      // And the genuine token is still answered from the cache.
+      expect(tokens.verify(accessToken)?.username).toBe('cached')
+    },
+  )
 })

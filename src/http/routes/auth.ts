@@ -1,9 +1,9 @@
 // POST /auth/ (sign up) and POST /auth/token (password and refresh grants), where the seed has
-// them, and the client credentials grant; POST /auth/revoke (RFC 7009) and POST /auth/introspect
-// (RFC 7662).
+// them, and the client credentials grant; POST /auth/revoke (RFC 7009). POST /auth/introspect
+// (RFC 7662) is in introspection.ts.
 import fastifyCookie, { type CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { AuthService, Client } from '../../domain/auth.js'
 import type { ClientAuthenticator } from '../../domain/client-auth.js'
@@ -11,20 +11,13 @@ import type { ClientTokenService } from '../../domain/client-tokens.js'
 import type { CodeExchange } from '../../domain/code-exchange.js'
 import type { EmailService } from '../../domain/email.js'
 import { DomainError, ErrorCode, type FieldError, ValidationError } from '../../domain/errors.js'
-import type { IntrospectionService } from '../../domain/introspection.js'
 import { MfaRequired } from '../../domain/mfa.js'
 import type { PasskeyService } from '../../domain/passkeys.js'
 import type { TokenPair } from '../../domain/sessions.js'
 import type { TokenRevocation } from '../../domain/token-revocation.js'
 import { presentedCredentials } from '../client-credentials.js'
-import {
-  CreateUserRequest,
-  IntrospectRequest,
-  IntrospectResponse,
-  RevokeRequest,
-  TokenRequest,
-  TokenResponse,
-} from '../schemas/auth.js'
+import { AUTH_BODY_LIMIT, noStore, requireForm } from '../forms.js'
+import { CreateUserRequest, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/auth.js'
 import {
   errorAnswer,
   invalidClientAnswer,
@@ -39,7 +32,6 @@ import { emailRoutes } from './email.js'
 import { routeFamily } from './family.js'
 import { passkeyLoginRoutes } from './webauthn.js'
 
-const FORM = /^application\/x-www-form-urlencoded\b/i
 const UNSUPPORTED_GRANT =
   'grant_type must be password, authorization_code, refresh_token, client_credentials, ' +
   'urn:authgate:grant-type:mfa-otp or urn:authgate:grant-type:mfa-recovery-code'
@@ -47,8 +39,6 @@ const UNSUPPORTED_GRANT =
 // names (RFC 6749 §4.5 lets an extension grant be any absolute URI); ours, under urn:authgate.
 const MFA_OTP_GRANT = 'urn:authgate:grant-type:mfa-otp'
 const MFA_RECOVERY_GRANT = 'urn:authgate:grant-type:mfa-recovery-code'
-// Credentials fit in far less; a bigger body is refused before it is parsed or hashed.
-const AUTH_BODY_LIMIT = 16 * 1024
 
 export interface AuthRoutesOptions {
   auth: AuthService
@@ -56,11 +46,10 @@ export interface AuthRoutesOptions {
   passkeys: PasskeyService
   /** Email verification and password reset links (routes/email.ts). */
   email: EmailService
-  /** Machine clients: client authentication, the client credentials grant, introspection, revocation. */
+  /** Machine clients: client authentication, the client credentials grant, revocation. */
   clients: {
     auth: ClientAuthenticator
     tokens: ClientTokenService
-    introspection: IntrospectionService
     revocation: TokenRevocation
     /** The authorization_code grant. */
     codes: CodeExchange
@@ -111,25 +100,11 @@ const origin = (request: FastifyRequest) => ({
   userAgent: request.headers['user-agent'] ?? null,
 })
 
-// RFC 6749 §5.1 and RFC 7662 §2.2 (a token's claims): nothing here may be cached.
-const noStore = (reply: FastifyReply) =>
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-
 const missing = (field: string): FieldError => ({
   loc: ['body', field],
   msg: 'Field required',
   type: 'missing',
 })
-
-/** RFC 6749 §4.3.2 and §6: token and revocation requests are forms; JSON is refused, not half-read. */
-async function requireForm(request: { body: unknown; headers: { 'content-type'?: string | undefined } }) {
-  if (request.body !== undefined && !FORM.test(request.headers['content-type'] ?? '')) {
-    throw new DomainError(
-      ErrorCode.unsupportedMediaType,
-      'Send the form as application/x-www-form-urlencoded',
-    )
-  }
-}
 
 const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
   app,
@@ -377,49 +352,6 @@ const routes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (
         client(request),
       )
       return {}
-    },
-  )
-
-  app.post(
-    '/auth/introspect',
-    {
-      bodyLimit: AUTH_BODY_LIMIT,
-      schema: {
-        tags: ['auth'],
-        summary: 'Introspect Token',
-        description:
-          'RFC 7662 token introspection, as a form, for resource servers: a confidential client ' +
-          'authenticates (HTTP Basic, or client_id and client_secret) and asks whether an access token ' +
-          'is active. Answered from memory, like GET /: a revoked token is inactive at once. An inactive ' +
-          'token, garbage included, is `{"active": false}` and nothing more. Public clients are refused.',
-        consumes: ['application/x-www-form-urlencoded'],
-        body: IntrospectRequest,
-        response: {
-          200: IntrospectResponse,
-          400: oauthErrorAnswer('No token, or contradictory client credentials.', [
-            ErrorCode.invalidRequest,
-            'token is required (RFC 7662 §2.1)',
-          ]),
-          401: invalidClientAnswer('No confidential client authenticated.'),
-          415: errorAnswer('The body is not a form.', ErrorCode.unsupportedMediaType),
-          422: { ...validationErrorRef, description: 'A form field is too long.' },
-          503: serviceUnavailable,
-        },
-      },
-      preValidation: requireForm,
-    },
-    async (request, reply) => {
-      const { body } = request
-      // RFC 7662 §2.1: the caller authenticates before anything is said about the token.
-      await clients.auth.authenticateConfidential(
-        presentedCredentials(request.headers.authorization, body),
-        origin(request),
-      )
-      if (body.token === undefined) {
-        throw new DomainError(ErrorCode.invalidRequest, 'token is required (RFC 7662 §2.1)')
-      }
-      noStore(reply)
-      return clients.introspection.introspect(body.token)
     },
   )
 }
