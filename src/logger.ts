@@ -3,6 +3,7 @@
 import pino, { type DestinationStream, type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import type { LogLevel } from './config.js'
+import { batchedLines } from './lib/batched-lines.js'
 
 // Fixed paths only: a leading wildcard (`*.password`) makes pino walk every value of every line,
 // 2-3 µs a request on GET / (bench/run.mjs), to guard against lines no code writes.
@@ -79,12 +80,10 @@ export function createLogger(level: LogLevel, format: LogFormat = 'auto'): Logge
   const isTTY = Boolean(process.stdout.isTTY)
   if (format === 'pretty' || (format === 'auto' && isTTY))
     return pino(options, prettyStream(undefined, isTTY))
-  const stdout = pino.destination({
-    dest: 1,
-    sync: true,
-    minLength: FLUSH_AT_BYTES,
-    maxWrite: WRITE_MAX_BYTES,
-    periodicFlush: FLUSH_EVERY_MS,
+  const stdout = batchedLines(1, {
+    flushAtBytes: FLUSH_AT_BYTES,
+    maxWriteBytes: WRITE_MAX_BYTES,
+    flushEveryMs: FLUSH_EVERY_MS,
   })
   process.once('exit', () => {
     try {

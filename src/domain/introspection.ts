@@ -33,6 +33,8 @@ export interface IntrospectionService {
 }
 
 const INACTIVE = Object.freeze({ active: false as const })
+// Far longer than any token we issue; the body limit bounds what arrives at all.
+const MAX_TOKEN_LENGTH = 8192
 
 export function createIntrospection({
   tokens,
@@ -48,6 +50,8 @@ export function createIntrospection({
 }): IntrospectionService {
   return {
     introspect(token) {
+      // RFC 7662 §2.2: a token that "does not exist on this server" is inactive, and says no more.
+      if (token.length > MAX_TOKEN_LENGTH) return INACTIVE
       // Client tokens first: their `typ: at+jwt` header tells them apart before any signature is
       // checked, so a user token costs one map lookup here.
       const client = clientTokens.active(token)

