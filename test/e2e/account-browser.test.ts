@@ -5,7 +5,12 @@
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
-import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
+import {
+  hasChromium as chromiumInstalled,
+  launchChromium,
+  withPage as openPage,
+  PHONE,
+} from '../helpers/browser.js'
 import { account, bearer, greet, logIn, pairOf } from '../helpers/http.js'
 import { codeAt, MFA_KEY } from '../helpers/mfa.js'
 import { SoftwarePasskey } from '../helpers/passkey.js'
@@ -34,16 +39,7 @@ describe.skipIf(!hasChromium)('the account page, in Chromium', () => {
     await t?.close()
   })
 
-  async function withPage(run: (page: Page, problems: string[]) => Promise<void>) {
-    const context = await browser.newContext({ viewport: { width: 375, height: 667 }, isMobile: true })
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      await run(page, await watchProblems(page))
-    } finally {
-      await context.close()
-    }
-  }
+  const withPage = (run: (page: Page, problems: string[]) => Promise<void>) => openPage(browser, run, PHONE)
 
   it('signs in to reach it; turns TOTP on from the QR key and off; removes a passkey; signs out another session; changes the password', {
     timeout: 90_000,

@@ -13,7 +13,7 @@ import type { Client } from '../../src/domain/clients.js'
 import type { Services } from '../../src/services.js'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
 import { CHALLENGE, VERIFIER } from '../helpers/authorization-codes.js'
-import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
+import { hasChromium as chromiumInstalled, launchChromium, withPage as openPage } from '../helpers/browser.js'
 import { signUp } from '../helpers/http.js'
 
 const hasChromium = chromiumInstalled()
@@ -113,16 +113,8 @@ describe.skipIf(!hasChromium)('the authorization code flow, in Chromium', () => 
     )
 
   /** A fresh context and page that record every problem; closed after `run`. */
-  async function withPage(run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>) {
-    const context = await browser.newContext()
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      await run(page, await watchProblems(page), context)
-    } finally {
-      await context.close()
-    }
-  }
+  const withPage = (run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>) =>
+    openPage(browser, run)
 
   /** Every document the page navigated to, in order. */
   function visited(page: Page): string[] {

@@ -1,7 +1,12 @@
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
-import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
+import {
+  hasChromium as chromiumInstalled,
+  launchChromium,
+  withPage as openPage,
+  PHONE,
+} from '../helpers/browser.js'
 import { greet, logIn, pairOf } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
 import { TestSmtpServer } from '../helpers/smtp.js'
@@ -32,16 +37,7 @@ describe.skipIf(!hasChromium)('the email pages, in Chromium', () => {
     await smtp?.close()
   })
 
-  async function withPage(run: (page: Page, problems: string[]) => Promise<void>) {
-    const context = await browser.newContext({ viewport: { width: 375, height: 667 }, isMobile: true })
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      await run(page, await watchProblems(page))
-    } finally {
-      await context.close()
-    }
-  }
+  const withPage = (run: (page: Page, problems: string[]) => Promise<void>) => openPage(browser, run, PHONE)
   const linkIn = (text: string) => /https?:\/\/\S+/.exec(text)?.[0] ?? ''
 
   it('verifies an address from the link in its mail, with a button (the link alone changes nothing)', {

@@ -7,7 +7,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
-import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
+import { hasChromium as chromiumInstalled, launchChromium, withPage as openPage } from '../helpers/browser.js'
 import { account } from '../helpers/http.js'
 import { codeAt, enrolTotp, MFA_KEY, withOtp } from '../helpers/mfa.js'
 
@@ -40,19 +40,10 @@ describe.skipIf(!hasChromium)('the second step of the login page, in Chromium', 
     await t?.close()
   })
 
-  async function withPage(
+  const withPage = (
     run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>,
     options: Parameters<Browser['newContext']>[0] = {},
-  ) {
-    const context = await browser.newContext(options)
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      await run(page, await watchProblems(page), context)
-    } finally {
-      await context.close()
-    }
-  }
+  ) => openPage(browser, run, options)
 
   const resolve = async (context: BrowserContext) =>
     servicesOf(t.app)?.browserSessions.resolve(

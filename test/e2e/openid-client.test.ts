@@ -15,7 +15,7 @@ import * as oidc from 'openid-client'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PASSWORD, tempDir } from '../helpers/app.js'
-import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
+import { hasChromium as chromiumInstalled, launchChromium, withPage as openPage } from '../helpers/browser.js'
 import { runCli } from '../helpers/cli.js'
 import { copyProject } from '../helpers/project-copy.js'
 import { freePort, type Spawned, STARTED_LINE, spawnUntilReady } from '../helpers/server-process.js'
@@ -175,18 +175,11 @@ describe.skipIf(!hasChromium)('OpenID Connect against npm start, in Chromium', (
     return { url, checks }
   }
 
-  async function withPage(run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>) {
-    const context = await browser.newContext()
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      const problems = await watchProblems(page)
+  const withPage = (run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>) =>
+    openPage(browser, async (page, problems, context) => {
       await run(page, problems, context)
       expect(problems).toEqual([])
-    } finally {
-      await context.close()
-    }
-  }
+    })
 
   /** Every AuthGate document the page navigated to, in order. */
   function visited(page: Page): string[] {

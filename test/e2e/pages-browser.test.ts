@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import { sha256Hex } from '../../src/lib/crypto.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { hasChromium as chromiumInstalled, launchChromium, watchProblems } from '../helpers/browser.js'
+import { hasChromium as chromiumInstalled, launchChromium, withPage as openPage } from '../helpers/browser.js'
 import { signUp } from '../helpers/http.js'
 
 const hasChromium = chromiumInstalled()
@@ -103,20 +103,10 @@ describe.skipIf(!hasChromium)('the login and sign-up pages, in Chromium', () => 
   })
 
   /** A fresh context and page that record every problem; closed after `run`. */
-  async function withPage(
+  const withPage = (
     run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>,
     options: Parameters<Browser['newContext']>[0] = {},
-  ) {
-    const context = await browser.newContext(options)
-    try {
-      const page = await context.newPage()
-      page.setDefaultTimeout(15_000)
-      const problems = await watchProblems(page)
-      await run(page, problems, context)
-    } finally {
-      await context.close()
-    }
-  }
+  ) => openPage(browser, run, options)
 
   /** The browser session a cookie names, as the app's own service reads it back. */
   const resolve = (cookie: string | undefined) => servicesOf(t.app)?.browserSessions.resolve(cookie)

@@ -1,6 +1,6 @@
 // What the Chromium tests share: where Chromium is, and the watch for every problem a page reports.
 import { existsSync } from 'node:fs'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { requirePrerequisite } from './prerequisite.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
@@ -45,4 +45,26 @@ export async function watchProblems(page: Page): Promise<string[]> {
   })
   await page.addInitScript({ content: REPORT_CSP_VIOLATIONS })
   return problems
+}
+
+/** A phone-sized screen, for the pages that must be usable on one. */
+export const PHONE = { viewport: { width: 375, height: 667 }, isMobile: true } as const
+
+/**
+ * Runs `run` in a fresh browser context (no cookies from another test) with one page, whose steps
+ * wait at most 15 s, and the problems that page reports; the context is closed whatever happens.
+ */
+export async function withPage(
+  browser: Browser,
+  run: (page: Page, problems: string[], context: BrowserContext) => Promise<void>,
+  options: Parameters<Browser['newContext']>[0] = {},
+): Promise<void> {
+  const context = await browser.newContext(options)
+  try {
+    const page = await context.newPage()
+    page.setDefaultTimeout(15_000)
+    await run(page, await watchProblems(page), context)
+  } finally {
+    await context.close()
+  }
 }
