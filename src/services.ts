@@ -485,6 +485,7 @@ async function wireDomain(
     audit,
     clock,
     users: usersRepository,
+    challengeSecret: await settings.getOrInsert('webauthn_challenge_secret', randomSecret()),
   })
   const email = createEmailService({
     repository: createEmailRepository(db),

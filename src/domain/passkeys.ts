@@ -5,12 +5,19 @@
 // - Every challenge is random, short-lived and spent once (WebAuthn §13.4.3): the library hands
 //   the challenge it found in clientDataJSON to `expectedChallenge`, which spends it with a
 //   compare-and-swap before anything else, so a replayed response, or two racing, fail.
+// - A sign-in's challenge is stored only when it is spent: the options (unauthenticated, asked
+//   for on every view of the login page, for autofill) hand out a random nonce with its expiry,
+//   MACed under a deployment secret (signedLoginChallenge), and write nothing; verification checks
+//   the MAC and the expiry, then records the challenge as spent with an INSERT that only one of
+//   racing requests wins (OWASP ASVS 5.0 2.4.1: no unbounded writes from anonymous requests).
 // - The origin must be PUBLIC_URL's, and the relying-party ID its host (§7.1 steps 9, 15; §7.2).
 // - User verification is required (§7.2 step 17): a passkey alone is then two factors (something
 //   held, and a PIN or biometric), which is why it stands in for the password and TOTP both
 //   (NIST SP 800-63B §5.1.8/§5.1.9 multi-factor cryptographic authenticators).
 // - A signature counter that does not move forward flags a possibly cloned authenticator
 //   (§6.1.1, §7.2 step 21): refused, and audited.
+
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -48,6 +55,38 @@ export interface StoredPasskey {
 
 export type ChallengePurpose = 'register' | 'login'
 
+// A sign-in challenge: 16 random bytes, the expiry (ms, 8 bytes big-endian) and 16 bytes of
+// HMAC-SHA256 over both under the deployment's secret, with a purpose label of its own.
+const NONCE_BYTES = 16
+const MAC_BYTES = 16
+const LOGIN_CHALLENGE_BYTES = NONCE_BYTES + 8 + MAC_BYTES
+const loginMac = (secret: string, body: Uint8Array) =>
+  createHmac('sha256', secret)
+    .update('authgate-webauthn-login-v1!')
+    .update(body)
+    .digest()
+    .subarray(0, MAC_BYTES)
+
+/** The bytes of a fresh sign-in challenge valid until `expiresAt`. */
+export function signedLoginChallenge(secret: string, expiresAt: number): Uint8Array<ArrayBuffer> {
+  const body = Buffer.alloc(NONCE_BYTES + 8)
+  randomBytes(NONCE_BYTES).copy(body)
+  body.writeBigUInt64BE(BigInt(expiresAt), NONCE_BYTES)
+  const bytes = new Uint8Array(LOGIN_CHALLENGE_BYTES)
+  bytes.set(body)
+  bytes.set(loginMac(secret, body), body.length)
+  return bytes
+}
+
+/** The expiry of a sign-in challenge (base64url, as clientDataJSON carries it) we made, or undefined. */
+export function loginChallengeExpiry(secret: string, challenge: string): number | undefined {
+  const bytes = Buffer.from(challenge, 'base64url')
+  if (bytes.length !== LOGIN_CHALLENGE_BYTES || bytes.toString('base64url') !== challenge) return undefined
+  const body = bytes.subarray(0, NONCE_BYTES + 8)
+  if (!timingSafeEqual(loginMac(secret, body), bytes.subarray(NONCE_BYTES + 8))) return undefined
+  return Number(body.readBigUInt64BE(NONCE_BYTES))
+}
+
 export interface PasskeysRepository {
   insertChallenge(c: {
     challenge: string
@@ -56,6 +95,11 @@ export interface PasskeysRepository {
     createdAt: number
     expiresAt: number
   }): Promise<void>
+  /**
+   * Records a sign-in challenge (signedLoginChallenge) as spent: true for the first request to
+   * spend it, false for every later or concurrent one.
+   */
+  spendLoginChallenge(challenge: string, at: number, expiresAt: number): Promise<boolean>
   /** Spends the challenge if it is unspent, unexpired at `at`, and for `purpose` and `userId`. */
   consumeChallenge(
     challenge: string,
@@ -119,6 +163,8 @@ export function createPasskeyService(deps: {
   clock: Clock
   /** The user a WebAuthn user handle (our subject) names, for the sign-in check. */
   users: Pick<UsersRepository, 'findById' | 'findBySubject'>
+  /** The deployment's secret (every instance's) that sign-in challenges are MACed under. */
+  challengeSecret: string
 }) {
   const { repository, relyingParty, audit, clock, users } = deps
   const rp = (): RelyingParty => {
@@ -138,6 +184,12 @@ export function createPasskeyService(deps: {
   }
   const spend = (purpose: ChallengePurpose, userId: number | null) => (challenge: string) =>
     repository.consumeChallenge(challenge, purpose, userId, clock.now())
+  const spendLogin = async (challenge: string) => {
+    const expiresAt = loginChallengeExpiry(deps.challengeSecret, challenge)
+    const now = clock.now()
+    if (expiresAt === undefined || expiresAt <= now) return false
+    return repository.spendLoginChallenge(challenge, now, expiresAt)
+  }
 
   return {
     available: () => relyingParty !== undefined,
@@ -223,8 +275,8 @@ export function createPasskeyService(deps: {
         timeout: WEBAUTHN_TIMEOUT_MS,
         userVerification: 'required',
         allowCredentials: [],
+        challenge: signedLoginChallenge(deps.challengeSecret, clock.now() + WEBAUTHN_TIMEOUT_MS),
       })
-      await challengeFor(options.challenge, 'login', null)
       return options
     },
 
@@ -260,7 +312,7 @@ export function createPasskeyService(deps: {
       try {
         verified = await (await webauthn()).verifyAuthenticationResponse({
           response,
-          expectedChallenge: spend('login', null),
+          expectedChallenge: spendLogin,
           expectedOrigin: party.origin,
           expectedRPID: party.id,
           credential: {

@@ -33,6 +33,24 @@ export function createPasskeysRepository(db: Db): PasskeysRepository {
         .execute()
     },
 
+    async spendLoginChallenge(challenge, at, expiresAt) {
+      // The primary key decides: of racing requests, exactly one inserts (PostgreSQL's unique
+      // index; SQLite serialises writers). Kept, spent, until it expires and is pruned.
+      const inserted = await db
+        .insertInto('authgate_webauthn_challenges')
+        .values({
+          challenge,
+          purpose: 'login',
+          user_id: null,
+          created_at: at,
+          expires_at: expiresAt,
+          consumed_at: at,
+        })
+        .onConflict((oc) => oc.column('challenge').doNothing())
+        .executeTakeFirst()
+      return (inserted.numInsertedOrUpdatedRows ?? 0n) > 0n
+    },
+
     async consumeChallenge(challenge, purpose, userId, at) {
       // One statement: of two requests with one challenge, exactly one matches (PostgreSQL's row
       // lock re-checks the WHERE; SQLite serialises writers).

@@ -1,9 +1,13 @@
 // Passkeys' refusals that need no browser (issue 13 item 2; the ceremonies themselves are in
 // test/e2e/passkeys-browser.test.ts): malformed and unknown answers get a clear 4xx and change
-// nothing, a PUBLIC_URL without a domain name turns passkeys off, and options are single use.
+// nothing, a PUBLIC_URL without a domain name turns passkeys off, and sign-in challenges are
+// stored only once spent, once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signedLoginChallenge, WEBAUTHN_TIMEOUT_MS } from '../../src/domain/passkeys.js'
+import { frozenClock } from '../../src/lib/clock.js'
 import { buildTestApp, inspect, type TestApp } from '../helpers/app.js'
 import { account, bearer } from '../helpers/http.js'
+import { SoftwarePasskey } from '../helpers/passkey.js'
 
 const JSON_TYPE = { 'content-type': 'application/json' }
 const b64 = (s: string) => Buffer.from(s).toString('base64url')
@@ -22,8 +26,9 @@ const assertion = (id: string) => ({
 
 describe('passkeys on a domain', () => {
   let t: TestApp
+  const clock = frozenClock()
   beforeAll(async () => {
-    t = await buildTestApp({ PUBLIC_URL: 'https://auth.example.test' })
+    t = await buildTestApp({ PUBLIC_URL: 'https://auth.example.test' }, { clock })
   })
   afterAll(async () => {
     await t.close()
@@ -37,23 +42,79 @@ describe('passkeys on a domain', () => {
       payload: JSON.stringify(payload),
     })
 
-  it('hands out single-use options for this relying party, and stores only what they need', async () => {
-    const res = await post('/auth/webauthn/login/options', {})
-    expect(res.statusCode).toBe(200)
-    expect(res.headers['cache-control']).toBe('no-store')
-    const options = res.json()
-    expect(options).toMatchObject({
-      rpId: 'auth.example.test',
-      userVerification: 'required',
-      allowCredentials: [],
-    })
-    expect(Buffer.from(options.challenge, 'base64url').length).toBeGreaterThanOrEqual(16)
-    const row = await inspect(t.dbUrl)
-      .selectFrom('authgate_webauthn_challenges')
-      .selectAll()
-      .where('challenge', '=', options.challenge)
-      .executeTakeFirstOrThrow()
-    expect(row).toMatchObject({ purpose: 'login', user_id: null, consumed_at: null })
+  const challengeRows = async () =>
+    Number(
+      (
+        await inspect(t.dbUrl)
+          .selectFrom('authgate_webauthn_challenges')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    )
+
+  it('hands out sign-in options for this relying party, and writes nothing for them', async () => {
+    const before = await challengeRows()
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => post('/auth/webauthn/login/options', {})),
+    )
+    const challenges = new Set<string>()
+    for (const res of answers) {
+      expect(res.statusCode).toBe(200)
+      expect(res.headers['cache-control']).toBe('no-store')
+      const options = res.json()
+      expect(options).toMatchObject({
+        rpId: 'auth.example.test',
+        userVerification: 'required',
+        allowCredentials: [],
+      })
+      // A 16-byte random nonce, its expiry and a MAC (domain/passkeys.ts signedLoginChallenge).
+      expect(Buffer.from(options.challenge, 'base64url').length).toBe(40)
+      challenges.add(options.challenge)
+    }
+    expect(challenges.size).toBe(20)
+    // The login page asks on every view, unauthenticated: nothing is stored until one is spent.
+    expect(await challengeRows()).toBe(before)
+  })
+
+  it('signs in once per challenge, and never with a challenge it did not make or one expired', async () => {
+    const { access_token } = await account(t.app, 'signs-in')
+    const registration = (await post('/auth/webauthn/register/options', {}, bearer(access_token))).json()
+    const passkey = new SoftwarePasskey('auth.example.test', 'https://auth.example.test')
+    const registered = await post(
+      '/auth/webauthn/register/verify',
+      passkey.register(registration),
+      bearer(access_token),
+    )
+    expect(registered.statusCode, registered.body).toBe(201)
+    const fresh = async () => (await post('/auth/webauthn/login/options', {})).json().challenge as string
+
+    // A challenge whose MAC is wrong (one byte of it changed), and one of our own format under a
+    // MAC made with another secret: both refused, and nothing recorded.
+    const genuine = Buffer.from(await fresh(), 'base64url')
+    const tampered = Buffer.from(genuine)
+    tampered[39] = (tampered[39] as number) ^ 1
+    const foreign = Buffer.from(signedLoginChallenge('another deployment', clock.now() + 60_000))
+    const before = await challengeRows()
+    for (const bytes of [tampered, foreign]) {
+      const res = await post('/auth/webauthn/login/verify', passkey.assert(bytes.toString('base64url')))
+      expect(res.statusCode, res.body).toBe(400)
+    }
+    expect(await challengeRows()).toBe(before)
+
+    // A genuine one: one sign-in, then the same assertion again is refused (spent). From an
+    // authenticator without a counter (always 0, which WebAuthn §6.1.1 allows), so the spent
+    // challenge alone refuses the replay.
+    passkey.counter = -1
+    const assertion = passkey.assert(await fresh())
+    expect((await post('/auth/webauthn/login/verify', assertion)).statusCode).toBe(200)
+    expect((await post('/auth/webauthn/login/verify', assertion)).statusCode).toBe(400)
+    expect(await challengeRows()).toBe(before + 1)
+
+    // Past WEBAUTHN_TIMEOUT_MS: refused, though its MAC is good.
+    passkey.counter = -1
+    const late = passkey.assert(await fresh())
+    clock.advance(WEBAUTHN_TIMEOUT_MS + 1)
+    expect((await post('/auth/webauthn/login/verify', late)).statusCode).toBe(400)
   })
 
   it('refuses an unknown credential with 400, and a malformed body with 422, never a 500', async () => {

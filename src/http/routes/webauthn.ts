@@ -163,7 +163,8 @@ export function passkeyLoginRoutes(
         summary: 'Passkey Sign-in Options',
         description:
           'Options for `navigator.credentials.get()`: any passkey of this site, user verification ' +
-          'required (no username needed). The challenge works once, for 5 minutes.',
+          'required (no username needed). The challenge works once, for 5 minutes; nothing is ' +
+          'stored until it is used (it carries its expiry under a MAC).',
         response: { 200: CredentialOptions, 503: unavailable },
       },
     },
