@@ -10,6 +10,7 @@ import {
   launchChromium,
   withPage as openPage,
   PHONE,
+  refusedForm,
 } from '../helpers/browser.js'
 import { account, bearer, greet, logIn, pairOf } from '../helpers/http.js'
 import { codeAt, MFA_KEY } from '../helpers/mfa.js'
@@ -18,8 +19,6 @@ import { freePort } from '../helpers/server-process.js'
 
 const hasChromium = chromiumInstalled()
 const NEW_PASSWORD = 'a brand new horse battery staple'
-const refusedForm = (status: string, url: string) =>
-  `Failed to load resource: the server responded with a status of ${status} @ ${url}`
 
 describe.skipIf(!hasChromium)('the account page, in Chromium', () => {
   let browser: Browser

@@ -6,6 +6,7 @@ import {
   launchChromium,
   withPage as openPage,
   PHONE,
+  refusedForm,
 } from '../helpers/browser.js'
 import { greet, logIn, pairOf } from '../helpers/http.js'
 import { freePort } from '../helpers/server-process.js'
@@ -13,8 +14,6 @@ import { TestSmtpServer } from '../helpers/smtp.js'
 
 const hasChromium = chromiumInstalled()
 const NEW_PASSWORD = 'a brand new horse battery staple'
-const refusedForm = (status: string, url: string) =>
-  `Failed to load resource: the server responded with a status of ${status} @ ${url}`
 
 describe.skipIf(!hasChromium)('the email pages, in Chromium', () => {
   let browser: Browser

@@ -7,14 +7,17 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import { buildTestApp, PASSWORD, type TestApp } from '../helpers/app.js'
-import { hasChromium as chromiumInstalled, launchChromium, withPage as openPage } from '../helpers/browser.js'
+import {
+  hasChromium as chromiumInstalled,
+  launchChromium,
+  withPage as openPage,
+  refusedForm,
+} from '../helpers/browser.js'
 import { account } from '../helpers/http.js'
 import { codeAt, enrolTotp, MFA_KEY, withOtp } from '../helpers/mfa.js'
 
 const hasChromium = chromiumInstalled()
 const STEP = 30_000
-const refusedForm = (status: string, url: string) =>
-  `Failed to load resource: the server responded with a status of ${status} @ ${url}`
 
 describe.skipIf(!hasChromium)('the second step of the login page, in Chromium', () => {
   let browser: Browser

@@ -10,7 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servicesOf } from '../../src/app.js'
 import { sha256Hex } from '../../src/lib/crypto.js'
 import { buildTestApp, inspect, PASSWORD, type TestApp } from '../helpers/app.js'
-import { hasChromium as chromiumInstalled, launchChromium, withPage as openPage } from '../helpers/browser.js'
+import {
+  hasChromium as chromiumInstalled,
+  launchChromium,
+  withPage as openPage,
+  refusedForm,
+} from '../helpers/browser.js'
 import { signUp } from '../helpers/http.js'
 
 const hasChromium = chromiumInstalled()
@@ -22,8 +27,6 @@ const hasChromium = chromiumInstalled()
  * form with its status (400, 422, 429...), and Chromium reports every one. The only console
  * error a test allows, and only where it posted a form that must be refused.
  */
-const refusedForm = (status: string, url: string) =>
-  `Failed to load resource: the server responded with a status of ${status} @ ${url}`
 
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -47,6 +47,10 @@ export async function watchProblems(page: Page): Promise<string[]> {
   return problems
 }
 
+/** What Chromium reports (a console error) when a form's answer is a 4xx page, as it should be. */
+export const refusedForm = (status: string, url: string) =>
+  `Failed to load resource: the server responded with a status of ${status} @ ${url}`
+
 /** A phone-sized screen, for the pages that must be usable on one. */
 export const PHONE = { viewport: { width: 375, height: 667 }, isMobile: true } as const
 
